@@ -1,0 +1,5 @@
+"""``python -m tailhub`` runs the command-line interface."""
+
+from tailhub.cli import main
+
+main()

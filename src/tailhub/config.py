@@ -1,0 +1,189 @@
+"""The hub's settings: one frozen object built from flags and environment, then validated.
+
+Every setting has a default, an environment variable and a flag; a flag wins over the
+variable. Times are in milliseconds, as in the original hub, unless a unit is given
+(``500ms``, ``30s``, ``5m``, ``2h``, ``7d``); sizes are bytes unless a unit is given
+(``64KiB``, ``1MiB``). A bad value raises :class:`ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from tailhub.paths import default_data_dir
+
+__all__ = ["LOG_LEVELS", "OPTIONS", "ConfigError", "Option", "Settings", "build_settings"]
+
+LOG_LEVELS: Final = ("trace", "debug", "info", "warn", "error", "fatal")
+
+
+class ConfigError(Exception):
+    """A setting with a value the hub cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its field on :class:`Settings`, variable, flag, default and kind."""
+
+    name: str
+    env: str
+    default: str | None
+    kind: str
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: Final = (
+    Option("port", "PORT", "8080", "port", "listen port"),
+    Option("host", "HOST", "0.0.0.0", "str", "listen address"),
+    Option("auth_token", "AUTH_TOKEN", None, "secret", "shared token every connection presents"),
+    Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "30000", "ms", "ping round (ms)"),
+    Option("session_timeout", "SESSION_TIMEOUT", "300000", "ms", "idle session end (ms)"),
+    Option("max_sessions", "MAX_SESSIONS", "100", "count", "most active sessions"),
+    Option("log_level", "LOG_LEVEL", "info", "level", "hub log level"),
+    Option("data_dir", "TAILHUB_DATA_DIR", None, "path", "token file and history database"),
+    Option("history", "TAILHUB_HISTORY", "sqlite", "history", "history store: sqlite|memory"),
+    Option(
+        "retention_messages", "TAILHUB_RETENTION_MESSAGES", "100000", "count",
+        "messages kept per container",
+    ),
+    Option("retention_age", "TAILHUB_RETENTION_AGE", "7d", "ms", "how long messages are kept"),
+    Option(
+        "max_message_size", "TAILHUB_MAX_MESSAGE_SIZE", "1MiB", "size",
+        "largest frame accepted (close 1009 above it)",
+    ),
+    Option("max_connections", "TAILHUB_MAX_CONNECTIONS", "20000", "count", "most connections"),
+    Option(
+        "max_subscriptions", "TAILHUB_MAX_SUBSCRIPTIONS", "100", "count",
+        "most subscriptions per connection",
+    ),
+    Option(
+        "publish_rate", "TAILHUB_PUBLISH_RATE", "20000", "count0",
+        "messages per second one connection may publish (0: no limit)",
+    ),
+    Option(
+        "max_queue", "TAILHUB_MAX_QUEUE", "8MiB", "size",
+        "bytes a reader may fall behind before it is closed with 4429",
+    ),
+    Option(
+        "auth_timeout", "TAILHUB_AUTH_TIMEOUT", "5000", "ms",
+        "time a connection without a token has to send one (ms)",
+    ),
+    Option(
+        "allowed_origins", "TAILHUB_ALLOWED_ORIGINS", "", "list",
+        "comma-separated browser origins allowed (empty: any)",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the hub is configured with. Times are in seconds, sizes in bytes."""
+
+    port: int = 8080
+    host: str = "0.0.0.0"
+    auth_token: str | None = None
+    heartbeat_interval: float = 30.0
+    session_timeout: float = 300.0
+    max_sessions: int = 100
+    log_level: str = "info"
+    data_dir: Path = field(default_factory=default_data_dir)
+    history: str = "sqlite"
+    retention_messages: int = 100_000
+    retention_age: float = 7 * 86400.0
+    max_message_size: int = 1 << 20
+    max_connections: int = 20_000
+    max_subscriptions: int = 100
+    publish_rate: int = 20_000
+    max_queue: int = 8 << 20
+    auth_timeout: float = 5.0
+    allowed_origins: tuple[str, ...] = ()
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS: Final = {None: 0.001, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS: Final = {
+    None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 1 << 20, "gb": 10**9,
+    "gib": 1 << 30,
+}
+
+
+def _convert(option: Option, raw: str) -> object:
+    kind = option.kind
+    if kind in ("str", "secret"):
+        if kind == "secret" and raw == "":
+            return None
+        return raw
+    if kind == "path":
+        return Path(raw).expanduser()
+    if kind == "list":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if kind == "level":
+        level = raw.lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+    if kind == "history":
+        if raw not in ("sqlite", "memory"):
+            raise ValueError("must be sqlite or memory")
+        return raw
+    if kind == "ms":
+        match = _DURATION.match(raw)
+        if match is None:
+            raise ValueError("must be a duration in milliseconds (or with a unit: 30s, 5m, 7d)")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        if seconds <= 0:
+            raise ValueError("must be greater than 0")
+        return seconds
+    if kind == "size":
+        match = _SIZE.match(raw)
+        if match is None:
+            raise ValueError("must be a size in bytes (or with a unit: 64KiB, 1MiB)")
+        size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+        if size <= 0:
+            raise ValueError("must be greater than 0")
+        return size
+    try:
+        number = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if kind == "port" and not 0 <= number <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    if kind == "count" and number < 1:
+        raise ValueError("must be 1 or more")
+    if kind == "count0" and number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def build_settings(values: dict[str, tuple[str | None, bool]]) -> Settings:
+    """Build settings from raw strings.
+
+    Args:
+        values: for each option name, its raw value (None for the default) and whether it
+            came from the command line rather than the environment, for the error message.
+
+    Raises:
+        ConfigError: naming the variable (and flag) whose value is unusable.
+    """
+    converted: dict[str, object] = {}
+    for option in OPTIONS:
+        raw, from_flag = values.get(option.name, (None, False))
+        if raw is None:
+            raw = option.default
+        if raw is None:
+            continue
+        try:
+            converted[option.name] = _convert(option, raw)
+        except ValueError as exc:
+            where = f"{option.flag} (also {option.env})" if from_flag else option.env
+            shown = "(hidden)" if option.kind == "secret" else repr(raw)
+            raise ConfigError(f"invalid {where}: {shown} {exc}") from None
+    return Settings(**converted)  # type: ignore[arg-type]

@@ -1,0 +1,327 @@
+"""Decode client frames into checked messages, and encode what the hub sends.
+
+Everything here is a pure function of its arguments: bytes in, messages or bytes out, a
+:class:`ProtocolError` for anything the hub cannot accept. The error carries the code and
+the words sent back to the client.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+
+from tailhub.protocol.codes import ErrorCode
+from tailhub.protocol.messages import (
+    LEVELS,
+    PUBLISH_TYPES,
+    STATUSES,
+    Auth,
+    ClientMessage,
+    Command,
+    CommandData,
+    CompleteData,
+    Envelope,
+    ErrorData,
+    HeartbeatData,
+    LogData,
+    Publish,
+    SessionsRequest,
+    StatusData,
+    Subscribe,
+    Unsubscribe,
+)
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "ProtocolError",
+    "decode_client",
+    "encode",
+    "encode_ack",
+    "encode_error",
+    "encode_published",
+    "format_time",
+    "parse_time",
+    "validate_container_id",
+]
+
+MAX_ID_LENGTH: Final = 256
+_LEVEL_ALIASES: Final = {"warning": "warn", "fatal": "error", "trace": "debug", "err": "error"}
+_STATUS_ALIASES: Final = {"failed": "error"}
+_KNOWN_TYPES: Final = (
+    "subscribe, unsubscribe, log, status, heartbeat, complete, error, command, sessions, auth"
+)
+
+
+class ProtocolError(Exception):
+    """A frame the hub cannot accept: ``code`` and ``words`` go back to the client."""
+
+    def __init__(self, code: ErrorCode, words: str) -> None:
+        super().__init__(words)
+        self.code = code
+        self.words = words
+
+
+_envelope_decoder: Final = msgspec.json.Decoder(Envelope)
+_data_decoders: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    "log": msgspec.json.Decoder(LogData),
+    "status": msgspec.json.Decoder(StatusData),
+    "heartbeat": msgspec.json.Decoder(HeartbeatData),
+    "complete": msgspec.json.Decoder(CompleteData),
+    "error": msgspec.json.Decoder(ErrorData),
+    "command": msgspec.json.Decoder(CommandData),
+}
+_dict_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_encoder: Final = msgspec.json.Encoder()
+
+
+def format_time(unix: float) -> str:
+    """RFC 3339 UTC with milliseconds, as ``2024-01-01T00:00:00.000Z``."""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def parse_time(text: str, field: str = "timestamp") -> float:
+    """Parse an RFC 3339 time into Unix seconds.
+
+    Raises:
+        ProtocolError: ``invalid_message`` naming ``field`` when ``text`` is not such a time.
+    """
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            f"{field} must be an RFC 3339 time such as 2024-01-01T00:00:00Z, got {text[:64]!r}",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def validate_container_id(value: str | None, *, pattern: bool = False) -> str:
+    """Check a ``containerID``: 1 to 256 printable characters; ``*`` only in patterns.
+
+    Raises:
+        ProtocolError: ``invalid_message`` saying what is wrong with it.
+    """
+    if value is None or value == "":
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "containerID is required")
+    if len(value) > MAX_ID_LENGTH:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"containerID is longer than {MAX_ID_LENGTH} characters"
+        )
+    if not value.isprintable():
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, "containerID must not contain control characters"
+        )
+    if not pattern and "*" in value:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, "containerID may contain '*' only in a subscribe"
+        )
+    return value
+
+
+def _decode_data(kind: str, raw: msgspec.Raw, *, optional: bool = False) -> Any:
+    if not raw:
+        if optional:
+            return None
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind} needs a data object")
+    try:
+        return _data_decoders[kind].decode(raw)
+    except msgspec.ValidationError as exc:
+        words = str(exc).replace("`$.", "`data.").replace("`$`", "`data`")
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind}: {words}") from None
+
+
+def _rewrite(raw: msgspec.Raw, field: str, value: str) -> msgspec.Raw:
+    obj = _dict_decoder.decode(raw)
+    obj[field] = value
+    return msgspec.Raw(_encoder.encode(obj))
+
+
+def _normalise(value: str, allowed: tuple[str, ...], aliases: dict[str, str]) -> str | None:
+    if value in allowed:
+        return value
+    low = value.lower()
+    low = aliases.get(low, low)
+    return low if low in allowed else None
+
+
+def _publish(kind: str, env: Envelope, token: str | None) -> Publish:
+    container_id = validate_container_id(env.containerID)
+    raw = env.data
+    status = exit_code = level = None
+    if kind == "log":
+        log: LogData = _decode_data(kind, raw)
+        level = _normalise(log.level, LEVELS, _LEVEL_ALIASES)
+        if level is None:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                f"log level must be one of {', '.join(LEVELS)}, got {log.level[:32]!r}",
+            )
+        if level != log.level:
+            raw = _rewrite(raw, "level", level)
+    elif kind == "status":
+        st: StatusData = _decode_data(kind, raw)
+        status = _normalise(st.status, STATUSES, _STATUS_ALIASES)
+        if status is None:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                f"status must be one of {', '.join(STATUSES)} (or failed), "
+                f"got {st.status[:32]!r}",
+            )
+        if status != st.status:
+            raw = _rewrite(raw, "status", status)
+    elif kind == "complete":
+        done: CompleteData = _decode_data(kind, raw)
+        exit_code = done.exitCode
+    elif kind == "heartbeat":
+        if _decode_data(kind, raw, optional=True) is None:
+            raw = msgspec.Raw(b"{}")
+    else:
+        _decode_data(kind, raw)
+    if env.timestamp is not None:
+        parse_time(env.timestamp)
+    if env.id is not None and env.id < 1:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "id must be a positive integer")
+    producer = env.producer or ""
+    if len(producer) > MAX_ID_LENGTH:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"producer is longer than {MAX_ID_LENGTH} characters"
+        )
+    return Publish(
+        type=kind,
+        container_id=container_id,
+        data=raw,
+        timestamp=env.timestamp,
+        id=env.id,
+        producer=producer,
+        token=token,
+        status=status,
+        exit_code=exit_code,
+        level=level,
+    )
+
+
+def _subscribe(env: Envelope, token: str | None) -> Subscribe:
+    container_id = validate_container_id(env.containerID, pattern=True)
+    given = [name for name in ("since", "tail", "from") if getattr(env, _field(name)) is not None]
+    if len(given) > 1:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"give at most one of since, tail and from, not {given}"
+        )
+    if env.since is not None and env.since < 0:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "since must be 0 or more")
+    if env.tail is not None and env.tail < 0:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "tail must be 0 or more")
+    from_time = parse_time(env.from_, "from") if env.from_ is not None else None
+    return Subscribe(
+        container_id=container_id,
+        since=env.since,
+        tail=env.tail,
+        from_time=from_time,
+        token=token,
+    )
+
+
+def _field(name: str) -> str:
+    return "from_" if name == "from" else name
+
+
+def _command(env: Envelope, token: str | None) -> Command:
+    container_id = validate_container_id(env.containerID)
+    cmd: CommandData = _decode_data("command", env.data)
+    if not cmd.action:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "command: data.action must not be empty")
+    if cmd.action == "input" and cmd.text is None:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "command input needs data.text")
+    return Command(container_id=container_id, action=cmd.action, data=env.data, token=token)
+
+
+def decode_client(frame: bytes | str) -> ClientMessage:
+    """Decode and check one client frame.
+
+    Args:
+        frame: the payload of one WebSocket text (or binary) frame.
+
+    Returns:
+        The message, with its type in lower case and its fields checked.
+
+    Raises:
+        ProtocolError: ``invalid_json``, ``invalid_message`` or ``unknown_type``, with words
+            that say what was wrong.
+    """
+    try:
+        env = _envelope_decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if text.startswith("Expected `object`"):
+            text = "a message must be a JSON object, " + text[len("Expected `object`, ") :]
+        else:
+            text = text.replace("`$.", "`").replace("from_", "from")
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, text) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
+    token = env.auth.token if env.auth is not None and env.auth.token else env.token
+    kind = env.type.lower()
+    if kind in PUBLISH_TYPES:
+        return _publish(kind, env, token)
+    if kind == "subscribe":
+        return _subscribe(env, token)
+    if kind == "unsubscribe":
+        return Unsubscribe(
+            container_id=validate_container_id(env.containerID, pattern=True), token=token
+        )
+    if kind == "command":
+        return _command(env, token)
+    if kind == "sessions":
+        return SessionsRequest(token=token)
+    if kind == "auth":
+        if not token:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "auth needs a token")
+        return Auth(token=token)
+    raise ProtocolError(
+        ErrorCode.UNKNOWN_TYPE, f"unknown message type {env.type[:32]!r}; known: {_KNOWN_TYPES}"
+    )
+
+
+class _Published(msgspec.Struct):
+    type: str
+    containerID: str
+    timestamp: str
+    seq: int
+    data: msgspec.Raw
+
+
+def encode_published(
+    kind: str, container_id: str, timestamp: str, seq: int, data: msgspec.Raw
+) -> bytes:
+    """The one encoding of a stored, routed message: what subscribers and history get."""
+    return _encoder.encode(_Published(kind, container_id, timestamp, seq, data))
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Encode a hub reply (``subscribed``, ``sessions``, ``ack``, ...)."""
+    return _encoder.encode(message)
+
+
+def encode_error(
+    code: ErrorCode, words: str, *, container_id: str | None = None, id: int | None = None
+) -> bytes:
+    """The hub's ``error`` reply; ``id`` echoes the id of the message it answers."""
+    message: dict[str, Any] = {"type": "error"}
+    if container_id is not None:
+        message["containerID"] = container_id
+    if id is not None:
+        message["id"] = id
+    message["data"] = {"code": code.value, "error": words}
+    return _encoder.encode(message)
+
+
+def encode_ack(container_id: str, id: int, seq: int, producer: str = "") -> bytes:
+    """A cumulative ack: every message up to ``id`` from this producer is stored."""
+    message: dict[str, Any] = {"type": "ack", "containerID": container_id, "id": id, "seq": seq}
+    if producer:
+        message["producer"] = producer
+    return _encoder.encode(message)

@@ -1,0 +1,155 @@
+"""The messages of the tailhub protocol, as typed values.
+
+Inbound frames decode to one of the ``Client*`` classes below (see :mod:`tailhub.protocol.codec`).
+A container's published message keeps its ``data`` as the raw JSON it sent, checked but not
+rebuilt, so unknown fields a client adds travel through unchanged and the hub encodes each
+message exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "LEVELS",
+    "PUBLISH_TYPES",
+    "ROUTED_TYPES",
+    "STATUSES",
+    "Auth",
+    "ClientMessage",
+    "Command",
+    "Envelope",
+    "Publish",
+    "SessionsRequest",
+    "Subscribe",
+    "Unsubscribe",
+]
+
+LEVELS: Final = ("debug", "info", "warn", "error")
+STATUSES: Final = ("starting", "running", "completed", "error")
+PUBLISH_TYPES: Final = frozenset({"log", "status", "heartbeat", "complete", "error"})
+"""Types a container publishes for its ``containerID``."""
+ROUTED_TYPES: Final = frozenset({"log", "status", "complete", "error"})
+"""Published types that are stamped with ``seq``, stored and routed to subscribers.
+
+A ``heartbeat`` only refreshes the session and is answered; it is not history."""
+
+
+class AuthField(msgspec.Struct):
+    token: str | None = None
+
+
+class Envelope(msgspec.Struct):
+    """The fields any client frame may carry; ``data`` stays raw until the type is known."""
+
+    type: str
+    containerID: str | None = None
+    timestamp: str | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
+    auth: AuthField | None = None
+    token: str | None = None
+    since: int | None = None
+    tail: int | None = None
+    from_: str | None = msgspec.field(default=None, name="from")
+    id: int | None = None
+    producer: str | None = None
+
+
+class LogData(msgspec.Struct):
+    level: str
+    message: str
+    metadata: dict[str, Any] | None = None
+
+
+class StatusData(msgspec.Struct):
+    status: str
+    message: str | None = None
+
+
+class HeartbeatData(msgspec.Struct):
+    timestamp: str | None = None
+    uptime: float | None = None
+
+
+class CompleteData(msgspec.Struct):
+    exitCode: int
+    message: str | None = None
+    duration: float | None = None
+
+
+class ErrorData(msgspec.Struct):
+    error: str
+    code: str | None = None
+    details: Any = None
+
+
+class CommandData(msgspec.Struct):
+    action: str
+    text: str | None = None
+
+
+class Publish(msgspec.Struct, frozen=True):
+    """A container's message for ``container_id``, checked and normalised.
+
+    ``data`` is the JSON object to send on, as bytes; ``timestamp`` is the container's own,
+    or None for the hub to fill in. ``status`` is the normalised status of a ``status`` message
+    and ``exit_code`` that of a ``complete``: the session registry needs them.
+    """
+
+    type: str
+    container_id: str
+    data: msgspec.Raw
+    timestamp: str | None = None
+    id: int | None = None
+    producer: str = ""
+    token: str | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    level: str | None = None
+
+
+class Subscribe(msgspec.Struct, frozen=True):
+    """Subscribe to one container, or to a pattern (``*`` is every container).
+
+    At most one of ``since`` (every message with a greater ``seq``), ``tail`` (the last N)
+    and ``from_time`` (Unix seconds, messages the hub received at or after it) is set.
+    """
+
+    container_id: str
+    since: int | None = None
+    tail: int | None = None
+    from_time: float | None = None
+    token: str | None = None
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.container_id
+
+
+class Unsubscribe(msgspec.Struct, frozen=True):
+    container_id: str
+    token: str | None = None
+
+
+class Command(msgspec.Struct, frozen=True):
+    """A command for a container's own connection; ``data`` is sent on as is."""
+
+    container_id: str
+    action: str
+    data: msgspec.Raw
+    token: str | None = None
+
+
+class SessionsRequest(msgspec.Struct, frozen=True):
+    token: str | None = None
+
+
+class Auth(msgspec.Struct, frozen=True):
+    token: str | None = None
+
+
+ClientMessage = Publish | Subscribe | Unsubscribe | Command | SessionsRequest | Auth
+
+Kind = Literal["publish", "subscribe", "unsubscribe", "command", "sessions", "auth"]

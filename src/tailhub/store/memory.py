@@ -1,0 +1,135 @@
+"""History kept in the hub's memory: for tests, and for hubs that need no restart safety."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections import deque
+
+from tailhub.store.base import (
+    ContainerInfo,
+    DurableCallback,
+    Retention,
+    StoredMessage,
+    StoreSnapshot,
+)
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A :class:`~tailhub.store.base.HistoryStore` in memory; durable for the process' life."""
+
+    def __init__(self, retention: Retention | None = None) -> None:
+        self._retention = retention or Retention()
+        self._messages: dict[str, deque[StoredMessage]] = {}
+        self._info: dict[str, ContainerInfo] = {}
+        self._producers: dict[tuple[str, str], int] = {}
+        self._on_durable: DurableCallback | None = None
+        self._pending: dict[str, int] = {}
+        self._flush_scheduled = False
+
+    async def open(self, on_durable: DurableCallback) -> StoreSnapshot:
+        self._on_durable = on_durable
+        return StoreSnapshot(
+            containers={cid: ContainerInfo(i.last_seq, i.first_seq, i.messages, i.bytes)
+                        for cid, i in self._info.items()},
+            producers=dict(self._producers),
+        )
+
+    def append(
+        self,
+        container_id: str,
+        seq: int,
+        time: float,
+        payload: bytes,
+        producer: str = "",
+        pub_id: int | None = None,
+    ) -> None:
+        kept = self._messages.get(container_id)
+        if kept is None:
+            kept = self._messages[container_id] = deque()
+        info = self._info.get(container_id)
+        if info is None:
+            info = self._info[container_id] = ContainerInfo()
+        kept.append(StoredMessage(seq, time, payload))
+        info.last_seq = seq
+        info.messages += 1
+        info.bytes += len(payload)
+        if info.first_seq == 0:
+            info.first_seq = seq
+        if len(kept) > self._retention.max_messages:
+            self._drop_oldest(container_id, len(kept) - self._retention.max_messages)
+        if pub_id is not None:
+            self._producers[(container_id, producer)] = pub_id
+        self._pending[container_id] = seq
+        if not self._flush_scheduled and self._on_durable is not None:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._report_durable)
+
+    def _report_durable(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        if self._on_durable is not None and pending:
+            self._on_durable(list(pending.items()))
+
+    def _drop_oldest(self, container_id: str, count: int) -> int:
+        kept = self._messages[container_id]
+        info = self._info[container_id]
+        for _ in range(min(count, len(kept))):
+            dropped = kept.popleft()
+            info.messages -= 1
+            info.bytes -= len(dropped.payload)
+        info.first_seq = kept[0].seq if kept else 0
+        return count
+
+    def info(self, container_id: str) -> ContainerInfo | None:
+        return self._info.get(container_id)
+
+    async def read(
+        self,
+        container_id: str,
+        *,
+        after: int = 0,
+        tail: int | None = None,
+        since_time: float | None = None,
+        limit: int | None = None,
+    ) -> list[StoredMessage]:
+        kept = self._messages.get(container_id)
+        if not kept:
+            return []
+        items = list(kept)
+        if after > 0:
+            start = bisect.bisect_right(items, after, key=lambda m: m.seq)
+            items = items[start:]
+        if since_time is not None:
+            items = [m for m in items if m.time >= since_time]
+        if tail is not None:
+            items = items[len(items) - tail :] if tail > 0 else []
+        if limit is not None:
+            items = items[:limit]
+        return items
+
+    async def prune(self, now: float) -> int:
+        removed = 0
+        cutoff = now - self._retention.max_age
+        for container_id, kept in list(self._messages.items()):
+            old = 0
+            for message in kept:
+                if message.time >= cutoff:
+                    break
+                old += 1
+            over = len(kept) - self._retention.max_messages
+            count = max(old, over)
+            if count > 0:
+                removed += self._drop_oldest(container_id, count)
+            if not kept:
+                del self._messages[container_id]
+        return removed
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        if self._pending:
+            self._report_durable()

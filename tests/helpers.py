@@ -1,0 +1,164 @@
+"""Shared test helpers: a real hub process on a free port, and waiting without fixed sleeps.
+
+Every timeout in the tests is a multiple of ``UNIT`` (seconds), scaled by the environment
+variable ``TAILHUB_TEST_TIMEOUT_FACTOR`` for slow machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+UNIT = 1.0 * float(os.environ.get("TAILHUB_TEST_TIMEOUT_FACTOR", "1"))
+TOKEN = "test-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class HubProcess:
+    """A ``tailhub serve`` child process on a free loopback port, with its own data dir."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        token: str | None = TOKEN,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.token = token
+        self.port = port or free_port()
+        self.extra_env = env or {}
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "hub.log"
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, **query: str) -> str:
+        params = {"token": self.token or "", **query} if self.token else dict(query)
+        text = "&".join(f"{k}={v}" for k, v in params.items())
+        return self.url + ("?" + text if text else "")
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tailhub", "serve", *self.args]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("AUTH_TOKEN", "PORT", "HOST")}
+        env.update(
+            PORT=str(self.port),
+            HOST="127.0.0.1",
+            TAILHUB_DATA_DIR=str(self.data_dir),
+            LOG_LEVEL=env.get("TAILHUB_TEST_LOG_LEVEL", "info"),
+        )
+        if self.token:
+            env["AUTH_TOKEN"] = self.token
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> HubProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + 20 * UNIT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}: {self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"hub did not start listening: {self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=20 * UNIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> HubProcess:
+        self.kill()
+        return self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        return events
+
+
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 5 * UNIT
+) -> None:
+    """Poll ``predicate`` until it is true (for state with no event to await)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def receive_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5 * UNIT) -> Any:
+    """The next text message as JSON; fails on close or timeout."""
+    msg = await ws.receive(timeout=timeout)
+    if msg.type != aiohttp.WSMsgType.TEXT:
+        raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} {msg.extra!r}")
+    return json.loads(msg.data)
+
+
+async def receive_type(
+    ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5 * UNIT
+) -> Any:
+    """The next message of type ``kind``, skipping others."""
+    while True:
+        message = await receive_json(ws, timeout)
+        if message.get("type") == kind:
+            return message
