@@ -1,0 +1,336 @@
+"""Local connections, their subscriptions, and fan-out with bounded per-connection queues.
+
+The hub knows only the connections of this process. Fan-out never awaits: a frame is appended
+to each receiver's pending list, and once per event-loop iteration every connection with
+pending frames gets them in one write. What a connection has not yet taken stays in its
+transport's buffer; when that exceeds ``max_queue`` bytes the connection is closed with 4429
+and released, so one slow reader never holds memory or slows anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from fnmatch import fnmatchcase
+from typing import Protocol
+
+from tailhub.core.stats import Stats
+from tailhub.protocol import CloseCode
+
+__all__ = ["Connection", "Hub", "Peer"]
+
+
+class Peer(Protocol):
+    """What the hub needs of a client's transport. Every method returns at once."""
+
+    def write(self, data: bytes) -> None:
+        """Queue already-framed bytes for sending."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the network."""
+        ...
+
+    def ping(self) -> None:
+        """Send a WebSocket ping."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Start closing with ``code``; the transport is released even if the peer is stuck."""
+        ...
+
+
+class Connection:
+    """One client connection as the hub sees it."""
+
+    __slots__ = (
+        "alive",
+        "authenticated",
+        "catching_up",
+        "closed",
+        "id",
+        "opened",
+        "patterns",
+        "peer",
+        "pending",
+        "published",
+        "remote",
+        "subscriptions",
+        "tasks",
+        "_allowance",
+        "_rate",
+        "_rate_at",
+    )
+
+    def __init__(
+        self, id: int, peer: Peer, *, remote: str = "", authenticated: bool, rate: int = 0
+    ) -> None:
+        self.id = id
+        self.peer = peer
+        self.remote = remote
+        self.authenticated = authenticated
+        self.alive = True
+        self.closed = False
+        self.opened = time.monotonic()
+        self.subscriptions: set[str] = set()
+        self.patterns: set[str] = set()
+        self.published: set[str] = set()
+        self.catching_up: dict[str, list[bytes]] = {}
+        self.pending: list[bytes] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._rate = rate
+        self._allowance = float(rate)
+        self._rate_at = time.monotonic()
+
+    def allow_publish(self, mono: float) -> bool:
+        """Token bucket: ``rate`` messages a second, bursts of up to one second's worth."""
+        if self._rate == 0:
+            return True
+        self._allowance = min(
+            float(self._rate), self._allowance + (mono - self._rate_at) * self._rate
+        )
+        self._rate_at = mono
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self.subscriptions) + len(self.patterns)
+
+
+class Hub:
+    """This process' connections and what each subscribed to."""
+
+    def __init__(
+        self, framer: Callable[[bytes], bytes], max_queue: int, stats: Stats
+    ) -> None:
+        self._frame = framer
+        self._max_queue = max_queue
+        self._stats = stats
+        self.connections: dict[int, Connection] = {}
+        self._subs: dict[str, set[Connection]] = {}
+        self._catching: dict[str, set[Connection]] = {}
+        self._patterns: dict[str, set[Connection]] = {}
+        self._publishers: dict[str, set[Connection]] = {}
+        self._dirty: list[Connection] = []
+        self._received: list[float] = []
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_id = 0
+        self.on_slow: Callable[[Connection], None] | None = None
+
+    # -- connections -------------------------------------------------------------------
+
+    def connect(self, peer: Peer, *, remote: str, authenticated: bool, rate: int) -> Connection:
+        self._next_id += 1
+        conn = Connection(
+            self._next_id, peer, remote=remote, authenticated=authenticated, rate=rate
+        )
+        self.connections[conn.id] = conn
+        self._stats.connections_opened += 1
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a connection and release everything it held. Idempotent."""
+        if self.connections.pop(conn.id, None) is None:
+            return
+        conn.closed = True
+        self._stats.connections_closed += 1
+        self.release(conn)
+        for task in list(conn.tasks):
+            task.cancel()
+
+    def release(self, conn: Connection) -> None:
+        """Drop every subscription and publisher role of ``conn``."""
+        for container_id in conn.subscriptions:
+            _discard(self._subs, container_id, conn)
+        for container_id in conn.catching_up:
+            _discard(self._catching, container_id, conn)
+        for pattern in conn.patterns:
+            _discard(self._patterns, pattern, conn)
+        for container_id in conn.published:
+            _discard(self._publishers, container_id, conn)
+        conn.subscriptions.clear()
+        conn.catching_up.clear()
+        conn.patterns.clear()
+        conn.published.clear()
+        conn.pending = None
+
+    def close(self, conn: Connection, code: int, reason: str) -> None:
+        """Release ``conn`` now and start closing its transport."""
+        if conn.closed:
+            return
+        conn.closed = True
+        self.release(conn)
+        conn.peer.close(code, reason)
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    def subscribe_live(self, conn: Connection, container_id: str) -> None:
+        """Deliver ``container_id``'s messages (or a pattern's) to ``conn`` from now on."""
+        if "*" in container_id:
+            conn.patterns.add(container_id)
+            self._patterns.setdefault(container_id, set()).add(conn)
+            return
+        self.stop_catch_up(conn, container_id)
+        conn.subscriptions.add(container_id)
+        self._subs.setdefault(container_id, set()).add(conn)
+
+    def start_catch_up(self, conn: Connection, container_id: str) -> None:
+        """Hold ``container_id``'s live messages for ``conn`` while its backlog is sent."""
+        self.unsubscribe(conn, container_id)
+        conn.catching_up[container_id] = []
+        self._catching.setdefault(container_id, set()).add(conn)
+
+    def finish_catch_up(self, conn: Connection, container_id: str) -> list[bytes]:
+        """Switch ``conn`` to live delivery; returns the frames held meanwhile, in order."""
+        held = conn.catching_up.pop(container_id, [])
+        _discard(self._catching, container_id, conn)
+        conn.subscriptions.add(container_id)
+        self._subs.setdefault(container_id, set()).add(conn)
+        return held
+
+    def held_bytes(self, conn: Connection, container_id: str) -> int:
+        return sum(len(frame) for frame in conn.catching_up.get(container_id, ()))
+
+    def stop_catch_up(self, conn: Connection, container_id: str) -> None:
+        if conn.catching_up.pop(container_id, None) is not None:
+            _discard(self._catching, container_id, conn)
+
+    def unsubscribe(self, conn: Connection, container_id: str) -> bool:
+        """End a subscription (or a pattern); False if ``conn`` held none."""
+        if "*" in container_id:
+            if container_id not in conn.patterns:
+                return False
+            conn.patterns.discard(container_id)
+            _discard(self._patterns, container_id, conn)
+            return True
+        held = container_id in conn.subscriptions or container_id in conn.catching_up
+        conn.subscriptions.discard(container_id)
+        _discard(self._subs, container_id, conn)
+        self.stop_catch_up(conn, container_id)
+        return held
+
+    def add_publisher(self, conn: Connection, container_id: str) -> None:
+        if container_id not in conn.published:
+            conn.published.add(container_id)
+            self._publishers.setdefault(container_id, set()).add(conn)
+
+    def publishers(self, container_id: str) -> set[Connection]:
+        return self._publishers.get(container_id, set())
+
+    def subscriber_count(self, container_id: str) -> int:
+        return len(self._subs.get(container_id, ())) + len(self._catching.get(container_id, ()))
+
+    # -- sending -----------------------------------------------------------------------
+
+    def deliver(self, container_id: str, frame: bytes, received: float) -> int:
+        """Queue one routed frame for every subscriber of ``container_id``; returns how many.
+
+        ``received`` is the loop time the message arrived, for the delivery latency histogram.
+        """
+        subs = self._subs.get(container_id)
+        if self._patterns:
+            targets: Iterable[Connection] = self._with_patterns(container_id, subs)
+        else:
+            targets = subs or ()
+        count = 0
+        for conn in targets:
+            pending = conn.pending
+            if pending is None:
+                conn.pending = [frame]
+                self._dirty.append(conn)
+            else:
+                pending.append(frame)
+            count += 1
+        catching = self._catching.get(container_id)
+        if catching:
+            for conn in catching:
+                conn.catching_up[container_id].append(frame)
+        if count:
+            self._received.append(received)
+            if not self._flush_scheduled:
+                self._schedule_flush()
+        return count
+
+    def _with_patterns(self, container_id: str, subs: set[Connection] | None) -> set[Connection]:
+        targets = set(subs) if subs else set()
+        for pattern, conns in self._patterns.items():
+            if pattern == "*" or fnmatchcase(container_id, pattern):
+                targets.update(conns)
+        return targets
+
+    def send(self, conn: Connection, payload: bytes) -> None:
+        """Queue one reply for ``conn`` alone, behind what it is already owed."""
+        self.send_frame(conn, self._frame(payload))
+
+    def send_frame(self, conn: Connection, frame: bytes) -> None:
+        if conn.closed:
+            return
+        if conn.pending is None:
+            conn.pending = [frame]
+            self._dirty.append(conn)
+        else:
+            conn.pending.append(frame)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = True
+        self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what each connection is owed, one write per connection."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        received, self._received = self._received, []
+        max_queue = self._max_queue
+        stats = self._stats
+        for conn in dirty:
+            frames = conn.pending
+            conn.pending = None
+            if frames is None or conn.closed:
+                if frames:
+                    stats.queue_drops += len(frames)
+                continue
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            peer = conn.peer
+            peer.write(data)
+            stats.bytes_out += len(data)
+            if peer.buffered() > max_queue:
+                stats.slow_closes += 1
+                if self.on_slow is not None:
+                    self.on_slow(conn)
+                self.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
+        if received:
+            assert self._loop is not None
+            now = self._loop.time()
+            observe = stats.deliver_latency.observe
+            for at in received:
+                observe(now - at)
+
+    def broadcast_ping(self) -> list[Connection]:
+        """One liveness round: ping everyone; returns those that missed the last round."""
+        missed = []
+        for conn in list(self.connections.values()):
+            if conn.closed:
+                continue
+            if not conn.alive:
+                missed.append(conn)
+                continue
+            conn.alive = False
+            conn.peer.ping()
+        return missed
+
+
+def _discard(index: dict[str, set[Connection]], key: str, conn: Connection) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(conn)
+        if not members:
+            del index[key]

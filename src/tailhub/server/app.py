@@ -1,0 +1,175 @@
+"""Build the hub application from settings, and run it until SIGTERM or SIGINT.
+
+``create_app(settings, token)`` builds everything (store, broker, node, routes) from the
+settings passed in; nothing is read from module globals. The application's start-up and
+shutdown own every background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from tailhub import __version__
+from tailhub.auth import Authenticator, load_or_create_token
+from tailhub.broker.memory import MemoryBroker
+from tailhub.config import Settings
+from tailhub.core.node import Node
+from tailhub.log import configure_logging
+from tailhub.store.base import HistoryStore, Retention, StoreError
+from tailhub.store.memory import MemoryStore
+from tailhub.server.state import STATE, ServerState
+from tailhub.server.wire import text_frame
+from tailhub.server.ws import handle_websocket
+
+__all__ = ["create_app", "run"]
+
+_log = structlog.get_logger("tailhub")
+_SHUTDOWN_TIMEOUT = 5.0
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("tailhub.server") / "static"))
+
+
+def _make_store(settings: Settings) -> HistoryStore:
+    retention = Retention(settings.retention_messages, settings.retention_age)
+    if settings.history == "memory":
+        return MemoryStore(retention)
+    from tailhub.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.data_dir / "history.db", retention)
+
+
+def create_app(settings: Settings, token: str) -> web.Application:
+    """The complete hub as an aiohttp application.
+
+    Args:
+        settings: validated settings.
+        token: the shared token every connection must present.
+    """
+    node = Node(settings, _make_store(settings), MemoryBroker(), text_frame)
+    state = ServerState(settings=settings, node=node, auth=Authenticator(token))
+    app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
+    app[STATE] = state
+    static = _static_dir()
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        if web.WebSocketResponse().can_prepare(request).ok:
+            return await handle_websocket(request)
+        page = static / "index.html"
+        if not page.is_file():
+            return web.Response(text=f"tailhub {__version__}: connect a WebSocket here\n")
+        return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = {}
+        for name, part in (("store", node.store), ("broker", node.broker)):
+            try:
+                await part.check()
+            except Exception as exc:
+                problems[name] = str(exc)
+        if problems:
+            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+        return web.json_response({"status": "ready"})
+
+    app.router.add_get("/", index)
+    app.router.add_get("/ws", handle_websocket)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if static.is_dir():
+        app.router.add_static("/static/", static, append_version=False)
+
+    async def start(_app: web.Application) -> None:
+        await node.start()
+
+    async def close_connections(_app: web.Application) -> None:
+        node.close_connections()
+        if state.tasks:
+            await asyncio.wait(set(state.tasks), timeout=_SHUTDOWN_TIMEOUT)
+
+    async def stop(_app: web.Application) -> None:
+        await node.stop()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(close_connections)
+    app.on_cleanup.append(stop)
+    return app
+
+
+async def _serve(settings: Settings, token: str) -> int:
+    app = create_app(settings, token)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    _log.info(
+        "hub_started",
+        version=__version__,
+        url=f"ws://{settings.host}:{settings.port}/",
+        history=settings.history,
+        data_dir=str(settings.data_dir),
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    _log.info("hub_stopping")
+    await runner.cleanup()
+    _log.info("hub_stopped")
+    return 0
+
+
+def _fail(words: str) -> int:
+    print(f"tailhub: {words}", file=sys.stderr)
+    return 1
+
+
+def run(settings: Settings) -> int:
+    """Run a hub in this process until SIGTERM/SIGINT; returns the exit status."""
+    configure_logging(settings.log_level)
+    token = settings.auth_token
+    if token is None:
+        try:
+            token, path, created = load_or_create_token(settings.data_dir)
+        except OSError as exc:
+            return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
+        _log.info(
+            "token_generated" if created else "token_loaded",
+            token_file=str(path),
+            hint=(
+                "AUTH_TOKEN is not set, so the hub uses the token in this file (readable by "
+                "its owner only). The tailhub CLI on this machine reads it from there; "
+                f"others connect with ws://HOST:{settings.port}/?token=<the file's contents>."
+            ),
+        )
+    loop_factory = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_serve(settings, token))
+    except StoreError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")

@@ -1,0 +1,26 @@
+"""What every request handler of one application shares, stored on the app under one key."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from tailhub.auth import Authenticator
+from tailhub.config import Settings
+from tailhub.core.node import Node
+
+__all__ = ["STATE", "ServerState"]
+
+
+@dataclass(slots=True)
+class ServerState:
+    settings: Settings
+    node: Node
+    auth: Authenticator
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    """Closing handshakes in flight, kept referenced until done."""
+
+
+STATE = web.AppKey("tailhub_state", ServerState)

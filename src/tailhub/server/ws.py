@@ -1,0 +1,199 @@
+"""The WebSocket endpoint: handshake checks, authentication, and the read loop.
+
+Authentication state lives here; everything after it (routing, sessions, history) is the
+node's. Reading is one loop per connection; writing never happens here: the hub writes
+pre-framed bytes straight to the transport (see :mod:`tailhub.server.wire`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Final
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from tailhub.auth import bearer_token
+from tailhub.core.hub import Connection
+from tailhub.protocol import (
+    Auth,
+    CloseCode,
+    ErrorCode,
+    ProtocolError,
+    Subscribe,
+    decode_client,
+    encode,
+    validate_container_id,
+)
+from tailhub.server.state import STATE, ServerState
+from tailhub.server.wire import PING_FRAME
+
+__all__ = ["AiohttpPeer", "handle_websocket", "request_token"]
+
+_log = structlog.get_logger("tailhub.ws")
+_CLOSE_GRACE: Final = 5.0
+_DATA: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
+
+
+class AiohttpPeer:
+    """The hub's view of one aiohttp WebSocket: raw writes to its transport."""
+
+    __slots__ = ("_state", "_transport", "_ws")
+
+    def __init__(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport, state: ServerState
+    ) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._state = state
+
+    def write(self, data: bytes) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def ping(self) -> None:
+        self.write(PING_FRAME)
+
+    def close(self, code: int, reason: str) -> None:
+        task = asyncio.create_task(self._close(code, reason))
+        self._state.tasks.add(task)
+        task.add_done_callback(self._state.tasks.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(_CLOSE_GRACE):
+                await self._ws.close(code=code, message=reason.encode()[:120], drain=False)
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            if not self._transport.is_closing() or self._transport.get_write_buffer_size():
+                self._transport.abort()
+
+
+def request_token(request: web.Request) -> str | None:
+    """The token of a request: ``Authorization: Bearer`` first, then ``?token=``."""
+    return bearer_token(request.headers.get("Authorization")) or request.query.get("token")
+
+
+async def handle_websocket(request: web.Request) -> web.StreamResponse:
+    """Upgrade, authenticate and serve one WebSocket connection until it closes."""
+    state = request.app[STATE]
+    settings = state.settings
+    node = state.node
+    token = request_token(request)
+    remote = request.remote or ""
+    if token is not None and not state.auth.check(token):
+        _log.warning("auth_failed", remote=remote, where="handshake")
+        raise web.HTTPUnauthorized(
+            text='{"error":"invalid token"}',
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="tailhub"'},
+        )
+    if len(node.hub.connections) >= settings.max_connections:
+        raise web.HTTPServiceUnavailable(
+            text='{"error":"too many connections (TAILHUB_MAX_CONNECTIONS)"}',
+            content_type="application/json",
+        )
+    transport = request.transport
+    if transport is None:
+        raise web.HTTPBadRequest()
+    ws = web.WebSocketResponse(
+        autoping=False, compress=False, max_msg_size=settings.max_message_size, timeout=_CLOSE_GRACE
+    )
+    await ws.prepare(request)
+    conn = node.connect(
+        AiohttpPeer(ws, transport, state), remote=remote, authenticated=token is not None
+    )
+    opened = time.monotonic()
+    _log.info("connection_opened", conn=conn.id, remote=remote, authenticated=conn.authenticated)
+    try:
+        origin = request.headers.get("Origin")
+        if settings.allowed_origins and origin and origin not in settings.allowed_origins:
+            _log.warning("origin_refused", conn=conn.id, origin=origin)
+            node.hub.close(conn, CloseCode.POLICY, "origin not allowed")
+            return ws
+        url_container = request.query.get("containerID")
+        if url_container and conn.authenticated:
+            _subscribe_from_url(state, conn, url_container)
+        await _read_loop(state, ws, conn, url_container)
+    finally:
+        node.disconnect(conn)
+        _log.info(
+            "connection_closed",
+            conn=conn.id,
+            code=ws.close_code,
+            seconds=round(time.monotonic() - opened, 3),
+        )
+    return ws
+
+
+def _subscribe_from_url(state: ServerState, conn: Connection, container_id: str) -> None:
+    try:
+        validate_container_id(container_id, pattern=True)
+    except ProtocolError as exc:
+        state.node.error(conn, exc.code, f"?containerID: {exc.words}")
+        return
+    state.node.subscribe(conn, Subscribe(container_id=container_id))
+
+
+async def _read_loop(
+    state: ServerState, ws: web.WebSocketResponse, conn: Connection, url_container: str | None
+) -> None:
+    auth_timeout = state.settings.auth_timeout
+    debug = state.settings.log_level in ("trace", "debug")
+    while not conn.closed:
+        try:
+            msg = await ws.receive(timeout=None if conn.authenticated else auth_timeout)
+        except TimeoutError:
+            state.node.error(conn, ErrorCode.UNAUTHORIZED, "no token sent in time")
+            state.node.hub.close(conn, CloseCode.NOT_AUTHENTICATED, "authentication timed out")
+            return
+        conn.alive = True
+        kind = msg.type
+        if kind in _DATA:
+            if debug:
+                _log.debug("frame_received", conn=conn.id, size=len(msg.data))
+            _handle_frame(state, conn, msg.data, url_container)
+        elif kind is WSMsgType.PING:
+            with contextlib.suppress(ConnectionError):
+                await ws.pong(msg.data)
+        elif kind is not WSMsgType.PONG:
+            return
+
+
+def _handle_frame(
+    state: ServerState, conn: Connection, data: str | bytes, url_container: str | None
+) -> None:
+    node = state.node
+    try:
+        message = decode_client(data)
+    except ProtocolError as exc:
+        node.error(conn, exc.code, exc.words)
+        if not conn.authenticated:
+            _refuse(state, conn, "the first message must carry a token")
+        return
+    if not conn.authenticated:
+        if not state.auth.check(message.token):
+            _refuse(state, conn, "invalid token" if message.token else "no token")
+            return
+        conn.authenticated = True
+        if url_container:
+            _subscribe_from_url(state, conn, url_container)
+    elif isinstance(message, Auth) and not state.auth.check(message.token):
+        node.error(conn, ErrorCode.UNAUTHORIZED, "invalid token")
+        return
+    if isinstance(message, Auth):
+        node.hub.send(conn, encode({"type": "authenticated"}))
+        return
+    node.handle(conn, message)
+
+
+def _refuse(state: ServerState, conn: Connection, words: str) -> None:
+    _log.warning("auth_failed", conn=conn.id, remote=conn.remote, where="first message")
+    state.node.error(conn, ErrorCode.UNAUTHORIZED, words)
+    state.node.hub.close(conn, CloseCode.NOT_AUTHENTICATED, "not authenticated")
