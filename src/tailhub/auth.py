@@ -12,7 +12,6 @@ import secrets
 from pathlib import Path
 
 from tailhub.paths import token_path
-from typing import Final
 
 __all__ = [
     "Authenticator",
@@ -21,7 +20,9 @@ __all__ = [
     "redact",
 ]
 
-_SECRET_IN_TEXT = re.compile(r"(?i)((?:token|auth_token|authorization)[=:]\s*(?:bearer\s+)?)[^&\s\"',;]+")
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)((?:token|auth_token|authorization)[=:]\s*(?:bearer\s+)?)[^&\s\"',;]+"
+)
 
 
 def redact(text: str) -> str:

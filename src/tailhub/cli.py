@@ -41,7 +41,7 @@ def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @main.command()
 @_serve_options
 @click.pass_context
-def serve(ctx: click.Context, **raw: str | None) -> None:
+def serve(ctx: click.Context, /, **raw: str | None) -> None:
     """Run a hub: WebSocket, HTTP API, metrics and dashboard on one port."""
     values = {
         name: (value, ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE)

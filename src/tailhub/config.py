@@ -50,33 +50,54 @@ OPTIONS: Final = (
     Option("data_dir", "TAILHUB_DATA_DIR", None, "path", "token file and history database"),
     Option("history", "TAILHUB_HISTORY", "sqlite", "history", "history store: sqlite|memory"),
     Option(
-        "retention_messages", "TAILHUB_RETENTION_MESSAGES", "100000", "count",
+        "retention_messages",
+        "TAILHUB_RETENTION_MESSAGES",
+        "100000",
+        "count",
         "messages kept per container",
     ),
     Option("retention_age", "TAILHUB_RETENTION_AGE", "7d", "ms", "how long messages are kept"),
     Option(
-        "max_message_size", "TAILHUB_MAX_MESSAGE_SIZE", "1MiB", "size",
+        "max_message_size",
+        "TAILHUB_MAX_MESSAGE_SIZE",
+        "1MiB",
+        "size",
         "largest frame accepted (close 1009 above it)",
     ),
     Option("max_connections", "TAILHUB_MAX_CONNECTIONS", "20000", "count", "most connections"),
     Option(
-        "max_subscriptions", "TAILHUB_MAX_SUBSCRIPTIONS", "100", "count",
+        "max_subscriptions",
+        "TAILHUB_MAX_SUBSCRIPTIONS",
+        "100",
+        "count",
         "most subscriptions per connection",
     ),
     Option(
-        "publish_rate", "TAILHUB_PUBLISH_RATE", "20000", "count0",
+        "publish_rate",
+        "TAILHUB_PUBLISH_RATE",
+        "20000",
+        "count0",
         "messages per second one connection may publish (0: no limit)",
     ),
     Option(
-        "max_queue", "TAILHUB_MAX_QUEUE", "8MiB", "size",
+        "max_queue",
+        "TAILHUB_MAX_QUEUE",
+        "8MiB",
+        "size",
         "bytes a reader may fall behind before it is closed with 4429",
     ),
     Option(
-        "auth_timeout", "TAILHUB_AUTH_TIMEOUT", "5000", "ms",
+        "auth_timeout",
+        "TAILHUB_AUTH_TIMEOUT",
+        "5000",
+        "ms",
         "time a connection without a token has to send one (ms)",
     ),
     Option(
-        "allowed_origins", "TAILHUB_ALLOWED_ORIGINS", "", "list",
+        "allowed_origins",
+        "TAILHUB_ALLOWED_ORIGINS",
+        "",
+        "list",
         "comma-separated browser origins allowed (empty: any)",
     ),
 )
@@ -110,7 +131,13 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS: Final = {None: 0.001, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS: Final = {
-    None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 1 << 20, "gb": 10**9,
+    None: 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 1 << 20,
+    "gb": 10**9,
     "gib": 1 << 30,
 }
 

@@ -45,6 +45,9 @@ class Connection:
     """One client connection as the hub sees it."""
 
     __slots__ = (
+        "_allowance",
+        "_rate",
+        "_rate_at",
         "alive",
         "authenticated",
         "catching_up",
@@ -58,9 +61,6 @@ class Connection:
         "remote",
         "subscriptions",
         "tasks",
-        "_allowance",
-        "_rate",
-        "_rate_at",
     )
 
     def __init__(
@@ -104,9 +104,7 @@ class Connection:
 class Hub:
     """This process' connections and what each subscribed to."""
 
-    def __init__(
-        self, framer: Callable[[bytes], bytes], max_queue: int, stats: Stats
-    ) -> None:
+    def __init__(self, framer: Callable[[bytes], bytes], max_queue: int, stats: Stats) -> None:
         self._frame = framer
         self._max_queue = max_queue
         self._stats = stats

@@ -358,7 +358,9 @@ class Node:
         last = self._last_seq.get(container_id, 0)
         info = self.store.info(container_id)
         first = info.first_seq if info is not None else 0
-        truncated = sub.since is not None and sub.since < last and sub.since + 1 < (first or last + 1)
+        truncated = (
+            sub.since is not None and sub.since < last and sub.since + 1 < (first or last + 1)
+        )
         hub.send(
             conn,
             encode(
@@ -384,10 +386,7 @@ class Node:
         hub = self.hub
         container_id = sub.container_id
         mine = conn.catching_up[container_id]
-        if sub.tail is not None:
-            after = max(0, last - sub.tail)
-        else:
-            after = sub.since or 0
+        after = max(0, last - sub.tail) if sub.tail is not None else sub.since or 0
         budget = max(self.settings.max_queue // 4, 1)
         try:
             while after < last:

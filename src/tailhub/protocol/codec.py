@@ -168,8 +168,7 @@ def _publish(kind: str, env: Envelope, token: str | None) -> Publish:
         if status is None:
             raise ProtocolError(
                 ErrorCode.INVALID_MESSAGE,
-                f"status must be one of {', '.join(STATUSES)} (or failed), "
-                f"got {st.status[:32]!r}",
+                f"status must be one of {', '.join(STATUSES)} (or failed), got {st.status[:32]!r}",
             )
         if status != st.status:
             raw = _rewrite(raw, "status", status)

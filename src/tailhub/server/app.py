@@ -22,11 +22,11 @@ from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.log import configure_logging
-from tailhub.store.base import HistoryStore, Retention, StoreError
-from tailhub.store.memory import MemoryStore
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
 from tailhub.server.ws import handle_websocket
+from tailhub.store.base import HistoryStore, Retention, StoreError
+from tailhub.store.memory import MemoryStore
 
 __all__ = ["create_app", "run"]
 

@@ -32,8 +32,10 @@ class MemoryStore:
     async def open(self, on_durable: DurableCallback) -> StoreSnapshot:
         self._on_durable = on_durable
         return StoreSnapshot(
-            containers={cid: ContainerInfo(i.last_seq, i.first_seq, i.messages, i.bytes)
-                        for cid, i in self._info.items()},
+            containers={
+                cid: ContainerInfo(i.last_seq, i.first_seq, i.messages, i.bytes)
+                for cid, i in self._info.items()
+            },
             producers=dict(self._producers),
         )
 
