@@ -1,0 +1,105 @@
+"""Where to connect, with which token and as which container: explicit value, environment, file.
+
+The order is the same everywhere (SDK and CLI): an explicit argument wins; then the
+environment; then a default. The variables are ``TAILHUB_URL`` (and ``WS_SERVER``, the
+original container wrapper's name), ``TAILHUB_TOKEN`` and ``CONTAINER_ID``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import yarl
+
+from tailhub.client._errors import ConfigurationError
+from tailhub.paths import token_path
+
+__all__ = [
+    "CONTAINER_ENV",
+    "DEFAULT_URL",
+    "TOKEN_ENV",
+    "URL_ENVS",
+    "display_url",
+    "resolve_container_id",
+    "resolve_token",
+    "resolve_url",
+]
+
+DEFAULT_URL: Final = "ws://localhost:8080"
+URL_ENVS: Final = ("TAILHUB_URL", "WS_SERVER")
+TOKEN_ENV: Final = "TAILHUB_TOKEN"
+CONTAINER_ENV: Final = "CONTAINER_ID"
+_SCHEMES: Final = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+def resolve_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The hub's WebSocket URL: ``explicit``, else ``$TAILHUB_URL``, ``$WS_SERVER``, default.
+
+    ``http://`` and ``https://`` become ``ws://`` and ``wss://``; a bare ``host:port`` gets
+    ``ws://``.
+
+    Raises:
+        ConfigurationError: the value is not a usable ``ws``/``wss`` URL.
+    """
+    environ = os.environ if env is None else env
+    raw = explicit or next((environ[name] for name in URL_ENVS if environ.get(name)), DEFAULT_URL)
+    raw = raw.strip()
+    if "://" not in raw:
+        raw = "ws://" + raw
+    try:
+        url = yarl.URL(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid hub URL {display_url(raw)!r}: {exc}") from None
+    scheme = _SCHEMES.get(url.scheme.lower())
+    if scheme is None or not url.host:
+        raise ConfigurationError(
+            f"invalid hub URL {display_url(raw)!r}: expected ws://HOST:PORT or wss://HOST:PORT"
+        )
+    return str(url.with_scheme(scheme))
+
+
+def resolve_token(
+    explicit: str | None = None,
+    env: Mapping[str, str] | None = None,
+    token_file: Path | None = None,
+) -> str | None:
+    """The token: ``explicit``, else ``$TAILHUB_TOKEN``, else the hub's token file.
+
+    The token file is the one a hub on this machine writes when it runs without
+    ``AUTH_TOKEN`` (``tailhub.paths.token_path()``, under ``$TAILHUB_DATA_DIR``). Returns None
+    when there is none; an unreadable file counts as none.
+    """
+    if explicit:
+        return explicit
+    environ = os.environ if env is None else env
+    from_env = environ.get(TOKEN_ENV)
+    if from_env:
+        return from_env
+    path = token_file or token_path()
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def resolve_container_id(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The container ID: ``explicit``, else ``$CONTAINER_ID``, else the host name.
+
+    Docker sets the host name to the short container ID, as the original wrapper relied on.
+    """
+    environ = os.environ if env is None else env
+    return explicit or environ.get(CONTAINER_ENV) or socket.gethostname()
+
+
+def display_url(url: str) -> str:
+    """``url`` without its query string and user info, safe to show (no ``?token=``)."""
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        return url.split("?", 1)[0]
+    return str(parsed.with_query(None).with_user(None).with_fragment(None))

@@ -1,0 +1,144 @@
+"""One-off requests to a hub over a short-lived connection: the sessions list and commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from tailhub.client._connect import close_error, open_websocket, reply_failure
+from tailhub.client._env import display_url, resolve_token, resolve_url
+from tailhub.client._errors import HubUnreachableError
+from tailhub.client._message import Message
+
+__all__ = ["HubClient"]
+
+
+class HubClient:
+    """A connection for requests: list sessions, send commands to containers.
+
+    ::
+
+        async with HubClient() as hub:
+            for session in await hub.sessions():
+                print(session["containerID"], session["status"])
+            await hub.command("build-42", "cancel")
+
+    Args:
+        url: the hub; default ``$TAILHUB_URL``, ``$WS_SERVER``, ``ws://localhost:8080``.
+        token: default ``$TAILHUB_TOKEN``, else the token file of a hub on this machine.
+        timeout: seconds allowed for connecting, and for each reply.
+
+    Raises:
+        ConfigurationError: a bad URL.
+    """
+
+    def __init__(
+        self, *, url: str | None = None, token: str | None = None, timeout: float = 10.0
+    ) -> None:
+        self.url = resolve_url(url)
+        self._token = resolve_token(token)
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def connect(self) -> None:
+        """Open the connection (done by ``async with`` on entry).
+
+        Raises:
+            HubUnreachableError: the hub cannot be reached.
+            AuthenticationError, ForbiddenError: the token is refused.
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        if self._ws is None:
+            self._ws = await open_websocket(
+                self._session, self.url, self._token, connect_timeout=self._timeout
+            )
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> HubClient:
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        """The hub's sessions, active and recently ended (see the protocol's ``sessions``).
+
+        Raises:
+            HubError: no connection, the hub refused, or no reply in time.
+        """
+        reply = await self.request({"type": "sessions"}, "sessions")
+        sessions = reply.data.get("sessions")
+        return [item for item in sessions if isinstance(item, dict)] if sessions else []
+
+    async def command(self, container_id: str, action: str, **fields: Any) -> int:
+        """Send a command (``cancel``, ``input`` with ``text``, or one of your own).
+
+        Args:
+            container_id: the container to send it to.
+            action: the ``action`` field.
+            **fields: more fields of ``data`` (``text=`` for ``input``).
+
+        Returns:
+            How many of the container's connections the hub delivered it to.
+
+        Raises:
+            NoContainerError: the container has no connection to the hub; nothing was queued.
+            HubError: no connection, the hub refused, or no reply in time.
+        """
+        data = {"action": action, **fields}
+        request = {"type": "command", "containerID": container_id, "data": data}
+        reply = await self.request(request, "command_sent")
+        delivered = reply.data.get("delivered")
+        return delivered if isinstance(delivered, int) else 1
+
+    async def request(self, message: dict[str, Any], expect: str) -> Message:
+        """Send ``message`` and wait for the reply of type ``expect`` (skipping others).
+
+        Raises:
+            RequestError: the hub answered with an ``error``.
+            HubError: the connection closed, or no reply within the timeout.
+        """
+        await self.connect()
+        assert self._ws is not None
+        ws = self._ws
+        shown = display_url(self.url)
+        try:
+            await ws.send_json(message)
+            while True:
+                msg = await ws.receive(timeout=self._timeout)
+                if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    code = msg.data if msg.type is aiohttp.WSMsgType.CLOSE else ws.close_code
+                    failure = close_error(code if isinstance(code, int) else None)
+                    raise failure or HubUnreachableError(
+                        f"the hub at {shown} closed the connection before answering"
+                    )
+                try:
+                    reply = Message.from_frame(msg.data)
+                except ValueError:
+                    continue
+                if reply.type == expect:
+                    return reply
+                if reply.type == "error" and reply.seq is None:
+                    raise reply_failure(reply)
+        except TimeoutError:
+            raise HubUnreachableError(
+                f"the hub at {shown} did not answer in {self._timeout:g} s"
+            ) from (None)
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise HubUnreachableError(f"lost the connection to the hub at {shown}: {exc}") from None
