@@ -78,7 +78,8 @@ class MemoryStore:
     def _drop_oldest(self, container_id: str, count: int) -> int:
         kept = self._messages[container_id]
         info = self._info[container_id]
-        for _ in range(min(count, len(kept))):
+        count = min(count, len(kept))
+        for _ in range(count):
             dropped = kept.popleft()
             info.messages -= 1
             info.bytes -= len(dropped.payload)
@@ -107,7 +108,7 @@ class MemoryStore:
         if since_time is not None:
             items = [m for m in items if m.time >= since_time]
         if tail is not None:
-            items = items[len(items) - tail :] if tail > 0 else []
+            items = items[max(0, len(items) - tail) :] if tail > 0 else []
         if limit is not None:
             items = items[:limit]
         return items
