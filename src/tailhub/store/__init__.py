@@ -10,6 +10,7 @@ from tailhub.store.base import (
     StoreSnapshot,
 )
 from tailhub.store.memory import MemoryStore
+from tailhub.store.sqlite import SqliteStore
 
 __all__ = [
     "ContainerInfo",
@@ -17,6 +18,7 @@ __all__ = [
     "HistoryStore",
     "MemoryStore",
     "Retention",
+    "SqliteStore",
     "StoreError",
     "StoreSnapshot",
     "StoredMessage",
