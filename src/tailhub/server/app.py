@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.log import configure_logging
+from tailhub.server import api, metrics
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
 from tailhub.server.ws import handle_websocket
@@ -38,13 +40,13 @@ def _static_dir() -> Path:
     return Path(str(resources.files("tailhub.server") / "static"))
 
 
-def _make_store(settings: Settings) -> HistoryStore:
+def _make_store(settings: Settings, on_batch: Callable[[int, float], None]) -> HistoryStore:
     retention = Retention(settings.retention_messages, settings.retention_age)
     if settings.history == "memory":
         return MemoryStore(retention)
     from tailhub.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / "history.db", retention)
+    return SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
 
 
 def create_app(settings: Settings, token: str) -> web.Application:
@@ -54,7 +56,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
         settings: validated settings.
         token: the shared token every connection must present.
     """
-    node = Node(settings, _make_store(settings), MemoryBroker(), text_frame)
+    store_metrics = metrics.StoreMetrics()
+    node = Node(settings, _make_store(settings, store_metrics.on_batch), MemoryBroker(), text_frame)
     state = ServerState(settings=settings, node=node, auth=Authenticator(token))
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
@@ -88,6 +91,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
     app.router.add_get("/readyz", readyz)
     if static.is_dir():
         app.router.add_static("/static/", static, append_version=False)
+    api.setup(app)
+    metrics.setup(app, store_metrics)
 
     async def start(_app: web.Application) -> None:
         await node.start()

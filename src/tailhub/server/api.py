@@ -1,0 +1,656 @@
+"""The HTTP API: sessions, history and live logs, publishing and commands over plain HTTP.
+
+For containers that only have ``curl`` and for tools that would rather not speak WebSocket.
+Every route goes through the same node as the WebSocket, so the guarantees are the same:
+a message published here is checked by :func:`~tailhub.protocol.decode_client`, stamped with
+the next ``seq`` and routed like any other, and a followed log is a node subscription (backlog,
+then live, no gap and no duplicate).
+
+Errors are the protocol's own error object, with the HTTP status to match::
+
+    {"type": "error", "data": {"code": "invalid_message", "error": "line 2: ..."}}
+
+so a client handles one shape over both transports. ``code`` is one of the protocol's error
+codes, or one of ``invalid_request`` (a bad query parameter or body), ``not_found``,
+``too_large`` and ``method_not_allowed``, which only HTTP has. Every route but ``/healthz``,
+``/readyz`` and ``/openapi.json`` needs the token (``Authorization: Bearer`` or ``?token=``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from tailhub import __version__
+from tailhub.core.node import Node
+from tailhub.protocol import (
+    LEVELS,
+    ROUTED_TYPES,
+    Command,
+    ErrorCode,
+    ProtocolError,
+    Publish,
+    Subscribe,
+    decode_client,
+    encode,
+    parse_time,
+    validate_container_id,
+)
+from tailhub.server.openapi import build_document
+from tailhub.server.state import STATE, ServerState
+from tailhub.server.stream import StreamPeer
+from tailhub.server.ws import request_token
+from tailhub.store.base import StoreError
+
+__all__ = [
+    "ApiError",
+    "body_limit",
+    "count_error",
+    "error_response",
+    "require_token",
+    "setup",
+]
+
+_log = structlog.get_logger("tailhub.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+NDJSON: Final = "application/x-ndjson"
+SSE: Final = "text/event-stream"
+_PAGE: Final = 1000
+_IDLE_CHECK: Final = 1.0
+"""Seconds between checks that an idle follower's client is still connected."""
+_CHUNK: Final = 1 << 16
+_MAX_SEQ: Final = (1 << 63) - 1
+_LEVEL_RANK: Final = {level: rank for rank, level in enumerate(LEVELS)}
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+_PROTOCOL_CODES: Final = frozenset(code.value for code in ErrorCode)
+_HTTP_CODES: Final = {
+    400: "invalid_request",
+    401: ErrorCode.UNAUTHORIZED.value,
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
+class ApiError(Exception):
+    """A request the API refuses: becomes ``status`` with the protocol's error body.
+
+    Args:
+        status: the HTTP status.
+        code: the error code (a protocol :class:`~tailhub.protocol.ErrorCode` or an
+            HTTP-only one, see the module docstring).
+        words: what was wrong, for a person; never contains a token.
+        extra: more fields for ``data`` (``line`` for a bad line of a published body).
+    """
+
+    def __init__(self, status: int, code: str, words: str, **extra: Any) -> None:
+        super().__init__(words)
+        self.status = status
+        self.code = code
+        self.words = words
+        self.extra = extra
+
+
+def error_response(status: int, code: str, words: str, **extra: Any) -> web.Response:
+    """The JSON error response every route of the API answers with."""
+    headers = {"WWW-Authenticate": 'Bearer realm="tailhub"'} if status == 401 else None
+    body = encode({"type": "error", "data": {"code": code, "error": words, **extra}})
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def require_token(request: web.Request) -> None:
+    """Refuse a request without the hub's token.
+
+    Raises:
+        ApiError: 401 ``unauthorized``; the words never echo what was presented.
+    """
+    token = request_token(request)
+    if token is None:
+        raise ApiError(
+            401,
+            ErrorCode.UNAUTHORIZED,
+            "a token is required: send Authorization: Bearer <token> or add ?token=<token>",
+        )
+    if not request.app[STATE].auth.check(token):
+        raise ApiError(401, ErrorCode.UNAUTHORIZED, "invalid token")
+
+
+def count_error(request: web.Request, code: str) -> None:
+    """Count a refusal in the hub's ``errors`` counter when its code is a protocol one.
+
+    The HTTP API refuses what the WebSocket would refuse, so ``tailhub_errors_total`` counts
+    both; HTTP-only codes (``not_found``, ...) are not errors of the protocol and are not counted.
+    """
+    if code in _PROTOCOL_CODES:
+        request.app[STATE].node.stats.errors[code] += 1
+
+
+def _endpoint(handler: Handler, *, auth: bool = True) -> Handler:
+    """Wrap a handler: check the token first, and turn :class:`ApiError` into its response."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            if auth:
+                require_token(request)
+            return await handler(request)
+        except ApiError as exc:
+            count_error(request, exc.code)
+            return error_response(exc.status, exc.code, exc.words, **exc.extra)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the router's own errors under ``/api/`` (404, 405, 413) the API's JSON body."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = _HTTP_CODES.get(exc.status, "invalid_request")
+        words = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        response = error_response(exc.status, code, words or exc.reason)
+        allow = exc.headers.get("Allow")
+        if allow:
+            response.headers["Allow"] = allow
+        return response
+
+
+# -- parameters ---------------------------------------------------------------------------
+
+
+def _container(request: web.Request) -> str:
+    """The containerID of the URL, checked as the WebSocket checks it (no patterns)."""
+    value = request.match_info["id"]
+    try:
+        return validate_container_id(value)
+    except ProtocolError as exc:
+        raise ApiError(400, "invalid_request", f"the URL's containerID: {exc.words}") from None
+
+
+def _count(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text.isdigit() or int(text) > _MAX_SEQ:
+        raise ApiError(
+            400, "invalid_request", f"{name} must be a whole number 0 or more, got {raw[:32]!r}"
+        )
+    return int(text)
+
+
+def _flag(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ApiError(
+        400, "invalid_request", f"{name} must be 1 or 0 (true or false), got {raw[:32]!r}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _LogQuery:
+    since: int | None
+    tail: int | None
+    from_time: float | None
+    min_level: int | None
+    follow: bool
+    sse: bool
+
+
+def _log_query(request: web.Request) -> _LogQuery:
+    sse = SSE in request.headers.get("Accept", "")
+    since = _count(request, "since")
+    tail = _count(request, "tail")
+    raw_from = request.query.get("from")
+    given = [
+        name
+        for name, value in (("since", since), ("tail", tail), ("from", raw_from))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"give at most one of since, tail and from, not {', '.join(given)}",
+        )
+    try:
+        from_time = parse_time(raw_from, "from") if raw_from is not None else None
+    except ProtocolError as exc:
+        raise ApiError(400, "invalid_request", exc.words) from None
+    min_level = None
+    raw_level = request.query.get("level")
+    if raw_level is not None:
+        min_level = _LEVEL_RANK.get(raw_level.strip().lower())
+        if min_level is None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"level must be one of {', '.join(LEVELS)}, got {raw_level[:32]!r}",
+            )
+    last_event = request.headers.get("Last-Event-ID") if sse else None
+    if last_event is not None and last_event.strip():
+        text = last_event.strip()
+        if not text.isdigit() or int(text) > _MAX_SEQ:
+            raise ApiError(
+                400, "invalid_request", f"Last-Event-ID must be a seq, got {last_event[:32]!r}"
+            )
+        since, tail, from_time = int(text), None, None
+    return _LogQuery(since, tail, from_time, min_level, _flag(request, "follow", default=sse), sse)
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+
+async def _list_sessions(request: web.Request) -> web.StreamResponse:
+    node = request.app[STATE].node
+    sessions = node.list()
+    if "active" in request.query:
+        active = _flag(request, "active")
+        sessions = [s for s in sessions if s["active"] is active]
+    return web.Response(body=encode({"sessions": sessions}), content_type="application/json")
+
+
+async def _get_session(request: web.Request) -> web.StreamResponse:
+    node = request.app[STATE].node
+    container_id = _container(request)
+    session = node.sessions.get(container_id)
+    if session is None:
+        raise ApiError(404, "not_found", f"no session for containerID {container_id!r}")
+    return web.Response(body=encode(node.describe(session)), content_type="application/json")
+
+
+def _known(node: Node, container_id: str) -> bool:
+    return (
+        node.sessions.get(container_id) is not None
+        or node.last_seq(container_id) > 0
+        or node.store.info(container_id) is not None
+    )
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+class _Head(msgspec.Struct):
+    """The fields of an outgoing message the log stream looks at; the rest stays raw."""
+
+    type: str = ""
+    seq: int | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
+
+
+class _Level(msgspec.Struct):
+    level: str = ""
+
+
+_head_decoder: Final = msgspec.json.Decoder(_Head)
+_level_decoder: Final = msgspec.json.Decoder(_Level)
+
+
+def _wanted(head: _Head, min_level: int | None) -> bool:
+    """Whether a routed message passes the ``level`` filter (only ``log`` lines are filtered)."""
+    if min_level is None or head.type != "log" or not head.data:
+        return True
+    try:
+        level = _level_decoder.decode(head.data).level
+    except msgspec.DecodeError:
+        return True
+    return _LEVEL_RANK.get(level, len(LEVELS)) >= min_level
+
+
+def _line(seq: int, payload: bytes, sse: bool) -> bytes:
+    if sse:
+        return b"id: %d\ndata: %b\n\n" % (seq, payload)
+    return payload + b"\n"
+
+
+def _error_line(payload: bytes, sse: bool) -> bytes:
+    return b"event: error\ndata: %b\n\n" % payload if sse else payload + b"\n"
+
+
+async def _open_stream(request: web.Request, sse: bool) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": SSE if sse else NDJSON,
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
+async def _logs(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    container_id = _container(request)
+    query = _log_query(request)
+    if not query.follow and not _known(state.node, container_id):
+        raise ApiError(404, "not_found", f"no session or history for containerID {container_id!r}")
+    if query.follow:
+        return await _follow(request, state, container_id, query)
+    return await _dump(request, state.node, container_id, query)
+
+
+async def _dump(
+    request: web.Request, node: Node, container_id: str, query: _LogQuery
+) -> web.StreamResponse:
+    """The kept history as it is now, then the end of the response."""
+    last = node.last_seq(container_id)
+    after = query.since or 0
+    if query.tail is not None:
+        after = max(0, last - query.tail)
+    try:
+        page = (
+            await node.store.read(
+                container_id, after=after, since_time=query.from_time, limit=_PAGE
+            )
+            if after < last
+            else []
+        )
+    except StoreError as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
+    response = await _open_stream(request, query.sse)
+    try:
+        while page:
+            out = bytearray()
+            for message in page:
+                if message.seq > last:
+                    break
+                if query.min_level is None or _wanted(
+                    _head_decoder.decode(message.payload), query.min_level
+                ):
+                    out += _line(message.seq, message.payload, query.sse)
+            if out:
+                await response.write(out)
+            after = page[-1].seq
+            if after >= last:
+                break
+            try:
+                page = await node.store.read(
+                    container_id, after=after, since_time=query.from_time, limit=_PAGE
+                )
+            except StoreError as exc:
+                await response.write(_error_line(_store_error(exc, container_id), query.sse))
+                break
+        await response.write_eof()
+    except ConnectionError:
+        pass
+    return response
+
+
+def _store_error(exc: StoreError, container_id: str) -> bytes:
+    return encode(
+        {
+            "type": "error",
+            "containerID": container_id,
+            "data": {"code": ErrorCode.UNAVAILABLE.value, "error": str(exc)},
+        }
+    )
+
+
+async def _follow(
+    request: web.Request, state: ServerState, container_id: str, query: _LogQuery
+) -> web.StreamResponse:
+    """History as asked, then live messages until the client leaves or the hub closes it."""
+    node = state.node
+    if len(node.hub.connections) >= state.settings.max_connections:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, "too many connections (TAILHUB_MAX_CONNECTIONS)")
+    peer = StreamPeer(request.transport)
+    conn = node.connect(peer, remote=request.remote or "", authenticated=True)
+    peer.conn = conn
+    try:
+        since = query.since
+        if since is None and query.tail is None and query.from_time is None:
+            since = 0
+        node.subscribe(
+            conn,
+            Subscribe(
+                container_id=container_id, since=since, tail=query.tail, from_time=query.from_time
+            ),
+        )
+        response = await _open_stream(request, query.sse)
+        with contextlib.suppress(ConnectionError):
+            await _pump(peer, response, query)
+            await response.write_eof()
+        return response
+    finally:
+        node.disconnect(conn)
+
+
+async def _pump(peer: StreamPeer, response: web.StreamResponse, query: _LogQuery) -> None:
+    """Move what the hub sends to ``peer`` into ``response`` until either side ends."""
+    sse = query.sse
+    while True:
+        ending = peer.closed or peer.gone
+        payloads, taken = peer.take()
+        out = bytearray()
+        for payload in payloads:
+            try:
+                head = _head_decoder.decode(payload)
+            except msgspec.DecodeError:
+                continue
+            if head.type not in ROUTED_TYPES:
+                continue  # the node's replies to the subscriber: subscribed
+            if head.seq is None:
+                # Not a container's message but the node's error reply: it could not send
+                # the backlog (store failing) and dropped the subscription. Say so and end.
+                await response.write(bytes(out) + _error_line(payload, sse))
+                return
+            if _wanted(head, query.min_level):
+                out += _line(head.seq, payload, sse)
+        if peer.keepalive_due:
+            peer.keepalive_due = False
+            if sse:
+                out += b": keepalive\n\n"
+        if out:
+            await response.write(out)
+        if ending:
+            return
+        if taken:
+            peer.written(taken)
+            continue
+        await peer.wait(_IDLE_CHECK)
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+
+class _Target(msgspec.Struct):
+    containerID: str | None = None
+
+
+_target_decoder: Final = msgspec.json.Decoder(_Target)
+
+
+def body_limit(settings_max_message: int) -> int:
+    """The most bytes a request body may have: four messages of the largest size, 4 MiB or more."""
+    return max(settings_max_message, 1 << 20) * 4
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, refusing one over ``limit`` bytes as early as possible."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ApiError(
+            413, "too_large", f"the body is {declared} bytes; at most {limit} are accepted"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413, "too_large", f"the body is more than {limit} bytes, the most accepted"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_line(line: bytes, container_id: str, number: int) -> Publish:
+    """One line of a published body, checked as the WebSocket checks a frame."""
+    try:
+        target = _target_decoder.decode(line).containerID
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        target = container_id  # let decode_client word the error
+    if target is None and line.startswith(b"{") and line[1:].strip() != b"}":
+        # The URL names the container: put it in, so decode_client checks the message whole.
+        line = b'{"containerID":' + msgspec.json.encode(container_id) + b"," + line[1:]
+    elif target is not None and target != container_id:
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_MESSAGE,
+            f"line {number}: containerID {target[:64]!r} is not the URL's "
+            f"{container_id[:64]!r}; leave it out or make them match",
+            line=number,
+        )
+    try:
+        message = decode_client(line)
+    except ProtocolError as exc:
+        raise ApiError(400, exc.code, f"line {number}: {exc.words}", line=number) from None
+    if not isinstance(message, Publish):
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_MESSAGE,
+            f"line {number}: only log, status, heartbeat, complete and error messages can be "
+            "published here",
+            line=number,
+        )
+    return message
+
+
+async def _post_messages(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    node = state.node
+    container_id = _container(request)
+    body = await _read_body(request, body_limit(state.settings.max_message_size))
+    whole = request.content_type == "application/json"
+    lines = [body] if whole else body.split(b"\n")
+    largest = state.settings.max_message_size
+    messages: list[Publish] = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) > largest:
+            raise ApiError(
+                413,
+                "too_large",
+                f"line {number} is {len(line)} bytes; a message may have at most {largest} "
+                "(TAILHUB_MAX_MESSAGE_SIZE)",
+                line=number,
+            )
+        messages.append(_decode_line(line, container_id, number))
+    if not messages:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "the body holds no message: send one JSON object, or one per line",
+        )
+    sessions = node.sessions
+    opens = any(m.type in ROUTED_TYPES for m in messages) and container_id not in sessions.active
+    if opens and len(sessions.active) >= sessions.max_sessions:
+        raise ApiError(
+            429,
+            ErrorCode.MAX_SESSIONS,
+            f"{sessions.max_sessions} sessions are active, the most allowed (MAX_SESSIONS); "
+            "nothing was stored",
+        )
+    # Checked whole above, and nothing below awaits: the request's messages are taken
+    # together, in order, with nothing of another request between them.
+    seqs = [node.publish(None, message) for message in messages]
+    return web.Response(
+        body=encode({"accepted": len(messages), "seq": seqs}), content_type="application/json"
+    )
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def _post_command(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    node = state.node
+    container_id = _container(request)
+    body = await _read_body(request, state.settings.max_message_size)
+    try:
+        given = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_MESSAGE,
+            'the body must be a JSON object such as {"action": "cancel"}',
+        )
+    if "type" in given:
+        target = given.setdefault("containerID", container_id)
+        if target != container_id:
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_MESSAGE,
+                f"containerID {str(target)[:64]!r} is not the URL's {container_id[:64]!r}",
+            )
+        message: dict[str, Any] = given
+    else:
+        message = {"type": "command", "containerID": container_id, "data": given}
+    try:
+        command = decode_client(encode(message))
+    except ProtocolError as exc:
+        raise ApiError(400, exc.code, exc.words) from None
+    if not isinstance(command, Command):
+        raise ApiError(
+            400, ErrorCode.INVALID_MESSAGE, 'the body must be a command: {"action": ...}'
+        )
+    delivered = node.command(None, command)
+    if not delivered:
+        raise ApiError(
+            409,
+            ErrorCode.NO_CONTAINER,
+            f"no connection publishes for {container_id!r}; the command was not sent",
+        )
+    return web.Response(
+        body=encode({"action": command.action, "delivered": delivered}),
+        content_type="application/json",
+    )
+
+
+# -- wiring -------------------------------------------------------------------------------
+
+
+def setup(app: web.Application) -> None:
+    """Add the API's routes, ``/openapi.json`` and its JSON error middleware to ``app``.
+
+    ``app`` must hold its :data:`~tailhub.server.state.STATE`; call before it starts.
+    """
+    document = encode(build_document(__version__))
+
+    async def openapi(_request: web.Request) -> web.StreamResponse:
+        return web.Response(body=document, content_type="application/json")
+
+    app.middlewares.append(_json_errors)
+    router = app.router
+    router.add_get("/openapi.json", openapi)
+    router.add_get("/api/sessions", _endpoint(_list_sessions))
+    router.add_get("/api/sessions/{id}", _endpoint(_get_session))
+    router.add_get("/api/sessions/{id}/logs", _endpoint(_logs))
+    router.add_post("/api/sessions/{id}/messages", _endpoint(_post_messages))
+    router.add_post("/api/sessions/{id}/commands", _endpoint(_post_command))

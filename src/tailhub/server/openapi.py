@@ -1,0 +1,429 @@
+"""The OpenAPI 3.1 document of the hub's HTTP surface, served at ``GET /openapi.json``.
+
+Written by hand next to the handlers in :mod:`tailhub.server.api` rather than generated, so it
+says what a client may rely on, not what the code happens to do; ``tests/server/
+test_openapi.py`` keeps the two honest by validating real responses of a running hub against
+the schemas here, and by checking that every route is documented.
+
+Streamed bodies (NDJSON and server-sent events) carry one message per line or event: their
+media types give ``schema: string`` for the body and, in ``x-itemSchema`` (the name OpenAPI
+3.2 gives it), the schema of each item.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from tailhub.protocol import LEVELS, STATUSES
+
+__all__ = ["build_document"]
+
+Schema = dict[str, Any]
+
+_JSON: Final = "application/json"
+_NDJSON: Final = "application/x-ndjson"
+_SSE: Final = "text/event-stream"
+_ROUTED: Final = ["log", "status", "complete", "error"]
+_PUBLISHED: Final = ["log", "status", "heartbeat", "complete", "error"]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(kind: str, **more: Any) -> Schema:
+    return {"type": [kind, "null"], **more}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(_ref("Error"), description)
+
+
+def _schemas() -> dict[str, Schema]:
+    count = {"type": "integer", "minimum": 0}
+    time = {"type": "string", "format": "date-time"}
+    return {
+        "Session": {
+            "type": "object",
+            "description": "One containerID's session, as the WebSocket `sessions` reply shows it.",
+            "required": [
+                "containerID",
+                "status",
+                "active",
+                "startedAt",
+                "lastActivity",
+                "endedAt",
+                "endReason",
+                "exitCode",
+                "lastSeq",
+                "firstSeq",
+                "messages",
+                "bytes",
+                "publishers",
+                "subscribers",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "containerID": {"type": "string"},
+                "status": {"enum": list(STATUSES)},
+                "active": {"type": "boolean"},
+                "startedAt": time,
+                "lastActivity": time,
+                "endedAt": _nullable("string", format="date-time"),
+                "endReason": {"enum": ["complete", "timeout", None]},
+                "exitCode": _nullable("integer"),
+                "lastSeq": {**count, "description": "Last seq stamped (0: none)."},
+                "firstSeq": {**count, "description": "Oldest seq still kept (0: none)."},
+                "messages": {**count, "description": "Messages kept."},
+                "bytes": {**count, "description": "Bytes kept."},
+                "publishers": {**count, "description": "Connections publishing for it."},
+                "subscribers": {**count, "description": "Connections subscribed to it."},
+            },
+        },
+        "SessionList": {
+            "type": "object",
+            "required": ["sessions"],
+            "additionalProperties": False,
+            "properties": {"sessions": {"type": "array", "items": _ref("Session")}},
+        },
+        "Message": {
+            "type": "object",
+            "description": "A stored message exactly as WebSocket subscribers receive it.",
+            "required": ["type", "containerID", "timestamp", "seq", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {"enum": _ROUTED},
+                "containerID": {"type": "string"},
+                "timestamp": time,
+                "seq": {"type": "integer", "minimum": 1},
+                "data": {"type": "object"},
+            },
+        },
+        "PublishedMessage": {
+            "type": "object",
+            "description": (
+                "A message a container publishes (see docs/protocol.md). `containerID` may be "
+                "left out: the URL's is used."
+            ),
+            "required": ["type"],
+            "properties": {
+                "type": {"type": "string", "description": f"One of {', '.join(_PUBLISHED)}."},
+                "containerID": {"type": "string"},
+                "timestamp": time,
+                "data": {"type": "object"},
+                "id": {"type": "integer", "minimum": 1},
+                "producer": {"type": "string"},
+            },
+        },
+        "PublishResult": {
+            "type": "object",
+            "required": ["accepted", "seq"],
+            "additionalProperties": False,
+            "properties": {
+                "accepted": {**count, "description": "Messages taken (every one sent)."},
+                "seq": {
+                    "type": "array",
+                    "description": (
+                        "Per message, in order: the seq it was stored with, or null for a "
+                        "heartbeat or a repeat of a producer id already stored."
+                    ),
+                    "items": _nullable("integer", minimum=1),
+                },
+            },
+        },
+        "CommandRequest": {
+            "type": "object",
+            "description": (
+                'The command\'s `data`, e.g. {"action": "cancel"} or {"action": "input", '
+                '"text": "yes\\n"}; or a whole `command` message.'
+            ),
+            "properties": {
+                "action": {"type": "string", "minLength": 1},
+                "text": {"type": "string"},
+                "type": {"const": "command"},
+                "containerID": {"type": "string"},
+                "data": {"type": "object"},
+            },
+        },
+        "CommandResult": {
+            "type": "object",
+            "required": ["action", "delivered"],
+            "additionalProperties": False,
+            "properties": {
+                "action": {"type": "string"},
+                "delivered": {"type": "integer", "minimum": 1},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "description": "The protocol's error object; `code` says why, `error` in words.",
+            "required": ["type", "data"],
+            "properties": {
+                "type": {"const": "error"},
+                "containerID": {"type": "string"},
+                "id": {"type": "integer"},
+                "data": {
+                    "type": "object",
+                    "required": ["code", "error"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "examples": ["invalid_message", "unauthorized", "not_found"],
+                        },
+                        "error": {"type": "string"},
+                        "line": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "The line of the request body that was refused.",
+                        },
+                    },
+                },
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "version"],
+            "properties": {"status": {"const": "ok"}, "version": {"type": "string"}},
+        },
+        "Ready": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"enum": ["ready", "unavailable"]},
+                "problems": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "What does not answer (store, broker), in words.",
+                },
+            },
+        },
+    }
+
+
+def _parameters() -> dict[str, Schema]:
+    def query(name: str, schema: Schema, description: str) -> Schema:
+        return {"name": name, "in": "query", "schema": schema, "description": description}
+
+    return {
+        "containerID": {
+            "name": "id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+            "description": "The containerID (percent-encoded; no `*`).",
+        },
+        "since": query(
+            "since", {"type": "integer", "minimum": 0}, "Messages with seq greater than this."
+        ),
+        "tail": query("tail", {"type": "integer", "minimum": 0}, "The last N messages."),
+        "from": query(
+            "from",
+            {"type": "string", "format": "date-time"},
+            "Messages the hub received at or after this RFC 3339 time.",
+        ),
+        "level": query(
+            "level",
+            {"enum": list(LEVELS)},
+            "Only log lines of this level or more severe; other messages always pass.",
+        ),
+        "follow": query(
+            "follow",
+            {"type": "boolean"},
+            "Keep streaming live messages (1) after the history. Default 1 for SSE, else 0.",
+        ),
+        "active": query(
+            "active", {"type": "boolean"}, "1: active sessions only; 0: ended ones only."
+        ),
+        "lastEventId": {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "description": "SSE resume: the last seq received; replaces since, tail and from.",
+        },
+    }
+
+
+def _paths() -> dict[str, Schema]:
+    unauthorized = {"$ref": "#/components/responses/Unauthorized"}
+    container = {"$ref": "#/components/parameters/containerID"}
+    bad = _error("A bad parameter or body; `error` says which and why.")
+    public: list[Schema] = []
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process answers.",
+                "operationId": "healthz",
+                "security": public,
+                "responses": {"200": _json(_ref("Health"), "Alive.")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the history store and broker answer.",
+                "operationId": "readyz",
+                "security": public,
+                "responses": {
+                    "200": _json(_ref("Ready"), "Ready to serve."),
+                    "503": _json(_ref("Ready"), "A part does not answer; see problems."),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document.",
+                "operationId": "openapi",
+                "security": public,
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics, names prefixed tailhub_.",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "The Prometheus text format (OpenMetrics if asked).",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/api/sessions": {
+            "get": {
+                "summary": "Active sessions first, then recently ended ones, newest first.",
+                "operationId": "listSessions",
+                "parameters": [{"$ref": "#/components/parameters/active"}],
+                "responses": {
+                    "200": _json(_ref("SessionList"), "The sessions."),
+                    "400": bad,
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/api/sessions/{id}": {
+            "parameters": [container],
+            "get": {
+                "summary": "One session.",
+                "operationId": "getSession",
+                "responses": {
+                    "200": _json(_ref("Session"), "The session."),
+                    "400": bad,
+                    "401": unauthorized,
+                    "404": _error("No session with this containerID is listed."),
+                },
+            },
+        },
+        "/api/sessions/{id}/logs": {
+            "parameters": [container],
+            "get": {
+                "summary": "A container's messages: history, then live ones with follow.",
+                "description": (
+                    "NDJSON, one stored message per line, exactly as WebSocket subscribers get "
+                    "it; `Accept: text/event-stream` gives server-sent events with `id:` = seq. "
+                    "With none of since, tail and from: all kept history. With follow, live "
+                    "messages follow the history with no gap and no duplicate, until the client "
+                    "leaves, the hub shuts down or the client falls more than max-queue bytes "
+                    "behind (resume with since = the last seq received)."
+                ),
+                "operationId": "getLogs",
+                "parameters": [
+                    {"$ref": f"#/components/parameters/{name}"}
+                    for name in ("since", "tail", "from", "level", "follow", "lastEventId")
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The messages, oldest first.",
+                        "content": {
+                            _NDJSON: {
+                                "schema": {"type": "string"},
+                                "x-itemSchema": _ref("Message"),
+                            },
+                            _SSE: {"schema": {"type": "string"}, "x-itemSchema": _ref("Message")},
+                        },
+                    },
+                    "400": bad,
+                    "401": unauthorized,
+                    "404": _error("Nothing is known of this containerID (and follow is off)."),
+                    "503": _error("The history store failed, or too many connections."),
+                },
+            },
+        },
+        "/api/sessions/{id}/messages": {
+            "parameters": [container],
+            "post": {
+                "summary": "Publish messages for a container, as its WebSocket would.",
+                "description": (
+                    "`application/json`: the body is one message. Any other type: one message "
+                    "per line (NDJSON; use curl --data-binary). Every line is checked before any "
+                    "is published: one bad line refuses the request and nothing is stored."
+                ),
+                "operationId": "publish",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        _JSON: {"schema": _ref("PublishedMessage")},
+                        _NDJSON: {
+                            "schema": {"type": "string"},
+                            "x-itemSchema": _ref("PublishedMessage"),
+                        },
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("PublishResult"), "Every message was taken, in order."),
+                    "400": bad,
+                    "401": unauthorized,
+                    "413": _error("The body, or one line, is larger than allowed."),
+                    "429": _error("Would open one session more than MAX_SESSIONS (max_sessions)."),
+                },
+            },
+        },
+        "/api/sessions/{id}/commands": {
+            "parameters": [container],
+            "post": {
+                "summary": "Send a command to the container's connection(s).",
+                "operationId": "command",
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("CommandRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("CommandResult"), "Sent to `delivered` connections."),
+                    "400": bad,
+                    "401": unauthorized,
+                    "409": _error("No connection publishes for it (no_container); not queued."),
+                    "413": _error("The body is larger than max-message-size."),
+                },
+            },
+        },
+    }
+
+
+def build_document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the HTTP API of hub ``version``; a new object each call."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tailhub HTTP API",
+            "version": version,
+            "description": (
+                "Sessions, logs, publishing and commands over HTTP, beside the WebSocket "
+                "protocol of docs/protocol.md. Errors are the protocol's error object."
+            ),
+        },
+        "security": [{"bearer": []}, {"tokenQuery": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+            },
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "responses": {"Unauthorized": _error("No token, or not the hub's token.")},
+        },
+    }

@@ -1,0 +1,178 @@
+"""A hub connection whose messages go to an HTTP streaming response instead of a WebSocket.
+
+``GET /api/sessions/{id}/logs?follow=1`` does not re-implement backlog, hand-over to live and
+slow-reader handling: it connects a :class:`StreamPeer` to the node like any WebSocket
+connection and subscribes it, so the node's guarantee holds unchanged (backlog then live, in
+``seq`` order, no gap and no duplicate between the two). The hub writes WebSocket frames to
+every peer; this peer keeps them in a list (:meth:`StreamPeer.write` must never block) and the
+request handler takes them, strips the framing (:func:`split_frames`) and writes the payloads
+to the response at the pace the HTTP client reads.
+
+Backpressure: :meth:`StreamPeer.buffered` counts what the hub handed over and the handler has
+not yet got into the socket, plus the socket's own buffer, so a follower that stops reading is
+closed by the hub with 4429 exactly like a slow WebSocket reader, and the node waits for it to
+drain while it sends backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Final
+
+from tailhub.core.hub import Connection
+
+__all__ = ["StreamPeer", "split_frames"]
+
+_U16: Final = struct.Struct("!H")
+_U64: Final = struct.Struct("!Q")
+_TEXT: Final = 0x1
+_BINARY: Final = 0x2
+
+
+def split_frames(data: bytes) -> tuple[list[bytes], bytes]:
+    """Split unmasked server-to-client WebSocket frames into their payloads.
+
+    The hub frames each message as one final frame (RFC 6455 section 5.2: a 2, 4 or 10 byte
+    header, no mask since the server sends it) and may write several of them at once.
+
+    Args:
+        data: concatenated frames; the last one may be incomplete.
+
+    Returns:
+        The payloads of the complete text and binary frames, in order (control frames are
+        dropped), and the bytes of an incomplete trailing frame to prepend to the next call.
+    """
+    payloads: list[bytes] = []
+    view = memoryview(data)
+    size = len(data)
+    at = 0
+    while size - at >= 2:
+        opcode = view[at] & 0x0F
+        length = view[at + 1] & 0x7F
+        masked = view[at + 1] & 0x80
+        start = at + 2
+        if length == 126:
+            if size - at < 4:
+                break
+            (length,) = _U16.unpack_from(view, at + 2)
+            start = at + 4
+        elif length == 127:
+            if size - at < 10:
+                break
+            (length,) = _U64.unpack_from(view, at + 2)
+            start = at + 10
+        if masked:
+            start += 4
+        end = start + length
+        if end > size:
+            break
+        if opcode in (_TEXT, _BINARY):
+            payloads.append(bytes(view[start:end]))
+        at = end
+    return payloads, bytes(view[at:])
+
+
+class StreamPeer:
+    """The :class:`~tailhub.core.hub.Peer` of one HTTP streaming response.
+
+    Every method the hub calls returns at once. The handler that owns the response awaits
+    :meth:`wait`, then calls :meth:`take` and, once the bytes are written, :meth:`written`.
+
+    Args:
+        transport: the HTTP connection's transport, for its write-buffer size and to tell
+            whether the client is still there.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_held",
+        "_rest",
+        "_transport",
+        "_wake",
+        "close_code",
+        "closed",
+        "conn",
+        "keepalive_due",
+    )
+
+    def __init__(self, transport: asyncio.Transport | None) -> None:
+        self._transport = transport
+        self._chunks: list[bytes] = []
+        self._held = 0
+        self._rest = b""
+        self._wake = asyncio.Event()
+        self.conn: Connection | None = None
+        """Set by the owner right after connecting, so that pings can be answered."""
+        self.closed = False
+        self.close_code: int | None = None
+        self.keepalive_due = False
+        """A ping round passed: an SSE stream sends a comment so that proxies keep it open."""
+
+    @property
+    def gone(self) -> bool:
+        """The HTTP client has disconnected (or its connection is being torn down)."""
+        transport = self._transport
+        return transport is None or transport.is_closing()
+
+    # -- the hub's side ----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._chunks.append(data)
+        self._held += len(data)
+        self._wake.set()
+
+    def buffered(self) -> int:
+        transport = self._transport
+        in_socket = 0 if transport is None else transport.get_write_buffer_size()
+        return self._held + in_socket
+
+    def ping(self) -> None:
+        # There is no pong in HTTP: the follower counts as alive while its socket is open,
+        # so the hub's liveness round closes it once the client has gone away.
+        if self.gone or self.conn is None:
+            return
+        self.conn.alive = True
+        self.keepalive_due = True
+        self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        # What the hub wrote before closing is still sent (the owner drains it, then ends).
+        self.closed = True
+        self.close_code = code
+        self._wake.set()
+
+    # -- the handler's side ------------------------------------------------------------
+
+    async def wait(self, idle: float) -> None:
+        """Return when there is something to do, or after ``idle`` seconds of nothing."""
+        if self._chunks or self.closed or self.keepalive_due:
+            return
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(idle):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def take(self) -> tuple[list[bytes], int]:
+        """The payloads of the frames received so far, and how many bytes they took.
+
+        The bytes stay counted in :meth:`buffered` until :meth:`written` is called with that
+        number, so the hub sees a follower that is slow to write as slow.
+        """
+        if not self._chunks:
+            return [], 0
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        taken = len(data)
+        if self._rest:
+            data = self._rest + data
+        payloads, self._rest = split_frames(data)
+        return payloads, taken
+
+    def written(self, taken: int) -> None:
+        """``taken`` bytes from :meth:`take` have been handed to the socket."""
+        self._held = max(0, self._held - taken)
