@@ -37,6 +37,8 @@ export class ContainerLog {
     this.based = false;
     /** Messages the hub no longer kept when this page resumed (retention). */
     this.lost = 0;
+    /** The oldest seq the hub still keeps, as of the last `subscribed` reply (0: none). */
+    this.hubFirst = 0;
     /** @type {Set<LogListener>} */
     this.listeners = new Set();
   }
@@ -62,6 +64,23 @@ export class ContainerLog {
       : { type: "subscribe", containerID: this.id, since: resume };
   }
 
+  /** How many older messages the hub keeps that this log does not hold. */
+  get earlierAvailable() {
+    if (!this.based || !this.hubFirst || !this.entries.length) return 0;
+    return Math.max(0, this.entries[0].seq - this.hubFirst);
+  }
+
+  /**
+   * The subscribe message that also fetches up to `count` messages older than the oldest
+   * held. The hub sends everything after `since` again; what is already here is dropped.
+   * @param {number} count
+   */
+  earlierMessage(count) {
+    const first = this.entries.length ? this.entries[0].seq : this.contiguous + 1;
+    const since = Math.max(this.hubFirst - 1, first - 1 - count, 0);
+    return { type: "subscribe", containerID: this.id, since };
+  }
+
   /**
    * Takes the hub's `subscribed` reply to a subscription made with `subscribeMessage`.
    *
@@ -73,6 +92,7 @@ export class ContainerLog {
   subscribed(reply, tail) {
     const last = Number(reply.seq) || 0;
     const first = Number(reply.firstSeq) || 0;
+    this.hubFirst = first;
     if (this.based && last < this.contiguous) {
       this.clear();
       return true;

@@ -57,8 +57,9 @@ export class LogPane {
    * @param {SessionStore} options.sessions
    * @param {number} options.lineHeight pixels per text line (from the CSS)
    * @param {(id: string) => void} options.onClose the user closed a container's pane
+   * @param {(id: string) => void} options.onEarlier the user asked for older lines
    */
-  constructor({ logs, filter, sessions, lineHeight, onClose }) {
+  constructor({ logs, filter, sessions, lineHeight, onClose, onEarlier }) {
     this.logs = logs;
     this.filter = filter;
     this.sessions = sessions;
@@ -75,7 +76,7 @@ export class LogPane {
     this.element = el("section", "pane");
     const title = this.merged ? `${logs.length} containers, merged` : logs[0].id;
     this.element.setAttribute("aria-label", `Log: ${title}`);
-    this.element.appendChild(this.buildHeader(title, onClose));
+    this.element.appendChild(this.buildHeader(title, onClose, onEarlier));
 
     this.viewport = el("div", "viewport");
     this.viewport.tabIndex = 0;
@@ -139,8 +140,9 @@ export class LogPane {
   /**
    * @param {string} title
    * @param {(id: string) => void} onClose
+   * @param {(id: string) => void} onEarlier
    */
-  buildHeader(title, onClose) {
+  buildHeader(title, onClose, onEarlier) {
     const header = el("header", "pane-head");
     const who = el("div", "pane-who");
     for (const log of this.logs) {
@@ -158,6 +160,13 @@ export class LogPane {
     header.appendChild(this.info);
 
     const actions = el("div", "pane-actions");
+    this.earlier = /** @type {HTMLButtonElement} */ (el("button", "btn btn-small", "Earlier…"));
+    this.earlier.type = "button";
+    this.earlier.hidden = true;
+    this.earlier.addEventListener("click", () => {
+      for (const log of this.logs) if (log.earlierAvailable) onEarlier(log.id);
+    });
+    actions.appendChild(this.earlier);
     const menu = /** @type {HTMLDetailsElement} */ (el("details", "menu"));
     const summary = el("summary", "btn", "Download");
     summary.title = "Download the lines shown";
@@ -227,6 +236,7 @@ export class LogPane {
   }
 
   updateInfo() {
+    this.updateStatus();
     const total = this.all.length;
     const shown = this.list.items.length;
     this.info.textContent =
@@ -237,6 +247,13 @@ export class LogPane {
 
   /** Shows the sessions' status, exit code and duration in the header. */
   updateStatus() {
+    const earlier = this.logs.reduce((sum, log) => sum + log.earlierAvailable, 0);
+    this.earlier.hidden = earlier === 0;
+    const label = `Load earlier lines (${count(earlier)} more kept by the hub)`;
+    if (this.earlier.title !== label) {
+      this.earlier.title = label;
+      this.earlier.setAttribute("aria-label", label);
+    }
     for (const badge of this.element.querySelectorAll(".pane-head .badge")) {
       const id = /** @type {HTMLElement} */ (badge).dataset.cid ?? "";
       const session = this.sessions.get(id);

@@ -60,6 +60,7 @@ class Dashboard {
       sessions: this.sessions,
       lineHeight: Number.isFinite(lineHeight) && lineHeight > 0 ? lineHeight : 20,
       onClose: (id) => this.pick(id, true),
+      onEarlier: (id) => this.send(this.logs.open(id).earlierMessage(TAIL)),
     });
     this.sessionsView = new SessionsView({
       list: $("session-list"),
@@ -70,7 +71,7 @@ class Dashboard {
       selected: () => new Set(this.selected),
       onPick: (id, additive) => this.pick(id, additive),
     });
-    this.sessions.listeners.add(() => this.workspace.updateStatus());
+    this.sessions.listeners.add(() => this.workspace.scheduleStatus());
     this.bindToolbar();
     this.bindStatus();
     setInterval(() => this.refreshSessions(), REFRESH_MS);
@@ -128,6 +129,7 @@ class Dashboard {
         if (log?.subscribed(msg, TAIL) && this.selected.includes(id)) {
           this.send(log.subscribeMessage(TAIL));
         }
+        if (log) this.refreshSoon(); // the viewer count changed
         if (log && log.lost) {
           this.notify(`${id}: ${log.lost} older messages are no longer kept by the hub.`);
           log.lost = 0;

@@ -21,8 +21,9 @@ export class Workspace {
    * @param {SessionStore} options.sessions
    * @param {number} options.lineHeight
    * @param {(id: string) => void} options.onClose
+   * @param {(id: string) => void} options.onEarlier
    */
-  constructor({ root, placeholder, logs, filter, sessions, lineHeight, onClose }) {
+  constructor({ root, placeholder, logs, filter, sessions, lineHeight, onClose, onEarlier }) {
     this.root = root;
     this.placeholder = placeholder;
     this.logs = logs;
@@ -30,8 +31,10 @@ export class Workspace {
     this.sessions = sessions;
     this.lineHeight = lineHeight;
     this.onClose = onClose;
+    this.onEarlier = onEarlier;
     /** @type {Map<string, LogPane>} by the pane's containers */
     this.panes = new Map();
+    this.frame = 0;
   }
 
   /**
@@ -53,6 +56,7 @@ export class Workspace {
           sessions: this.sessions,
           lineHeight: this.lineHeight,
           onClose: this.onClose,
+          onEarlier: this.onEarlier,
         });
       }
       next.set(key, pane);
@@ -70,5 +74,15 @@ export class Workspace {
 
   updateStatus() {
     for (const pane of this.panes.values()) pane.updateStatus();
+  }
+
+  /** Updates the pane headers at the next frame, once however often it is asked. */
+  scheduleStatus() {
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        this.updateStatus();
+      });
+    }
   }
 }

@@ -1,0 +1,426 @@
+"""The dashboard in real headless Chromium against a real hub process.
+
+Each test starts its own hub (the ``hub`` fixture) and browser, publishes over a real WebSocket
+as a container would, and watches the page with Playwright's auto-waiting expectations, never
+a fixed sleep. Screenshots go to ``test-output/dashboard/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    async_playwright,
+    expect,
+)
+
+from tests.helpers import UNIT, HubProcess, receive_json
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("TAILHUB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dashboard"
+EXPECT_MS = 10_000 * UNIT
+"""How long an expectation waits (ms): generous, since it returns as soon as it holds."""
+
+expect.set_options(timeout=EXPECT_MS)
+
+
+class Publisher:
+    """A container's connection: publishes with ids and waits until the hub has stored them."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.producer = uuid.uuid4().hex
+        self.last_id = 0
+
+    async def send(
+        self, container: str, kind: str, data: dict[str, Any], timestamp: str | None = None
+    ) -> None:
+        self.last_id += 1
+        message = {
+            "type": kind,
+            "containerID": container,
+            "id": self.last_id,
+            "producer": self.producer,
+            "data": data,
+        }
+        if timestamp:
+            message["timestamp"] = timestamp
+        await self.ws.send_str(json.dumps(message))
+
+    async def log(
+        self,
+        container: str,
+        message: str,
+        level: str = "info",
+        timestamp: str | None = None,
+        **extra: Any,
+    ) -> None:
+        data = {"level": level, "message": message, **extra}
+        await self.send(container, "log", data, timestamp)
+
+    async def flush(self) -> None:
+        """Returns once every message sent so far is stored (the hub's acks are cumulative)."""
+        while True:
+            reply = await receive_json(self.ws, timeout=30 * UNIT)
+            if reply.get("type") == "error":
+                raise AssertionError(f"the hub refused a message: {reply}")
+            if reply.get("type") == "ack" and reply["id"] >= self.last_id:
+                return
+
+
+class Dashboard:
+    """A browser page on the hub's dashboard that records every JavaScript error."""
+
+    def __init__(self, page: Page, hub: HubProcess) -> None:
+        self.page = page
+        self.hub = hub
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        page.on("console", self._console)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    async def open(self, *, token: str | None = None, hash: str = "") -> None:
+        query = f"?token={token or self.hub.token}" if token != "" else ""
+        await self.page.goto(f"{self.hub.http}/{query}{hash}")
+
+    def session(self, container: str) -> Any:
+        return self.page.locator(f'.session[data-cid="{container}"]')
+
+    async def choose(self, container: str) -> None:
+        await self.session(container).locator(".session-open").click()
+
+    def rows(self, pane: int = 0) -> Any:
+        return self.page.locator(".pane").nth(pane).locator(".row")
+
+    async def seqs(self, pane: int = 0) -> list[int]:
+        """The ``seq`` of every row in the DOM of a pane, top to bottom."""
+        values: list[str] = (
+            await self.page.locator(".pane")
+            .nth(pane)
+            .locator(".row")
+            .evaluate_all("rows => rows.map(row => row.dataset.seq)")
+        )
+        return [int(value) for value in values]
+
+    async def screenshot(self, name: str) -> Path:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        path = OUTPUT / f"{name}.png"
+        await self.page.screenshot(path=str(path))
+        return path
+
+    def assert_no_errors(self, allowed: re.Pattern[str] | None = None) -> None:
+        errors = [e for e in self.errors if not (allowed and allowed.search(e))]
+        assert errors == []
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        try:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Error as exc:  # pragma: no cover - depends on the machine
+            pytest.skip(f"Chromium cannot start here: {exc.message.splitlines()[0]}")
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def dashboard(browser: Browser, hub: HubProcess) -> AsyncIterator[Dashboard]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    yield Dashboard(await context.new_page(), hub)
+    await context.close()
+
+
+@pytest.fixture
+def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    """A hub without a publish rate limit, for the test that floods it."""
+    process = HubProcess(tmp_path / "fast-hub", args=["--publish-rate", "0"]).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def publisher(hub: HubProcess) -> AsyncIterator[Publisher]:
+    async with aiohttp.ClientSession() as session, session.ws_connect(hub.ws_url()) as ws:
+        yield Publisher(ws)
+
+
+class TestSessionsAndLiveLog:
+    async def test_list_backlog_and_live_line(
+        self, dashboard: Dashboard, publisher: Publisher
+    ) -> None:
+        """The list shows each session; a container's backlog, then its live lines, appear."""
+        await publisher.send("build-1", "status", {"status": "running", "message": "cloning"})
+        for i in range(3):
+            await publisher.log("build-1", f"backlog line {i}")
+        await publisher.log("agent-2", "all done")
+        await publisher.send("agent-2", "complete", {"exitCode": 0, "duration": 61_000})
+        await publisher.flush()
+
+        await dashboard.open()
+        page = dashboard.page
+        await expect(page).not_to_have_url(re.compile("token="))
+        await expect(dashboard.session("build-1").locator(".badge")).to_have_text("running")
+        await expect(dashboard.session("agent-2").locator(".badge")).to_have_text(
+            "completed · exit 0"
+        )
+        await expect(page.locator("#session-summary")).to_have_text("1 active · 1 ended")
+
+        await dashboard.choose("build-1")
+        await expect(dashboard.rows()).to_have_count(4)
+        await expect(dashboard.rows().first).to_contain_text("status → running: cloning")
+        await expect(dashboard.rows().last).to_contain_text("backlog line 2")
+
+        await publisher.log("build-1", "a live line", level="warn")
+        await expect(dashboard.rows().last).to_contain_text("a live line")
+        await expect(dashboard.rows().last).to_have_class(re.compile(r"\blv-warn\b"))
+        await expect(dashboard.session("build-1")).to_contain_text("5 msgs")
+        await expect(page.locator(".pane-info")).to_have_text("5 lines")
+        assert await dashboard.seqs() == [1, 2, 3, 4, 5]
+
+        async with page.expect_download() as download_info:
+            await page.locator(".pane summary", has_text="Download").click()
+            await page.get_by_role("button", name="NDJSON (as received)").click()
+        download = await download_info.value
+        saved = Path(await download.path())
+        lines = (await asyncio.to_thread(saved.read_text)).splitlines()
+        assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3, 4, 5]
+
+        await dashboard.screenshot("overview")
+        dashboard.assert_no_errors()
+
+    async def test_several_containers_side_by_side_and_merged(
+        self, dashboard: Dashboard, publisher: Publisher
+    ) -> None:
+        """Ticked containers get a pane each, or one merged pane with a container column."""
+        # Container clocks decide the merged order, whatever order the backlogs arrive in.
+        await publisher.log("left", "left one", timestamp="2024-05-01T10:00:01.000Z")
+        await publisher.log("right", "right one", timestamp="2024-05-01T10:00:02.000Z")
+        await publisher.log("left", "left two", timestamp="2024-05-01T10:00:03.000Z")
+        await publisher.flush()
+        await dashboard.open()
+        page = dashboard.page
+
+        await dashboard.choose("left")
+        await dashboard.session("right").get_by_role("checkbox").check()
+        await expect(page.locator(".pane")).to_have_count(2)
+        await expect(dashboard.rows(0)).to_have_count(2)
+        await expect(dashboard.rows(1)).to_have_count(1)
+
+        await page.get_by_text("Merged", exact=True).click()
+        await expect(page.locator(".pane")).to_have_count(1)
+        await expect(dashboard.rows()).to_have_text(
+            [
+                re.compile("left.*left one"),
+                re.compile("right.*right one"),
+                re.compile("left.*left two"),
+            ]
+        )
+        await publisher.log("right", "right live")
+        await expect(dashboard.rows().last).to_contain_text("right live")
+        await expect(page).to_have_url(re.compile(r"#view=left%2Cright&layout=merged$"))
+        await dashboard.screenshot("merged")
+        dashboard.assert_no_errors()
+
+
+class TestFilteringAndRendering:
+    async def test_level_filter_search_ansi_and_metadata(
+        self, dashboard: Dashboard, publisher: Publisher
+    ) -> None:
+        """Levels and search filter the lines; ANSI renders as colour; markup stays text."""
+        await publisher.log("c1", "debug detail", level="debug")
+        await publisher.log("c1", "\x1b[1;31mred alert\x1b[0m and \x1b[38;5;82mgreen\x1b[0m")
+        await publisher.log("c1", "disk almost full", level="warn")
+        await publisher.log(
+            "c1",
+            "<img src=x onerror=window.__xss=1> boom",
+            level="error",
+            metadata={"disk": "/dev/sda", "free": 3},
+        )
+        await publisher.flush()
+        await dashboard.open(hash="#view=c1")
+        page = dashboard.page
+        rows = dashboard.rows()
+        await expect(rows).to_have_count(4)
+
+        red = rows.nth(1).locator(".ansi-fg-1.ansi-bold")
+        await expect(red).to_have_text("red alert")
+        await expect(rows.nth(1).locator(".ansi", has_text="green")).to_have_css(
+            "color", "rgb(95, 255, 0)"
+        )
+        await expect(rows.nth(3)).to_contain_text("<img src=x onerror=window.__xss=1> boom")
+        assert await page.locator(".pane img").count() == 0
+        assert await page.evaluate("window.__xss") is None
+
+        await page.get_by_label("debug").uncheck()
+        await page.get_by_label("info", exact=True).uncheck()
+        await expect(rows).to_have_count(2)
+        await expect(page.locator(".pane-info")).to_have_text("2 of 4 lines")
+        await page.get_by_label("debug").check()
+        await page.get_by_label("info", exact=True).check()
+        await expect(rows).to_have_count(4)
+
+        search = page.get_by_label("Search the log")
+        await search.fill("DISK")
+        # "disk" is in the warn line's text and in the error line's metadata.
+        await expect(rows).to_have_count(2)
+        await expect(rows.first.locator("mark")).to_have_text("disk")
+        await page.get_by_label("Only matching lines").uncheck()
+        await expect(rows).to_have_count(4)
+        await expect(page.locator(".pane mark")).to_have_count(1)
+
+        toggle = rows.nth(3).get_by_role("button", name="Show metadata")
+        await toggle.click()
+        meta = rows.nth(3).locator(".cell-meta")
+        await expect(meta).to_contain_text('"free": 3')
+        await expect(rows.nth(3).locator(".meta-toggle")).to_have_attribute("aria-expanded", "true")
+        await search.press("Escape")
+        await expect(page.locator(".pane mark")).to_have_count(0)
+        await dashboard.screenshot("filters")
+        dashboard.assert_no_errors()
+
+    async def test_ansi_parser_keeps_only_text_and_colours(self, dashboard: Dashboard) -> None:
+        """Cursor moves, titles, hyperlinks and control characters never reach the page."""
+        await dashboard.open()
+        parsed = await dashboard.page.evaluate(
+            """async () => {
+                const { parseAnsi } = await import("/static/js/ansi.js");
+                const text = "a\\x1b]0;title\\x07b\\x1b]8;;http://x\\x1b\\\\link\\x1b]8;;\\x1b\\\\"
+                    + "\\x1b[2K\\x1b[1;32mok\\x1b[39m!\\x07\\x1b(B\\x1b[0m\\tz\\x1b[";
+                return parseAnsi(text).map((s) => [s.text, s.style && s.style.fg]);
+            }"""
+        )
+        assert parsed == [["ablink", None], ["ok", 2], ["!", None], ["\tz", None]]
+        dashboard.assert_no_errors()
+
+
+class TestConnection:
+    async def test_token_form_refuses_a_wrong_token(self, dashboard: Dashboard) -> None:
+        """Without a token the page asks for one, says when it is refused, then connects."""
+        await dashboard.open(token="")
+        page = dashboard.page
+        field = page.get_by_label("Access token")
+        await expect(field).to_be_visible()
+        await field.fill("not-the-token")
+        await page.get_by_role("button", name="Connect").click()
+        await expect(page.get_by_role("alert")).to_contain_text("refused")
+        await field.fill(dashboard.hub.token or "")
+        await page.get_by_role("button", name="Connect").click()
+        await expect(page.locator("#conn-text")).to_have_text("Live")
+        await expect(page.locator("#session-summary")).to_have_text("0 active · 0 ended")
+        dashboard.assert_no_errors()
+
+    async def test_hub_restart_loses_and_repeats_nothing(
+        self, dashboard: Dashboard, hub: HubProcess
+    ) -> None:
+        """Killed and restarted, the hub is rejoined with `since`: every seq exactly once."""
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(hub.ws_url()) as ws:
+                publisher = Publisher(ws)
+                for i in range(1, 11):
+                    await publisher.log("resume", f"line {i}")
+                await publisher.flush()
+            await dashboard.open(hash="#view=resume")
+            page = dashboard.page
+            await expect(dashboard.rows()).to_have_count(10)
+
+            hub.kill()
+            await expect(page.locator("#conn")).not_to_have_attribute("data-state", "open")
+            hub.start()
+            async with session.ws_connect(hub.ws_url()) as ws:
+                publisher = Publisher(ws)
+                for i in range(11, 21):
+                    await publisher.log("resume", f"line {i}")
+                await publisher.flush()
+                await expect(page.locator("#conn-text")).to_have_text("Live")
+                for i in range(21, 26):
+                    await publisher.log("resume", f"line {i}")
+                await publisher.flush()
+
+        await expect(dashboard.rows()).to_have_count(25)
+        assert await dashboard.seqs() == list(range(1, 26))
+        texts = await dashboard.rows().locator(".cell-msg").all_text_contents()
+        assert texts == [f"line {i}" for i in range(1, 26)]
+        # While the hub is down, Chromium itself reports the refused WebSocket handshakes.
+        dashboard.assert_no_errors(allowed=re.compile(r"WebSocket connection to .* failed"))
+
+
+class TestManyLines:
+    async def test_twenty_thousand_lines_stay_virtualised(
+        self, browser: Browser, fast_hub: HubProcess
+    ) -> None:
+        """20,000 lines arrive live; the DOM holds only a window; scrolling up pauses."""
+        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        dashboard = Dashboard(await context.new_page(), fast_hub)
+        page = dashboard.page
+        async with aiohttp.ClientSession() as session, session.ws_connect(fast_hub.ws_url()) as ws:
+            publisher = Publisher(ws)
+            await publisher.log("flood", "line 00000")
+            await publisher.flush()
+            await dashboard.open(hash="#view=flood")
+            await expect(dashboard.rows()).to_have_count(1)
+
+            total = 20_000
+            for i in range(1, total):
+                level = ("debug", "info", "warn", "error")[i % 4]
+                await publisher.log("flood", f"line {i:05} \x1b[36mcyan {i}\x1b[0m", level=level)
+            await publisher.flush()
+            info = page.locator(".pane-info")
+            await expect(info).to_have_text("20,000 lines", timeout=60_000 * UNIT)
+            await expect(dashboard.rows().last).to_contain_text("line 19999")
+            assert await dashboard.rows().count() < 150
+
+            viewport = page.locator(".viewport")
+            await viewport.press("Home")
+            await expect(dashboard.rows().first).to_contain_text("line 00000")
+            jump = page.locator(".jump-live")
+            await expect(jump).to_be_visible()
+            middle = await viewport.evaluate(
+                "v => { v.scrollTop = v.scrollHeight / 2; return v.scrollTop; }"
+            )
+            assert middle > 0
+            await expect(page.locator('.row[data-seq="10001"]')).to_be_attached()
+            assert await dashboard.rows().count() < 150
+
+            await publisher.log("flood", "one more")
+            await publisher.flush()
+            await expect(info).to_have_text("20,001 lines")
+            await expect(jump).to_have_text("Jump to live (1 new)")
+            await expect(page.locator('.row[data-seq="10001"]')).to_be_attached()
+            await jump.click()
+            await expect(dashboard.rows().last).to_contain_text("one more")
+            await expect(jump).to_be_hidden()
+
+            await page.get_by_label("Search the log").fill("line 0123")
+            await expect(info).to_have_text("10 of 20,001 lines")
+            await dashboard.screenshot("many-lines")
+        await context.close()
+        dashboard.assert_no_errors()
