@@ -134,13 +134,12 @@ def count_error(request: web.Request, code: str) -> None:
         request.app[STATE].node.stats.errors[code] += 1
 
 
-def _endpoint(handler: Handler, *, auth: bool = True) -> Handler:
+def _endpoint(handler: Handler) -> Handler:
     """Wrap a handler: check the token first, and turn :class:`ApiError` into its response."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
-            if auth:
-                require_token(request)
+            require_token(request)
             return await handler(request)
         except ApiError as exc:
             count_error(request, exc.code)
@@ -162,9 +161,14 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         code = _HTTP_CODES.get(exc.status, "invalid_request")
-        words = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-        response = error_response(exc.status, code, words or exc.reason)
         allow = exc.headers.get("Allow")
+        if exc.status == 404:
+            words = f"no such route: {request.path[:200]} (see /openapi.json)"
+        elif exc.status == 405 and allow:
+            words = f"{request.method} is not allowed here; use {allow}"
+        else:
+            words = exc.reason
+        response = error_response(exc.status, code, words)
         if allow:
             response.headers["Allow"] = allow
         return response
