@@ -655,6 +655,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/openapi.json", openapi)
     router.add_get("/api/sessions", _endpoint(_list_sessions))
     router.add_get("/api/sessions/{id}", _endpoint(_get_session))
-    router.add_get("/api/sessions/{id}/logs", _endpoint(_logs))
+    # No HEAD: a followed stream has no end to describe.
+    router.add_get("/api/sessions/{id}/logs", _endpoint(_logs), allow_head=False)
     router.add_post("/api/sessions/{id}/messages", _endpoint(_post_messages))
     router.add_post("/api/sessions/{id}/commands", _endpoint(_post_command))
