@@ -100,6 +100,8 @@ def display_url(url: str) -> str:
     """``url`` without its query string and user info, safe to show (no ``?token=``)."""
     try:
         parsed = yarl.URL(url)
+        if parsed.host:
+            parsed = parsed.with_user(None)
+        return str(parsed.with_query(None).with_fragment(None))
     except ValueError:
-        return url.split("?", 1)[0]
-    return str(parsed.with_query(None).with_user(None).with_fragment(None))
+        return url.split("?", 1)[0].split("#", 1)[0]

@@ -30,12 +30,12 @@ from typing import BinaryIO, Final
 
 from tailhub.client._errors import ConfigurationError
 
-__all__ = ["Spool", "new_producer"]
+__all__ = ["Spool"]
 
 _COMPACT_MIN: Final = 4 << 20
 
 
-def new_producer() -> str:
+def _new_producer() -> str:
     """A random producer name, unique per publisher (or per spool file)."""
     return "p-" + secrets.token_hex(8)
 
@@ -61,7 +61,7 @@ class Spool:
         self._next_id = 1
         self.acked = 0
         """Highest id the hub acknowledged (every id up to it is stored)."""
-        self.producer = producer or new_producer()
+        self.producer = producer or _new_producer()
         self.path = Path(path) if path is not None else None
         self._file: BinaryIO | None = None
         if self.path is not None:

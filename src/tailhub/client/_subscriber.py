@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -109,6 +110,8 @@ class Subscriber:
         self._end: int | None = None
         self._finished = False
         self._closed = False
+        self._awaiting_reply = False
+        self._buffer: deque[Message] = deque()
         self.subscribed: Subscribed | None = None
         """The latest ``subscribed`` reply."""
         self.reconnects = 0
@@ -163,39 +166,62 @@ class Subscriber:
             HubError: the hub refused the subscription, or closed with a final code.
         """
         while True:
+            if self._buffer:
+                return self._buffer.popleft()
             if self._finished or self._closed:
                 raise StopAsyncIteration
-            if self._ws is None:
-                if self._session is None:
-                    await self.connect()
-                else:
-                    await self._reopen()
-                continue
-            ws = self._ws
-            msg = await ws.receive()
-            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                try:
-                    message = Message.from_frame(msg.data)
-                except ValueError:
-                    continue
-                accepted = await self._accept(message)
-                if accepted is not None:
-                    return accepted
-                continue
-            code = msg.data if msg.type is aiohttp.WSMsgType.CLOSE else ws.close_code
-            await self._drop_connection()
+            message = await self._step()
+            if message is not None:
+                return message
+
+    async def wait_subscribed(self) -> Subscribed:
+        """Wait for the hub's reply to the latest ``subscribe`` and return it.
+
+        Messages that arrive meanwhile are kept for the iterator. After this returns, the
+        subscription is in place: everything published from now on will be yielded.
+
+        Raises:
+            HubError: as for iterating.
+        """
+        while self._awaiting_reply or self.subscribed is None:
             if self._closed:
-                raise StopAsyncIteration
-            failure = close_error(code if isinstance(code, int) else None)
-            if failure is not None:
-                raise failure
-            if not self._reconnect:
-                raise HubUnreachableError(
-                    f"lost the connection to the hub at {display_url(self.url)}"
-                    + (f" (close code {code})" if isinstance(code, int) else "")
-                )
+                raise HubUnreachableError("the subscriber was closed")
+            message = await self._step()
+            if message is not None:
+                self._buffer.append(message)
+        return self.subscribed
 
     # -- internals -----------------------------------------------------------------------
+
+    async def _step(self) -> Message | None:
+        """Read one frame (connecting first if needed); the message to yield, if any."""
+        if self._ws is None:
+            if self._session is None:
+                await self.connect()
+            else:
+                await self._reopen()
+            return None
+        ws = self._ws
+        msg = await ws.receive()
+        if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            try:
+                message = Message.from_frame(msg.data)
+            except ValueError:
+                return None
+            return await self._accept(message)
+        code = msg.data if msg.type is aiohttp.WSMsgType.CLOSE else ws.close_code
+        await self._drop_connection()
+        if self._closed:
+            return None
+        failure = close_error(code if isinstance(code, int) else None)
+        if failure is not None:
+            raise failure
+        if not self._reconnect:
+            raise HubUnreachableError(
+                f"lost the connection to the hub at {display_url(self.url)}"
+                + (f" (close code {code})" if isinstance(code, int) else "")
+            )
+        return None
 
     async def _accept(self, message: Message) -> Message | None:
         if message.type == "subscribed":
@@ -223,6 +249,7 @@ class Subscriber:
     def _on_subscribed_reply(self, message: Message) -> None:
         info = Subscribed.from_message(message)
         self.subscribed = info
+        self._awaiting_reply = False
         if self._end is None and info.seq is not None:
             self._end = info.seq
             if not self._follow and self._nothing_to_wait_for(info):
@@ -268,6 +295,7 @@ class Subscriber:
             self._session, self.url, self._token, connect_timeout=self._connect_timeout
         )
         try:
+            self._awaiting_reply = True
             await ws.send_json(self._request())
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             await ws.close()
