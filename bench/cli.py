@@ -1,0 +1,133 @@
+"""Command line of the benchmark suite (``python -m bench --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench.report import build_rows, render_table, write_chart, write_json
+from bench.runner import GENERATOR_CORE, Outcome, Settings, machine_info, run_scenario
+from bench.scenarios import SCENARIOS
+from bench.servers import ServerError, ensure_node_deps
+
+__all__ = ["main"]
+
+KNOWN_SERVERS = ("tailhub", "node", "picows")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark tailhub against a Node ws relay and a picows relay.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke test: short runs, about a minute"
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated, from A,B,C,D,E,F"
+    )
+    parser.add_argument("--runs", type=int, default=None, help="runs per server (default 3)")
+    parser.add_argument(
+        "--servers", default=",".join(KNOWN_SERVERS), help="comma-separated: tailhub,node,picows"
+    )
+    parser.add_argument("--duration", type=float, default=None, help="measured seconds per run")
+    parser.add_argument("--json", type=Path, default=None, help="write every run here as JSON")
+    parser.add_argument("--chart", type=Path, default=None, help="write the PNG chart here")
+    return parser
+
+
+def _split(value: str, allowed: tuple[str, ...] | list[str], what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown or not items:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown) or '(none)'}; use {allowed}")
+    return [v for v in allowed if v in items]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run what the flags ask for; exit status 1 when any run or server start failed."""
+    args = _parser().parse_args(argv)
+    scenarios = _split(args.scenarios.upper(), list(SCENARIOS), "scenario")
+    servers = _split(args.servers.lower(), KNOWN_SERVERS, "server")
+    settings = Settings(
+        runs=args.runs or 3,
+        duration=args.duration or (0.5 if args.quick else 5.0),
+        warmup=0.2 if args.quick else 1.0,
+        quick=args.quick,
+    )
+    if settings.runs < 1 or settings.duration <= 0:
+        raise SystemExit("--runs and --duration must be positive")
+
+    # Idle connections (D) need one descriptor each, on both sides; children inherit this.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # This process only waits on its children: keep it off the server's core.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(GENERATOR_CORE)})
+    if "node" in servers:
+        try:
+            ensure_node_deps()
+        except (ServerError, OSError) as exc:
+            print(f"bench: cannot install the Node peer's dependencies: {exc}", file=sys.stderr)
+            return 1
+
+    meta = machine_info()
+    meta["settings"] = {
+        "runs": settings.runs,
+        "duration_s": settings.duration,
+        "warmup_s": settings.warmup,
+        "quick": settings.quick,
+        "scenarios": scenarios,
+        "servers": servers,
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    print(
+        f"bench: {meta['date']}, {meta['nproc']} x {meta['cpu_model']}, commit {meta['commit']}"
+        f"; {settings.runs} runs x {settings.duration:g} s; servers on core 0, generator on "
+        f"core {GENERATOR_CORE}",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.perf_counter()
+    results: dict[str, dict[str, Outcome]] = {}
+    for key in scenarios:
+        scenario = SCENARIOS[key]
+        print(f"{key}: {scenario.title} — {scenario.why}", file=sys.stderr, flush=True)
+        outcomes = run_scenario(scenario, servers, settings)
+        if outcomes:
+            results[key] = outcomes
+        else:
+            print(f"  {key}: skipped (needs tailhub)", file=sys.stderr)
+    meta["elapsed_s"] = round(time.perf_counter() - started, 1)
+    meta["loadavg_at_end"] = os.getloadavg()
+
+    rows = build_rows(results, servers)
+    print()
+    print(render_table(rows, servers))
+    failures = [
+        f"{key} {name}: {error}"
+        for key, outcomes in results.items()
+        for name, outcome in outcomes.items()
+        for error in outcome.errors
+    ]
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    print(
+        f"\n{meta['date']} · {meta['nproc']} x {meta['cpu_model']} · commit {meta['commit']}"
+        f" · {settings.runs} runs x {settings.duration:g} s · {meta['elapsed_s']} s in all"
+        f" · load average {meta['loadavg_at_start'][0]:.2f} -> {meta['loadavg_at_end'][0]:.2f}"
+    )
+    if args.json is not None:
+        write_json(args.json, meta, results, rows)
+        print(f"results: {args.json}")
+    if args.chart is not None:
+        title = f"tailhub bench · {meta['date']} · {meta['cpu_model']} · {meta['commit']}"
+        if write_chart(args.chart, rows, servers, title):
+            print(f"chart: {args.chart}")
+        else:
+            print("chart: skipped (pip install matplotlib)", file=sys.stderr)
+    return 1 if failures else 0

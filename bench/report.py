@@ -1,0 +1,277 @@
+"""The report: one table of medians and ratios, the JSON results, and the chart.
+
+The table is Markdown, so that the same text reads in a terminal and pastes into
+``docs/performance.md``. Each cell is the median over the runs; throughput cells carry the
+server's median CPU use during the measurement window (``@99%``): a server under 100 % in a
+throughput row was starved by something else, not by the load generator, whose highest CPU
+use over the row's runs is in the last column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.runner import Outcome
+from bench.scenarios import SCENARIOS, Metric, Target
+
+__all__ = ["Row", "build_rows", "render_table", "write_chart", "write_json"]
+
+PEERS = ("node", "picows")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    label: str
+    metric: str
+    unit: str
+    values: dict[str, float | None]
+    cpu: dict[str, float | None]
+    ratios: dict[str, float | None]
+    target: str
+    verdict: str
+    generator_cpu: float | None
+
+
+def _format(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if unit == "/s":
+        return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+    if unit == "%":
+        return f"{value:.0%}"
+    if unit == "ms":
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return f"{value:.1f}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _verdict(target: Target | None, value: float | None) -> str:
+    if target is None:
+        return ""
+    if value is None:
+        return "n/a"
+    return "PASS" if target.check(value) else "MISS"
+
+
+def _generator_cpu(outcomes: Sequence[Outcome]) -> float | None:
+    values = [r["generator_cpu"] for o in outcomes for r in o.runs if "generator_cpu" in r]
+    return max(values) if values else None
+
+
+def build_rows(results: dict[str, dict[str, Outcome]], servers: Sequence[str]) -> list[Row]:
+    """Medians per server, ratios of tailhub to each peer, and the targets, row by row."""
+    rows: list[Row] = []
+    for key, outcomes in results.items():
+        scenario = SCENARIOS[key]
+        gen = _generator_cpu(list(outcomes.values()))
+        if scenario.history_pair:
+            field = scenario.metrics[0].field
+            on = outcomes["tailhub"].median(field) if "tailhub" in outcomes else None
+            off = outcomes["tailhub-memory"].median(field) if "tailhub-memory" in outcomes else None
+            target: Target = scenario.extra["target"]
+            for label, name, value in (
+                ("history sqlite", "tailhub", on),
+                ("history memory", "tailhub-memory", off),
+            ):
+                cpu = outcomes[name].median("server_cpu") if name in outcomes else None
+                rows.append(
+                    Row(
+                        key,
+                        f"{key} {label}",
+                        "deliveries/s",
+                        "/s",
+                        {"tailhub": value},
+                        {"tailhub": cpu},
+                        {},
+                        "",
+                        "",
+                        gen,
+                    )
+                )
+            ratio = _ratio(on, off)
+            rows.append(
+                Row(
+                    key,
+                    f"{key} sqlite / memory",
+                    "ratio",
+                    "x",
+                    {"tailhub": ratio},
+                    {},
+                    {},
+                    target.text,
+                    _verdict(target, ratio),
+                    None,
+                )
+            )
+            continue
+        for metric in scenario.metrics:
+            rows.append(_metric_row(key, scenario.title, metric, outcomes, servers, gen))
+    return rows
+
+
+def _metric_row(
+    key: str,
+    title: str,
+    metric: Metric,
+    outcomes: dict[str, Outcome],
+    servers: Sequence[str],
+    gen: float | None,
+) -> Row:
+    values = {name: outcomes[name].median(metric.field) for name in servers if name in outcomes}
+    cpu = {}
+    if metric.unit == "/s":
+        cpu = {name: outcomes[name].median("server_cpu") for name in values}
+    ratios = {peer: _ratio(values.get("tailhub"), values.get(peer)) for peer in PEERS}
+    target = metric.target
+    if target is None:
+        verdict = ""
+    elif target.against is not None:
+        verdict = _verdict(target, ratios.get(target.against))
+    else:
+        verdict = _verdict(target, values.get("tailhub"))
+    return Row(
+        key,
+        f"{key} {title}",
+        metric.label,
+        metric.unit,
+        values,
+        cpu,
+        ratios,
+        target.text if target else "",
+        verdict,
+        gen,
+    )
+
+
+def render_table(rows: Sequence[Row], servers: Sequence[str]) -> str:
+    """The Markdown table: one row per scenario metric."""
+    peers = [p for p in PEERS if p in servers and "tailhub" in servers]
+    header = ["scenario", "metric", *servers, *(f"tailhub/{p}" for p in peers)]
+    header += ["target", "result", "generator CPU (max)"]
+    lines = [header]
+    for row in rows:
+        cells = [row.label, row.metric]
+        for name in servers:
+            text = _format(row.values.get(name), row.unit)
+            cpu = row.cpu.get(name)
+            if cpu is not None and text != "—":
+                text += f" @{cpu:.0%}"
+            cells.append(text if name in row.values else "")
+        for peer in peers:
+            ratio = row.ratios.get(peer)
+            cells.append(f"{ratio:.2f}x" if ratio is not None else "")
+        cells += [row.target, row.verdict]
+        cells.append(f"{row.generator_cpu:.0%}" if row.generator_cpu is not None else "")
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def render(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    out = [render(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [render(line) for line in lines[1:]]
+    return "\n".join(out)
+
+
+def write_json(
+    path: Path,
+    meta: dict[str, Any],
+    results: dict[str, dict[str, Outcome]],
+    rows: Sequence[Row],
+) -> None:
+    """Everything: machine and settings, every run of every server, and the table's rows."""
+    document = {
+        "meta": meta,
+        "scenarios": {
+            key: {
+                "title": SCENARIOS[key].title,
+                "why": SCENARIOS[key].why,
+                "servers": {
+                    name: {"runs": o.runs, "errors": o.errors} for name, o in outcomes.items()
+                },
+            }
+            for key, outcomes in results.items()
+        },
+        "table": [
+            {
+                "scenario": r.scenario,
+                "label": r.label,
+                "metric": r.metric,
+                "values": r.values,
+                "server_cpu": r.cpu,
+                "ratios": r.ratios,
+                "target": r.target,
+                "result": r.verdict,
+                "generator_cpu_max": r.generator_cpu,
+            }
+            for r in rows
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+_COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138"}
+
+
+def write_chart(path: Path, rows: Sequence[Row], servers: Sequence[str], title: str) -> bool:
+    """A PNG with one panel per table row group; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    panels = [r for r in rows if r.unit in ("/s", "ms", "KiB") and r.values]
+    groups: dict[str, list[Row]] = {}
+    for row in panels:
+        groups.setdefault(f"{row.scenario} {row.unit}", []).append(row)
+    count = len(groups)
+    if count == 0:
+        return False
+    columns = 3 if count > 4 else count
+    lines = math.ceil(count / columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(5 * columns, 3.6 * lines), squeeze=False)
+    for axis, (name, group) in zip(axes.flat, groups.items(), strict=False):
+        if len(group) == 1:
+            labels = [""]
+        elif group[0].unit == "ms":
+            labels = [r.metric for r in group]
+        else:
+            labels = [r.label.split(" ", 1)[1] for r in group]
+        width = 0.8 / max(1, len(servers))
+        for offset, server in enumerate(servers):
+            heights = [r.values.get(server) or 0.0 for r in group]
+            if not any(heights):
+                continue
+            positions = [i + (offset - (len(servers) - 1) / 2) * width for i in range(len(group))]
+            bars = axis.bar(positions, heights, width, label=server, color=_COLOURS.get(server))
+            axis.bar_label(bars, labels=[_format(h, group[0].unit) for h in heights], fontsize=7)
+        axis.set_xticks(range(len(group)), labels)
+        scenario = SCENARIOS[group[0].scenario]
+        what = group[0].metric if len(group) == 1 else ("latency" if "ms" in name else "")
+        axis.set_title(f"{scenario.key} {scenario.title}: {what}".rstrip(": "), fontsize=9)
+        axis.set_ylabel(group[0].unit if group[0].unit != "/s" else "per second", fontsize=8)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True

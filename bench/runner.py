@@ -1,0 +1,214 @@
+"""Runs the scenarios: starts the servers, drives each with the load generator, keeps results.
+
+Runs are interleaved (run 1 of every server, then run 2 of every server, ...) so that a burst
+of load from something else on the machine lands on all servers alike, and the ratio of
+tailhub to a peer is always taken from the same bench invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.loadgen import Spec
+from bench.scenarios import Scenario
+from bench.servers import ROOT, SERVERS, RunningServer, ServerError, ServerSpec
+
+__all__ = ["GENERATOR_CORE", "Outcome", "Settings", "machine_info", "run_scenario"]
+
+GENERATOR_CORE = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How long each run lasts and how many there are."""
+
+    runs: int
+    duration: float
+    warmup: float
+    quick: bool
+
+
+@dataclass
+class Outcome:
+    """Every run of one scenario on one server, and what failed."""
+
+    server: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def median(self, key: str) -> float | None:
+        values = [run[key] for run in self.runs if isinstance(run.get(key), int | float)]
+        values = [v for v in values if v == v]  # drop NaN
+        return statistics.median(values) if values else None
+
+
+def _drive(
+    scenario: Scenario, server: RunningServer, settings: Settings, params: dict[str, Any]
+) -> dict[str, Any]:
+    """One run: the load generator, pinned to its core, in a process of its own."""
+    spec = Spec(
+        scenario=scenario.key,
+        port=server.port,
+        token=server.token,
+        server_pid=server.pid,
+        duration=settings.duration,
+        warmup=settings.warmup,
+        **params,
+    )
+    command = [
+        "taskset",
+        "-c",
+        GENERATOR_CORE,
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        json.dumps({"kind": scenario.kind, "spec": asdict(spec)}),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=settings.duration + settings.warmup + 240,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = "\n".join(done.stderr.strip().splitlines()[-6:])
+        raise RuntimeError(f"load generator failed ({done.returncode}): {tail}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["loadavg"] = os.getloadavg()[0]
+    return result
+
+
+def _servers_for(scenario: Scenario, chosen: list[str]) -> list[ServerSpec]:
+    if scenario.history_pair:
+        return [SERVERS["tailhub"], SERVERS["tailhub-memory"]] if "tailhub" in chosen else []
+    return [SERVERS[name] for name in chosen]
+
+
+def _start(spec: ServerSpec, outcome: Outcome) -> RunningServer | None:
+    try:
+        return RunningServer.start(spec)
+    except ServerError as exc:
+        outcome.errors.append(f"start: {exc}")
+        return None
+
+
+def run_scenario(
+    scenario: Scenario, chosen: list[str], settings: Settings, log: Any = sys.stderr
+) -> dict[str, Outcome]:
+    """Run ``scenario`` ``settings.runs`` times on every chosen server, interleaved."""
+    specs = _servers_for(scenario, chosen)
+    params = {**scenario.params, **(scenario.quick if settings.quick else {})}
+    outcomes = {spec.name: Outcome(spec.name) for spec in specs}
+    running: dict[str, RunningServer | None] = {}
+    try:
+        if not scenario.fresh_server_per_run:
+            for spec in specs:
+                running[spec.name] = _start(spec, outcomes[spec.name])
+        for index in range(settings.runs):
+            for spec in specs:
+                outcome = outcomes[spec.name]
+                if scenario.fresh_server_per_run:
+                    running[spec.name] = _start(spec, outcome)
+                server = running.get(spec.name)
+                if server is None:
+                    continue
+                started = time.perf_counter()
+                try:
+                    result = _drive(scenario, server, settings, params)
+                except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+                    outcome.errors.append(f"run {index + 1}: {exc}")
+                    print(f"  {scenario.key} {spec.name} run {index + 1}: FAILED {exc}", file=log)
+                else:
+                    outcome.runs.append(result)
+                    shown = ", ".join(
+                        f"{m.field}={result.get(m.field, float('nan')):.4g}"
+                        for m in scenario.metrics
+                    )
+                    print(
+                        f"  {scenario.key} {spec.name:<15} run {index + 1}: {shown} "
+                        f"(server cpu {result.get('server_cpu', 0):.0%}, generator cpu "
+                        f"{result.get('generator_cpu', 0):.0%}, "
+                        f"{time.perf_counter() - started:.1f} s)",
+                        file=log,
+                        flush=True,
+                    )
+                if not server.alive():
+                    outcome.errors.append(f"run {index + 1}: server died: {server.tail()}")
+                    server.stop()
+                    running[spec.name] = (
+                        None if scenario.fresh_server_per_run else _start(spec, outcome)
+                    )
+                elif scenario.fresh_server_per_run:
+                    server.stop()
+                    running[spec.name] = None
+    finally:
+        for server in running.values():
+            if server is not None:
+                server.stop()
+    return outcomes
+
+
+def _command_output(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Date, machine, versions and commit: what a reader needs to compare two runs."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    node = shutil.which("node")
+    ws_version = "missing"
+    try:
+        with open(ROOT / "bench" / "node_modules" / "ws" / "package.json") as handle:
+            ws_version = json.load(handle)["version"]
+    except (OSError, ValueError, KeyError):
+        pass
+    versions: dict[str, str] = {}
+    for name in ("picows", "aiohttp", "uvloop", "msgspec"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:
+            versions[name] = "missing"
+    dirty = _command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"])
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": _command_output([node, "--version"]) if node else "missing",
+        "ws": ws_version,
+        **versions,
+        "commit": _command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "src_dirty": dirty not in ("", "unknown"),
+        "loadavg_at_start": os.getloadavg(),
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "server_core": 0,
+        "generator_core": int(GENERATOR_CORE),
+    }

@@ -1,0 +1,164 @@
+"""The scenarios of issue 6, what each measures, and the targets tailhub is held to.
+
+Every scenario uses small JSON messages shaped like PROTOCOL.md's example (about 120 bytes):
+``{"type":"log","containerID":"c1","data":{"level":"info","message":"bench ..."}}``.
+
+A-B and E measure **throughput** (closed loop, bounded window: see :mod:`bench.loadgen`);
+C and F measure **latency** at a fixed offered rate (open loop); D measures **memory**.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SCENARIOS", "Metric", "Scenario", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A pass/fail line from the issue: ``tailhub`` compared with a peer or a bound."""
+
+    text: str
+    against: str | None  # a peer's name (ratio target), or None (absolute bound)
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value: float) -> bool:
+        if self.minimum is not None and not value >= self.minimum:
+            return False
+        return not (self.maximum is not None and not value <= self.maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One number a scenario reports, as a row of the table."""
+
+    field: str
+    label: str
+    unit: str
+    higher_is_better: bool = True
+    target: Target | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One scenario: the generator's mode, its parameters (full and ``--quick``), its rows."""
+
+    key: str
+    title: str
+    kind: str  # loadgen mode: closed_loop, open_loop or idle
+    params: dict[str, Any]
+    quick: dict[str, Any]
+    metrics: tuple[Metric, ...]
+    why: str
+    history_pair: bool = False  # E: tailhub with SQLite history against in-memory history
+    fresh_server_per_run: bool = False  # D: memory must start from a fresh process
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_THROUGHPUT = "deliveries_per_s"
+
+SCENARIOS: dict[str, Scenario] = {
+    s.key: s
+    for s in (
+        Scenario(
+            "A",
+            "fan-out 1 -> 100",
+            "closed_loop",
+            {"containers": 1, "fanout": 100, "window": 16},
+            {},
+            (
+                Metric(
+                    _THROUGHPUT,
+                    "deliveries/s",
+                    "/s",
+                    target=Target(">= 1.5x node", "node", minimum=1.5),
+                ),
+            ),
+            "one container watched by 100 viewers: the cost of one delivery, once per "
+            "subscriber; encoding and framing once per message should show here",
+        ),
+        Scenario(
+            "B",
+            "fan-in 50 -> 50",
+            "closed_loop",
+            {"containers": 50, "fanout": 1, "window": 16},
+            {},
+            (
+                Metric(
+                    _THROUGHPUT,
+                    "deliveries/s",
+                    "/s",
+                    target=Target(">= 1.3x node", "node", minimum=1.3),
+                ),
+            ),
+            "50 containers each watched by one viewer: the per-message cost of receiving, "
+            "decoding, validating, stamping and storing",
+        ),
+        Scenario(
+            "C",
+            "latency 2k msg/s -> 10",
+            "open_loop",
+            {"containers": 1, "fanout": 10, "rate": 2000.0},
+            {},
+            (
+                Metric("p50_ms", "p50 ms", "ms", higher_is_better=False),
+                Metric(
+                    "p99_ms",
+                    "p99 ms",
+                    "ms",
+                    higher_is_better=False,
+                    target=Target("<= 1 ms", None, maximum=1.0),
+                ),
+                Metric("p999_ms", "p99.9 ms", "ms", higher_is_better=False),
+            ),
+            "publish-to-deliver time at a moderate, fixed rate: what a viewer feels",
+        ),
+        Scenario(
+            "D",
+            "idle connections",
+            "idle",
+            {"connections": 10_000},
+            {"connections": 1_000},
+            (
+                Metric(
+                    "kb_per_connection",
+                    "KiB/conn",
+                    "KiB",
+                    higher_is_better=False,
+                    target=Target("<= 10 KiB", None, maximum=10.0),
+                ),
+            ),
+            "server RSS growth per idle, subscribed connection: how many viewers fit",
+            fresh_server_per_run=True,
+        ),
+        Scenario(
+            "E",
+            "history sqlite vs memory",
+            "closed_loop",
+            {"containers": 50, "fanout": 1, "window": 16},
+            {},
+            (Metric(_THROUGHPUT, "deliveries/s", "/s"),),
+            "scenario B's load on tailhub with SQLite history against in-memory history: "
+            "what durability costs",
+            history_pair=True,
+            extra={"target": Target(">= 0.8x memory", None, minimum=0.8)},
+        ),
+        Scenario(
+            "F",
+            "1k containers x 10/s -> *",
+            "open_loop",
+            {"containers": 1000, "fanout": 0, "rate": 10_000.0},
+            {"containers": 200, "rate": 2_000.0},
+            (
+                Metric(_THROUGHPUT, "delivered/s", "/s"),
+                Metric("p50_ms", "p50 ms", "ms", higher_is_better=False),
+                Metric("p99_ms", "p99 ms", "ms", higher_is_better=False),
+                Metric("p999_ms", "p99.9 ms", "ms", higher_is_better=False),
+                Metric("server_cpu", "server CPU", "%", higher_is_better=False),
+            ),
+            "a realistic fleet: many slow publishers, one dashboard subscribed to '*'",
+        ),
+    )
+}

@@ -1,0 +1,174 @@
+"""The servers under test: how each is started, pinned, found ready and stopped.
+
+Every server is started by the bench itself on a free loopback port, with its own temporary
+directory, pinned to core 0 with ``taskset`` (the load generator gets core 1), so that each
+one has exactly one core and the numbers compare like with like.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "BENCH_DIR",
+    "SERVERS",
+    "RunningServer",
+    "ServerError",
+    "ServerSpec",
+    "ensure_node_deps",
+    "free_port",
+]
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+SERVER_CORE = "0"
+
+# tailhub runs with every feature on; only the session cap is raised so that scenario F's
+# 1,000 containers are all allowed to publish.
+TAILHUB_ENV = {"LOG_LEVEL": "warn", "MAX_SESSIONS": "5000"}
+
+
+class ServerError(RuntimeError):
+    """A server under test did not start, or died; the message carries its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """One server under test: its name in tables and how to start it."""
+
+    name: str
+    label: str
+    kind: str  # "tailhub", "node" or "picows"
+    extra_args: tuple[str, ...] = ()
+
+    def argv(self, port: int) -> list[str]:
+        if self.kind == "tailhub":
+            command = [sys.executable, "-m", "tailhub", "serve"]
+            command += ["--port", str(port), "--host", "127.0.0.1", *self.extra_args]
+        elif self.kind == "node":
+            node = shutil.which("node") or "node"
+            command = [node, str(BENCH_DIR / "peers" / "node_relay.js"), "--port", str(port)]
+        elif self.kind == "picows":
+            command = [sys.executable, "-m", "bench.peers.picows_relay", "--port", str(port)]
+        else:  # pragma: no cover - the table below is the only source of specs
+            raise ValueError(self.kind)
+        return ["taskset", "-c", SERVER_CORE, *command]
+
+
+SERVERS: dict[str, ServerSpec] = {
+    "tailhub": ServerSpec("tailhub", "tailhub", "tailhub", ("--history", "sqlite")),
+    "tailhub-memory": ServerSpec(
+        "tailhub-memory", "tailhub (history memory)", "tailhub", ("--history", "memory")
+    ),
+    "node": ServerSpec("node", "node ws relay", "node"),
+    "picows": ServerSpec("picows", "picows relay", "picows"),
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ensure_node_deps() -> None:
+    """Install the Node peer's dependencies from the lock file when they are missing."""
+    if (BENCH_DIR / "node_modules" / "ws").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ServerError("npm not found: the node peer needs Node.js and npm")
+    subprocess.run(
+        [npm, "ci", "--prefix", str(BENCH_DIR), "--no-audit", "--no-fund"],
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class RunningServer:
+    """A started server: its port, token, process and scratch directory."""
+
+    spec: ServerSpec
+    port: int
+    token: str
+    process: subprocess.Popen[bytes]
+    scratch: Path
+    log: Path
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @classmethod
+    def start(cls, spec: ServerSpec, timeout: float = 60.0) -> RunningServer:
+        """Start ``spec`` and wait (bounded) until its port accepts connections."""
+        scratch = Path(tempfile.mkdtemp(prefix=f"bench-{spec.name}-"))
+        log = scratch / "server.log"
+        port = free_port()
+        token = secrets.token_urlsafe(16)
+        env = dict(os.environ)
+        env.update(TAILHUB_ENV)
+        env.update({"AUTH_TOKEN": token, "TAILHUB_DATA_DIR": str(scratch / "data")})
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                spec.argv(port),
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = cls(spec, port, token, process, scratch, log)
+        deadline = time.perf_counter() + timeout
+        while True:
+            if process.poll() is not None:
+                output = server.tail()
+                server.stop()
+                raise ServerError(f"{spec.name} exited with {process.returncode}: {output}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            except OSError:
+                if time.perf_counter() > deadline:
+                    server.stop()
+                    raise ServerError(f"{spec.name} did not listen in {timeout:.0f} s") from None
+                time.sleep(0.05)
+            else:
+                return server
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the server's output, for error messages."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s; remove the scratch directory."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        shutil.rmtree(self.scratch, ignore_errors=True)
