@@ -336,6 +336,12 @@ class TestConnection:
         await page.get_by_role("button", name="Connect").click()
         await expect(page.locator("#conn-text")).to_have_text("Live")
         await expect(page.locator("#session-summary")).to_have_text("0 active · 0 ended")
+
+        await page.get_by_role("button", name="Change token").click()
+        await expect(field).to_be_visible()
+        await field.press("Escape")
+        await expect(field).to_be_hidden()
+        await expect(page.locator("#conn-text")).to_have_text("Live")
         dashboard.assert_no_errors()
 
     async def test_hub_restart_loses_and_repeats_nothing(
@@ -422,5 +428,13 @@ class TestManyLines:
             await page.get_by_label("Search the log").fill("line 0123")
             await expect(info).to_have_text("10 of 20,001 lines")
             await dashboard.screenshot("many-lines")
+
+            # A fresh page starts from the last 5,000 and fetches older ones on demand.
+            await page.reload()
+            await expect(info).to_have_text("5,000 lines")
+            await page.get_by_role("button", name="Load earlier lines").click()
+            await expect(info).to_have_text("10,000 lines")
+            await viewport.press("Home")
+            await expect(dashboard.rows().first).to_have_attribute("data-seq", "10002")
         await context.close()
         dashboard.assert_no_errors()

@@ -47,6 +47,8 @@ class Dashboard {
     this.connection = null;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.refreshTimer = undefined;
+    /** When the next reconnection attempt is due (Unix ms). */
+    this.retryAt = 0;
     this.readHash();
 
     const lineHeight = Number.parseFloat(
@@ -78,6 +80,7 @@ class Dashboard {
     setInterval(() => {
       this.sessionsView.schedule();
       this.workspace.updateStatus();
+      this.showCountdown();
     }, 1000);
     this.apply();
   }
@@ -280,11 +283,10 @@ class Dashboard {
       case "connecting":
         text.textContent = "Connecting…";
         break;
-      case "waiting": {
-        const seconds = Math.max(0, Math.round(((detail.retryAt ?? 0) - Date.now()) / 1000));
-        text.textContent = seconds > 0 ? `Reconnecting in ${seconds} s…` : "Reconnecting…";
+      case "waiting":
+        this.retryAt = detail.retryAt ?? 0;
+        this.showCountdown();
         break;
-      }
       case "unauthorized":
         text.textContent = "Token refused";
         this.reauthenticate("The hub refused this token. Enter a valid one.");
@@ -299,13 +301,25 @@ class Dashboard {
     box.title = detail.reason ?? "";
   }
 
-  /** @param {string} [problem] */
+  /** While waiting to reconnect, says in how long (called every second). */
+  showCountdown() {
+    if (this.connection?.state !== "waiting") return;
+    const seconds = Math.ceil((this.retryAt - Date.now()) / 1000);
+    $("conn-text").textContent = seconds > 0 ? `Reconnecting in ${seconds} s…` : "Reconnecting…";
+  }
+
+  /**
+   * Asks for a new token. When the hub refused the current one (`problem`), the old one is
+   * forgotten at once; when the user just wants to change it, nothing changes until a new
+   * token is entered, and cancelling keeps the connection as it is.
+   * @param {string} [problem]
+   */
   async reauthenticate(problem) {
-    this.connection?.stop();
-    forgetToken();
-    const { token, remember } = await askForToken($("token-form"), problem);
-    saveToken(token, remember);
-    this.token = token;
+    if (problem) forgetToken();
+    const answer = await askForToken($("token-form"), { problem, cancellable: !problem });
+    if (!answer) return;
+    saveToken(answer.token, answer.remember);
+    this.token = answer.token;
     this.connect();
   }
 
@@ -323,7 +337,9 @@ class Dashboard {
 async function main() {
   let token = takeTokenFromUrl() ?? storedToken();
   if (!token) {
-    const answer = await askForToken($("token-form"));
+    const answer = /** @type {{token: string, remember: boolean}} */ (
+      await askForToken($("token-form"))
+    );
     saveToken(answer.token, answer.remember);
     token = answer.token;
   }

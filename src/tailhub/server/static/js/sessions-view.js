@@ -83,7 +83,7 @@ export class SessionsView {
     const check = document.createElement("input");
     check.type = "checkbox";
     check.className = "session-check";
-    check.setAttribute("aria-label", `Add ${id} to the view`);
+    check.setAttribute("aria-label", `Show ${id} in the view`);
     check.addEventListener("change", () => this.onPick(id, true));
     const open = document.createElement("button");
     open.type = "button";

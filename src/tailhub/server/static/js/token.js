@@ -45,22 +45,35 @@ export function forgetToken() {
 }
 
 /**
- * Shows the token form and resolves with what the user entered.
- * @param {HTMLFormElement} form contains `#token-input`, `#token-remember`, `#token-error`
- * @param {string} [problem] why the form is shown again (a refused token)
- * @returns {Promise<{token: string, remember: boolean}>}
+ * Shows the token form and resolves with what the user entered, or with null when the user
+ * cancelled (only offered when `cancellable`: a token is already in use).
+ * @param {HTMLFormElement} form contains `#token-input`, `#token-remember`, `#token-error`,
+ *   `#token-cancel`
+ * @param {{problem?: string, cancellable?: boolean}} [options] `problem`: why the form is
+ *   shown again (a refused token)
+ * @returns {Promise<{token: string, remember: boolean} | null>}
  */
-export function askForToken(form, problem) {
+export function askForToken(form, { problem, cancellable = false } = {}) {
   const input = /** @type {HTMLInputElement} */ (form.querySelector("#token-input"));
   const remember = /** @type {HTMLInputElement} */ (form.querySelector("#token-remember"));
   const error = /** @type {HTMLElement} */ (form.querySelector("#token-error"));
+  const cancel = /** @type {HTMLButtonElement} */ (form.querySelector("#token-cancel"));
   error.textContent = problem ?? "";
   error.hidden = !problem;
   input.setAttribute("aria-invalid", String(Boolean(problem)));
+  cancel.hidden = !cancellable;
   form.hidden = false;
   input.value = "";
   input.focus();
   return new Promise((resolve) => {
+    /** @param {{token: string, remember: boolean} | null} answer */
+    const finish = (answer) => {
+      form.removeEventListener("submit", submit);
+      form.removeEventListener("keydown", escape);
+      cancel.removeEventListener("click", dismiss);
+      form.hidden = true;
+      resolve(answer);
+    };
     /** @param {SubmitEvent} event */
     const submit = (event) => {
       event.preventDefault();
@@ -71,10 +84,15 @@ export function askForToken(form, problem) {
         input.setAttribute("aria-invalid", "true");
         return;
       }
-      form.removeEventListener("submit", submit);
-      form.hidden = true;
-      resolve({ token, remember: remember.checked });
+      finish({ token, remember: remember.checked });
+    };
+    const dismiss = () => finish(null);
+    /** @param {KeyboardEvent} event */
+    const escape = (event) => {
+      if (event.key === "Escape" && cancellable) dismiss();
     };
     form.addEventListener("submit", submit);
+    form.addEventListener("keydown", escape);
+    cancel.addEventListener("click", dismiss);
   });
 }
