@@ -337,8 +337,8 @@ class Runner:
         assert proc.stdout is not None
         assert proc.stderr is not None
         echo = self.options.echo
-        limit = self.options.max_message_size
-        splitters = (LineSplitter(limit), LineSplitter(limit))
+        # Cut raw lines at what fits one frame, so a long line makes as few messages as it can.
+        splitters = (LineSplitter(self._budget), LineSplitter(self._budget))
         pumps = [
             asyncio.create_task(
                 self._pump(proc.stdout, splitters[0], "info", self._stdout if echo else None)

@@ -1,0 +1,280 @@
+"""``tailhub run``: line splitting, and real runs against a real hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tailhub.client import Message, Subscriber
+from tailhub.runner import LineSplitter, exit_status, split_text
+from tests.client.procs import cli_env, finish, run_cli, start_cli
+from tests.helpers import TOKEN, UNIT, HubProcess
+
+RUN = ("run", "--reconnect-max", "0.3", "--ack-timeout", str(10 * UNIT))
+
+
+async def _history(hub: HubProcess, container_id: str) -> list[Message]:
+    async with Subscriber(container_id, url=hub.url, token=TOKEN, follow=False) as sub:
+        return [message async for message in sub]
+
+
+async def _wait_until(hub: HubProcess, container_id: str, wanted: dict[str, object]) -> None:
+    """Follow the container from the start until a message whose data includes ``wanted``."""
+    async with (
+        asyncio.timeout(20 * UNIT),
+        Subscriber(container_id, url=hub.url, token=TOKEN, since=0) as sub,
+    ):
+        async for message in sub:
+            if wanted.items() <= message.data.items():
+                return
+
+
+def _logs(history: list[Message]) -> list[tuple[str, str]]:
+    return [(m.data["level"], m.data["message"]) for m in history if m.type == "log"]
+
+
+class TestLineSplitter:
+    def test_lines_and_partial(self) -> None:
+        """Complete lines come out as they end; the last partial one at finish."""
+        splitter = LineSplitter()
+        assert splitter.feed(b"one\ntw") == ["one"]
+        assert splitter.feed(b"o\r\nthree") == ["two"]
+        assert splitter.finish() == ["three"]
+        assert splitter.finish() == []
+
+    def test_empty_lines_kept(self) -> None:
+        """An empty line is a message too."""
+        assert LineSplitter().feed(b"\n\nx\n") == ["", "", "x"]
+
+    def test_utf8_across_chunks(self) -> None:
+        """A character split over two reads is decoded whole; bad bytes become U+FFFD."""
+        splitter = LineSplitter()
+        assert splitter.feed(b"caf\xc3") == []
+        assert splitter.feed(b"\xa9 \xff\n") == ["café \ufffd"]
+
+    def test_ansi_untouched(self) -> None:
+        """Escape codes and carriage returns inside a line are kept."""
+        assert LineSplitter().feed(b"\x1b[31mred\x1b[0m 50%\r100%\n") == [
+            "\x1b[31mred\x1b[0m 50%\r100%"
+        ]
+
+    def test_long_line_cut_on_character_boundary(self) -> None:
+        """A line over the limit is cut, never inside a character, and nothing is lost."""
+        splitter = LineSplitter(max_bytes=10)
+        pieces = splitter.feed(("é" * 12).encode() + b"\n")
+        assert "".join(pieces) == "é" * 12
+        assert all(len(p.encode()) <= 10 for p in pieces)
+
+    def test_unterminated_long_stream_bounded(self) -> None:
+        """A stream without newlines is emitted in pieces as it grows."""
+        splitter = LineSplitter(max_bytes=100)
+        pieces = splitter.feed(b"x" * 250)
+        assert pieces == ["x" * 100, "x" * 100]
+        assert splitter.finish() == ["x" * 50]
+
+
+class TestSplitText:
+    def test_fits(self) -> None:
+        """Text that fits is one piece."""
+        assert split_text("hello", 100) == ["hello"]
+
+    @pytest.mark.parametrize("text", ["a" * 1000, "\x1b" * 300, 'é"\\\n' * 200])
+    def test_pieces_fit_and_join(self, text: str) -> None:
+        """Each piece's JSON encoding fits the budget; joined, they are the text."""
+        pieces = split_text(text, 100)
+        assert "".join(pieces) == text
+        assert all(len(json.dumps(p, ensure_ascii=False)) - 2 <= 100 for p in pieces)
+
+
+class TestExitStatus:
+    def test_values(self) -> None:
+        """An exit code as is; a signal as 128 + its number."""
+        assert [exit_status(0), exit_status(3), exit_status(-15)] == [0, 3, 143]
+
+
+class TestRun:
+    async def test_both_streams_and_exit_code(self, hub: HubProcess) -> None:
+        """stdout at info, stderr at error, the exit code passed through and in complete."""
+        script = "echo to-stdout; echo to-stderr >&2; printf no-newline; exit 3"
+        result = await run_cli(hub, *RUN, "--container-id", "r1", "--", "sh", "-c", script)
+        assert result.status == 3
+        assert "to-stdout" in result.stdout
+        assert "to-stderr" in result.stderr
+        logs = await run_cli(hub, "logs", "r1", "--json")
+        assert logs.status == 0
+        messages = [json.loads(line) for line in logs.lines]
+        got = [(m["data"].get("level"), m["data"].get("message")) for m in messages]
+        assert ("info", "to-stdout") in got
+        assert ("error", "to-stderr") in got
+        assert ("info", "no-newline") in got
+        kinds = [(m["type"], m["data"].get("status")) for m in messages]
+        assert kinds[:2] == [("status", "starting"), ("status", "running")]
+        assert kinds[-2:] == [("status", "error"), ("complete", None)]
+        assert messages[-1]["data"]["exitCode"] == 3
+        assert isinstance(messages[-1]["data"]["duration"], int)
+        assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
+
+    async def test_success(self, hub: HubProcess) -> None:
+        """Exit 0: status completed, complete with exit code 0."""
+        result = await run_cli(hub, *RUN, "-q", "--container-id", "r0", "--", "true")
+        assert (result.status, result.stdout, result.stderr) == (0, "", "")
+        history = await _history(hub, "r0")
+        assert [m.data.get("status") for m in history if m.type == "status"] == [
+            "starting",
+            "running",
+            "completed",
+        ]
+        assert history[-1].type == "complete"
+        assert history[-1].data["exitCode"] == 0
+
+    async def test_cancel_stops_sleep(self, hub: HubProcess) -> None:
+        """A cancel command stops `sleep 60` within seconds, exit 143 (SIGTERM)."""
+        runner = await start_cli(hub, *RUN, "--container-id", "r2", "--", "sleep", "60")
+        await _wait_until(hub, "r2", {"status": "running"})
+        sent = await run_cli(hub, "cancel", "r2")
+        assert sent.status == 0, sent.stderr
+        result = await finish(runner, 10 * UNIT)
+        assert result.status == 143
+        history = await _history(hub, "r2")
+        assert (history[-1].type, history[-1].data["exitCode"]) == ("complete", 143)
+        assert history[-1].data["message"] == "cancelled"
+
+    async def test_cancel_kills_after_grace(self, hub: HubProcess) -> None:
+        """A command that ignores SIGTERM gets SIGKILL after --grace seconds (exit 137)."""
+        script = 'trap "" TERM; sleep 60'
+        runner = await start_cli(
+            hub, *RUN, "--grace", "0.2", "--container-id", "r3", "--", "sh", "-c", script
+        )
+        await _wait_until(hub, "r3", {"status": "running"})
+        assert (await run_cli(hub, "cancel", "r3")).status == 0
+        result = await finish(runner, 10 * UNIT)
+        assert result.status == 137
+        assert "SIGKILL" in result.stderr
+
+    async def test_signal_forwarded(self, hub: HubProcess) -> None:
+        """SIGTERM to the runner reaches CMD; the runner exits as CMD did."""
+        runner = await start_cli(hub, *RUN, "--container-id", "r4", "--", "sleep", "60")
+        await _wait_until(hub, "r4", {"status": "running"})
+        runner.send_signal(signal.SIGTERM)
+        result = await finish(runner, 10 * UNIT)
+        assert result.status == 143
+        history = await _history(hub, "r4")
+        assert history[-1].data == {
+            "exitCode": 143,
+            "message": "killed by SIGTERM",
+            "duration": history[-1].data["duration"],
+        }
+
+    async def test_input_command(self, hub: HubProcess) -> None:
+        """`send ID input --text` is written to CMD's stdin."""
+        script = 'read line; echo "got $line"'
+        runner = await start_cli(hub, *RUN, "--container-id", "r5", "--", "sh", "-c", script)
+        await _wait_until(hub, "r5", {"status": "running"})
+        sent = await run_cli(hub, "send", "r5", "input", "--text", "hello\n")
+        assert sent.status == 0, sent.stderr
+        assert (await finish(runner, 10 * UNIT)).status == 0
+        assert ("info", "got hello") in _logs(await _history(hub, "r5"))
+
+    async def test_bytes_as_they_are(self, hub: HubProcess) -> None:
+        """ANSI codes kept, bad bytes replaced, a 1.5 MiB line cut into frames that fit."""
+        code = (
+            "import sys; out = sys.stdout.buffer; "
+            "out.write(b'\\x1b[1;31mred\\x1b[0m\\n'); out.write(b'bad \\xff byte\\n'); "
+            "out.write(b'y' * (3 << 19))"
+        )
+        result = await run_cli(
+            hub, *RUN, "-q", "--container-id", "r6", "--", sys.executable, "-c", code
+        )
+        assert result.status == 0, result.stderr
+        logs = [text for _, text in _logs(await _history(hub, "r6"))]
+        assert logs[:2] == ["\x1b[1;31mred\x1b[0m", "bad \ufffd byte"]
+        assert "".join(logs[2:]) == "y" * (3 << 19)
+        assert len(logs) == 4
+
+    async def test_hub_killed_mid_stream(self, hub: HubProcess) -> None:
+        """Hub SIGKILLed while CMD streams, restarted on the same port and data dir:
+        every line arrives exactly once, in order."""
+        code = (
+            "import time\n"
+            "for n in range(600):\n"
+            "    print(f'line {n}', flush=True)\n"
+            "    time.sleep(0.003)\n"
+        )
+        runner = await start_cli(
+            hub, *RUN, "-q", "--container-id", "r7", "--", sys.executable, "-c", code
+        )
+        await _wait_until(hub, "r7", {"message": "line 100"})
+        hub.kill()
+        hub.start()
+        result = await finish(runner, 30 * UNIT)
+        assert result.status == 0, result.stderr
+        history = await _history(hub, "r7")
+        assert [text for _, text in _logs(history)] == [f"line {n}" for n in range(600)]
+        assert [m.seq for m in history] == list(range(1, len(history) + 1))
+        assert history[-1].type == "complete"
+
+    async def test_hub_down_then_up(self, tmp_path: Path) -> None:
+        """CMD runs while the hub is down; its output is delivered once the hub is up."""
+        hub = HubProcess(tmp_path / "hub")
+        go = tmp_path / "go"
+        code = (
+            "import os, sys, time\n"
+            "print('before', flush=True)\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            "print('after', flush=True)\n"
+        )
+        runner = await start_cli(
+            hub, *RUN, "--container-id", "r8", "--", sys.executable, "-c", code
+        )
+        assert runner.stdout is not None
+        assert await asyncio.wait_for(runner.stdout.readline(), 20 * UNIT) == b"before\n"
+        hub.start()
+        try:
+            go.touch()
+            result = await finish(runner, 30 * UNIT)
+            assert result.status == 0, result.stderr
+            assert [t for _, t in _logs(await _history(hub, "r8"))] == ["before", "after"]
+        finally:
+            hub.stop()
+
+    async def test_hub_unreachable_to_the_end(self, tmp_path: Path) -> None:
+        """No hub at all: CMD's exit code still, and one line saying what was not delivered."""
+        hub = HubProcess(tmp_path / "hub")
+        result = await run_cli(
+            hub,
+            "run",
+            "--ack-timeout",
+            "0.2",
+            "-q",
+            "--container-id",
+            "r9",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exit 4",
+        )
+        assert result.status == 4
+        assert "not delivered" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    async def test_wrong_token(self, hub: HubProcess) -> None:
+        """A refused token: CMD still runs to its exit code; one line about the token."""
+        env = cli_env(hub, TAILHUB_TOKEN="wrong-token")
+        result = await run_cli(hub, "run", "-q", "--", "sh", "-c", "exit 5", env=env)
+        assert result.status == 5
+        assert "refused the token" in result.stderr
+        assert "wrong-token" not in result.stderr
+        assert "Traceback" not in result.stderr
+
+    async def test_command_not_found(self, hub: HubProcess) -> None:
+        """A command that does not exist: 127, one line, and a complete saying so."""
+        result = await run_cli(hub, *RUN, "--container-id", "r10", "--", "/nonexistent/cmd")
+        assert result.status == 127
+        assert result.stderr.strip().startswith("tailhub run: cannot run /nonexistent/cmd")
+        history = await _history(hub, "r10")
+        assert (history[-1].type, history[-1].data["exitCode"]) == ("complete", 127)
