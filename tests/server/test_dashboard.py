@@ -22,6 +22,7 @@ from playwright.async_api import (
     Browser,
     ConsoleMessage,
     Error,
+    Locator,
     Page,
     async_playwright,
     expect,
@@ -111,13 +112,13 @@ class Dashboard:
         query = f"?token={token or self.hub.token}" if token != "" else ""
         await self.page.goto(f"{self.hub.http}/{query}{hash}")
 
-    def session(self, container: str) -> Any:
+    def session(self, container: str) -> Locator:
         return self.page.locator(f'.session[data-cid="{container}"]')
 
     async def choose(self, container: str) -> None:
         await self.session(container).locator(".session-open").click()
 
-    def rows(self, pane: int = 0) -> Any:
+    def rows(self, pane: int = 0) -> Locator:
         return self.page.locator(".pane").nth(pane).locator(".row")
 
     async def seqs(self, pane: int = 0) -> list[int]:
@@ -319,6 +320,56 @@ class TestFilteringAndRendering:
             }"""
         )
         assert parsed == [["ablink", None], ["ok", 2], ["!", None], ["\tz", None]]
+        dashboard.assert_no_errors()
+
+    async def test_container_log_resume_point_under_any_delivery_order(
+        self, dashboard: Dashboard
+    ) -> None:
+        """Repeats and early live messages are dropped or placed; `since` never skips a gap."""
+        await dashboard.open()
+        seen = await dashboard.page.evaluate(
+            """async () => {
+                const { ContainerLog } = await import("/static/js/container-log.js");
+                const msg = (seq) => ({type: "log", containerID: "c", seq,
+                                       data: {level: "info", message: `m${seq}`}});
+                const log = new ContainerLog("c");
+                const seqs = () => log.entries.map((e) => e.seq);
+                const out = {};
+                out.first = log.subscribeMessage(10);
+                log.add(msg(48));  // live, through "*", before the reply
+                log.subscribed({seq: 47, firstSeq: 1, truncated: false}, 10);
+                out.afterReply = log.resumeFrom;  // the tail asked for starts at 38
+                for (let s = 38; s <= 50; s++) log.add(msg(s));
+                for (const s of [49, 50, 40]) log.add(msg(s));  // delivered twice
+                out.tail = seqs();
+                out.resume = log.subscribeMessage(10);
+                log.subscribed({seq: 60, firstSeq: 1, truncated: false}, 10);
+                log.add(msg(55));  // live, through "*", before the backlog
+                out.withGap = log.resumeFrom;
+                for (let s = 51; s <= 60; s++) log.add(msg(s));
+                out.filled = log.resumeFrom;
+                out.unique = new Set(seqs()).size === log.entries.length;
+                out.sorted = seqs().every((s, i, all) => i === 0 || all[i - 1] < s);
+                log.subscribed({seq: 100, firstSeq: 80, truncated: true}, 10);
+                out.truncated = [log.resumeFrom, log.lost];
+                out.earlier = log.earlierMessage(5);
+                out.reset = log.subscribed({seq: 3, firstSeq: 1, truncated: false}, 10);
+                out.afterReset = [log.entries.length, log.resumeFrom];
+                return out;
+            }"""
+        )
+        assert seen["first"] == {"type": "subscribe", "containerID": "c", "tail": 10}
+        assert seen["afterReply"] == 37
+        assert seen["tail"] == list(range(38, 51))
+        assert seen["resume"] == {"type": "subscribe", "containerID": "c", "since": 50}
+        assert seen["withGap"] == 50
+        assert seen["filled"] == 60
+        assert seen["unique"] is True
+        assert seen["sorted"] is True
+        assert seen["truncated"] == [79, 19]
+        assert seen["earlier"] == {"type": "subscribe", "containerID": "c", "since": 79}
+        assert seen["reset"] is True
+        assert seen["afterReset"] == [0, None]
         dashboard.assert_no_errors()
 
 

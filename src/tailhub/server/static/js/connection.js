@@ -15,10 +15,15 @@
  */
 
 /**
+ * @typedef {{retryAt?: number, reason?: string, code?: number}} Detail what a state change
+ *   is about: when the next attempt is due, the close reason and code
+ */
+
+/**
  * @typedef {object} Handlers
  * @property {(msg: Record<string, any>) => void} onMessage every message after authentication
  * @property {() => void} onReady authenticated: (re)send subscriptions now
- * @property {(state: State, detail: {retryAt?: number, reason?: string}) => void} onState
+ * @property {(state: State, detail: Detail) => void} onState
  */
 
 const FINAL = new Map([
@@ -57,7 +62,7 @@ export class HubConnection {
     window.addEventListener("online", this.wake);
   }
 
-  /** @param {State} state @param {{retryAt?: number, reason?: string}} [detail] */
+  /** @param {State} state @param {Detail} [detail] */
   setState(state, detail = {}) {
     this.state = state;
     this.handlers.onState(state, detail);
@@ -112,7 +117,7 @@ export class HubConnection {
     if (this.state === "stopped") return;
     const final = FINAL.get(event.code);
     if (final) {
-      this.setState(/** @type {State} */ (final), { reason: event.reason });
+      this.setState(/** @type {State} */ (final), { reason: event.reason, code: event.code });
       return;
     }
     this.scheduleRetry(event.reason || `closed (${event.code})`);

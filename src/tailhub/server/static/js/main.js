@@ -269,7 +269,7 @@ class Dashboard {
 
   /**
    * @param {import("./connection.js").State} state
-   * @param {{retryAt?: number, reason?: string}} detail
+   * @param {import("./connection.js").Detail} detail
    */
   showState(state, detail) {
     const box = $("conn");
@@ -293,7 +293,11 @@ class Dashboard {
         break;
       case "forbidden":
         text.textContent = "Not allowed";
-        this.notify("The hub does not allow this token to watch containers.");
+        this.notify(
+          detail.code === 1008
+            ? "The hub does not accept connections from this page's address (origin)."
+            : "The hub does not allow this token to watch containers.",
+        );
         break;
       default:
         text.textContent = "Offline";

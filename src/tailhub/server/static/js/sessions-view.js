@@ -166,7 +166,7 @@ export class SessionsView {
     card.last.title = Number.isFinite(s.lastActivity)
       ? `last activity ${new Date(s.lastActivity).toString()}`
       : "";
-    setText(card.messages, `${count(s.messages)} msgs`);
+    setText(card.messages, `${count(s.messages)} ${s.messages === 1 ? "msg" : "msgs"}`);
     card.messages.title = `last seq ${s.lastSeq}`;
     setText(card.viewers, `${count(s.subscribers)} viewer${s.subscribers === 1 ? "" : "s"}`);
     card.viewers.title = `${s.subscribers} viewer${s.subscribers === 1 ? "" : "s"}, ${s.publishers} publisher${s.publishers === 1 ? "" : "s"}`;
