@@ -7,8 +7,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import HubProcess
+
+# The machine is small and shared: judge hypothesis tests by what they find, not their speed.
+settings.register_profile(
+    "tailhub", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+)
+settings.load_profile("tailhub")
 
 
 @pytest.fixture

@@ -107,6 +107,11 @@ class HubProcess:
             self.proc.kill()
             return self.proc.wait()
 
+    def wait(self) -> int:
+        """Wait for the process to exit by itself; its exit status."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=20 * UNIT)
+
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
@@ -128,6 +133,26 @@ class HubProcess:
             except ValueError:
                 continue
         return events
+
+
+def raw_websocket(port: int, path: str) -> socket.socket:
+    """A WebSocket opened by hand on a plain socket, for a client that then never reads."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10 * UNIT)
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(head.decode(errors="replace"))
+    return sock
 
 
 async def wait_for(

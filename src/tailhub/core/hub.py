@@ -158,10 +158,12 @@ class Hub:
         conn.pending = None
 
     def close(self, conn: Connection, code: int, reason: str) -> None:
-        """Release ``conn`` now and start closing its transport."""
+        """Send what ``conn`` is owed, release it, and start closing its transport."""
         if conn.closed:
             return
         conn.closed = True
+        if conn.pending:
+            conn.peer.write(b"".join(conn.pending))
         self.release(conn)
         conn.peer.close(code, reason)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-__all__ = ["PING_FRAME", "text_frame"]
+__all__ = ["PING_FRAME", "close_frame", "text_frame"]
 
 _SHORT: Final = struct.Struct("!BB")
 _MEDIUM: Final = struct.Struct("!BBH")
@@ -30,3 +30,9 @@ def text_frame(payload: bytes) -> bytes:
     if size < 65536:
         return _MEDIUM.pack(_FIN_TEXT, 126, size) + payload
     return _LONG.pack(_FIN_TEXT, 127, size) + payload
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """A close frame with ``code`` and up to 123 bytes of ``reason`` (RFC 6455, 5.5.1)."""
+    payload = code.to_bytes(2, "big") + reason.encode()[:123]
+    return _SHORT.pack(0x88, len(payload)) + payload

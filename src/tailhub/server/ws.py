@@ -28,7 +28,7 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import STATE, ServerState
-from tailhub.server.wire import PING_FRAME
+from tailhub.server.wire import PING_FRAME, close_frame
 
 __all__ = ["AiohttpPeer", "handle_websocket", "request_token"]
 
@@ -40,7 +40,7 @@ _DATA: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 class AiohttpPeer:
     """The hub's view of one aiohttp WebSocket: raw writes to its transport."""
 
-    __slots__ = ("_state", "_transport", "_ws")
+    __slots__ = ("_state", "_transport", "_ws", "close_code", "closing")
 
     def __init__(
         self, ws: web.WebSocketResponse, transport: asyncio.Transport, state: ServerState
@@ -48,6 +48,8 @@ class AiohttpPeer:
         self._ws = ws
         self._transport = transport
         self._state = state
+        self.closing: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
 
     def write(self, data: bytes) -> None:
         if not self._transport.is_closing():
@@ -60,19 +62,32 @@ class AiohttpPeer:
         self.write(PING_FRAME)
 
     def close(self, code: int, reason: str) -> None:
-        task = asyncio.create_task(self._close(code, reason))
+        if self.closing is not None:
+            return
+        self.close_code = code
+        task = self.closing = asyncio.create_task(self._close(code, reason))
         self._state.tasks.add(task)
         task.add_done_callback(self._state.tasks.discard)
 
     async def _close(self, code: int, reason: str) -> None:
+        """Send the close frame behind what is buffered, then close; abort if it cannot drain.
+
+        The close frame is written straight to the transport, so it needs no room in a full
+        buffer and no answer from the peer: a slow reader gets it after at most ``max_queue``
+        bytes, and one that takes nothing within the grace period is cut off, freeing its memory.
+        """
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.write(close_frame(code, reason))
+        transport.close()
         try:
             async with asyncio.timeout(_CLOSE_GRACE):
-                await self._ws.close(code=code, message=reason.encode()[:120], drain=False)
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            if not self._transport.is_closing() or self._transport.get_write_buffer_size():
-                self._transport.abort()
+                # A transport announces drains to its protocol (aiohttp's), not to us: poll.
+                while transport.get_write_buffer_size():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            transport.abort()
 
 
 def request_token(request: web.Request) -> str | None:
@@ -106,9 +121,8 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         autoping=False, compress=False, max_msg_size=settings.max_message_size, timeout=_CLOSE_GRACE
     )
     await ws.prepare(request)
-    conn = node.connect(
-        AiohttpPeer(ws, transport, state), remote=remote, authenticated=token is not None
-    )
+    peer = AiohttpPeer(ws, transport, state)
+    conn = node.connect(peer, remote=remote, authenticated=token is not None)
     opened = time.monotonic()
     _log.info("connection_opened", conn=conn.id, remote=remote, authenticated=conn.authenticated)
     try:
@@ -121,12 +135,15 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         if url_container and conn.authenticated:
             _subscribe_from_url(state, conn, url_container)
         await _read_loop(state, ws, conn, url_container)
+        if peer.closing is not None:
+            # The hub closed this connection: let its close code, not aiohttp's 1000, go out.
+            await asyncio.shield(peer.closing)
     finally:
         node.disconnect(conn)
         _log.info(
             "connection_closed",
             conn=conn.id,
-            code=ws.close_code,
+            code=peer.close_code or ws.close_code,
             seconds=round(time.monotonic() - opened, 3),
         )
     return ws

@@ -1,0 +1,304 @@
+"""The protocol core, with no event loop: bytes in, a message or an error code out."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tailhub.protocol import (
+    Auth,
+    Command,
+    ErrorCode,
+    ProtocolError,
+    Publish,
+    SessionsRequest,
+    Subscribe,
+    Unsubscribe,
+    decode_client,
+    encode_ack,
+    encode_error,
+    encode_published,
+    format_time,
+    parse_time,
+)
+
+
+def frame(**fields: Any) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def error_of(data: bytes | str) -> ErrorCode:
+    with pytest.raises(ProtocolError) as caught:
+        decode_client(data)
+    return caught.value.code
+
+
+class TestPublish:
+    def test_log(self) -> None:
+        """A log decodes with its container, level and the data bytes kept as sent."""
+        data = {"level": "info", "message": "cloned", "metadata": {"k": 1}}
+        msg = decode_client(frame(type="log", containerID="c-1", data=data))
+        assert isinstance(msg, Publish)
+        assert ("log", "c-1", "info") == (msg.type, msg.container_id, msg.level)
+        assert data == json.loads(bytes(msg.data))
+
+    @pytest.mark.parametrize("kind", ["LOG", "Log", "STATUS", "COMPLETE", "ERROR", "HEARTBEAT"])
+    def test_upper_case_types(self, kind: str) -> None:
+        """The original containers' upper-case types are accepted and lower-cased."""
+        data = {
+            "LOG": {"level": "info", "message": "x"},
+            "Log": {"level": "info", "message": "x"},
+            "STATUS": {"status": "running"},
+            "COMPLETE": {"exitCode": 0},
+            "ERROR": {"error": "boom"},
+            "HEARTBEAT": {"uptime": 3},
+        }[kind]
+        msg = decode_client(frame(type=kind, containerID="c", data=data))
+        assert isinstance(msg, Publish)
+        assert kind.lower() == msg.type
+
+    def test_unknown_data_fields_travel_unchanged(self) -> None:
+        """Fields the hub does not know inside data are kept, byte for byte."""
+        raw = b'{"type":"log","containerID":"c","data":{"level":"info","message":"m","x":[1,2]}}'
+        msg = decode_client(raw)
+        assert isinstance(msg, Publish)
+        assert b'{"level":"info","message":"m","x":[1,2]}' == bytes(msg.data)
+
+    @pytest.mark.parametrize(
+        ("given", "expected"),
+        [("WARNING", "warn"), ("warning", "warn"), ("Info", "info"), ("fatal", "error")],
+    )
+    def test_level_aliases(self, given: str, expected: str) -> None:
+        """Common level spellings are normalised in the data sent on."""
+        msg = decode_client(
+            frame(type="log", containerID="c", data={"level": given, "message": ""})
+        )
+        assert isinstance(msg, Publish)
+        assert expected == json.loads(bytes(msg.data))["level"] == msg.level
+
+    def test_failed_status_is_error(self) -> None:
+        """status 'failed' is accepted as 'error'."""
+        msg = decode_client(frame(type="status", containerID="c", data={"status": "failed"}))
+        assert isinstance(msg, Publish)
+        assert "error" == msg.status == json.loads(bytes(msg.data))["status"]
+
+    def test_complete_exit_code(self) -> None:
+        """complete carries its exitCode to the session registry."""
+        msg = decode_client(frame(type="complete", containerID="c", data={"exitCode": 3}))
+        assert isinstance(msg, Publish)
+        assert 3 == msg.exit_code
+
+    def test_heartbeat_without_data(self) -> None:
+        """A heartbeat may leave data out."""
+        msg = decode_client(frame(type="heartbeat", containerID="c"))
+        assert isinstance(msg, Publish)
+        assert b"{}" == bytes(msg.data)
+
+    def test_id_and_producer(self) -> None:
+        """A publisher's id and producer are kept for acks."""
+        msg = decode_client(
+            frame(
+                type="log",
+                containerID="c",
+                id=7,
+                producer="p",
+                data={"level": "info", "message": ""},
+            )
+        )
+        assert isinstance(msg, Publish)
+        assert (7, "p") == (msg.id, msg.producer)
+
+    def test_token_from_auth_field(self) -> None:
+        """auth.token on a message is its token."""
+        msg = decode_client(
+            frame(
+                type="log",
+                containerID="c",
+                auth={"token": "s"},
+                data={"level": "info", "message": ""},
+            )
+        )
+        assert "s" == msg.token
+
+
+class TestRequests:
+    def test_subscribe_since(self) -> None:
+        """subscribe carries since."""
+        msg = decode_client(frame(type="subscribe", containerID="c", since=4))
+        assert Subscribe(container_id="c", since=4) == msg
+
+    def test_subscribe_from(self) -> None:
+        """from is an RFC 3339 time, turned into Unix seconds."""
+        msg = decode_client(
+            frame(type="subscribe", containerID="c", **{"from": "1970-01-01T00:01:00Z"})
+        )
+        assert isinstance(msg, Subscribe)
+        assert 60.0 == msg.from_time
+
+    def test_subscribe_pattern(self) -> None:
+        """'*' is allowed in a subscribe."""
+        msg = decode_client(frame(type="subscribe", containerID="*"))
+        assert isinstance(msg, Subscribe)
+        assert msg.is_pattern
+
+    def test_other_requests(self) -> None:
+        """unsubscribe, command, sessions and auth decode to their kinds."""
+        assert isinstance(decode_client(frame(type="unsubscribe", containerID="c")), Unsubscribe)
+        cmd = decode_client(frame(type="command", containerID="c", data={"action": "cancel"}))
+        assert isinstance(cmd, Command)
+        assert "cancel" == cmd.action
+        assert isinstance(decode_client(frame(type="sessions")), SessionsRequest)
+        assert Auth(token="t") == decode_client(frame(type="auth", token="t"))
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("data", "code"),
+        [
+            (b"not json", ErrorCode.INVALID_JSON),
+            (b"", ErrorCode.INVALID_JSON),
+            (b"\xff\xfe", ErrorCode.INVALID_JSON),
+            (b"[1, 2]", ErrorCode.INVALID_MESSAGE),
+            (b'"log"', ErrorCode.INVALID_MESSAGE),
+            (b"{}", ErrorCode.INVALID_MESSAGE),
+            (b'{"type": 5}', ErrorCode.INVALID_MESSAGE),
+            (b'{"type": "nope"}', ErrorCode.UNKNOWN_TYPE),
+            (b'{"type": "subscribed", "containerID": "c"}', ErrorCode.UNKNOWN_TYPE),
+            (
+                b'{"type": "log", "data": {"level": "info", "message": "m"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "log", "containerID": "", "data": {"level": "info", "message": "m"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (b'{"type": "log", "containerID": "c"}', ErrorCode.INVALID_MESSAGE),
+            (b'{"type": "log", "containerID": "c", "data": "text"}', ErrorCode.INVALID_MESSAGE),
+            (b'{"type": "log", "containerID": "c", "data": null}', ErrorCode.INVALID_MESSAGE),
+            (
+                b'{"type": "log", "containerID": "c", "data": {"level": "loud", "message": "m"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "log", "containerID": "c", "data": {"level": "info"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "log", "containerID": "c*", "data": {"level": "info", "message": ""}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "log", "containerID": "a\\u0000b", '
+                b'"data": {"level": "info", "message": ""}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "log", "containerID": 12, "data": {"level": "info", "message": ""}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "log", "containerID": "c", "timestamp": "yesterday", '
+                b'"data": {"level": "info", "message": ""}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "status", "containerID": "c", "data": {"status": "dancing"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "complete", "containerID": "c", "data": {"exitCode": "zero"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (b'{"type": "error", "containerID": "c", "data": {}}', ErrorCode.INVALID_MESSAGE),
+            (b'{"type": "subscribe"}', ErrorCode.INVALID_MESSAGE),
+            (b'{"type": "subscribe", "containerID": "c", "since": -1}', ErrorCode.INVALID_MESSAGE),
+            (
+                b'{"type": "subscribe", "containerID": "c", "since": 1, "tail": 2}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (
+                b'{"type": "subscribe", "containerID": "c", "from": "soon"}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (b'{"type": "command", "containerID": "c", "data": {}}', ErrorCode.INVALID_MESSAGE),
+            (
+                b'{"type": "command", "containerID": "c", "data": {"action": "input"}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+            (b'{"type": "auth"}', ErrorCode.INVALID_MESSAGE),
+            (
+                b'{"type": "log", "containerID": "c", "id": 0, '
+                b'"data": {"level": "info", "message": ""}}',
+                ErrorCode.INVALID_MESSAGE,
+            ),
+        ],
+    )
+    def test_bad_input(self, data: bytes, code: ErrorCode) -> None:
+        """Each bad frame gets its error code, never an exception of another kind."""
+        assert code == error_of(data)
+
+    def test_words_name_the_field(self) -> None:
+        """The error words say which field is wrong."""
+        with pytest.raises(ProtocolError) as caught:
+            decode_client(b'{"type":"log","containerID":"c","data":{"level":"info","message":3}}')
+        assert "data.message" in caught.value.words
+
+    @given(st.binary(max_size=200))
+    def test_arbitrary_bytes_never_crash(self, data: bytes) -> None:
+        """Any bytes decode to a message or raise ProtocolError, nothing else."""
+        with contextlib.suppress(ProtocolError):
+            decode_client(data)
+
+    @given(
+        st.dictionaries(
+            st.sampled_from(["type", "containerID", "data", "since", "tail", "auth", "id"]),
+            st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers())),
+        )
+    )
+    def test_arbitrary_objects_never_crash(self, fields: dict[str, Any]) -> None:
+        """Any JSON object decodes to a message or raises ProtocolError, nothing else."""
+        with contextlib.suppress(ProtocolError):
+            decode_client(json.dumps(fields))
+
+
+class TestEncode:
+    def test_published(self) -> None:
+        """A routed message has type, containerID, timestamp, seq and data, in that order."""
+        out = encode_published("log", "c", "2024-01-01T00:00:00Z", 9, msgspec.Raw(b'{"a":1}'))
+        expected = (
+            b'{"type":"log","containerID":"c","timestamp":"2024-01-01T00:00:00Z",'
+            b'"seq":9,"data":{"a":1}}'
+        )
+        assert expected == out
+
+    def test_error(self) -> None:
+        """The hub's error puts code and words under data."""
+        out = json.loads(encode_error(ErrorCode.UNKNOWN_TYPE, "what", container_id="c", id=3))
+        assert {
+            "type": "error",
+            "containerID": "c",
+            "id": 3,
+            "data": {"code": "unknown_type", "error": "what"},
+        } == out
+
+    def test_ack(self) -> None:
+        """An ack names container, id, seq, and the producer when there is one."""
+        assert {
+            "type": "ack",
+            "containerID": "c",
+            "id": 2,
+            "seq": 5,
+            "producer": "p",
+        } == json.loads(encode_ack("c", 2, 5, "p"))
+
+    def test_time_round_trip(self) -> None:
+        """format_time gives RFC 3339 UTC with milliseconds that parse_time reads back."""
+        text = format_time(1700000000.25)
+        assert "2023-11-14T22:13:20.250Z" == text
+        assert 1700000000.25 == parse_time(text)

@@ -1,0 +1,95 @@
+"""Settings: defaults, environment and flags, and one clear line for a bad value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tailhub.config import ConfigError, build_settings
+
+
+class TestBuildSettings:
+    def test_defaults_are_the_original_hubs(self) -> None:
+        """With nothing set, the original hub's defaults apply (times in seconds here)."""
+        s = build_settings({})
+        assert (8080, "0.0.0.0", None, 30.0, 300.0, 100, "info") == (
+            s.port,
+            s.host,
+            s.auth_token,
+            s.heartbeat_interval,
+            s.session_timeout,
+            s.max_sessions,
+            s.log_level,
+        )
+
+    def test_milliseconds_and_units(self) -> None:
+        """Times are milliseconds like the original; units are accepted too."""
+        s = build_settings(
+            {
+                "heartbeat_interval": ("1500", False),
+                "retention_age": ("2d", False),
+                "max_message_size": ("64KiB", False),
+            }
+        )
+        assert (1.5, 172800.0, 65536) == (s.heartbeat_interval, s.retention_age, s.max_message_size)
+
+    @pytest.mark.parametrize(
+        ("name", "value", "words"),
+        [
+            ("port", "abc", "PORT"),
+            ("port", "70000", "PORT"),
+            ("max_sessions", "-1", "MAX_SESSIONS"),
+            ("max_sessions", "0", "MAX_SESSIONS"),
+            ("heartbeat_interval", "soon", "HEARTBEAT_INTERVAL"),
+            ("session_timeout", "0", "SESSION_TIMEOUT"),
+            ("log_level", "loud", "LOG_LEVEL"),
+            ("max_message_size", "big", "TAILHUB_MAX_MESSAGE_SIZE"),
+            ("history", "postgres", "TAILHUB_HISTORY"),
+        ],
+    )
+    def test_bad_value_names_the_variable(self, name: str, value: str, words: str) -> None:
+        """A bad value raises ConfigError naming the environment variable."""
+        with pytest.raises(ConfigError, match=words):
+            build_settings({name: (value, False)})
+
+    def test_secret_is_not_echoed(self) -> None:
+        """An AUTH_TOKEN never appears in an error (it cannot be invalid, but stays hidden)."""
+        s = build_settings({"auth_token": ("s3cret", False)})
+        assert "s3cret" == s.auth_token
+
+
+def run_serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("PORT", "AUTH_TOKEN")}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "tailhub", "serve", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+class TestServeStartUp:
+    def test_bad_env_stops_start_up(self, tmp_path: Path) -> None:
+        """PORT=abc stops start-up with one line naming PORT and a non-zero status."""
+        result = run_serve({"PORT": "abc", "TAILHUB_DATA_DIR": str(tmp_path)})
+        assert 0 != result.returncode
+        lines = result.stderr.strip().splitlines()
+        assert 1 == len(lines)
+        assert "PORT" in lines[0]
+        assert "Traceback" not in result.stderr
+
+    def test_flag_wins_over_env(self, tmp_path: Path) -> None:
+        """A bad flag is reported even when the variable is good: the flag wins."""
+        result = run_serve(
+            {"MAX_SESSIONS": "5", "TAILHUB_DATA_DIR": str(tmp_path)}, "--max-sessions", "-3"
+        )
+        assert 0 != result.returncode
+        assert "--max-sessions" in result.stderr
+        assert "MAX_SESSIONS" in result.stderr
