@@ -76,6 +76,7 @@ class Node:
         self._durable: dict[str, int] = {}
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
+        self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -250,6 +251,7 @@ class Node:
                 )
             return None
         if started:
+            self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
         seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, msg.id)
         if msg.id is not None:
@@ -284,6 +286,7 @@ class Node:
     def _end(self, container_id: str, reason: str, now: float) -> None:
         session = self.sessions.end(container_id, reason, now)
         if session is not None:
+            self.stats.sessions_ended[reason] += 1
             _log.info(
                 "session_ended",
                 container=container_id,
@@ -310,10 +313,26 @@ class Node:
             queue = self._awaiting[container_id] = deque()
         queue.append((seq, conn, producer, id))
 
+    async def wait_durable(self, container_id: str, seq: int) -> None:
+        """Return once ``seq`` and every earlier message of ``container_id`` are durable."""
+        if seq <= self._durable.get(container_id, 0):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._durable_waiters.setdefault(container_id, deque()).append((seq, future))
+        await future
+
     def _on_durable(self, durable: Sequence[tuple[str, int]]) -> None:
         for container_id, seq in durable:
             if seq > self._durable.get(container_id, 0):
                 self._durable[container_id] = seq
+            waiters = self._durable_waiters.get(container_id)
+            if waiters:
+                while waiters and waiters[0][0] <= seq:
+                    future = waiters.popleft()[1]
+                    if not future.done():
+                        future.set_result(None)
+                if not waiters:
+                    del self._durable_waiters[container_id]
             queue = self._awaiting.get(container_id)
             if not queue:
                 continue

@@ -63,6 +63,9 @@ class Stats:
     slow_closes: int = 0
     queue_drops: int = 0
     """Frames not sent because their connection was being closed as too slow."""
+    sessions_started: int = 0
+    sessions_ended: Counter[str] = field(default_factory=Counter)
+    """Sessions ended, by reason (``complete``, ``timeout``)."""
     connections_opened: int = 0
     connections_closed: int = 0
     deliver_latency: Histogram = field(default_factory=Histogram)

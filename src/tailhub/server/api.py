@@ -18,6 +18,7 @@ codes, or one of ``invalid_request`` (a bad query parameter or body), ``not_foun
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NDJSON: Final = "application/x-ndjson"
 SSE: Final = "text/event-stream"
 _PAGE: Final = 1000
+_DURABLE_TIMEOUT: Final = 10.0
 _IDLE_CHECK: Final = 1.0
 """Seconds between checks that an idle follower's client is still connected."""
 _CHUNK: Final = 1 << 16
@@ -582,6 +584,19 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
     # Checked whole above, and nothing below awaits: the request's messages are taken
     # together, in order, with nothing of another request between them.
     seqs = [node.publish(None, message) for message in messages]
+    stored = [seq for seq in seqs if seq is not None]
+    if stored:
+        # Answer only once the messages are durable, as a WebSocket ack would.
+        try:
+            async with asyncio.timeout(_DURABLE_TIMEOUT):
+                await node.wait_durable(container_id, max(stored))
+        except TimeoutError:
+            raise ApiError(
+                503,
+                ErrorCode.UNAVAILABLE,
+                "the messages were accepted and routed but the history store has not made them "
+                "durable in time; check /readyz",
+            ) from None
     return web.Response(
         body=encode({"accepted": len(messages), "seq": seqs}), content_type="application/json"
     )

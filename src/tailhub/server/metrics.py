@@ -156,6 +156,17 @@ class HubCollector:
             for status, count in counts.items():
                 sessions.add_metric([state, status], count)
         yield sessions
+        yield CounterMetricFamily(
+            "tailhub_sessions_started",
+            "Sessions started since the hub started.",
+            value=stats.sessions_started,
+        )
+        ended = CounterMetricFamily(
+            "tailhub_sessions_ended", "Sessions ended, by reason.", labels=["reason"]
+        )
+        for reason, count in _bounded(stats.sessions_ended, ("complete", "timeout")).items():
+            ended.add_metric([reason], count)
+        yield ended
         yield GaugeMetricFamily(
             "tailhub_sessions_max",
             "Most sessions active at once (MAX_SESSIONS).",
