@@ -57,7 +57,11 @@ from tailhub.store.base import (
 
 __all__ = ["SqliteStore"]
 
-_log = structlog.get_logger("tailhub.store")
+
+def _log() -> Any:
+    """The store's logger, looked up per use (only rare events are logged, never per message)."""
+    return structlog.get_logger("tailhub.store")
+
 
 SCHEMA_VERSION: Final = 1
 _COLUMNS: Final = 6  # cid, seq, time, payload, producer, pub_id: one queued append
@@ -256,7 +260,7 @@ class _Writer:
             )
         (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal":
-            _log.warning("store_no_wal", path=str(self.path), journal_mode=mode)
+            _log().warning("store_no_wal", path=str(self.path), journal_mode=mode)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=2000")
         conn.execute("PRAGMA journal_size_limit=67108864")
@@ -306,7 +310,7 @@ class _Writer:
                     self.flush()
             except Exception as exc:  # a bug, not a disk error: log it, keep serving
                 self.failure = f"the history writer failed unexpectedly: {exc!r}"
-                _log.exception("store_writer_error", path=str(self.path))
+                _log().exception("store_writer_error", path=str(self.path))
 
     def handle(self, op: _Op) -> None:
         if isinstance(op, _NewContainer):
@@ -330,10 +334,10 @@ class _Writer:
         except StoreError as exc:
             error = exc
         except sqlite3.Error as exc:
-            _log.error("store_query_failed", path=str(self.path), error=str(exc))
+            _log().error("store_query_failed", path=str(self.path), error=str(exc))
             error = StoreError(f"the history database {self.path} failed: {exc}")
         except Exception as exc:  # a bug: the awaiting caller must still get an answer
-            _log.exception("store_operation_error", path=str(self.path))
+            _log().exception("store_operation_error", path=str(self.path))
             error = StoreError(f"the history store {self.path} failed unexpectedly: {exc!r}")
         self.call_loop(_settle, future, result, error)
 
@@ -341,7 +345,7 @@ class _Writer:
         try:
             self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: nobody is left to tell
-            _log.debug("store_loop_closed", path=str(self.path))
+            _log().debug("store_loop_closed", path=str(self.path))
 
     # -- writing -----------------------------------------------------------------------
 
@@ -368,7 +372,7 @@ class _Writer:
         rows.clear()  # ``written`` may be this very list
         self.new_containers.clear()
         if self.failure is not None:
-            _log.info("store_recovered", path=str(self.path))
+            _log().info("store_recovered", path=str(self.path))
         self.failure = None
         self.retry_at = 0.0
         self.retry_delay = _RETRY_FIRST
@@ -376,7 +380,7 @@ class _Writer:
             try:
                 self.on_batch(count, seconds)
             except Exception:
-                _log.exception("store_on_batch_failed")
+                _log().exception("store_on_batch_failed")
         if durable:
             self.call_loop(self.on_durable, durable)
         return True
@@ -425,7 +429,7 @@ class _Writer:
             try:
                 self.insert(conn, [row])
             except _REFUSED as exc:
-                _log.error(
+                _log().error(
                     "store_message_dropped",
                     path=str(self.path),
                     container_id=self.names.get(row[0], "?"),
@@ -442,13 +446,13 @@ class _Writer:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
-                _log.exception("store_rollback_failed", path=str(self.path))
+                _log().exception("store_rollback_failed", path=str(self.path))
 
     def failed(self, exc: sqlite3.Error) -> None:
         first = self.failure is None
         self.failure = f"writing to the history database {self.path} fails: {exc}"
         self.retry_at = clock.monotonic() + self.retry_delay
-        _log.error(
+        _log().error(
             "store_write_failed",
             path=str(self.path),
             error=str(exc),
@@ -654,7 +658,7 @@ class SqliteStore:
             info = snapshot.containers[name]
             self._slots[name] = _Slot(cid, ContainerInfo(*_fields(info)))
             self._next_cid = max(self._next_cid, cid + 1)
-        _log.info("store_opened", path=str(self.path), containers=len(snapshot.containers))
+        _log().info("store_opened", path=str(self.path), containers=len(snapshot.containers))
         return snapshot
 
     def append(
@@ -784,7 +788,7 @@ class SqliteStore:
         finally:
             if self._thread is not None:
                 self._thread.join(timeout=10)
-        _log.info("store_closed", path=str(self.path))
+        _log().info("store_closed", path=str(self.path))
 
     def _require_open(self) -> None:
         if not self._open:
