@@ -1,0 +1,344 @@
+"""The store contract against :class:`~tailhub.store.sqlite.SqliteStore`, and what only a file
+store has to get right: restarts, bad files and directories, write failures, a SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+import structlog
+
+from tailhub.store import Retention, SqliteStore, StoredMessage, StoreError
+from tests.helpers import UNIT, wait_for
+from tests.store.contract import (
+    AgainstModelContract,
+    AppendContract,
+    DurabilityContract,
+    Harness,
+    ReadContract,
+    ReadYourWritesContract,
+    ReopenContract,
+    RetentionContract,
+    append,
+)
+
+
+def _make(place: Path, retention: Retention | None) -> SqliteStore:
+    return SqliteStore(place / "history.db", retention)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """SQLite stores; reopening one is opening a new store on the same file."""
+    harness = Harness(_make, tmp_path, reopen_same=False)
+    yield harness
+    await harness.close()
+
+
+class TestAppend(AppendContract):
+    """The append contract, on SqliteStore."""
+
+
+class TestReadYourWrites(ReadYourWritesContract):
+    """The read-your-writes contract, on SqliteStore."""
+
+
+class TestRead(ReadContract):
+    """The read contract, on SqliteStore."""
+
+
+class TestDurability(DurabilityContract):
+    """The durability contract, on SqliteStore."""
+
+
+class TestRetention(RetentionContract):
+    """The retention contract, on SqliteStore."""
+
+
+class TestReopen(ReopenContract):
+    """The reopen contract, on SqliteStore."""
+
+
+class TestAgainstModel(AgainstModelContract):
+    """The model-based contract, on SqliteStore."""
+
+
+def _ignore(_pairs: Sequence[tuple[str, int]]) -> None:
+    return None
+
+
+async def _open_error(path: Path) -> str:
+    store = SqliteStore(path)
+    with pytest.raises(StoreError) as raised:
+        await store.open(_ignore)
+    return str(raised.value)
+
+
+class TestOpen:
+    """``open`` prepares the file, or refuses with one sentence an operator can act on."""
+
+    async def test_creates_missing_directories(self, tmp_path: Path) -> None:
+        """open() creates every missing directory above the file."""
+        path = tmp_path / "a" / "b" / "history.db"
+        store = SqliteStore(path)
+        await store.open(_ignore)
+        await store.close()
+        assert path.is_file()
+
+    async def test_file_is_in_wal_mode(self, tmp_path: Path) -> None:
+        """The database is left in WAL mode (commits survive a process crash cheaply)."""
+        path = tmp_path / "history.db"
+        store = SqliteStore(path)
+        await store.open(_ignore)
+        await store.close()
+        with sqlite3.connect(path) as conn:
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        assert mode == "wal"
+
+    async def test_garbage_file_is_reported_corrupt(self, tmp_path: Path) -> None:
+        """A file that is not SQLite is refused, naming the file and what to do."""
+        path = tmp_path / "history.db"
+        path.write_bytes(b"this is not a database\n" * 500)
+        message = await _open_error(path)
+        expected = (True, True, 1)
+        assert expected == (str(path) in message, "corrupt" in message, len(message.splitlines()))
+
+    async def test_damaged_database_is_reported_corrupt(self, tmp_path: Path) -> None:
+        """A real history file with a damaged schema page is refused as corrupt."""
+        path = tmp_path / "history.db"
+        store = SqliteStore(path)
+        await store.open(_ignore)
+        await store.close()
+        data = bytearray(path.read_bytes())
+        data[100:4096] = b"\xa5" * (4096 - 100)  # page 1 after the header: the schema
+        path.write_bytes(bytes(data))
+        message = await _open_error(path)
+        expected = (True, True)
+        assert expected == (str(path) in message, "corrupt" in message)
+
+    async def test_uncreatable_directory_is_named(self, tmp_path: Path) -> None:
+        """A data directory that cannot be created is refused, naming it."""
+        blocker = tmp_path / "file"
+        blocker.write_text("not a directory")
+        message = await _open_error(blocker / "data" / "history.db")
+        expected = (True, 1)
+        assert expected == (str(blocker / "data") in message, len(message.splitlines()))
+
+    async def test_unopenable_file_is_named(self, tmp_path: Path) -> None:
+        """A database path that cannot be opened for writing (a directory) is refused."""
+        path = tmp_path / "history.db"
+        path.mkdir()
+        message = await _open_error(path)
+        expected = (True, True)
+        assert expected == (str(path) in message, "writ" in message)
+
+    async def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
+        """A file written by a newer tailhub is refused rather than misread."""
+        path = tmp_path / "history.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA user_version = 99")
+        assert "newer" in await _open_error(path)
+
+
+class TestLifecycle:
+    """``check`` and ``close`` say whether the store can be used."""
+
+    async def test_check_passes_while_open(self, tmp_path: Path) -> None:
+        """check() returns while the store is open and healthy."""
+        store = SqliteStore(tmp_path / "history.db")
+        await store.open(_ignore)
+        await store.check()
+        await store.close()
+
+    async def test_closed_store_refuses_check_and_read(self, tmp_path: Path) -> None:
+        """After close(), check() and read() raise StoreError; close() again is a no-op."""
+        store = SqliteStore(tmp_path / "history.db")
+        await store.open(_ignore)
+        store.append("a", 1, 1.0, b"x")
+        await store.close()
+        await store.close()
+        with pytest.raises(StoreError):
+            await store.check()
+        with pytest.raises(StoreError):
+            await store.read("a")
+
+    async def test_concurrent_closes_both_return(self, tmp_path: Path) -> None:
+        """Two close() calls at once both return once the file is closed."""
+        store = SqliteStore(tmp_path / "history.db")
+        await store.open(_ignore)
+        append(store, "a", range(1, 100))
+        await asyncio.gather(store.close(), store.close())
+        reopened = SqliteStore(tmp_path / "history.db")
+        snapshot = await reopened.open(_ignore)
+        await reopened.close()
+        expected = 99
+        assert expected == snapshot.containers["a"].last_seq
+
+    async def test_many_containers_and_rows_reload(self, tmp_path: Path) -> None:
+        """Counters of many containers (read from the small containers table) reload exactly."""
+        store = SqliteStore(tmp_path / "history.db")
+        await store.open(_ignore)
+        for n in range(200):
+            append(store, f"c-{n}", range(1, 101))
+        expected = {f"c-{n}": store.info(f"c-{n}") for n in range(200)}
+        await store.close()
+        reopened = SqliteStore(tmp_path / "history.db")
+        snapshot = await reopened.open(_ignore)
+        await reopened.close()
+        assert expected == snapshot.containers
+
+
+class TestWriter:
+    """The writer thread batches, reports metrics and survives failures."""
+
+    async def test_on_batch_counts_every_message_within_batch_max(self, tmp_path: Path) -> None:
+        """on_batch sees every message once, in batches of at most batch_max."""
+        batches: list[tuple[int, float]] = []
+        store = SqliteStore(
+            tmp_path / "history.db",
+            batch_max=7,
+            on_batch=lambda rows, seconds: batches.append((rows, seconds)),
+        )
+        await store.open(_ignore)
+        append(store, "a", range(1, 101))
+        await store.close()
+        expected = (100, True, True)
+        assert expected == (
+            sum(rows for rows, _ in batches),
+            all(1 <= rows <= 7 for rows, _ in batches),
+            all(seconds >= 0 for _, seconds in batches),
+        )
+
+    async def test_failing_writes_surface_in_check_then_recover(self, tmp_path: Path) -> None:
+        """A write the database refuses is logged and fails check(); once fixed, nothing is lost."""
+        path = tmp_path / "history.db"
+        durable: dict[str, int] = {}
+        recorded = asyncio.Event()
+
+        def on_durable(pairs: Sequence[tuple[str, int]]) -> None:
+            durable.update(pairs)
+            recorded.set()
+
+        store = SqliteStore(path)
+        await store.open(on_durable)
+        with sqlite3.connect(path, isolation_level=None) as saboteur:
+            saboteur.execute(
+                "CREATE TRIGGER sabotage BEFORE INSERT ON messages "
+                "BEGIN INSERT INTO no_such_table VALUES (1); END"
+            )
+            with structlog.testing.capture_logs() as logs:
+                sent = append(store, "a", range(1, 51))
+
+                async def failing() -> bool:
+                    try:
+                        await store.check()
+                    except StoreError:
+                        return True
+                    return False
+
+                await wait_for(failing, timeout=5 * UNIT)
+            saboteur.execute("DROP TRIGGER sabotage")
+        async with asyncio.timeout(5 * UNIT):
+            while durable.get("a", 0) < 50:
+                recorded.clear()
+                await recorded.wait()
+        await store.check()
+        got = await store.read("a")
+        await store.close()
+        assert (True, sent) == (
+            any(e["event"] == "store_write_failed" and e["log_level"] == "error" for e in logs),
+            got,
+        )
+
+    async def test_unstorable_message_is_dropped_alone(self, tmp_path: Path) -> None:
+        """A message SQLite cannot store is logged and dropped; the rest of its batch is kept."""
+        store = SqliteStore(tmp_path / "history.db")
+        await store.open(_ignore)
+        with structlog.testing.capture_logs() as logs:
+            good = append(store, "a", range(1, 4))
+            store.append("a", 2**70, 4.0, b"seq too large for SQLite")
+            good += append(store, "a", range(5, 7))
+            got = await store.read("a")
+        await store.close()
+        assert (good, ["store_message_dropped"]) == (
+            got,
+            [e["event"] for e in logs if e["event"] == "store_message_dropped"],
+        )
+
+
+# The child appends without pause and prints every seq reported durable, until it is killed.
+_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tailhub.store import SqliteStore
+
+    def durable(pairs):
+        sys.stdout.write("".join(f"durable {c} {seq}\\n" for c, seq in pairs))
+        sys.stdout.flush()
+
+    async def main():
+        store = SqliteStore(Path(sys.argv[1]), batch_max=500)
+        await store.open(durable)
+        seq = 0
+        while True:
+            for _ in range(100):
+                seq += 1
+                store.append("c", seq, float(seq), b"message %d" % seq)
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    """
+)
+
+
+_REPORTED = 3000
+
+
+class TestCrash:
+    """A SIGKILL loses nothing that was reported durable."""
+
+    async def test_sigkill_keeps_every_reported_message(self, tmp_path: Path) -> None:
+        """After SIGKILL mid-write, reopening returns every message reported durable."""
+        path = tmp_path / "history.db"
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _CHILD,
+            str(path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert child.stdout is not None
+        reported = 0
+        try:
+            async with asyncio.timeout(20 * UNIT):
+                while reported < _REPORTED:
+                    line = await child.stdout.readline()
+                    if not line:
+                        break
+                    if line.startswith(b"durable c "):
+                        reported = max(reported, int(line.split()[2]))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            rest = await child.stdout.read()
+            await child.wait()
+        for line in rest.splitlines():
+            if line.startswith(b"durable c "):
+                reported = max(reported, int(line.split()[2]))
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)
+        kept = await store.read("c", limit=reported)
+        await store.close()
+        expected = [StoredMessage(s, float(s), b"message %d" % s) for s in range(1, reported + 1)]
+        assert (-signal.SIGKILL, True, expected) == (
+            child.returncode,
+            snapshot.containers["c"].last_seq >= reported >= _REPORTED,
+            kept,
+        )
