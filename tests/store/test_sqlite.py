@@ -138,6 +138,24 @@ class TestOpen:
         expected = (True, True)
         assert expected == (str(path) in message, "writ" in message)
 
+    async def test_impossible_path_is_refused_not_hung(self, tmp_path: Path) -> None:
+        """A path SQLite cannot take at all (a NUL byte) is a StoreError, not a hang."""
+        assert "history database" in await _open_error(tmp_path / "bad\0name.db")
+
+    async def test_open_can_be_retried_once_the_cause_is_fixed(self, tmp_path: Path) -> None:
+        """After a refused open, the same store opens once the directory can be created."""
+        blocker = tmp_path / "data"
+        blocker.write_text("in the way")
+        store = SqliteStore(blocker / "history.db")
+        with pytest.raises(StoreError):
+            await store.open(_ignore)
+        blocker.unlink()
+        await store.open(_ignore)
+        store.append("a", 1, 1.0, b"x")
+        got = await store.read("a")
+        await store.close()
+        assert [StoredMessage(1, 1.0, b"x")] == got
+
     async def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
         """A file written by a newer tailhub is refused rather than misread."""
         path = tmp_path / "history.db"

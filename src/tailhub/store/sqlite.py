@@ -208,8 +208,12 @@ class _Writer:
 
     # -- opening -----------------------------------------------------------------------
 
-    def open(self) -> StoreSnapshot:
-        """Create the directory and schema, and read what is kept. Raises StoreError."""
+    def open(self) -> tuple[StoreSnapshot, dict[str, int]]:
+        """Create the directory and schema; return what is kept and each container's row id.
+
+        Raises:
+            StoreError: for every reason the file cannot be used, in words for an operator.
+        """
         path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,22 +224,23 @@ class _Writer:
             ) from None
         try:
             conn = sqlite3.connect(path, isolation_level=None, cached_statements=256)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError) as exc:
             raise StoreError(self._open_error(exc)) from None
         try:
             snapshot = self._prepare(conn)
-        except (sqlite3.Error, StoreError) as exc:
+        except StoreError:
             conn.close()
-            if isinstance(exc, StoreError):
-                raise
+            raise
+        except Exception as exc:
+            conn.close()
             raise StoreError(self._open_error(exc)) from None
         self.conn = conn
         self.serving = True
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self.chunk = max(1, min(self.batch_max, limit // _COLUMNS))
-        return snapshot
+        return snapshot, {name: cid for cid, name in self.names.items()}
 
-    def _open_error(self, exc: sqlite3.Error) -> str:
+    def _open_error(self, exc: Exception) -> str:
         text = str(exc)
         if isinstance(exc, sqlite3.DatabaseError) and (
             "not a database" in text or "malformed" in text or "corrupt" in text
@@ -249,7 +254,10 @@ class _Writer:
                 f"cannot open the history database {self.path} for writing ({text}); "
                 f"make sure it is a file in a directory this user can write to"
             )
-        return f"cannot use the history database {self.path} ({text})"
+        return (
+            f"cannot use {self.path} as the history database ({text}); if another program "
+            f"owns that file, give tailhub a data directory of its own"
+        )
 
     def _prepare(self, conn: sqlite3.Connection) -> StoreSnapshot:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -625,38 +633,33 @@ class SqliteStore:
         if self._open or self._closing is not None:
             raise StoreError(f"the history store {self.path} was already opened")
         loop = asyncio.get_running_loop()
+        jobs: queue.SimpleQueue[Row | _Op] = queue.SimpleQueue()  # one per attempt
         writer = _Writer(
-            self.path,
-            self._retention,
-            self._batch_max,
-            self._on_batch,
-            self._jobs,
-            loop,
-            on_durable,
+            self.path, self._retention, self._batch_max, self._on_batch, jobs, loop, on_durable
         )
-        opened: asyncio.Future[StoreSnapshot] = loop.create_future()
+        opened: asyncio.Future[tuple[StoreSnapshot, dict[str, int]]] = loop.create_future()
 
         def run() -> None:
             try:
-                snapshot = writer.open()
-            except StoreError as exc:
-                writer.call_loop(_settle, opened, None, exc)
+                kept = writer.open()
+            except Exception as exc:  # StoreError, or a bug: open() must get an answer
+                error = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+                writer.call_loop(_settle, opened, None, error)
                 return
-            writer.call_loop(_settle, opened, snapshot, None)
+            writer.call_loop(_settle, opened, kept, None)
             writer.serve()
 
         thread = threading.Thread(target=run, name="tailhub-store-writer", daemon=True)
         thread.start()
         try:
-            snapshot = await opened
+            snapshot, ids = await opened
         except BaseException:
-            thread.join()
+            # Failed (the thread has ended) or cancelled (it may be serving): stop it.
+            jobs.put(_Close(loop.create_future()))
             raise
-        self._thread = thread
-        self._open = True
-        for cid, name in writer.names.items():
-            info = snapshot.containers[name]
-            self._slots[name] = _Slot(cid, ContainerInfo(*_fields(info)))
+        self._jobs, self._thread, self._open = jobs, thread, True
+        for name, cid in ids.items():
+            self._slots[name] = _Slot(cid, ContainerInfo(*_fields(snapshot.containers[name])))
             self._next_cid = max(self._next_cid, cid + 1)
         _log().info("store_opened", path=str(self.path), containers=len(snapshot.containers))
         return snapshot
