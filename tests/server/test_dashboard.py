@@ -1,8 +1,10 @@
 """The dashboard in real headless Chromium against a real hub process.
 
-Each test starts its own hub (the ``hub`` fixture) and browser, publishes over a real WebSocket
-as a container would, and watches the page with Playwright's auto-waiting expectations, never
-a fixed sleep. Screenshots go to ``test-output/dashboard/`` at the repository root.
+The tests publish over a real WebSocket as a container would and watch the page with
+Playwright's auto-waiting expectations, never a fixed sleep. One Chromium serves the module
+(a fresh browser context per test); tests that look at the whole session list, restart the
+hub or flood it get a hub of their own, the others share one and use their own container
+IDs. Screenshots go to ``test-output/dashboard/`` at the repository root.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
@@ -30,7 +34,7 @@ from playwright.async_api import (
 
 from tests.helpers import UNIT, HubProcess, receive_json
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 CHROMIUM = os.environ.get("TAILHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -142,7 +146,7 @@ class Dashboard:
         assert errors == []
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         try:
@@ -153,11 +157,12 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-@pytest.fixture
-async def dashboard(browser: Browser, hub: HubProcess) -> AsyncIterator[Dashboard]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    yield Dashboard(await context.new_page(), hub)
-    await context.close()
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the tests that need nothing of their own; each uses its own container IDs."""
+    process = HubProcess(tmp_path_factory.mktemp("dashboard-hub")).start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture
@@ -168,10 +173,45 @@ def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
     process.stop()
 
 
-@pytest.fixture
-async def publisher(hub: HubProcess) -> AsyncIterator[Publisher]:
+@asynccontextmanager
+async def open_page(browser: Browser, hub: HubProcess) -> AsyncIterator[Dashboard]:
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        yield Dashboard(await context.new_page(), hub)
+    finally:
+        await context.close()
+
+
+@asynccontextmanager
+async def connect_publisher(hub: HubProcess) -> AsyncIterator[Publisher]:
     async with aiohttp.ClientSession() as session, session.ws_connect(hub.ws_url()) as ws:
         yield Publisher(ws)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def dashboard(browser: Browser, hub: HubProcess) -> AsyncIterator[Dashboard]:
+    """A page on a hub of the test's own."""
+    async with open_page(browser, hub) as page:
+        yield page
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def shared_dashboard(browser: Browser, shared_hub: HubProcess) -> AsyncIterator[Dashboard]:
+    """A page on the module's shared hub."""
+    async with open_page(browser, shared_hub) as page:
+        yield page
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def publisher(hub: HubProcess) -> AsyncIterator[Publisher]:
+    async with connect_publisher(hub) as publisher:
+        yield publisher
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def shared_publisher(shared_hub: HubProcess) -> AsyncIterator[Publisher]:
+    async with connect_publisher(shared_hub) as publisher:
+        yield publisher
 
 
 class TestSessionsAndLiveLog:
@@ -219,57 +259,59 @@ class TestSessionsAndLiveLog:
         dashboard.assert_no_errors()
 
     async def test_several_containers_side_by_side_and_merged(
-        self, dashboard: Dashboard, publisher: Publisher
+        self, shared_dashboard: Dashboard, shared_publisher: Publisher
     ) -> None:
         """Ticked containers get a pane each, or one merged pane with a container column."""
         # Container clocks decide the merged order, whatever order the backlogs arrive in.
-        await publisher.log("left", "left one", timestamp="2024-05-01T10:00:01.000Z")
-        await publisher.log("right", "right one", timestamp="2024-05-01T10:00:02.000Z")
-        await publisher.log("left", "left two", timestamp="2024-05-01T10:00:03.000Z")
-        await publisher.flush()
-        await dashboard.open()
-        page = dashboard.page
+        await shared_publisher.log("left", "left one", timestamp="2024-05-01T10:00:01.000Z")
+        await shared_publisher.log("right", "right one", timestamp="2024-05-01T10:00:02.000Z")
+        await shared_publisher.log("left", "left two", timestamp="2024-05-01T10:00:03.000Z")
+        await shared_publisher.flush()
+        await shared_dashboard.open()
+        page = shared_dashboard.page
 
-        await dashboard.choose("left")
-        await dashboard.session("right").get_by_role("checkbox").check()
+        await shared_dashboard.choose("left")
+        await shared_dashboard.session("right").get_by_role("checkbox").check()
         await expect(page.locator(".pane")).to_have_count(2)
-        await expect(dashboard.rows(0)).to_have_count(2)
-        await expect(dashboard.rows(1)).to_have_count(1)
+        await expect(shared_dashboard.rows(0)).to_have_count(2)
+        await expect(shared_dashboard.rows(1)).to_have_count(1)
 
         await page.get_by_text("Merged", exact=True).click()
         await expect(page.locator(".pane")).to_have_count(1)
-        await expect(dashboard.rows()).to_have_text(
+        await expect(shared_dashboard.rows()).to_have_text(
             [
                 re.compile("left.*left one"),
                 re.compile("right.*right one"),
                 re.compile("left.*left two"),
             ]
         )
-        await publisher.log("right", "right live")
-        await expect(dashboard.rows().last).to_contain_text("right live")
+        await shared_publisher.log("right", "right live")
+        await expect(shared_dashboard.rows().last).to_contain_text("right live")
         await expect(page).to_have_url(re.compile(r"#view=left%2Cright&layout=merged$"))
-        await dashboard.screenshot("merged")
-        dashboard.assert_no_errors()
+        await shared_dashboard.screenshot("merged")
+        shared_dashboard.assert_no_errors()
 
 
 class TestFilteringAndRendering:
     async def test_level_filter_search_ansi_and_metadata(
-        self, dashboard: Dashboard, publisher: Publisher
+        self, shared_dashboard: Dashboard, shared_publisher: Publisher
     ) -> None:
         """Levels and search filter the lines; ANSI renders as colour; markup stays text."""
-        await publisher.log("c1", "debug detail", level="debug")
-        await publisher.log("c1", "\x1b[1;31mred alert\x1b[0m and \x1b[38;5;82mgreen\x1b[0m")
-        await publisher.log("c1", "disk almost full", level="warn")
-        await publisher.log(
-            "c1",
+        await shared_publisher.log("filters", "debug detail", level="debug")
+        await shared_publisher.log(
+            "filters", "\x1b[1;31mred alert\x1b[0m and \x1b[38;5;82mgreen\x1b[0m"
+        )
+        await shared_publisher.log("filters", "disk almost full", level="warn")
+        await shared_publisher.log(
+            "filters",
             "<img src=x onerror=window.__xss=1> boom",
             level="error",
             metadata={"disk": "/dev/sda", "free": 3},
         )
-        await publisher.flush()
-        await dashboard.open(hash="#view=c1")
-        page = dashboard.page
-        rows = dashboard.rows()
+        await shared_publisher.flush()
+        await shared_dashboard.open(hash="#view=filters")
+        page = shared_dashboard.page
+        rows = shared_dashboard.rows()
         await expect(rows).to_have_count(4)
 
         red = rows.nth(1).locator(".ansi-fg-1.ansi-bold")
@@ -305,13 +347,15 @@ class TestFilteringAndRendering:
         await expect(rows.nth(3).locator(".meta-toggle")).to_have_attribute("aria-expanded", "true")
         await search.press("Escape")
         await expect(page.locator(".pane mark")).to_have_count(0)
-        await dashboard.screenshot("filters")
-        dashboard.assert_no_errors()
+        await shared_dashboard.screenshot("filters")
+        shared_dashboard.assert_no_errors()
 
-    async def test_ansi_parser_keeps_only_text_and_colours(self, dashboard: Dashboard) -> None:
+    async def test_ansi_parser_keeps_only_text_and_colours(
+        self, shared_dashboard: Dashboard
+    ) -> None:
         """Cursor moves, titles, hyperlinks and control characters never reach the page."""
-        await dashboard.open()
-        parsed = await dashboard.page.evaluate(
+        await shared_dashboard.open()
+        parsed = await shared_dashboard.page.evaluate(
             """async () => {
                 const { parseAnsi } = await import("/static/js/ansi.js");
                 const text = "a\\x1b]0;title\\x07b\\x1b]8;;http://x\\x1b\\\\link\\x1b]8;;\\x1b\\\\"
@@ -320,14 +364,14 @@ class TestFilteringAndRendering:
             }"""
         )
         assert parsed == [["ablink", None], ["ok", 2], ["!", None], ["\tz", None]]
-        dashboard.assert_no_errors()
+        shared_dashboard.assert_no_errors()
 
     async def test_container_log_resume_point_under_any_delivery_order(
-        self, dashboard: Dashboard
+        self, shared_dashboard: Dashboard
     ) -> None:
         """Repeats and early live messages are dropped or placed; `since` never skips a gap."""
-        await dashboard.open()
-        seen = await dashboard.page.evaluate(
+        await shared_dashboard.open()
+        seen = await shared_dashboard.page.evaluate(
             """async () => {
                 const { ContainerLog } = await import("/static/js/container-log.js");
                 const msg = (seq) => ({type: "log", containerID: "c", seq,
@@ -370,30 +414,32 @@ class TestFilteringAndRendering:
         assert seen["earlier"] == {"type": "subscribe", "containerID": "c", "since": 79}
         assert seen["reset"] is True
         assert seen["afterReset"] == [0, None]
-        dashboard.assert_no_errors()
+        shared_dashboard.assert_no_errors()
 
 
 class TestConnection:
-    async def test_token_form_refuses_a_wrong_token(self, dashboard: Dashboard) -> None:
+    async def test_token_form_refuses_a_wrong_token(self, shared_dashboard: Dashboard) -> None:
         """Without a token the page asks for one, says when it is refused, then connects."""
-        await dashboard.open(token="")
-        page = dashboard.page
+        await shared_dashboard.open(token="")
+        page = shared_dashboard.page
         field = page.get_by_label("Access token")
         await expect(field).to_be_visible()
         await field.fill("not-the-token")
         await page.get_by_role("button", name="Connect").click()
         await expect(page.get_by_role("alert")).to_contain_text("refused")
-        await field.fill(dashboard.hub.token or "")
+        await field.fill(shared_dashboard.hub.token or "")
         await page.get_by_role("button", name="Connect").click()
         await expect(page.locator("#conn-text")).to_have_text("Live")
-        await expect(page.locator("#session-summary")).to_have_text("0 active · 0 ended")
+        await expect(page.locator("#session-summary")).to_have_text(
+            re.compile(r"^\d+ active · \d+ ended$")
+        )
 
         await page.get_by_role("button", name="Change token").click()
         await expect(field).to_be_visible()
         await field.press("Escape")
         await expect(field).to_be_hidden()
         await expect(page.locator("#conn-text")).to_have_text("Live")
-        dashboard.assert_no_errors()
+        shared_dashboard.assert_no_errors()
 
     async def test_hub_restart_loses_and_repeats_nothing(
         self, dashboard: Dashboard, hub: HubProcess
@@ -435,11 +481,11 @@ class TestManyLines:
         self, browser: Browser, fast_hub: HubProcess
     ) -> None:
         """20,000 lines arrive live; the DOM holds only a window; scrolling up pauses."""
-        context = await browser.new_context(viewport={"width": 1400, "height": 900})
-        dashboard = Dashboard(await context.new_page(), fast_hub)
-        page = dashboard.page
-        async with aiohttp.ClientSession() as session, session.ws_connect(fast_hub.ws_url()) as ws:
-            publisher = Publisher(ws)
+        async with (
+            open_page(browser, fast_hub) as dashboard,
+            connect_publisher(fast_hub) as publisher,
+        ):
+            page = dashboard.page
             await publisher.log("flood", "line 00000")
             await publisher.flush()
             await dashboard.open(hash="#view=flood")
@@ -487,5 +533,4 @@ class TestManyLines:
             await expect(info).to_have_text("10,000 lines")
             await viewport.press("Home")
             await expect(dashboard.rows().first).to_have_attribute("data-seq", "10002")
-        await context.close()
-        dashboard.assert_no_errors()
+            dashboard.assert_no_errors()

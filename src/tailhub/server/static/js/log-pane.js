@@ -71,7 +71,6 @@ export class LogPane {
     this.pending = [];
     this.dirty = true;
     this.frame = 0;
-    this.key = logs.map((log) => log.id).join("\n");
 
     this.element = el("section", "pane");
     const title = this.merged ? `${logs.length} containers, merged` : logs[0].id;

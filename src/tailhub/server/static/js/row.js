@@ -82,7 +82,7 @@ export function renderRow(entry, ctx) {
 }
 
 /**
- * Opens or closes an entry's metadata; returns its new height change in lines.
+ * Opens or closes an entry's metadata (its height changes: the caller tells the list).
  * @param {Entry} entry
  */
 export function toggleMeta(entry) {

@@ -133,14 +133,6 @@ export class VirtualList {
     this.options.onFollow?.(false, 0);
   }
 
-  /** Scrolls so that `items[index]` is at the top of the view (and stops following). */
-  scrollToIndex(index) {
-    this.stopFollowing();
-    this.viewport.scrollTop = this.offsets[Math.max(0, Math.min(index, this.items.length))] *
-      this.lineHeight;
-    this.schedule();
-  }
-
   destroy() {
     cancelAnimationFrame(this.frame);
     this.resizeObserver.disconnect();
