@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,14 @@ async def _wait_until(hub: HubProcess, container_id: str, wanted: dict[str, obje
 
 def _logs(history: list[Message]) -> list[tuple[str, str]]:
     return [(m.data["level"], m.data["message"]) for m in history if m.type == "log"]
+
+
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub for this module's tests that never stop it (each uses its own container ID)."""
+    process = HubProcess(tmp_path_factory.mktemp("shared") / "hub").start()
+    yield process
+    process.stop()
 
 
 class TestLineSplitter:
@@ -98,8 +107,9 @@ class TestExitStatus:
 
 
 class TestRun:
-    async def test_both_streams_and_exit_code(self, hub: HubProcess) -> None:
+    async def test_both_streams_and_exit_code(self, shared_hub: HubProcess) -> None:
         """stdout at info, stderr at error, the exit code passed through and in complete."""
+        hub = shared_hub
         script = "echo to-stdout; echo to-stderr >&2; printf no-newline; exit 3"
         result = await run_cli(hub, *RUN, "--container-id", "r1", "--", "sh", "-c", script)
         assert result.status == 3
@@ -119,8 +129,9 @@ class TestRun:
         assert isinstance(messages[-1]["data"]["duration"], int)
         assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
 
-    async def test_success(self, hub: HubProcess) -> None:
+    async def test_success(self, shared_hub: HubProcess) -> None:
         """Exit 0: status completed, complete with exit code 0."""
+        hub = shared_hub
         result = await run_cli(hub, *RUN, "-q", "--container-id", "r0", "--", "true")
         assert (result.status, result.stdout, result.stderr) == (0, "", "")
         history = await _history(hub, "r0")
@@ -132,8 +143,9 @@ class TestRun:
         assert history[-1].type == "complete"
         assert history[-1].data["exitCode"] == 0
 
-    async def test_cancel_stops_sleep(self, hub: HubProcess) -> None:
+    async def test_cancel_stops_sleep(self, shared_hub: HubProcess) -> None:
         """A cancel command stops `sleep 60` within seconds, exit 143 (SIGTERM)."""
+        hub = shared_hub
         runner = await start_cli(hub, *RUN, "--container-id", "r2", "--", "sleep", "60")
         await _wait_until(hub, "r2", {"status": "running"})
         sent = await run_cli(hub, "cancel", "r2")
@@ -144,8 +156,9 @@ class TestRun:
         assert (history[-1].type, history[-1].data["exitCode"]) == ("complete", 143)
         assert history[-1].data["message"] == "cancelled"
 
-    async def test_cancel_kills_after_grace(self, hub: HubProcess) -> None:
+    async def test_cancel_kills_after_grace(self, shared_hub: HubProcess) -> None:
         """A command that ignores SIGTERM gets SIGKILL after --grace seconds (exit 137)."""
+        hub = shared_hub
         script = 'trap "" TERM; sleep 60'
         runner = await start_cli(
             hub, *RUN, "--grace", "0.2", "--container-id", "r3", "--", "sh", "-c", script
@@ -156,8 +169,9 @@ class TestRun:
         assert result.status == 137
         assert "SIGKILL" in result.stderr
 
-    async def test_signal_forwarded(self, hub: HubProcess) -> None:
+    async def test_signal_forwarded(self, shared_hub: HubProcess) -> None:
         """SIGTERM to the runner reaches CMD; the runner exits as CMD did."""
+        hub = shared_hub
         runner = await start_cli(hub, *RUN, "--container-id", "r4", "--", "sleep", "60")
         await _wait_until(hub, "r4", {"status": "running"})
         runner.send_signal(signal.SIGTERM)
@@ -170,8 +184,9 @@ class TestRun:
             "duration": history[-1].data["duration"],
         }
 
-    async def test_input_command(self, hub: HubProcess) -> None:
+    async def test_input_command(self, shared_hub: HubProcess) -> None:
         """`send ID input --text` is written to CMD's stdin."""
+        hub = shared_hub
         script = 'read line; echo "got $line"'
         runner = await start_cli(hub, *RUN, "--container-id", "r5", "--", "sh", "-c", script)
         await _wait_until(hub, "r5", {"status": "running"})
@@ -180,8 +195,9 @@ class TestRun:
         assert (await finish(runner, 10 * UNIT)).status == 0
         assert ("info", "got hello") in _logs(await _history(hub, "r5"))
 
-    async def test_bytes_as_they_are(self, hub: HubProcess) -> None:
+    async def test_bytes_as_they_are(self, shared_hub: HubProcess) -> None:
         """ANSI codes kept, bad bytes replaced, a 1.5 MiB line cut into frames that fit."""
+        hub = shared_hub
         code = (
             "import sys; out = sys.stdout.buffer; "
             "out.write(b'\\x1b[1;31mred\\x1b[0m\\n'); out.write(b'bad \\xff byte\\n'); "
@@ -262,8 +278,9 @@ class TestRun:
         assert "not delivered" in result.stderr
         assert "Traceback" not in result.stderr
 
-    async def test_wrong_token(self, hub: HubProcess) -> None:
+    async def test_wrong_token(self, shared_hub: HubProcess) -> None:
         """A refused token: CMD still runs to its exit code; one line about the token."""
+        hub = shared_hub
         env = cli_env(hub, TAILHUB_TOKEN="wrong-token")
         result = await run_cli(hub, "run", "-q", "--", "sh", "-c", "exit 5", env=env)
         assert result.status == 5
@@ -271,8 +288,9 @@ class TestRun:
         assert "wrong-token" not in result.stderr
         assert "Traceback" not in result.stderr
 
-    async def test_command_not_found(self, hub: HubProcess) -> None:
+    async def test_command_not_found(self, shared_hub: HubProcess) -> None:
         """A command that does not exist: 127, one line, and a complete saying so."""
+        hub = shared_hub
         result = await run_cli(hub, *RUN, "--container-id", "r10", "--", "/nonexistent/cmd")
         assert result.status == 127
         assert result.stderr.strip().startswith("tailhub run: cannot run /nonexistent/cmd")

@@ -287,6 +287,8 @@ async def _follow_logs(
                 err=True,
             )
 
+    if tail is None and since is None and "*" not in container_id:
+        since = 0  # like docker logs -f: all the history, then live
     subscriber = Subscriber(
         container_id,
         url=url,

@@ -37,16 +37,17 @@ def _texts(messages: list[Message]) -> list[str]:
 
 
 class TestPublisher:
-    async def test_acked(self, hub: HubProcess) -> None:
+    async def test_acked(self, shared_hub: HubProcess, cid: str) -> None:
         """Every message is acknowledged; flush says so and nothing stays pending."""
-        async with _publisher(hub) as pub:
+        hub = shared_hub
+        async with _publisher(hub, cid) as pub:
             await pub.status("running")
             ids = [await pub.log(f"line {n}") for n in range(50)]
             await pub.complete(0, duration=12)
             assert await pub.flush(timeout=10 * UNIT)
             assert (pub.pending, pub.last_id, pub.acked_id) == (0, 52, 52)
         assert list(range(2, 52)) == ids
-        history = await _history(hub, "c-pub")
+        history = await _history(hub, cid)
         assert [f"line {n}" for n in range(50)] == _texts(history)
         assert list(range(1, 53)) == [m.seq for m in history]
         assert history[-1].data == {"exitCode": 0, "duration": 12}
@@ -109,30 +110,34 @@ class TestPublisher:
             assert await second.flush(timeout=10 * UNIT)
         assert [f"s{n}" for n in range(11)] == _texts(await _history(hub, "c-pub"))
 
-    async def test_resent_ids_not_stored_twice(self, hub: HubProcess, tmp_path: Path) -> None:
+    async def test_resent_ids_not_stored_twice(
+        self, shared_hub: HubProcess, cid: str, tmp_path: Path
+    ) -> None:
         """Acked ids sent again (a spool replayed by hand) are dropped by the hub."""
+        hub = shared_hub
         spool = tmp_path / "spool"
-        async with _publisher(hub, spool_path=spool) as pub:
+        async with _publisher(hub, cid, spool_path=spool) as pub:
             for n in range(3):
                 await pub.log(f"d{n}")
             assert await pub.flush(timeout=10 * UNIT)
         # Forget the acks: the journal without its "A" lines makes every message unacked.
         lines = spool.read_bytes().splitlines(keepends=True)
         spool.write_bytes(b"".join(line for line in lines if not line.startswith(b"A ")))
-        async with _publisher(hub, spool_path=spool) as again:
+        async with _publisher(hub, cid, spool_path=spool) as again:
             assert again.pending == 3
             assert await again.flush(timeout=10 * UNIT)
-        assert _texts(await _history(hub, "c-pub")) == ["d0", "d1", "d2"]
+        assert _texts(await _history(hub, cid)) == ["d0", "d1", "d2"]
 
-    async def test_command_reaches_on_command(self, hub: HubProcess) -> None:
+    async def test_command_reaches_on_command(self, shared_hub: HubProcess, cid: str) -> None:
         """A command sent to the container arrives at on_command with its data."""
+        hub = shared_hub
         received: asyncio.Queue[Message] = asyncio.Queue()
-        async with _publisher(hub, on_command=received.put_nowait) as pub:
+        async with _publisher(hub, cid, on_command=received.put_nowait) as pub:
             await pub.status("running")
             await pub.wait_connected(timeout=10 * UNIT)
             assert await pub.flush(timeout=10 * UNIT)
             async with HubClient(url=hub.url, token=TOKEN) as client:
-                assert await client.command("c-pub", "input", text="yes\n") == 1
+                assert await client.command(cid, "input", text="yes\n") == 1
             command = await asyncio.wait_for(received.get(), 10 * UNIT)
         assert (
             command.type,
@@ -140,26 +145,28 @@ class TestPublisher:
             command.data["text"],
         ) == ("command", "input", "yes\n")
 
-    async def test_async_command_handler(self, hub: HubProcess) -> None:
+    async def test_async_command_handler(self, shared_hub: HubProcess, cid: str) -> None:
         """An async on_command is run as a task."""
+        hub = shared_hub
         done = asyncio.Event()
 
         async def handler(command: Message) -> None:
             await asyncio.sleep(0)
             done.set()
 
-        async with _publisher(hub, on_command=handler) as pub:
+        async with _publisher(hub, cid, on_command=handler) as pub:
             await pub.wait_connected(timeout=10 * UNIT)
             await pub.status("running")
             assert await pub.flush(timeout=10 * UNIT)
             async with HubClient(url=hub.url, token=TOKEN) as client:
-                await client.command("c-pub", "cancel")
+                await client.command(cid, "cancel")
             await asyncio.wait_for(done.wait(), 10 * UNIT)
 
-    async def test_wrong_token_stops(self, hub: HubProcess) -> None:
+    async def test_wrong_token_stops(self, shared_hub: HubProcess, cid: str) -> None:
         """A refused token stops the publisher: failure set, on_error told, publish raises."""
+        hub = shared_hub
         errors: list[Exception] = []
-        pub = Publisher("c-pub", url=hub.url, token="wrong", backoff=FAST, on_error=errors.append)
+        pub = Publisher(cid, url=hub.url, token="wrong", backoff=FAST, on_error=errors.append)
         async with pub:
             with pytest.raises(AuthenticationError, match="refused the token"):
                 await pub.wait_connected(timeout=10 * UNIT)
@@ -169,9 +176,10 @@ class TestPublisher:
                 await pub.log("x")
             assert "wrong" not in str(pub.failure)
 
-    async def test_too_large(self, hub: HubProcess) -> None:
+    async def test_too_large(self, shared_hub: HubProcess, cid: str) -> None:
         """A message above the hub's frame limit raises instead of being spooled."""
-        async with _publisher(hub, max_message_size=1000) as pub:
+        hub = shared_hub
+        async with _publisher(hub, cid, max_message_size=1000) as pub:
             with pytest.raises(MessageTooLargeError, match="larger than"):
                 await pub.log("x" * 1000)
             assert pub.last_id == 0
@@ -201,20 +209,22 @@ class TestPublisher:
             finally:
                 hub.stop()
 
-    async def test_closed(self, hub: HubProcess) -> None:
+    async def test_closed(self, shared_hub: HubProcess, cid: str) -> None:
         """Publishing after close raises PublisherClosedError; closing twice is harmless."""
-        pub = _publisher(hub)
+        hub = shared_hub
+        pub = _publisher(hub, cid)
         await pub.start()
         assert await pub.close()
         assert await pub.close()
         with pytest.raises(PublisherClosedError):
             await pub.log("late")
 
-    async def test_bad_arguments(self, hub: HubProcess) -> None:
+    async def test_bad_arguments(self, shared_hub: HubProcess, cid: str) -> None:
         """Unknown levels and statuses, and a container ID with '*', are refused."""
+        hub = shared_hub
         with pytest.raises(ValueError, match="'\\*' only"):
-            _publisher(hub, container_id="a*")
-        async with _publisher(hub) as pub:
+            _publisher(hub, "a*")
+        async with _publisher(hub, cid) as pub:
             with pytest.raises(ValueError, match="level"):
                 await pub.log("x", level="loud")
             with pytest.raises(ValueError, match="status"):

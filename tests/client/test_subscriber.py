@@ -46,40 +46,44 @@ def _sub(hub: HubProcess, container_id: str = "c-sub", **kwargs: object) -> Subs
 
 
 class TestSubscriber:
-    async def test_backlog_then_live(self, hub: HubProcess) -> None:
+    async def test_backlog_then_live(self, shared_hub: HubProcess, cid: str) -> None:
         """History from since=0, then live messages, in seq order without a gap."""
-        await _publish(hub, "c-sub", ["a", "b", "c"])
+        hub = shared_hub
+        await _publish(hub, cid, ["a", "b", "c"])
         replies: list[Subscribed] = []
-        async with _sub(hub, since=0, on_subscribed=replies.append) as sub:
+        async with _sub(hub, cid, since=0, on_subscribed=replies.append) as sub:
             first = await _take(sub, 3)
-            await _publish(hub, "c-sub", ["d", "e"])
+            await _publish(hub, cid, ["d", "e"])
             later = await _take(sub, 2)
         assert _texts(first + later) == ["a", "b", "c", "d", "e"]
         assert [m.seq for m in first + later] == [1, 2, 3, 4, 5]
-        assert [Subscribed("c-sub", 3, 1, False)] == replies
+        assert [Subscribed(cid, 3, 1, False)] == replies
 
-    async def test_live_only(self, hub: HubProcess) -> None:
+    async def test_live_only(self, shared_hub: HubProcess, cid: str) -> None:
         """Without since/tail/from, only what is published after subscribing."""
-        await _publish(hub, "c-sub", ["old"])
-        async with _sub(hub) as sub:
+        hub = shared_hub
+        await _publish(hub, cid, ["old"])
+        async with _sub(hub, cid) as sub:
             await sub.wait_subscribed()
-            await _publish(hub, "c-sub", ["new"])
+            await _publish(hub, cid, ["new"])
             assert _texts(await _take(sub, 1)) == ["new"]
 
-    async def test_follow_false_ends_after_backlog(self, hub: HubProcess) -> None:
+    async def test_follow_false_ends_after_backlog(self, shared_hub: HubProcess, cid: str) -> None:
         """follow=False yields the history that existed at subscribe time, then stops."""
-        await _publish(hub, "c-sub", [f"m{n}" for n in range(5)])
-        async with _sub(hub, follow=False) as sub:
+        hub = shared_hub
+        await _publish(hub, cid, [f"m{n}" for n in range(5)])
+        async with _sub(hub, cid, follow=False) as sub:
             assert [f"m{n}" for n in range(5)] == _texts([m async for m in sub])
-        async with _sub(hub, follow=False, tail=2) as sub:
+        async with _sub(hub, cid, follow=False, tail=2) as sub:
             assert _texts([m async for m in sub]) == ["m3", "m4"]
-        async with _sub(hub, follow=False, since=3) as sub:
+        async with _sub(hub, cid, follow=False, since=3) as sub:
             assert [m.seq async for m in sub] == [4, 5]
-        async with _sub(hub, follow=False, since=5) as sub:
+        async with _sub(hub, cid, follow=False, since=5) as sub:
             assert [m async for m in sub] == []
 
-    async def test_unknown_container(self, hub: HubProcess) -> None:
+    async def test_unknown_container(self, shared_hub: HubProcess, cid: str) -> None:
         """A container with no history: seq 0 in subscribed, and nothing to read."""
+        hub = shared_hub
         async with _sub(hub, "nobody", follow=False) as sub:
             assert [m async for m in sub] == []
             assert sub.subscribed is not None
@@ -120,8 +124,9 @@ class TestSubscriber:
         finally:
             hub.stop()
 
-    async def test_pattern(self, hub: HubProcess) -> None:
+    async def test_pattern(self, shared_hub: HubProcess, cid: str) -> None:
         """A pattern gets live messages of every matching container, and no other."""
+        hub = shared_hub
         async with _sub(hub, "job-*") as sub:
             await sub.wait_subscribed()
             await _publish(hub, "other", ["no"])
@@ -141,10 +146,11 @@ class TestSubscriber:
             with pytest.raises(HubUnreachableError, match="lost the connection"):
                 await _take(sub, 1)
 
-    async def test_wrong_token(self, hub: HubProcess) -> None:
+    async def test_wrong_token(self, shared_hub: HubProcess, cid: str) -> None:
         """A wrong token fails on entering, with a message that does not show it."""
+        hub = shared_hub
         with pytest.raises(AuthenticationError, match="refused the token") as caught:
-            async with Subscriber("c-sub", url=hub.url, token="secret-wrong"):
+            async with Subscriber(cid, url=hub.url, token="secret-wrong"):
                 pass
         assert "secret-wrong" not in str(caught.value)
 

@@ -99,15 +99,17 @@ async def open_websocket(
         raise HubUnreachableError(f"cannot reach the hub at {shown}: {reason}") from None
 
 
-def close_error(code: int | None) -> HubError | None:
+def close_error(code: int | None, *, had_token: bool = True) -> HubError | None:
     """The error a close code stands for, or None when reconnecting can help.
 
     4401 means the token is not (or no longer) valid, 4403 not allowed, 1008 the origin
     refused, 1009 a frame too big: retrying the same thing cannot succeed. Everything else
     (1000, 1001 hub shutting down, 1006 connection lost, 1011, 4408, 4429) is worth a
-    reconnect.
+    reconnect. ``had_token`` tells whether a token was sent, for a message that helps.
     """
     if code == CloseCode.NOT_AUTHENTICATED:
+        if not had_token:
+            return AuthenticationError(f"no token: {_NO_TOKEN_HINT} (close 4401)")
         return AuthenticationError("the hub closed the connection: not authenticated (4401)")
     if code == CloseCode.FORBIDDEN:
         return ForbiddenError("the hub closed the connection: not allowed (4403)")
@@ -129,10 +131,12 @@ def error_from_reply(message: Message) -> RequestError:
     return RequestError(code, words, id=id)
 
 
-def reply_failure(message: Message) -> HubError:
+def reply_failure(message: Message, *, had_token: bool = True) -> HubError:
     """Like :func:`error_from_reply`, but ``unauthorized``/``forbidden`` get their own types."""
     error = error_from_reply(message)
     if error.code == ErrorCode.UNAUTHORIZED:
+        if not had_token:
+            return AuthenticationError(f"no token: {_NO_TOKEN_HINT}")
         return AuthenticationError(f"the hub refused the token: {error.words or error.code}")
     if error.code == ErrorCode.FORBIDDEN:
         return ForbiddenError(f"not allowed: {error.words or error.code}")

@@ -189,8 +189,7 @@ class Publisher:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        # (a timeout here raises HubUnreachableError with the reason, not a bare TimeoutError)
+    async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until a connection to the hub is up.
 
         Raises:
@@ -208,8 +207,7 @@ class Publisher:
                 f"not connected to the hub within {timeout:g} s{reason}"
             ) from None
 
-    async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        # (a timeout here is an answer, False, not an exception)
+    async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the hub has acknowledged every message published so far.
 
         Args:
@@ -231,8 +229,7 @@ class Publisher:
                     await self._wait_progress()
         return done()
 
-    async def close(self, timeout: float | None = 10.0) -> bool:  # noqa: ASYNC109
-        # (bounds the flush only; the rest of closing is never cut short)
+    async def close(self, timeout: float | None = 10.0) -> bool:
         """Flush (for at most ``timeout`` seconds), then disconnect and release everything.
 
         Messages still unacknowledged stay in the spool file, if there is one, for the next
@@ -512,9 +509,9 @@ class Publisher:
             if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 self._handle(msg.data)
             elif msg.type is aiohttp.WSMsgType.CLOSE:
-                return close_error(msg.data)
+                return close_error(msg.data, had_token=bool(self._token))
             elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                return close_error(ws.close_code)
+                return close_error(ws.close_code, had_token=bool(self._token))
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 return None
 
@@ -611,7 +608,7 @@ class Publisher:
     def _on_error_reply(self, message: Message) -> None:
         error = error_from_reply(message)
         if error.id is None or message.container_id not in (None, self.container_id):
-            self._report(reply_failure(message))
+            self._report(reply_failure(message, had_token=bool(self._token)))
             return
         retry_in = _RETRY_LATER.get(error.code)
         if retry_in is not None:

@@ -124,7 +124,9 @@ class HubClient:
                 msg = await ws.receive(timeout=self._timeout)
                 if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     code = msg.data if msg.type is aiohttp.WSMsgType.CLOSE else ws.close_code
-                    failure = close_error(code if isinstance(code, int) else None)
+                    failure = close_error(
+                        code if isinstance(code, int) else None, had_token=bool(self._token)
+                    )
                     raise failure or HubUnreachableError(
                         f"the hub at {shown} closed the connection before answering"
                     )
@@ -135,7 +137,7 @@ class HubClient:
                 if reply.type == expect:
                     return reply
                 if reply.type == "error" and reply.seq is None:
-                    raise reply_failure(reply)
+                    raise reply_failure(reply, had_token=bool(self._token))
         except TimeoutError:
             raise HubUnreachableError(
                 f"the hub at {shown} did not answer in {self._timeout:g} s"

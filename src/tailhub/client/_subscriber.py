@@ -213,7 +213,7 @@ class Subscriber:
         await self._drop_connection()
         if self._closed:
             return None
-        failure = close_error(code if isinstance(code, int) else None)
+        failure = close_error(code if isinstance(code, int) else None, had_token=bool(self._token))
         if failure is not None:
             raise failure
         if not self._reconnect:
@@ -237,7 +237,7 @@ class Subscriber:
                 self._finished = True
             return message
         if message.type == "error":
-            failure = reply_failure(message)
+            failure = reply_failure(message, had_token=bool(self._token))
             if getattr(failure, "code", None) in _RETRYABLE_REPLIES and self._reconnect:
                 await self._drop_connection()
                 return None

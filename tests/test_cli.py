@@ -1,0 +1,247 @@
+"""The viewer commands (logs, sessions, cancel, send) as real processes against a real hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tailhub.client import Publisher
+from tests.client.procs import Result, cli_env, finish, run_cli, start_cli
+from tests.helpers import TOKEN, UNIT, HubProcess
+
+
+async def _publish_session(hub: HubProcess, container_id: str, exit_code: int = 3) -> None:
+    async with Publisher(container_id, url=hub.url, token=TOKEN) as pub:
+        await pub.status("running")
+        await pub.log("debug detail", "debug")
+        await pub.log("\x1b[32mgreen\x1b[0m info")
+        await pub.log("careful", "warn")
+        await pub.log("broken", "error")
+        await pub.complete(exit_code, duration=1500)
+        assert await pub.flush(timeout=10 * UNIT)
+
+
+def _one_line_error(result: Result) -> str:
+    assert result.status != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub for this module's tests that never stop it (each uses its own container ID)."""
+    process = HubProcess(tmp_path_factory.mktemp("shared") / "hub").start()
+    yield process
+    process.stop()
+
+
+class TestLogs:
+    async def test_backlog(self, shared_hub: HubProcess) -> None:
+        """Without -f: the history, one line per message, then exit 0."""
+        hub = shared_hub
+        await _publish_session(hub, "v1")
+        result = await run_cli(hub, "logs", "v1")
+        assert result.status == 0, result.stderr
+        assert result.lines == [
+            "── status running",
+            "DEBUG debug detail",
+            "INFO  green info",
+            "WARN  careful",
+            "ERROR broken",
+            "── complete, exit code 3 after 1.5 s",
+        ]
+
+    async def test_level_tail_since(self, shared_hub: HubProcess) -> None:
+        """--level filters logs (not status/complete); --tail and --since pick the start."""
+        hub = shared_hub
+        await _publish_session(hub, "v2")
+        warn = await run_cli(hub, "logs", "v2", "--level", "warn")
+        assert warn.lines == [
+            "── status running",
+            "WARN  careful",
+            "ERROR broken",
+            "── complete, exit code 3 after 1.5 s",
+        ]
+        tail = await run_cli(hub, "logs", "v2", "--tail", "2")
+        assert tail.lines == ["ERROR broken", "── complete, exit code 3 after 1.5 s"]
+        since = await run_cli(hub, "logs", "v2", "--since", "3")
+        assert since.lines == [
+            "WARN  careful",
+            "ERROR broken",
+            "── complete, exit code 3 after 1.5 s",
+        ]
+
+    async def test_json_and_timestamps(self, shared_hub: HubProcess) -> None:
+        """--json prints each protocol message as received; --timestamps prefixes the time."""
+        hub = shared_hub
+        await _publish_session(hub, "v3")
+        result = await run_cli(hub, "logs", "v3", "--json")
+        messages = [json.loads(line) for line in result.lines]
+        assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5, 6]
+        assert messages[2]["data"] == {"level": "info", "message": "\x1b[32mgreen\x1b[0m info"}
+        stamped = await run_cli(hub, "logs", "v3", "--timestamps", "--tail", "1")
+        assert stamped.lines[0].startswith(messages[-1]["timestamp"] + " ── complete")
+
+    async def test_follow_live_until_complete(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """logs -f started before the container: every line live, exit with its exit code."""
+        hub = shared_hub
+        viewer = await start_cli(hub, "logs", "-f", "v4")
+        go = tmp_path / "go"
+        code = (
+            "import os, time\n"
+            "print('first', flush=True)\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            "print('second', flush=True)\n"
+            "raise SystemExit(7)\n"
+        )
+        runner = await start_cli(
+            hub, "run", "-q", "--container-id", "v4", "--", sys.executable, "-c", code
+        )
+        assert viewer.stdout is not None
+        seen: list[str] = []
+        async with asyncio.timeout(20 * UNIT):
+            while "INFO  first" not in seen:
+                seen.append((await viewer.stdout.readline()).decode().rstrip("\n"))
+        go.touch()
+        assert (await finish(runner)).status == 7
+        result = await finish(viewer)
+        assert result.status == 7, result.stderr
+        lines = seen + result.lines
+        assert lines[:3] == [
+            f"── status starting: starting {Path(sys.executable).name}",
+            "── status running",
+            "INFO  first",
+        ]
+        assert lines[3:] == [
+            "INFO  second",
+            "── status error: exited with code 7",
+            lines[-1],
+        ]
+        assert lines[-1].startswith("── complete, exit code 7 after ")
+
+    async def test_follow_finished_container(self, shared_hub: HubProcess) -> None:
+        """logs -f of a container that already completed prints it and exits with its code."""
+        hub = shared_hub
+        await _publish_session(hub, "v5", exit_code=0)
+        result = await run_cli(hub, "logs", "-f", "v5")
+        assert result.status == 0
+        assert result.lines[-1] == "── complete, exit code 0 after 1.5 s"
+
+    async def test_unknown_container(self, shared_hub: HubProcess) -> None:
+        """A container the hub has nothing for: one line, exit 1."""
+        hub = shared_hub
+        line = _one_line_error(await run_cli(hub, "logs", "nobody"))
+        assert line == "tailhub: the hub has no messages for container 'nobody'"
+
+    async def test_usage_errors(self, shared_hub: HubProcess) -> None:
+        """Conflicting options are usage errors (exit 2), not tracebacks."""
+        hub = shared_hub
+        both = await run_cli(hub, "logs", "x", "--tail", "1", "--since", "1")
+        assert both.status == 2
+        assert "not both" in both.stderr
+        pattern = await run_cli(hub, "logs", "x-*")
+        assert pattern.status == 2
+
+
+class TestSessions:
+    async def test_table_and_json(self, hub: HubProcess) -> None:
+        """The table lists ID, status, times, messages and viewers; --json the raw list."""
+        await _publish_session(hub, "s1")
+        table = await run_cli(hub, "sessions", env=cli_env(hub, COLUMNS="200"))
+        assert table.status == 0, table.stderr
+        header, row = table.lines[0].split(), table.lines[1].split()
+        assert header == ["ID", "STATUS", "STARTED", "LAST", "ACTIVITY", "MESSAGES", "VIEWERS"]
+        assert (row[0], row[1], row[-2], row[-1]) == ("s1", "error", "6", "0")
+        listed = json.loads((await run_cli(hub, "sessions", "--json")).stdout)
+        assert [s["containerID"] for s in listed] == ["s1"]
+        assert listed[0]["exitCode"] == 3
+
+    async def test_empty(self, hub: HubProcess) -> None:
+        """No sessions at all."""
+        result = await run_cli(hub, "sessions")
+        assert (result.status, result.lines) == (0, ["no sessions"])
+
+
+class TestCommands:
+    async def test_cancel_nobody(self, shared_hub: HubProcess) -> None:
+        """cancel for a container with no connection: one line naming it, exit 1."""
+        hub = shared_hub
+        line = _one_line_error(await run_cli(hub, "cancel", "ghost"))
+        assert "ghost" in line
+        assert "no_container" in line
+
+    async def test_send_nobody(self, shared_hub: HubProcess) -> None:
+        """send for a container with no connection: the same."""
+        hub = shared_hub
+        line = _one_line_error(await run_cli(hub, "send", "ghost", "input", "--text", "x"))
+        assert "no_container" in line
+
+    async def test_send_input_needs_text(self, shared_hub: HubProcess) -> None:
+        """input without --text is a usage error."""
+        hub = shared_hub
+        result = await run_cli(hub, "send", "ghost", "input")
+        assert result.status == 2
+        assert "--text" in result.stderr
+
+
+class TestFailures:
+    @pytest.mark.parametrize(
+        "args",
+        [("logs", "x"), ("logs", "-f", "x"), ("sessions",), ("cancel", "x"), ("send", "x", "go")],
+    )
+    async def test_wrong_token(self, shared_hub: HubProcess, args: tuple[str, ...]) -> None:
+        """A wrong token: one line saying so, without the token, exit 1."""
+        hub = shared_hub
+        env = cli_env(hub, TAILHUB_TOKEN="not-the-token")
+        line = _one_line_error(await run_cli(hub, *args, env=env))
+        assert "refused the token" in line
+        assert "not-the-token" not in line
+
+    @pytest.mark.parametrize("args", [("logs", "x"), ("sessions",), ("cancel", "x")])
+    async def test_hub_down(self, tmp_path: Path, args: tuple[str, ...]) -> None:
+        """No hub listening: one line naming the URL, exit 1."""
+        hub = HubProcess(tmp_path / "hub")
+        line = _one_line_error(await run_cli(hub, *args))
+        assert line.startswith(f"tailhub: cannot reach the hub at ws://127.0.0.1:{hub.port}")
+
+    async def test_bad_url(self, shared_hub: HubProcess) -> None:
+        """A URL that cannot be a hub's: one line."""
+        hub = shared_hub
+        line = _one_line_error(await run_cli(hub, "sessions", "--hub", "ftp://x"))
+        assert "invalid hub URL" in line
+
+
+class TestEnvironment:
+    async def test_legacy_ws_server(self, shared_hub: HubProcess) -> None:
+        """WS_SERVER (the original wrapper's variable) is honoured."""
+        hub = shared_hub
+        env = cli_env(hub)
+        env["WS_SERVER"] = env.pop("TAILHUB_URL")
+        assert (await run_cli(hub, "sessions", env=env)).status == 0
+
+    async def test_token_file(self, tmp_path: Path) -> None:
+        """With no token given, the token file of a hub on this machine is used."""
+        hub = HubProcess(tmp_path / "hub", token=None).start()
+        try:
+            env = cli_env(hub, TAILHUB_DATA_DIR=str(hub.data_dir))
+            assert "TAILHUB_TOKEN" not in env
+            result = await run_cli(hub, "sessions", env=env)
+            assert result.status == 0, result.stderr
+        finally:
+            hub.stop()
+
+    async def test_no_token(self, tmp_path: Path) -> None:
+        """No token anywhere: one line saying how to give one."""
+        hub = HubProcess(tmp_path / "hub", token=None).start()
+        try:
+            line = _one_line_error(await run_cli(hub, "sessions"))
+            assert "TAILHUB_TOKEN" in line
+        finally:
+            hub.stop()
