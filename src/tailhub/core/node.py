@@ -46,6 +46,11 @@ _BACKLOG_PAGE: Final = 1000
 _log = structlog.get_logger("tailhub.node")
 
 
+def _prune_interval(settings: Settings) -> float:
+    """Retention runs every minute, or more often when messages are kept for less than 10."""
+    return min(max(settings.retention_age / 10, 1.0), 60.0)
+
+
 class Node:
     """One hub process: local connections plus the shared store and broker.
 
@@ -101,9 +106,7 @@ class Node:
             asyncio.create_task(
                 self._every(min(max(settings.session_timeout / 4, 0.05), 5.0), self._expire)
             ),
-            asyncio.create_task(
-                self._every(min(max(settings.retention_age / 10, 1.0), 60.0), self._prune)
-            ),
+            asyncio.create_task(self._every(_prune_interval(settings), self._prune)),
         ]
 
     def close_connections(self) -> None:
@@ -339,7 +342,9 @@ class Node:
             latest: dict[tuple[int, str], tuple[Connection, int, int]] = {}
             while queue and queue[0][0] <= seq:
                 acked_seq, conn, producer, id = queue.popleft()
-                latest[(conn.id, producer)] = (conn, id, acked_seq)
+                best = latest.get((conn.id, producer))
+                if best is None or id > best[1]:
+                    latest[(conn.id, producer)] = (conn, id, acked_seq)
             if not queue:
                 del self._awaiting[container_id]
             for (_, producer), (conn, id, acked_seq) in latest.items():
