@@ -35,6 +35,20 @@ def _parser() -> argparse.ArgumentParser:
         "--servers", default=",".join(KNOWN_SERVERS), help="comma-separated: tailhub,node,picows"
     )
     parser.add_argument("--duration", type=float, default=None, help="measured seconds per run")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run servers and generator at this niceness (e.g. -10, needs root) so that "
+        "other work on a shared machine does not starve them; default 0",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run the latency scenarios (C, F) under SCHED_FIFO (needs root) so that their "
+        "percentiles measure the servers, not the machine's scheduler; their load is a fixed "
+        "rate, so this cannot hog a core",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every run here as JSON")
     parser.add_argument("--chart", type=Path, default=None, help="write the PNG chart here")
     return parser
@@ -58,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration or (0.5 if args.quick else 5.0),
         warmup=0.2 if args.quick else 1.0,
         quick=args.quick,
+        nice=args.nice,
+        realtime=args.realtime,
     )
     if settings.runs < 1 or settings.duration <= 0:
         raise SystemExit("--runs and --duration must be positive")
@@ -81,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": settings.duration,
         "warmup_s": settings.warmup,
         "quick": settings.quick,
+        "nice": settings.nice,
+        "realtime_latency": settings.realtime,
         "scenarios": scenarios,
         "servers": servers,
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),

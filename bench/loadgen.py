@@ -132,6 +132,22 @@ def server_cpu_seconds(pid: int) -> float:
     return total / _CLK_TCK
 
 
+def server_wait_seconds(pid: int) -> float:
+    """Time the threads of ``pid`` and its descendants spent runnable but waiting for a CPU.
+
+    From ``/proc/<pid>/task/<tid>/schedstat`` (second field, ns). CPU time plus this wait is
+    the time the server had work to do: when it is close to the whole window, the server was
+    never idle waiting for the load generator, whatever share of the core it was given.
+    """
+    total = 0
+    for each in _process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{each}/task"):
+                with open(f"/proc/{each}/task/{task}/schedstat") as handle:
+                    total += int(handle.read().split()[1])
+    return total / 1e9
+
+
 def server_rss_bytes(pid: int) -> int:
     """Resident set size of ``pid`` and its descendants, from ``/proc/<pid>/status``."""
     total = 0
@@ -154,13 +170,18 @@ class CpuMeter:
     def start(self) -> None:
         self.wall = time.perf_counter()
         self.server = server_cpu_seconds(self.server_pid)
+        self.server_wait = server_wait_seconds(self.server_pid)
         self.own = time.process_time()
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self.wall
+        cpu = (server_cpu_seconds(self.server_pid) - self.server) / wall
+        wait = (server_wait_seconds(self.server_pid) - self.server_wait) / wall
         return {
             "seconds": wall,
-            "server_cpu": (server_cpu_seconds(self.server_pid) - self.server) / wall,
+            "server_cpu": cpu,
+            "server_wait": wait,
+            "server_busy": cpu + wait,
             "generator_cpu": (time.process_time() - self.own) / wall,
         }
 

@@ -2,9 +2,13 @@
 
 The table is Markdown, so that the same text reads in a terminal and pastes into
 ``docs/performance.md``. Each cell is the median over the runs; throughput cells carry the
-server's median CPU use during the measurement window (``@99%``): a server under 100 % in a
-throughput row was starved by something else, not by the load generator, whose highest CPU
-use over the row's runs is in the last column.
+server's median CPU use during the measurement window (``@99%``).
+
+Two columns prove the load generator was not the bottleneck of a throughput row: "server
+busy (min)" is the lowest, over the row's runs, of the server's CPU time plus the time it sat
+runnable waiting for a CPU (``schedstat``), as a share of the window: near 100 % means the
+server always had work queued, so it never waited for the generator. "generator CPU (max)"
+is the generator's highest CPU use: under 100 % means it always had time to spare.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Row:
     target: str
     verdict: str
     generator_cpu: float | None
+    server_busy: float | None = None
 
 
 def _format(value: float | None, unit: str) -> str:
@@ -47,6 +52,8 @@ def _format(value: float | None, unit: str) -> str:
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
     if unit == "%":
         return f"{value:.0%}"
+    if unit == "x":
+        return f"{value:.2f}x"
     if unit == "ms":
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return f"{value:.1f}"
@@ -69,6 +76,11 @@ def _verdict(target: Target | None, value: float | None) -> str:
 def _generator_cpu(outcomes: Sequence[Outcome]) -> float | None:
     values = [r["generator_cpu"] for o in outcomes for r in o.runs if "generator_cpu" in r]
     return max(values) if values else None
+
+
+def _server_busy(outcomes: Sequence[Outcome]) -> float | None:
+    values = [r["server_busy"] for o in outcomes for r in o.runs if "server_busy" in r]
+    return min(values) if values else None
 
 
 def build_rows(results: dict[str, dict[str, Outcome]], servers: Sequence[str]) -> list[Row]:
@@ -132,8 +144,11 @@ def _metric_row(
 ) -> Row:
     values = {name: outcomes[name].median(metric.field) for name in servers if name in outcomes}
     cpu = {}
+    busy = None
     if metric.unit == "/s":
         cpu = {name: outcomes[name].median("server_cpu") for name in values}
+        if SCENARIOS[key].kind == "closed_loop":
+            busy = _server_busy(list(outcomes.values()))
     ratios = {peer: _ratio(values.get("tailhub"), values.get(peer)) for peer in PEERS}
     target = metric.target
     if target is None:
@@ -153,6 +168,7 @@ def _metric_row(
         target.text if target else "",
         verdict,
         gen,
+        busy,
     )
 
 
@@ -160,7 +176,7 @@ def render_table(rows: Sequence[Row], servers: Sequence[str]) -> str:
     """The Markdown table: one row per scenario metric."""
     peers = [p for p in PEERS if p in servers and "tailhub" in servers]
     header = ["scenario", "metric", *servers, *(f"tailhub/{p}" for p in peers)]
-    header += ["target", "result", "generator CPU (max)"]
+    header += ["target", "result", "server busy (min)", "generator CPU (max)"]
     lines = [header]
     for row in rows:
         cells = [row.label, row.metric]
@@ -174,6 +190,7 @@ def render_table(rows: Sequence[Row], servers: Sequence[str]) -> str:
             ratio = row.ratios.get(peer)
             cells.append(f"{ratio:.2f}x" if ratio is not None else "")
         cells += [row.target, row.verdict]
+        cells.append(f"{row.server_busy:.0%}" if row.server_busy is not None else "")
         cells.append(f"{row.generator_cpu:.0%}" if row.generator_cpu is not None else "")
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -216,6 +233,7 @@ def write_json(
                 "target": r.target,
                 "result": r.verdict,
                 "generator_cpu_max": r.generator_cpu,
+                "server_busy_min": r.server_busy,
             }
             for r in rows
         ],

@@ -21,7 +21,15 @@ from typing import Any
 
 from bench.loadgen import Spec
 from bench.scenarios import Scenario
-from bench.servers import ROOT, SERVERS, RunningServer, ServerError, ServerSpec
+from bench.servers import (
+    ROOT,
+    SERVERS,
+    RunningServer,
+    ServerError,
+    ServerSpec,
+    scheduling_prefix,
+    set_session_priority,
+)
 
 __all__ = ["GENERATOR_CORE", "Outcome", "Settings", "machine_info", "run_scenario"]
 
@@ -36,6 +44,12 @@ class Settings:
     duration: float
     warmup: float
     quick: bool
+    nice: int = 0
+    realtime: bool = False
+
+    def realtime_for(self, scenario: Scenario) -> bool:
+        """SCHED_FIFO only where the load is a fixed rate (C, F): it cannot hog a core."""
+        return self.realtime and scenario.kind == "open_loop"
 
 
 @dataclass
@@ -66,6 +80,7 @@ def _drive(
         **params,
     )
     command = [
+        *scheduling_prefix(settings.nice, settings.realtime_for(scenario)),
         "taskset",
         "-c",
         GENERATOR_CORE,
@@ -74,14 +89,23 @@ def _drive(
         "bench.loadgen",
         json.dumps({"kind": scenario.kind, "spec": asdict(spec)}),
     ]
-    done = subprocess.run(
+    process = subprocess.Popen(
         command,
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=settings.duration + settings.warmup + 240,
-        check=False,
+        start_new_session=bool(settings.nice),
     )
+    if settings.nice:
+        set_session_priority(process.pid, settings.nice)
+    try:
+        stdout, stderr = process.communicate(timeout=settings.duration + settings.warmup + 240)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = "\n".join(done.stderr.strip().splitlines()[-6:])
@@ -97,9 +121,9 @@ def _servers_for(scenario: Scenario, chosen: list[str]) -> list[ServerSpec]:
     return [SERVERS[name] for name in chosen]
 
 
-def _start(spec: ServerSpec, outcome: Outcome) -> RunningServer | None:
+def _start(spec: ServerSpec, outcome: Outcome, nice: int, realtime: bool) -> RunningServer | None:
     try:
-        return RunningServer.start(spec)
+        return RunningServer.start(spec, nice, realtime)
     except ServerError as exc:
         outcome.errors.append(f"start: {exc}")
         return None
@@ -112,16 +136,17 @@ def run_scenario(
     specs = _servers_for(scenario, chosen)
     params = {**scenario.params, **(scenario.quick if settings.quick else {})}
     outcomes = {spec.name: Outcome(spec.name) for spec in specs}
+    realtime = settings.realtime_for(scenario)
     running: dict[str, RunningServer | None] = {}
     try:
         if not scenario.fresh_server_per_run:
             for spec in specs:
-                running[spec.name] = _start(spec, outcomes[spec.name])
+                running[spec.name] = _start(spec, outcomes[spec.name], settings.nice, realtime)
         for index in range(settings.runs):
             for spec in specs:
                 outcome = outcomes[spec.name]
                 if scenario.fresh_server_per_run:
-                    running[spec.name] = _start(spec, outcome)
+                    running[spec.name] = _start(spec, outcome, settings.nice, realtime)
                 server = running.get(spec.name)
                 if server is None:
                     continue
@@ -149,7 +174,9 @@ def run_scenario(
                     outcome.errors.append(f"run {index + 1}: server died: {server.tail()}")
                     server.stop()
                     running[spec.name] = (
-                        None if scenario.fresh_server_per_run else _start(spec, outcome)
+                        None
+                        if scenario.fresh_server_per_run
+                        else _start(spec, outcome, settings.nice, realtime)
                     )
                 elif scenario.fresh_server_per_run:
                     server.stop()
