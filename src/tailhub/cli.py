@@ -188,7 +188,9 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     show_envvar=True,
     help="Longest delay between reconnect attempts, in seconds.",
 )
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]..."
+)
 def run(
     url: str | None,
     token: str | None,
