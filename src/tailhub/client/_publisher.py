@@ -53,6 +53,8 @@ _dict_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 _RETRY_LATER: Final = {ErrorCode.RATE_LIMITED.value: 0.5, ErrorCode.UNAVAILABLE.value: 1.0}
 """Refusals that are about the moment, not the message: send it again (as a new id) later."""
 _PACE_WINDOW: Final = 0.05
+_STABLE: Final = 1.0
+"""Seconds a connection must last for the reconnect backoff to start over."""
 
 
 class _Frame(msgspec.Struct):
@@ -474,6 +476,9 @@ class Publisher:
             self._notify()
             try:
                 failure = await self._serve(ws)
+            except Exception:  # a bug must not end delivery: log it and reconnect
+                _log.exception("tailhub publisher: the connection failed unexpectedly")
+                failure = None
             finally:
                 self._ws = None
                 self._connected.clear()
@@ -482,8 +487,9 @@ class Publisher:
             if failure is not None:
                 self._fail(failure)
                 return
-            lived = loop.time() - started
-            attempt = 0 if lived >= self._backoff.maximum else attempt + 1
+            # A connection that held is a fresh start; one the hub closes at once is one
+            # more failed attempt, so a hub that keeps refusing is not hammered.
+            attempt = 0 if loop.time() - started >= _STABLE else attempt + 1
             await asyncio.sleep(self._backoff.delay(attempt))
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> HubError | None:
