@@ -110,7 +110,8 @@ def build_rows(results: dict[str, dict[str, Outcome]], servers: Sequence[str]) -
                         {},
                         "",
                         "",
-                        gen,
+                        _generator_cpu([outcomes[name]]) if name in outcomes else None,
+                        _server_busy([outcomes[name]]) if name in outcomes else None,
                     )
                 )
             ratio = _ratio(on, off)

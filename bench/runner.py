@@ -162,11 +162,15 @@ def run_scenario(
                         f"{m.field}={result.get(m.field, float('nan')):.4g}"
                         for m in scenario.metrics
                     )
+                    usage = (
+                        f"server cpu {result['server_cpu']:.0%}, "
+                        f"generator cpu {result['generator_cpu']:.0%}, "
+                        if "server_cpu" in result
+                        else ""
+                    )
                     print(
                         f"  {scenario.key} {spec.name:<15} run {index + 1}: {shown} "
-                        f"(server cpu {result.get('server_cpu', 0):.0%}, generator cpu "
-                        f"{result.get('generator_cpu', 0):.0%}, "
-                        f"{time.perf_counter() - started:.1f} s)",
+                        f"({usage}{time.perf_counter() - started:.1f} s)",
                         file=log,
                         flush=True,
                     )

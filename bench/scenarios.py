@@ -81,7 +81,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "B",
-            "fan-in 50 -> 50",
+            "fan-in 50 x (1 -> 1)",
             "closed_loop",
             {"containers": 50, "fanout": 1, "window": 16},
             {},
@@ -98,7 +98,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "C",
-            "latency 2k msg/s -> 10",
+            "latency 2k msg/s, 1 -> 10",
             "open_loop",
             {"containers": 1, "fanout": 10, "rate": 2000.0},
             {},
@@ -147,7 +147,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "F",
-            "1k containers x 10/s -> *",
+            "fleet, 10 msg/s each -> *",
             "open_loop",
             {"containers": 1000, "fanout": 0, "rate": 10_000.0},
             {"containers": 200, "rate": 2_000.0},
