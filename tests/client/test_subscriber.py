@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -89,12 +90,14 @@ class TestSubscriber:
             assert sub.subscribed is not None
             assert sub.subscribed.seq == 0
 
-    async def test_resume_after_hub_restart(self, hub: HubProcess) -> None:
-        """Hub killed and restarted: resumes with since, missing and repeating nothing."""
+    @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+    async def test_resume_after_hub_restart(self, hub: HubProcess, how: signal.Signals) -> None:
+        """Hub killed (1006) or stopped (1001) and restarted: resumes with since, missing and
+        repeating nothing."""
         async with _sub(hub, since=0) as sub:
             await _publish(hub, "c-sub", [f"m{n}" for n in range(10)])
             before = await _take(sub, 10)
-            hub.kill()
+            hub.stop(how)
             hub.start()
             await _publish(hub, "c-sub", [f"m{n}" for n in range(10, 20)])
             after = await _take(sub, 10)
