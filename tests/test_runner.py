@@ -296,3 +296,27 @@ class TestRun:
         assert result.stderr.strip().startswith("tailhub run: cannot run /nonexistent/cmd")
         history = await _history(hub, "r10")
         assert (history[-1].type, history[-1].data["exitCode"]) == ("complete", 127)
+
+    async def test_heartbeats_keep_session(self, tmp_path: Path) -> None:
+        """Heartbeats keep a quiet CMD's session alive past the hub's session timeout."""
+        hub = HubProcess(tmp_path / "hub", env={"SESSION_TIMEOUT": "400"}).start()
+        try:
+            code = "import time; time.sleep(1.2)"
+            result = await run_cli(
+                hub,
+                *RUN,
+                "--heartbeat",
+                "0.1",
+                "--container-id",
+                "r11",
+                "--",
+                sys.executable,
+                "-c",
+                code,
+            )
+            assert result.status == 0, result.stderr
+            history = await _history(hub, "r11")
+            assert [m.data.get("reason") for m in history if m.type == "status"] == [None] * 3
+            assert history[-1].type == "complete"
+        finally:
+            hub.stop()
