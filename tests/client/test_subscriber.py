@@ -170,5 +170,7 @@ class TestSubscriber:
             Subscriber("c", url="ws://h:1", since=1, tail=2)
         with pytest.raises(ValueError, match="live only"):
             Subscriber("c-*", url="ws://h:1", follow=False)
+        with pytest.raises(ValueError, match="not from_"):
+            Subscriber("c", url="ws://h:1", from_="2024-01-01T00:00:00Z", follow=False)
         with pytest.raises(ValueError, match="RFC 3339"):
             Subscriber("c", url="ws://h:1", from_="yesterday")

@@ -49,7 +49,8 @@ class Subscriber:
         tail: start with the last ``tail`` messages.
         from_: start at this RFC 3339 time.
         follow: True keeps following live messages; False ends the iteration after the
-            backlog that existed when subscribing (all history when no start is given).
+            backlog that existed when subscribing (all history when no start is given; not
+            with ``from_``).
         reconnect: reconnect after a lost connection (the first connection is not retried:
             a hub that is down when connecting raises :class:`HubUnreachableError`).
         backoff: delays between reconnect attempts.
@@ -59,7 +60,7 @@ class Subscriber:
 
     Raises:
         ValueError: more than one of since/tail/from_, a bad value, or ``follow=False`` with a
-            pattern.
+            pattern or with ``from_``.
         ConfigurationError: a bad URL.
     """
 
@@ -91,6 +92,9 @@ class Subscriber:
         self.pattern = "*" in container_id
         if self.pattern and not follow:
             raise ValueError("a pattern subscription is live only: it needs follow=True")
+        if from_ is not None and not follow:
+            # The end of a from_ backlog cannot be told from a quiet container: it could hang.
+            raise ValueError("follow=False needs since or tail, not from_")
         if not follow and since is None and tail is None and from_ is None:
             since = 0
         self.container_id = container_id
