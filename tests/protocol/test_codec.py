@@ -243,6 +243,16 @@ class TestErrors:
         """Each bad frame gets its error code, never an exception of another kind."""
         assert code == error_of(data)
 
+    def test_error_names_the_refused_message(self) -> None:
+        """An error keeps the refused message's containerID, id, producer and token."""
+        with pytest.raises(ProtocolError) as caught:
+            decode_client(
+                b'{"type":"log","containerID":"c","id":4,"producer":"p","token":"t",'
+                b'"data":{"level":"nope","message":"m"}}'
+            )
+        error = caught.value
+        assert ("c", 4, "p", "t") == (error.container_id, error.id, error.producer, error.token)
+
     def test_words_name_the_field(self) -> None:
         """The error words say which field is wrong."""
         with pytest.raises(ProtocolError) as caught:

@@ -254,6 +254,30 @@ class TestBadInput:
         assert reply["data"]["error"]
         await still_works(client, shared, ws, f"bad-{code}-{len(frame)}")
 
+    async def test_error_names_the_refused_message(
+        self, client: aiohttp.ClientSession, shared: HubProcess
+    ) -> None:
+        """A refused publish's error carries its containerID, id and producer."""
+        ws = await connect(client, shared)
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "log",
+                    "containerID": "named",
+                    "id": 2,
+                    "producer": "pp",
+                    "data": {"level": "nope", "message": "a"},
+                }
+            )
+        )
+        reply = await receive_json(ws)
+        assert ("invalid_message", "named", 2, "pp") == (
+            reply["data"]["code"],
+            reply["containerID"],
+            reply["id"],
+            reply["producer"],
+        )
+
     async def test_oversized_message_closes_1009(
         self, client: aiohttp.ClientSession, hub_small: HubProcess
     ) -> None:
@@ -300,6 +324,15 @@ class TestAuthentication:
         await ws.send_str(json.dumps({"type": "auth", "token": TOKEN}))
         assert {"type": "authenticated"} == await receive_json(ws)
         await still_works(client, shared, ws, "auth-msg")
+
+    async def test_invalid_first_message_with_token_authenticates(
+        self, client: aiohttp.ClientSession, shared: HubProcess
+    ) -> None:
+        """A bad first message that carries a valid token gets its error and authenticates."""
+        ws = await client.ws_connect(shared.url)
+        await ws.send_str(json.dumps({"type": "bogus", "token": TOKEN}))
+        assert "unknown_type" == (await receive_json(ws))["data"]["code"]
+        await still_works(client, shared, ws, "bogus-first")
 
     async def test_first_message_without_token(
         self, client: aiohttp.ClientSession, shared: HubProcess

@@ -178,10 +178,14 @@ class Node:
         *,
         container_id: str | None = None,
         id: int | None = None,
+        producer: str | None = None,
     ) -> None:
         """Answer ``conn`` with an ``error``; the connection stays open."""
         self.stats.errors[code.value] += 1
-        self.hub.send(conn, encode_error(code, words, container_id=container_id, id=id))
+        self.hub.send(
+            conn,
+            encode_error(code, words, container_id=container_id, id=id, producer=producer),
+        )
 
     def handle(self, conn: Connection, message: ClientMessage) -> None:
         """Act on one checked message from an authenticated connection."""
@@ -216,6 +220,7 @@ class Node:
                     f"more than {self.settings.publish_rate} messages a second; message dropped",
                     container_id=container_id,
                     id=msg.id,
+                    producer=msg.producer,
                 )
             return None
         if kind == "heartbeat":
@@ -250,7 +255,12 @@ class Node:
         except SessionLimitError as exc:
             if conn is not None:
                 self.error(
-                    conn, ErrorCode.MAX_SESSIONS, str(exc), container_id=container_id, id=msg.id
+                    conn,
+                    ErrorCode.MAX_SESSIONS,
+                    str(exc),
+                    container_id=container_id,
+                    id=msg.id,
+                    producer=msg.producer,
                 )
             return None
         if started:

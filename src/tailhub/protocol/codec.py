@@ -55,12 +55,21 @@ _KNOWN_TYPES: Final = (
 
 
 class ProtocolError(Exception):
-    """A frame the hub cannot accept: ``code`` and ``words`` go back to the client."""
+    """A frame the hub cannot accept: ``code`` and ``words`` go back to the client.
+
+    When the frame was a JSON object, ``container_id``, ``id``, ``producer`` and ``token`` are
+    what it carried (if anything), so the reply can name the refused message and a valid
+    token still authenticates the connection.
+    """
 
     def __init__(self, code: ErrorCode, words: str) -> None:
         super().__init__(words)
         self.code = code
         self.words = words
+        self.container_id: str | None = None
+        self.id: int | None = None
+        self.producer: str | None = None
+        self.token: str | None = None
 
 
 _envelope_decoder: Final = msgspec.json.Decoder(Envelope)
@@ -263,6 +272,17 @@ def decode_client(frame: bytes | str) -> ClientMessage:
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
     token = env.auth.token if env.auth is not None and env.auth.token else env.token
+    try:
+        return _dispatch(env, token)
+    except ProtocolError as exc:
+        exc.container_id = env.containerID
+        exc.id = env.id
+        exc.producer = env.producer
+        exc.token = token
+        raise
+
+
+def _dispatch(env: Envelope, token: str | None) -> ClientMessage:
     kind = env.type.lower()
     if kind in PUBLISH_TYPES:
         return _publish(kind, env, token)
@@ -306,14 +326,21 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def encode_error(
-    code: ErrorCode, words: str, *, container_id: str | None = None, id: int | None = None
+    code: ErrorCode,
+    words: str,
+    *,
+    container_id: str | None = None,
+    id: int | None = None,
+    producer: str | None = None,
 ) -> bytes:
-    """The hub's ``error`` reply; ``id`` echoes the id of the message it answers."""
+    """The hub's ``error`` reply; ``id`` and ``producer`` name the message it answers."""
     message: dict[str, Any] = {"type": "error"}
     if container_id is not None:
         message["containerID"] = container_id
     if id is not None:
         message["id"] = id
+        if producer:
+            message["producer"] = producer
     message["data"] = {"code": code.value, "error": words}
     return _encoder.encode(message)
 

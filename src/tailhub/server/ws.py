@@ -190,17 +190,26 @@ def _handle_frame(
     try:
         message = decode_client(data)
     except ProtocolError as exc:
-        node.error(conn, exc.code, exc.words)
         if not conn.authenticated:
-            _refuse(state, conn, "the first message must carry a token")
+            if not state.auth.check(exc.token):
+                node.error(conn, exc.code, exc.words)
+                _refuse(state, conn, "the first message must carry a token")
+                return
+            _authenticate(state, conn, url_container)
+        node.error(
+            conn,
+            exc.code,
+            exc.words,
+            container_id=exc.container_id,
+            id=exc.id,
+            producer=exc.producer,
+        )
         return
     if not conn.authenticated:
         if not state.auth.check(message.token):
             _refuse(state, conn, "invalid token" if message.token else "no token")
             return
-        conn.authenticated = True
-        if url_container:
-            _subscribe_from_url(state, conn, url_container)
+        _authenticate(state, conn, url_container)
     elif isinstance(message, Auth) and not state.auth.check(message.token):
         node.error(conn, ErrorCode.UNAUTHORIZED, "invalid token")
         return
@@ -208,6 +217,12 @@ def _handle_frame(
         node.hub.send(conn, encode({"type": "authenticated"}))
         return
     node.handle(conn, message)
+
+
+def _authenticate(state: ServerState, conn: Connection, url_container: str | None) -> None:
+    conn.authenticated = True
+    if url_container:
+        _subscribe_from_url(state, conn, url_container)
 
 
 def _refuse(state: ServerState, conn: Connection, words: str) -> None:
