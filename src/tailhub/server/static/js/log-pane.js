@@ -1,6 +1,7 @@
 /**
  * A log view of one container, or of several merged by time: a header (who, status, counts,
- * download), the virtual list of lines, and a "jump to live" button while scrolled up.
+ * download; for one container, the steering row), the virtual list of lines, and a "jump to
+ * live" button while scrolled up.
  *
  * The pane listens to its containers' logs, collects what arrives and folds it in once per
  * animation frame: appended when it comes after the last line (the usual case), merged in
@@ -13,11 +14,13 @@ import { renderRow, toggleMeta } from "./row.js";
 import { bySeq, byTime, heightOf } from "./entry.js";
 import { count, duration, hueOf } from "./format.js";
 import { saveFile, toNdjson, toText } from "./download.js";
+import { SteerBar } from "./steer.js";
 
 /** @typedef {import("./entry.js").Entry} Entry */
 /** @typedef {import("./container-log.js").ContainerLog} ContainerLog */
 /** @typedef {import("./filter.js").Filter} Filter */
 /** @typedef {import("./sessions.js").SessionStore} SessionStore */
+/** @typedef {import("./commands.js").Commands} Commands */
 
 /**
  * @param {string} tag
@@ -55,11 +58,12 @@ export class LogPane {
    * @param {ContainerLog[]} options.logs the containers shown, merged when more than one
    * @param {Filter} options.filter
    * @param {SessionStore} options.sessions
+   * @param {Commands} options.commands steers a container shown alone
    * @param {number} options.lineHeight pixels per text line (from the CSS)
    * @param {(id: string) => void} options.onClose the user closed a container's pane
    * @param {(id: string) => void} options.onEarlier the user asked for older lines
    */
-  constructor({ logs, filter, sessions, lineHeight, onClose, onEarlier }) {
+  constructor({ logs, filter, sessions, commands, lineHeight, onClose, onEarlier }) {
     this.logs = logs;
     this.filter = filter;
     this.sessions = sessions;
@@ -75,7 +79,11 @@ export class LogPane {
     this.element = el("section", "pane");
     const title = this.merged ? `${logs.length} containers, merged` : logs[0].id;
     this.element.setAttribute("aria-label", `Log: ${title}`);
-    this.element.appendChild(this.buildHeader(title, onClose, onEarlier));
+    const header = this.buildHeader(title, onClose, onEarlier);
+    /** Cancel and input, for a container shown alone (a merged pane has no one to steer). */
+    this.steer = this.merged ? null : new SteerBar(logs[0].id, commands);
+    if (this.steer) header.appendChild(this.steer.element);
+    this.element.appendChild(header);
 
     this.viewport = el("div", "viewport");
     this.viewport.tabIndex = 0;
@@ -265,6 +273,7 @@ export class LogPane {
       }
       if (badge.textContent !== text) badge.textContent = text;
     }
+    this.steer?.update(this.sessions.get(this.logs[0].id));
   }
 
   /** @param {Entry} entry */
@@ -283,6 +292,7 @@ export class LogPane {
     cancelAnimationFrame(this.frame);
     for (const log of this.logs) log.listeners.delete(this.listener);
     this.filter.listeners.delete(this.onFilter);
+    this.steer?.destroy();
     this.list.destroy();
     this.element.remove();
   }

@@ -10,6 +10,7 @@
  */
 
 import { HubConnection } from "./connection.js";
+import { Commands } from "./commands.js";
 import { LogStore } from "./container-log.js";
 import { SessionStore } from "./sessions.js";
 import { Filter } from "./filter.js";
@@ -37,6 +38,7 @@ class Dashboard {
     this.logs = new LogStore();
     this.sessions = new SessionStore();
     this.filter = new Filter();
+    this.commands = new Commands((msg) => this.send(msg));
     /** @type {string[]} containers in view, in the order chosen */
     this.selected = [];
     /** @type {Set<string>} containers this page has asked the hub for */
@@ -60,6 +62,7 @@ class Dashboard {
       logs: this.logs,
       filter: this.filter,
       sessions: this.sessions,
+      commands: this.commands,
       lineHeight: Number.isFinite(lineHeight) && lineHeight > 0 ? lineHeight : 20,
       onClose: (id) => this.pick(id, true),
       onEarlier: (id) => this.send(this.logs.open(id).earlierMessage(TAIL)),
@@ -122,9 +125,12 @@ class Dashboard {
           this.sessions.note(msg);
           this.logs.get(msg.containerID)?.add(msg);
           if (this.sessions.stale || msg.type === "complete") this.refreshSoon();
-        } else if (msg.type === "error") {
+        } else if (msg.type === "error" && !this.commands.take(msg)) {
           this.hubError(msg);
         }
+        break;
+      case "command_sent":
+        this.commands.take(msg);
         break;
       case "subscribed": {
         const id = msg.containerID;
@@ -143,7 +149,7 @@ class Dashboard {
         this.sessions.replace(Array.isArray(msg.data?.sessions) ? msg.data.sessions : []);
         break;
       default:
-        break; // heartbeat, unsubscribed, command_sent, ack: nothing to show
+        break; // heartbeat, unsubscribed, ack: nothing to show
     }
   }
 
@@ -275,6 +281,7 @@ class Dashboard {
     const box = $("conn");
     const text = $("conn-text");
     box.dataset.state = state;
+    this.commands.setOnline(state === "open");
     $("retry").hidden = state !== "waiting";
     switch (state) {
       case "open":

@@ -10,6 +10,7 @@ import { LogPane } from "./log-pane.js";
 /** @typedef {import("./container-log.js").LogStore} LogStore */
 /** @typedef {import("./filter.js").Filter} Filter */
 /** @typedef {import("./sessions.js").SessionStore} SessionStore */
+/** @typedef {import("./commands.js").Commands} Commands */
 
 export class Workspace {
   /**
@@ -19,16 +20,28 @@ export class Workspace {
    * @param {LogStore} options.logs
    * @param {Filter} options.filter
    * @param {SessionStore} options.sessions
+   * @param {Commands} options.commands
    * @param {number} options.lineHeight
    * @param {(id: string) => void} options.onClose
    * @param {(id: string) => void} options.onEarlier
    */
-  constructor({ root, placeholder, logs, filter, sessions, lineHeight, onClose, onEarlier }) {
+  constructor({
+    root,
+    placeholder,
+    logs,
+    filter,
+    sessions,
+    commands,
+    lineHeight,
+    onClose,
+    onEarlier,
+  }) {
     this.root = root;
     this.placeholder = placeholder;
     this.logs = logs;
     this.filter = filter;
     this.sessions = sessions;
+    this.commands = commands;
     this.lineHeight = lineHeight;
     this.onClose = onClose;
     this.onEarlier = onEarlier;
@@ -54,6 +67,7 @@ export class Workspace {
           logs: group.map((id) => this.logs.open(id)),
           filter: this.filter,
           sessions: this.sessions,
+          commands: this.commands,
           lineHeight: this.lineHeight,
           onClose: this.onClose,
           onEarlier: this.onEarlier,
