@@ -10,9 +10,12 @@ IDs. Screenshots go to ``test-output/dashboard/`` at the repository root.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -28,11 +31,12 @@ from playwright.async_api import (
     Error,
     Locator,
     Page,
+    WebSocketRoute,
     async_playwright,
     expect,
 )
 
-from tests.helpers import UNIT, HubProcess, receive_json
+from tests.helpers import UNIT, HubProcess, receive_json, receive_type, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -534,3 +538,148 @@ class TestManyLines:
             await viewport.press("Home")
             await expect(dashboard.rows().first).to_have_attribute("data-seq", "10002")
             dashboard.assert_no_errors()
+
+
+async def publishers_of(hub: HubProcess, container: str) -> int:
+    """How many connections publish for ``container``'s active session, as the hub says."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(hub.ws_url()) as ws:
+        await ws.send_str(json.dumps({"type": "sessions"}))
+        reply = await receive_type(ws, "sessions")
+    sessions = reply["data"]["sessions"]
+    return next(s["publishers"] for s in sessions if s["containerID"] == container and s["active"])
+
+
+def pretend_connected(container: str, message: str | bytes) -> str | bytes:
+    """A hub frame, with ``container`` listed as having a publisher when it is a sessions reply
+    (the page's list is then as stale as it can be for the 5 s between two refreshes)."""
+    if isinstance(message, bytes) or '"sessions"' not in message:
+        return message
+    reply = json.loads(message)
+    if reply.get("type") != "sessions":
+        return message
+    for session in reply["data"]["sessions"]:
+        if session["containerID"] == container:
+            session["publishers"] = max(1, session["publishers"])
+    return json.dumps(reply)
+
+
+class TestSteering:
+    async def test_input_eof_and_cancel_reach_a_running_command(
+        self, shared_dashboard: Dashboard, shared_hub: HubProcess, tmp_path: Path
+    ) -> None:
+        """Enter sends a line to the command's stdin, EOF closes it, a confirmed Cancel stops it."""
+        script = 'read line; echo "got:$line"; read rest || echo "got:eof"; sleep 60'
+        runner_log = tmp_path / "runner.log"
+        with runner_log.open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "tailhub", "run", "--hub", shared_hub.url],
+                *["--token", shared_hub.token or "", "--container-id", "steer", "--grace", "10"],
+                *["--", "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            page = shared_dashboard.page
+            await shared_dashboard.open()
+            await expect(shared_dashboard.session("steer").locator(".badge")).to_have_text(
+                "running"
+            )
+            await shared_dashboard.choose("steer")
+            rows = shared_dashboard.rows()
+            outcome = page.locator(".pane .steer-outcome")
+
+            field = page.get_by_label("Input for steer")
+            await field.fill("hello")
+            await field.press("Enter")
+            await expect(outcome).to_have_text("input sent to 1 connection")
+            await expect(field).to_have_value("")
+            await expect(rows.filter(has_text="got:hello")).to_have_count(1)
+
+            await page.get_by_role("button", name="Send end of input (EOF) to steer").click()
+            await expect(outcome).to_have_text("EOF sent to 1 connection")
+            await expect(rows.filter(has_text="got:eof")).to_have_count(1)
+
+            # The confirmation is inline; Escape takes it back and nothing is sent.
+            cancel = page.get_by_role("button", name="Cancel steer", exact=True)
+            await cancel.click()
+            keep = page.get_by_role("button", name="Keep running")
+            await expect(keep).to_be_focused()
+            await shared_dashboard.screenshot("steer-confirm")
+            await keep.press("Escape")
+            await expect(keep).to_be_hidden()
+            await expect(cancel).to_be_focused()
+            await cancel.press("Enter")
+            await page.get_by_role("button", name="Yes, cancel steer").click()
+            await expect(outcome).to_have_text("cancel sent to 1 connection")
+            await expect(rows.filter(has_text="cancel requested")).to_have_count(1)
+            await expect(page.locator(".pane-head .badge")).to_contain_text("exit 143")
+            await expect(field).to_be_hidden()
+            assert await asyncio.wait_for(proc.wait(), 20 * UNIT) == 143
+        finally:
+            if proc.returncode is None:
+                proc.terminate()  # passed on to the command's process group
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 20 * UNIT)
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        shared_dashboard.assert_no_errors()
+
+    async def test_no_publisher_no_steering_and_a_stale_offer_says_no_container(
+        self, shared_dashboard: Dashboard, shared_hub: HubProcess
+    ) -> None:
+        """A container without a publisher gets no controls; one listed as having one (the list
+        is refreshed every 5 s) shows the hub's no_container; offline, the controls are off."""
+        async with connect_publisher(shared_hub) as gone:
+            await gone.log("orphan", "left without a goodbye")
+            await gone.log("ghost", "left too")
+            await gone.flush()
+
+        async def gone_from_hub() -> bool:
+            return await publishers_of(shared_hub, "orphan") == 0
+
+        await wait_for(gone_from_hub)
+
+        routes: list[WebSocketRoute] = []
+        held = False
+
+        def route(ws: WebSocketRoute) -> None:
+            routes.append(ws)
+            if held:
+                return  # nobody answers the page's auth: it stays "connecting"
+            server = ws.connect_to_server()
+            server.on_message(lambda message: ws.send(pretend_connected("ghost", message)))
+
+        page = shared_dashboard.page
+        await page.route_web_socket(re.compile(r"^wss?://"), route)
+        await shared_dashboard.open()
+        pane_badge = page.locator(".pane-head .badge")
+
+        await shared_dashboard.choose("orphan")
+        await expect(pane_badge).to_have_text("running")
+        await expect(page.get_by_label("Input for orphan")).to_be_hidden()
+        await expect(page.get_by_role("button", name="Cancel orphan", exact=True)).to_have_count(0)
+
+        await shared_dashboard.choose("ghost")
+        await expect(pane_badge).to_have_text("running")
+        await page.get_by_role("button", name="Cancel ghost", exact=True).click()
+        await page.get_by_role("button", name="Yes, cancel ghost").click()
+        await expect(page.locator(".pane .steer-outcome")).to_have_text(
+            re.compile(r"^cancel not sent: no_container: .*ghost")
+        )
+        await expect(page.locator(".toast")).to_have_count(0)
+        await shared_dashboard.screenshot("steer-no-container")
+
+        field = page.get_by_label("Input for ghost")
+        await expect(field).to_be_enabled()
+        held = True
+        await routes[-1].close()
+        await expect(page.locator("#conn")).to_have_attribute("data-state", "connecting")
+        await expect(field).to_be_disabled()
+        await expect(page.get_by_role("button", name="Cancel ghost", exact=True)).to_be_disabled()
+        held = False
+        await routes[-1].close()
+        await expect(page.locator("#conn-text")).to_have_text("Live")
+        await expect(field).to_be_enabled()
+        shared_dashboard.assert_no_errors()
