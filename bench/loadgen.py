@@ -227,10 +227,10 @@ class RawClient(asyncio.Protocol):
     """A WebSocket client with no per-message work: handshake, then count markers in bytes.
 
     After the upgrade it never parses a frame: each chunk the socket delivers is searched,
-    in C, for ``marker`` (``bytes.count``), and markers that straddle two chunks are caught
-    by also searching the last ``len(marker) - 1`` bytes of the previous chunk joined to the
-    first ones of this one. Server frames are unmasked, so the marker is visible as is. When
-    ``stream`` is set, each count is credited to it and may top up its window.
+    in C, for ``marker`` (``bytes.count``), joined to the last ``len(marker) - 1`` bytes of
+    the chunk before, so that a marker split across two reads is counted once. Server frames
+    are unmasked, so the marker is visible as is. When ``stream`` is set, each count is
+    credited to it and may top up its window.
 
     Pings are not answered: every run is shorter than a hub's ping round.
     """
@@ -279,20 +279,17 @@ class RawClient(asyncio.Protocol):
             self.ready.set_result(None)
             if not data:
                 return
-        marker = self.marker
-        overlap = self.overlap
-        if len(data) >= overlap:
-            found = data.count(marker) + (self.tail + data[:overlap]).count(marker)
-            self.tail = data[-overlap:]
-        else:
-            joined = self.tail + data
-            found = joined.count(marker)
-            self.tail = joined[-overlap:]
+        # A marker found in ``tail + data`` ends inside ``data`` (``tail`` is too short to
+        # hold one), so none is counted twice, and none that straddles the reads is missed.
+        joined = self.tail + data
+        found = joined.count(self.marker)
+        self.tail = joined[-self.overlap :]
         if found:
             self.count += found
-            self.last = data[-300:]
             stream = self.stream
-            if stream is not None:
+            if stream is None:
+                self.last = joined[-300:]
+            else:
                 stream.delivered += found
                 if stream.delivered >= stream.refill_at:
                     stream.refill()

@@ -27,6 +27,7 @@ __all__ = [
     "ServerSpec",
     "ensure_node_deps",
     "free_port",
+    "make_main_thread_realtime",
     "scheduling_prefix",
     "set_session_priority",
 ]
@@ -68,7 +69,7 @@ class ServerSpec:
             command = [sys.executable, "-m", "bench.peers.picows_relay", "--port", str(port)]
         else:  # pragma: no cover - the table below is the only source of specs
             raise ValueError(self.kind)
-        prefix = scheduling_prefix(nice, realtime)
+        prefix = scheduling_prefix(nice, realtime=False)  # see RunningServer.start
         return [*prefix, "taskset", "-c", SERVER_CORE, *command]
 
 
@@ -87,6 +88,23 @@ def scheduling_prefix(nice: int, realtime: bool) -> list[str]:
     if realtime:
         return ["chrt", "-f", "10"]
     return ["nice", "-n", str(nice)] if nice else []
+
+
+def make_main_thread_realtime(pid: int) -> None:
+    """Put the main thread of ``pid`` (only it) under SCHED_FIFO, once it is serving.
+
+    The event loop then gets its core the moment it has work, as on a dedicated machine,
+    while the server's other threads (tailhub's SQLite writer) stay under the normal
+    scheduler: were they real-time too, one of them inside a long SQLite call would hold
+    the core and the loop could not preempt it. ``--reset-on-fork``: threads started later
+    are normal ones.
+    """
+    subprocess.run(
+        ["chrt", "--reset-on-fork", "-f", "-p", "10", str(pid)],
+        check=True,
+        timeout=30,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def set_session_priority(pid: int, nice: int) -> None:
@@ -146,7 +164,12 @@ class RunningServer:
     def start(
         cls, spec: ServerSpec, nice: int = 0, realtime: bool = False, timeout: float = 60.0
     ) -> RunningServer:
-        """Start ``spec`` (at niceness ``nice``, or real-time); wait until its port accepts."""
+        """Start ``spec``; wait (bounded) until its port accepts connections.
+
+        ``nice`` is given to the server's session (see :func:`set_session_priority`);
+        ``realtime`` puts its main thread under SCHED_FIFO (see
+        :func:`make_main_thread_realtime`).
+        """
         scratch = Path(tempfile.mkdtemp(prefix=f"bench-{spec.name}-"))
         log = scratch / "server.log"
         port = free_port()
@@ -181,6 +204,8 @@ class RunningServer:
                     raise ServerError(f"{spec.name} did not listen in {timeout:.0f} s") from None
                 time.sleep(0.05)
             else:
+                if realtime:
+                    make_main_thread_realtime(process.pid)
                 return server
 
     def tail(self, lines: int = 15) -> str:
