@@ -246,8 +246,56 @@ def write_json(
 _COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138"}
 
 
+def _charted(row: Row) -> bool:
+    if not row.values or row.unit not in ("/s", "ms", "KiB", "%"):
+        return False
+    # An open-loop scenario's delivered rate only repeats its offered rate.
+    return not (row.unit == "/s" and SCENARIOS[row.scenario].kind == "open_loop")
+
+
+def _draw(axis: Any, group: list[Row], servers: Sequence[str]) -> None:
+    """One panel: the group's rows side by side, one bar per server."""
+    unit = group[0].unit
+    scenario = SCENARIOS[group[0].scenario]
+    if scenario.history_pair:  # one server, two configurations: one bar each
+        heights = [r.values.get("tailhub") or 0.0 for r in group]
+        names = [r.label.split(" ", 1)[1] for r in group]
+        bars = axis.bar(names, heights, 0.5, color=["#2b7bba", "#9cc3e6"])
+        axis.bar_label(bars, labels=[_format(h, unit) for h in heights], fontsize=7)
+        ratio = _ratio(heights[0], heights[1]) if len(heights) == 2 else None
+        suffix = f" (sqlite/memory {ratio:.2f}x)" if ratio else ""
+        axis.set_title(f"{scenario.key} {scenario.title}{suffix}", fontsize=9)
+        axis.set_ylabel("deliveries per second", fontsize=8)
+        return
+    shown = [name for name in servers if any(r.values.get(name) for r in group)]
+    width = 0.8 / max(1, len(shown))
+    for offset, server in enumerate(shown):
+        heights = [r.values.get(server) or 0.0 for r in group]
+        positions = [i + (offset - (len(shown) - 1) / 2) * width for i in range(len(group))]
+        bars = axis.bar(positions, heights, width, label=server, color=_COLOURS.get(server))
+        axis.bar_label(bars, labels=[_format(h, unit) for h in heights], fontsize=7)
+    axis.set_xticks(range(len(group)), [r.metric for r in group] if len(group) > 1 else [""])
+    if unit == "ms":
+        from matplotlib import ticker
+
+        axis.set_yscale("log")
+        axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
+        axis.yaxis.set_minor_formatter(ticker.NullFormatter())
+        what = "latency, log scale"
+    else:
+        what = group[0].metric
+    axis.set_title(f"{scenario.key} {scenario.title}: {what}", fontsize=9)
+    axis.set_ylabel({"/s": "per second", "ms": "ms", "KiB": "KiB", "%": "share of one core"}[unit])
+    if unit == "/s":
+        axis.yaxis.set_major_formatter(lambda value, _: f"{value / 1000:.0f}k")
+    elif unit == "%":
+        axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    axis.legend(fontsize=7)
+
+
 def write_chart(path: Path, rows: Sequence[Row], servers: Sequence[str], title: str) -> bool:
-    """A PNG with one panel per table row group; False when matplotlib is not installed."""
+    """A PNG with one panel per scenario and unit; False when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -255,42 +303,23 @@ def write_chart(path: Path, rows: Sequence[Row], servers: Sequence[str], title: 
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    panels = [r for r in rows if r.unit in ("/s", "ms", "KiB") and r.values]
     groups: dict[str, list[Row]] = {}
-    for row in panels:
-        groups.setdefault(f"{row.scenario} {row.unit}", []).append(row)
+    for row in rows:
+        if _charted(row):
+            groups.setdefault(f"{row.scenario} {row.unit}", []).append(row)
     count = len(groups)
     if count == 0:
         return False
-    columns = 3 if count > 4 else count
+    columns = min(count, 4 if count > 6 else 3)
     lines = math.ceil(count / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(5 * columns, 3.6 * lines), squeeze=False)
-    for axis, (name, group) in zip(axes.flat, groups.items(), strict=False):
-        if len(group) == 1:
-            labels = [""]
-        elif group[0].unit == "ms":
-            labels = [r.metric for r in group]
-        else:
-            labels = [r.label.split(" ", 1)[1] for r in group]
-        width = 0.8 / max(1, len(servers))
-        for offset, server in enumerate(servers):
-            heights = [r.values.get(server) or 0.0 for r in group]
-            if not any(heights):
-                continue
-            positions = [i + (offset - (len(servers) - 1) / 2) * width for i in range(len(group))]
-            bars = axis.bar(positions, heights, width, label=server, color=_COLOURS.get(server))
-            axis.bar_label(bars, labels=[_format(h, group[0].unit) for h in heights], fontsize=7)
-        axis.set_xticks(range(len(group)), labels)
-        scenario = SCENARIOS[group[0].scenario]
-        what = group[0].metric if len(group) == 1 else ("latency" if "ms" in name else "")
-        axis.set_title(f"{scenario.key} {scenario.title}: {what}".rstrip(": "), fontsize=9)
-        axis.set_ylabel(group[0].unit if group[0].unit != "/s" else "per second", fontsize=8)
-        axis.legend(fontsize=7)
+    figure, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.6 * lines), squeeze=False)
+    for axis, group in zip(axes.flat, groups.values(), strict=False):
+        _draw(axis, group, servers)
     for axis in list(axes.flat)[count:]:
         axis.set_visible(False)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
