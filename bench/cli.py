@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--duration", type=float, default=None, help="measured seconds per run")
     parser.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="messages in flight per container in the throughput scenarios (default 16)",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -45,9 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--realtime",
         action="store_true",
-        help="run the latency scenarios (C, F) under SCHED_FIFO (needs root) so that their "
-        "percentiles measure the servers, not the machine's scheduler; their load is a fixed "
-        "rate, so this cannot hog a core",
+        help="in the latency scenarios (C, F), run each server's main thread and the "
+        "generator under SCHED_FIFO (needs root), so that percentiles measure the servers, "
+        "not the machine's scheduler; their load is a fixed rate, so this cannot hog a core",
     )
     parser.add_argument("--json", type=Path, default=None, help="write every run here as JSON")
     parser.add_argument("--chart", type=Path, default=None, help="write the PNG chart here")
@@ -74,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         nice=args.nice,
         realtime=args.realtime,
+        window=args.window,
     )
-    if settings.runs < 1 or settings.duration <= 0:
-        raise SystemExit("--runs and --duration must be positive")
+    if settings.runs < 1 or settings.duration <= 0 or (args.window is not None and args.window < 2):
+        raise SystemExit("--runs and --duration must be positive, --window 2 or more")
 
     # Idle connections (D) need one descriptor each, on both sides; children inherit this.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -99,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": settings.quick,
         "nice": settings.nice,
         "realtime_latency": settings.realtime,
+        "window": settings.window,
         "scenarios": scenarios,
         "servers": servers,
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),

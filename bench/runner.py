@@ -46,6 +46,7 @@ class Settings:
     quick: bool
     nice: int = 0
     realtime: bool = False
+    window: int | None = None
 
     def realtime_for(self, scenario: Scenario) -> bool:
         """SCHED_FIFO only where the load is a fixed rate (C, F): it cannot hog a core."""
@@ -135,6 +136,8 @@ def run_scenario(
     """Run ``scenario`` ``settings.runs`` times on every chosen server, interleaved."""
     specs = _servers_for(scenario, chosen)
     params = {**scenario.params, **(scenario.quick if settings.quick else {})}
+    if settings.window is not None and "window" in params:
+        params["window"] = settings.window
     outcomes = {spec.name: Outcome(spec.name) for spec in specs}
     realtime = settings.realtime_for(scenario)
     running: dict[str, RunningServer | None] = {}
