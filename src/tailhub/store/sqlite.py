@@ -24,6 +24,10 @@ How it works, and why:
   writes those sums about once a second, before a prune and at close, in one transaction
   with the checkpoint. ``open`` recounts only the rows after the checkpoint (at most about a
   second of writes, in one ``GROUP BY``), so it is fast at any size and exact after a crash.
+- **Retention.** ``prune`` runs on the writer thread, per container: every message but the
+  newest ``max_messages`` goes, and so does the oldest run of messages received before
+  ``now - max_age`` (messages arrive in time order, so that is every one of them), found by
+  walking the ``(cid, seq, time)`` index. A container left empty keeps its row (last seq).
 - **Durability.** WAL with ``synchronous=NORMAL``: a committed batch survives a crash or
   SIGKILL of the hub process (not necessarily a power loss of the machine). ``on_durable``
   only ever names committed messages.
@@ -364,6 +368,7 @@ class _Writer:
                 _log().exception("store_writer_error", path=str(self.path))
 
     def handle(self, op: _Op) -> None:
+        """Run one operation; every append queued before it is in ``pending`` by now."""
         if isinstance(op, _NewContainer):
             self.names[op.cid] = op.name
             self.new_containers.append((op.cid, op.name))
@@ -393,6 +398,7 @@ class _Writer:
         self.call_loop(_settle, future, result, error)
 
     def call_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        """Schedule ``callback(*args)`` on the event loop (the only way back to it)."""
         try:
             self.loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: nobody is left to tell
@@ -440,6 +446,7 @@ class _Writer:
         return True
 
     def add_counts(self, rows: list[Row]) -> None:
+        """Add committed ``rows`` to the sums the next checkpoint writes."""
         counts = self.counts
         producers = self.producers
         for cid, seq, _, payload, producer, pub_id in rows:
@@ -527,12 +534,14 @@ class _Writer:
         return rows
 
     def insert_containers(self, conn: sqlite3.Connection) -> None:
+        """Give containers first seen since the last write their row (inside a transaction)."""
         if self.new_containers:
             conn.executemany(
                 "INSERT OR IGNORE INTO containers (id, name) VALUES (?, ?)", self.new_containers
             )
 
     def insert(self, conn: sqlite3.Connection, rows: list[Row]) -> None:
+        """One multi-row INSERT of at most ``chunk`` rows, padded to a cached statement size."""
         size = _bucket(len(rows), self.chunk)
         sql = self.sql.get(size)
         if sql is None:
@@ -575,6 +584,7 @@ class _Writer:
                 _log().exception("store_rollback_failed", path=str(self.path))
 
     def failed(self, exc: sqlite3.Error) -> None:
+        """Record a failed write: keep its rows, log, and retry later with back-off."""
         first = self.failure is None
         self.failure = f"writing to the history database {self.path} fails: {exc}"
         self.retry_at = clock.monotonic() + self.retry_delay
@@ -597,6 +607,7 @@ class _Writer:
     # -- reading, pruning, checking, closing -------------------------------------------
 
     def read(self, op: _Read) -> list[StoredMessage]:
+        """Select per :meth:`HistoryStore.read`; ``tail`` becomes a lower bound on seq first."""
         conn = self.require_flushed()
         where = "cid = ? AND seq > ?"
         params: list[Any] = [op.cid, op.after]
@@ -682,11 +693,13 @@ class _Writer:
         return bound
 
     def check(self) -> None:
+        """Raise the last write failure, else ask the database a trivial question."""
         if self.failure is not None:
             raise StoreError(self.failure)
         self.conn.execute("SELECT count(*) FROM containers").fetchone()
 
     def close(self) -> None:
+        """Write what is queued, checkpoint, close the connection; serving stops either way."""
         try:
             flushed = self.flush(force=True)
             lost = len(self.pending)
