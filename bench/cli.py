@@ -16,7 +16,8 @@ from bench.servers import ServerError, ensure_node_deps
 
 __all__ = ["main"]
 
-KNOWN_SERVERS = ("tailhub", "node", "picows")
+KNOWN_SERVERS = ("tailhub", "node", "picows", "aiohttp")
+DEFAULT_SERVERS = "tailhub,node,picows"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per server (default 3)")
     parser.add_argument(
-        "--servers", default=",".join(KNOWN_SERVERS), help="comma-separated: tailhub,node,picows"
+        "--servers",
+        default=DEFAULT_SERVERS,
+        help=f"comma-separated, from {','.join(KNOWN_SERVERS)} (default {DEFAULT_SERVERS}; "
+        "aiohttp is a bare aiohttp relay, to see what tailhub's transport costs)",
     )
     parser.add_argument("--duration", type=float, default=None, help="measured seconds per run")
     parser.add_argument(

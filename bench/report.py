@@ -25,7 +25,7 @@ from bench.scenarios import SCENARIOS, Metric, Target
 
 __all__ = ["Row", "build_rows", "render_table", "write_chart", "write_json"]
 
-PEERS = ("node", "picows")
+PEERS = ("node", "picows", "aiohttp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +243,7 @@ def write_json(
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
-_COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138"}
+_COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138", "aiohttp": "#999999"}
 
 
 def _charted(row: Row) -> bool:

@@ -65,8 +65,9 @@ class ServerSpec:
             flags = ["--single-threaded-gc"] if realtime else []
             relay = str(BENCH_DIR / "peers" / "node_relay.js")
             command = [node, *flags, relay, "--port", str(port)]
-        elif self.kind == "picows":
-            command = [sys.executable, "-m", "bench.peers.picows_relay", "--port", str(port)]
+        elif self.kind in ("picows", "aiohttp"):
+            module = f"bench.peers.{self.kind}_relay"
+            command = [sys.executable, "-m", module, "--port", str(port)]
         else:  # pragma: no cover - the table below is the only source of specs
             raise ValueError(self.kind)
         prefix = scheduling_prefix(nice, realtime=False)  # see RunningServer.start
@@ -80,6 +81,7 @@ SERVERS: dict[str, ServerSpec] = {
     ),
     "node": ServerSpec("node", "node ws relay", "node"),
     "picows": ServerSpec("picows", "picows relay", "picows"),
+    "aiohttp": ServerSpec("aiohttp", "aiohttp relay", "aiohttp"),
 }
 
 
