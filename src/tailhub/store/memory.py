@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
+import itertools
 from collections import deque
 
 from tailhub.store.base import (
@@ -101,17 +101,20 @@ class MemoryStore:
         kept = self._messages.get(container_id)
         if not kept:
             return []
-        items = list(kept)
-        if after > 0:
-            start = bisect.bisect_right(items, after, key=lambda m: m.seq)
-            items = items[start:]
+        # Kept seqs are gapless (only the oldest are dropped): a seq's index is arithmetic.
+        start = max(0, after + 1 - kept[0].seq)
         if since_time is not None:
-            items = [m for m in items if m.time >= since_time]
+            items = [m for m in itertools.islice(kept, start, None) if m.time >= since_time]
+            start, end = 0, len(items)
+        else:
+            end = len(kept)
         if tail is not None:
-            items = items[max(0, len(items) - tail) :] if tail > 0 else []
+            start = max(start, end - tail)
         if limit is not None:
-            items = items[:limit]
-        return items
+            end = min(end, start + limit)
+        if since_time is not None:
+            return items[start:end]
+        return list(itertools.islice(kept, start, end))
 
     async def prune(self, now: float) -> int:
         removed = 0
