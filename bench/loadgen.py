@@ -295,7 +295,7 @@ class RawClient(asyncio.Protocol):
                     stream.refill()
 
 
-class Timer(WSListener):  # type: ignore[misc]
+class Timer(WSListener):
     """A subscriber that records publish-to-deliver latency of each routed message."""
 
     def __init__(self, samples: list[int]) -> None:
@@ -318,7 +318,7 @@ class Timer(WSListener):  # type: ignore[misc]
             self.samples.append(now - sent)
 
 
-class Publisher(WSListener):  # type: ignore[misc]
+class Publisher(WSListener):
     """A container connection of the latency scenarios; counts the errors it is sent."""
 
     def __init__(self) -> None:

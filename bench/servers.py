@@ -195,9 +195,9 @@ class RunningServer:
         deadline = time.perf_counter() + timeout
         while True:
             if process.poll() is not None:
-                output = server.tail()
+                said = server.tail()
                 server.stop()
-                raise ServerError(f"{spec.name} exited with {process.returncode}: {output}")
+                raise ServerError(f"{spec.name} exited with {process.returncode}: {said}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             except OSError:

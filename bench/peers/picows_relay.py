@@ -54,7 +54,7 @@ class Relay:
                     transport.send(_TEXT, payload)
 
 
-class _Connection(WSListener):  # type: ignore[misc]
+class _Connection(WSListener):
     """One client: routes what it sends, remembers what it is subscribed to."""
 
     def __init__(self, relay: Relay, initial: str | None) -> None:
