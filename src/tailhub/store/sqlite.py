@@ -223,6 +223,7 @@ class _Writer:
         path: Path,
         retention: Retention,
         batch_max: int,
+        linger: float,
         on_batch: Callable[[int, float], None] | None,
         jobs: queue.SimpleQueue[Row | _Op],
         loop: asyncio.AbstractEventLoop,
@@ -231,6 +232,8 @@ class _Writer:
         self.path = path
         self.retention = retention
         self.batch_max = batch_max
+        self.linger = linger
+        self.flushed_at = 0.0
         self.on_batch = on_batch
         self.jobs = jobs
         self.loop = loop
@@ -352,17 +355,29 @@ class _Writer:
                     take(job)
                 else:
                     self.handle(job)
+                # Commit at most every ``linger`` seconds while messages keep coming: each
+                # commit rewrites the pages of every container it touches, so a few large
+                # commits cost far less than many small ones. After a quiet spell the
+                # deadline has passed and the first message is committed at once.
+                deadline = self.flushed_at + self.linger
                 while self.serving and len(pending) < self.batch_max:
                     try:
                         job = jobs.get_nowait()
                     except queue.Empty:
-                        break
+                        wait = deadline - clock.monotonic()
+                        if wait <= 0 or not pending:
+                            break
+                        try:
+                            job = jobs.get(timeout=wait)
+                        except queue.Empty:
+                            break
                     if isinstance(job, tuple):
                         take(job)
                     else:
                         self.handle(job)
                 if self.serving:
                     self.flush()
+                    self.flushed_at = clock.monotonic()
             except Exception as exc:  # a bug, not a disk error: log it, keep serving
                 self.failure = f"the history writer failed unexpectedly: {exc!r}"
                 _log().exception("store_writer_error", path=str(self.path))
@@ -732,6 +747,8 @@ class SqliteStore:
         path: the database file; its directory is created by ``open``.
         retention: what ``prune`` keeps (default :class:`~tailhub.store.base.Retention`).
         batch_max: most messages written in one transaction.
+        linger: while messages keep arriving, commit at most this often (seconds): fewer,
+            larger commits cost far less per message; acks wait at most this much longer.
         on_batch: called on the writer thread after each committed batch with the number of
             messages and the seconds the write took (for metrics); it must be quick.
     """
@@ -742,10 +759,14 @@ class SqliteStore:
         retention: Retention | None = None,
         *,
         batch_max: int = 2000,
+        linger: float = 0.01,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
+        if linger < 0:
+            raise ValueError("linger must not be negative")
+        self._linger = linger
         self.path = Path(path)
         self._retention = retention or Retention()
         self._batch_max = batch_max
@@ -771,7 +792,14 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         jobs: queue.SimpleQueue[Row | _Op] = queue.SimpleQueue()  # one per attempt
         writer = _Writer(
-            self.path, self._retention, self._batch_max, self._on_batch, jobs, loop, on_durable
+            self.path,
+            self._retention,
+            self._batch_max,
+            self._linger,
+            self._on_batch,
+            jobs,
+            loop,
+            on_durable,
         )
         opened: asyncio.Future[tuple[StoreSnapshot, dict[str, int]]] = loop.create_future()
 
