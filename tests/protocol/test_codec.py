@@ -19,6 +19,7 @@ from tailhub.protocol import (
     Publish,
     SessionsRequest,
     Subscribe,
+    TimeFormatter,
     Unsubscribe,
     decode_client,
     encode_ack,
@@ -306,6 +307,17 @@ class TestEncode:
             "seq": 5,
             "producer": "p",
         } == json.loads(encode_ack("c", 2, 5, "p"))
+
+    def test_formatter_matches_format_time(self) -> None:
+        """TimeFormatter gives what format_time gives, across second boundaries."""
+        stamp = TimeFormatter()
+        for unix in (1700000000.0, 1700000000.999, 1700000001.0004, 1700000001.5, 1700000061.25):
+            assert format_time(unix) == stamp(unix)
+
+    @given(st.floats(min_value=0, max_value=4e9))
+    def test_formatter_any_time(self, unix: float) -> None:
+        """For any time the formatter agrees with format_time."""
+        assert format_time(unix) == TimeFormatter()(unix)
 
     def test_time_round_trip(self) -> None:
         """format_time gives RFC 3339 UTC with milliseconds that parse_time reads back."""

@@ -31,6 +31,7 @@ from tailhub.protocol import (
     Publish,
     SessionsRequest,
     Subscribe,
+    TimeFormatter,
     Unsubscribe,
     encode,
     encode_ack,
@@ -77,6 +78,7 @@ class Node:
         self.sessions = SessionRegistry(settings.max_sessions, settings.session_timeout)
         self.started_at = time.time()
         self._frame = framer
+        self._stamp = TimeFormatter()
         self._last_seq: dict[str, int] = {}
         self._durable: dict[str, int] = {}
         self._producer_ids: dict[tuple[str, str], int] = {}
@@ -289,7 +291,7 @@ class Node:
     ) -> int:
         seq = self._last_seq.get(container_id, 0) + 1
         self._last_seq[container_id] = seq
-        payload = encode_published(kind, container_id, timestamp or format_time(now), seq, data)
+        payload = encode_published(kind, container_id, timestamp or self._stamp(now), seq, data)
         self.store.append(container_id, seq, now, payload, producer, pub_id)
         self.stats.messages_in[kind] += 1
         self.stats.bytes_in += len(payload)

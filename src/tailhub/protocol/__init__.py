@@ -3,6 +3,7 @@
 from tailhub.protocol.codec import (
     MAX_ID_LENGTH,
     ProtocolError,
+    TimeFormatter,
     decode_client,
     encode,
     encode_ack,
@@ -42,6 +43,7 @@ __all__ = [
     "Publish",
     "SessionsRequest",
     "Subscribe",
+    "TimeFormatter",
     "Unsubscribe",
     "decode_client",
     "encode",

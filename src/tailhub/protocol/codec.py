@@ -7,6 +7,7 @@ the words sent back to the client.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -36,6 +37,7 @@ from tailhub.protocol.messages import (
 __all__ = [
     "MAX_ID_LENGTH",
     "ProtocolError",
+    "TimeFormatter",
     "decode_client",
     "encode",
     "encode_ack",
@@ -88,6 +90,31 @@ _encoder: Final = msgspec.json.Encoder()
 def format_time(unix: float) -> str:
     """RFC 3339 UTC with milliseconds, as ``2024-01-01T00:00:00.000Z``."""
     return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+class TimeFormatter:
+    """:func:`format_time` for a clock that moves forward: formats each second once.
+
+    The hub stamps every message; rebuilding the date for each would cost more than the rest
+    of the stamping together. One instance per owner (it remembers the last second).
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, unix: float) -> str:
+        # Round to microseconds first, as datetime.fromtimestamp does, then cut to millis.
+        fraction, whole = math.modf(unix)
+        micros = round(fraction * 1_000_000)
+        second = int(whole) + micros // 1_000_000
+        fraction = (micros % 1_000_000) // 1000
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        return f"{self._prefix}{fraction:03d}Z"
 
 
 def parse_time(text: str, field: str = "timestamp") -> float:
