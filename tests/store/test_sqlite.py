@@ -330,11 +330,11 @@ _CHILD = textwrap.dedent(
         store = SqliteStore(Path(sys.argv[1]), batch_max=500)
         await store.open(durable)
         seq = 0
-        while True:
+        while True:  # a busy publisher, about 100,000 messages a second, that waits on I/O
             for _ in range(100):
                 seq += 1
                 store.append("c", seq, float(seq), b"message %d" % seq, "p", seq)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
 
     asyncio.run(main())
     """

@@ -359,18 +359,19 @@ class _Writer:
                 # commit rewrites the pages of every container it touches, so a few large
                 # commits cost far less than many small ones. After a quiet spell the
                 # deadline has passed and the first message is committed at once.
-                deadline = self.flushed_at + self.linger
+                # The wait is one sleep, not a wait per message: every time this thread
+                # gives up the GIL, a busy event loop can keep it for a switch interval.
+                lingered = False
                 while self.serving and len(pending) < self.batch_max:
                     try:
                         job = jobs.get_nowait()
                     except queue.Empty:
-                        wait = deadline - clock.monotonic()
-                        if wait <= 0 or not pending:
+                        wait = self.flushed_at + self.linger - clock.monotonic()
+                        if lingered or wait <= 0 or not pending:
                             break
-                        try:
-                            job = jobs.get(timeout=wait)
-                        except queue.Empty:
-                            break
+                        clock.sleep(wait)
+                        lingered = True
+                        continue
                     if isinstance(job, tuple):
                         take(job)
                     else:
