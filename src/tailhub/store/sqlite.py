@@ -20,10 +20,11 @@ How it works, and why:
   ranges with ``limit`` and ``after``.
 - **Open is cheap at any size.** Small ``containers`` (last seq, first seq, count, bytes) and
   ``producers`` tables hold the counters as of a checkpoint: the id of the last message they
-  include. The writer sums what it wrote per container (a few dict operations per row) and
-  writes those sums about once a second, before a prune and at close, in one transaction
-  with the checkpoint. ``open`` recounts only the rows after the checkpoint (at most about a
-  second of writes, in one ``GROUP BY``), so it is fast at any size and exact after a crash.
+  include. About once a second, before a prune and at close, the writer has SQLite sum the
+  rows written since the checkpoint (one ``GROUP BY`` over that id range, no Python per
+  row) into those tables and moves the checkpoint, in one transaction. ``open`` does the same
+  for a crash's leftovers (at most about a second of writes), so it is fast at any size and
+  exact after a crash.
 - **Retention.** ``prune`` runs on the writer thread, per container: every message but the
   newest ``max_messages`` goes, and so does the oldest run of messages received before
   ``now - max_age`` (messages arrive in time order, so that is every one of them), found by
@@ -141,20 +142,6 @@ SELECT cid, producer, pub_id FROM messages WHERE id IN (
 ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
 """
 
-_ADD_COUNTS: Final = """
-UPDATE containers SET
-    last_seq = max(last_seq, :last),
-    first_seq = CASE first_seq WHEN 0 THEN :first ELSE first_seq END,
-    messages = messages + :n,
-    bytes = bytes + :size
-WHERE id = :cid
-"""
-
-_SET_PRODUCER: Final = """
-INSERT INTO producers (cid, producer, pub_id) VALUES (?, ?, ?)
-ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
-"""
-
 _CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while messages arrive
 
 Row: TypeAlias = tuple[int, int, float, bytes, str, int | None]
@@ -248,9 +235,6 @@ class _Writer:
         self.retry_delay = _RETRY_FIRST
         self.chunk = batch_max
         self.sql: dict[int, str] = {}
-        # Sums of what was written since the checkpoint: cid -> [first, last, count, bytes].
-        self.counts: dict[int, list[int]] = {}
-        self.producers: dict[tuple[int, str], int] = {}
         self.checkpoint_at = 0.0
 
     # -- opening -----------------------------------------------------------------------
@@ -438,7 +422,6 @@ class _Writer:
             self.failed(exc)
             return False
         seconds = clock.perf_counter() - started
-        self.add_counts(written)
         last = {row[0]: row[1] for row in written}
         names = self.names
         durable = [(names[cid], seq) for cid, seq in last.items()]
@@ -461,21 +444,6 @@ class _Writer:
             self.checkpoint(conn)
         return True
 
-    def add_counts(self, rows: list[Row]) -> None:
-        """Add committed ``rows`` to the sums the next checkpoint writes."""
-        counts = self.counts
-        producers = self.producers
-        for cid, seq, _, payload, producer, pub_id in rows:
-            kept = counts.get(cid)
-            if kept is None:
-                counts[cid] = [seq, seq, 1, len(payload)]
-            else:
-                kept[1] = seq
-                kept[2] += 1
-                kept[3] += len(payload)
-            if pub_id is not None:
-                producers[(cid, producer)] = pub_id
-
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         """Write the sums since the last checkpoint, in a transaction of its own.
 
@@ -487,35 +455,19 @@ class _Writer:
             conn.execute("BEGIN IMMEDIATE")
             self.write_counts(conn)
             conn.execute("COMMIT")
-            self.counted()
         except sqlite3.Error as exc:
             self.rollback(conn)
             self.failure = f"updating the counters in {self.path} fails: {exc}"
             _log().error("store_checkpoint_failed", path=str(self.path), error=str(exc))
 
     def write_counts(self, conn: sqlite3.Connection) -> None:
-        """Add the sums to the counters and move the checkpoint (inside a transaction).
+        """Bring the counters up to date and move the checkpoint (inside a transaction).
 
-        The sums are kept until :meth:`counted` says the transaction committed.
+        The rows written since the checkpoint are summed by SQLite itself, once a second or
+        so, instead of by Python for every row as it is written: per row, that would hold the
+        GIL against the event loop.
         """
-        if self.counts:
-            conn.executemany(
-                _ADD_COUNTS,
-                [
-                    {"cid": cid, "first": first, "last": last, "n": n, "size": size}
-                    for cid, (first, last, n, size) in self.counts.items()
-                ],
-            )
-        if self.producers:
-            conn.executemany(
-                _SET_PRODUCER, [(c, p, pub_id) for (c, p), pub_id in self.producers.items()]
-            )
-        self.move_checkpoint(conn)
-
-    def counted(self) -> None:
-        """The transaction that wrote the sums committed: start new ones."""
-        self.counts = {}
-        self.producers = {}
+        self.recount(conn)
 
     @staticmethod
     def move_checkpoint(conn: sqlite3.Connection) -> None:
@@ -679,7 +631,6 @@ class _Writer:
                 changed.append((self.names[cid], removed, size, first_seq))
             self.move_checkpoint(conn)  # the newest ids may be gone: they restart lower
             conn.execute("COMMIT")
-            self.counted()
         except BaseException:
             self.rollback(conn)
             raise
