@@ -217,6 +217,13 @@ class TestDataDir:
         assert "history.db" in result.stderr
         assert "Traceback" not in result.stderr
 
+    def test_second_hub_on_the_same_data_dir(self, hub: HubProcess) -> None:
+        """A second hub on a data directory in use stops with one clear line."""
+        result = self.run(hub.data_dir)
+        assert 0 != result.returncode
+        assert "in use by another tailhub hub" in result.stderr
+        assert "Traceback" not in result.stderr
+
     def test_data_dir_that_is_a_file(self, tmp_path: Path) -> None:
         """A data directory that is a file stops start-up with a clear message."""
         path = tmp_path / "file"

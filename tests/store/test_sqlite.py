@@ -92,6 +92,18 @@ class TestOpen:
         await store.close()
         assert path.is_file()
 
+    async def test_one_hub_per_database(self, tmp_path: Path) -> None:
+        """A second store on the same file is refused while the first is open, not after."""
+        path = tmp_path / "history.db"
+        first = SqliteStore(path)
+        await first.open(_ignore)
+        message = await _open_error(path)
+        assert "in use by another tailhub hub" in message
+        await first.close()
+        second = SqliteStore(path)
+        await second.open(_ignore)
+        await second.close()
+
     async def test_file_is_in_wal_mode(self, tmp_path: Path) -> None:
         """The database is left in WAL mode (commits survive a process crash cheaply)."""
         path = tmp_path / "history.db"
@@ -216,25 +228,58 @@ class TestLifecycle:
 class TestCounters:
     """The counters a reopen reports are exact, whatever the writer had checkpointed."""
 
-    async def test_second_opener_sees_exact_counters_after_ids_restart(
-        self, tmp_path: Path
-    ) -> None:
-        """After a prune empties the file and ids start over, unfolded rows are still counted."""
+    async def test_crash_after_ids_restart_keeps_exact_counters(self, tmp_path: Path) -> None:
+        """After a prune empties the file and ids start over, a crash loses no count."""
         path = tmp_path / "history.db"
-        first = SqliteStore(path, Retention(max_messages=100, max_age=10.0))
-        await first.open(_ignore)
-        append(first, "a", range(1, 6), producer="p", pub_id=True)
-        await first.prune(1000.0)
-        sent = append(first, "a", range(6, 9), time=lambda seq: 1000.0, producer="p", pub_id=True)
-        await first.read("a")  # committed, and too soon for the writer's next checkpoint
-        second = SqliteStore(path)
-        snapshot = await second.open(_ignore)  # as a restart after a crash would
-        await second.close()
-        await first.close()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _RESTART_CHILD,
+            str(path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert child.stdout is not None
+        try:
+            async with asyncio.timeout(20 * UNIT):
+                ready = b"?"
+                while ready and ready != b"ready\n":  # the store logs to stdout too
+                    ready = await child.stdout.readline()
+        finally:
+            child.send_signal(signal.SIGKILL)  # before the writer's next checkpoint
+            await child.wait()
+        assert b"ready\n" == ready
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)  # as a restart after the crash
+        await store.close()
+        sent = [StoredMessage(seq, 1000.0, f"a:{seq}".encode()) for seq in range(6, 9)]
         assert ({"a": info_of(sent, 8)}, {("a", "p"): 8}) == (
             snapshot.containers,
             snapshot.producers,
         )
+
+
+_RESTART_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tailhub.store import Retention, SqliteStore
+
+    async def main():
+        store = SqliteStore(Path(sys.argv[1]), Retention(max_messages=100, max_age=10.0))
+        await store.open(lambda pairs: None)
+        for seq in range(1, 6):
+            store.append("a", seq, float(seq), b"a:%d" % seq, "p", seq)
+        await store.prune(1000.0)  # empties the file: ids start over
+        for seq in range(6, 9):
+            store.append("a", seq, 1000.0, b"a:%d" % seq, "p", seq)
+        await store.read("a")  # committed, and too soon for the writer's next checkpoint
+        print("ready", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
 
 
 class TestWriter:

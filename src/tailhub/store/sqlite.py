@@ -42,7 +42,9 @@ How it works, and why:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
+import os
 import queue
 import sqlite3
 import threading
@@ -236,6 +238,7 @@ class _Writer:
         self.chunk = batch_max
         self.sql: dict[int, str] = {}
         self.checkpoint_at = 0.0
+        self.lock: int | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -253,23 +256,52 @@ class _Writer:
                 f"cannot create the history directory {path.parent}: "
                 f"{exc.strerror or exc}; choose a data directory this user can write to"
             ) from None
+        self.lock = self._lock()
         try:
             conn = sqlite3.connect(path, isolation_level=None, cached_statements=256)
         except (sqlite3.Error, ValueError) as exc:
+            self._unlock()
             raise StoreError(self._open_error(exc)) from None
         try:
             snapshot = self._prepare(conn)
         except StoreError:
             conn.close()
+            self._unlock()
             raise
         except Exception as exc:
             conn.close()
+            self._unlock()
             raise StoreError(self._open_error(exc)) from None
         self.conn = conn
         self.serving = True
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self.chunk = max(1, min(self.batch_max, limit // _COLUMNS))
         return snapshot, {name: cid for cid, name in self.names.items()}
+
+    def _lock(self) -> int | None:
+        """Hold ``<db>.lock`` exclusively: two hubs on one database would reuse each seq.
+
+        The lock is an ``flock``, so it goes away with the process, SIGKILL included.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except (OSError, ValueError):
+            return None  # the connect below says what is wrong with the place
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(
+                f"the history database {self.path} is in use by another tailhub hub; stop "
+                f"it, or give this hub a data directory of its own (--data-dir)"
+            ) from None
+        return fd
+
+    def _unlock(self) -> None:
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
     def _open_error(self, exc: Exception) -> str:
         text = str(exc)
@@ -675,6 +707,7 @@ class _Writer:
         finally:
             self.serving = False
             self.conn.close()
+            self._unlock()
         if not flushed:
             raise StoreError(
                 f"{lost} queued messages could not be written to {self.path} before closing: "
