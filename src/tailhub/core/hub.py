@@ -53,7 +53,6 @@ class Connection:
         "catching_up",
         "closed",
         "id",
-        "opened",
         "patterns",
         "peer",
         "pending",
@@ -72,7 +71,6 @@ class Connection:
         self.authenticated = authenticated
         self.alive = True
         self.closed = False
-        self.opened = time.monotonic()
         self.subscriptions: set[str] = set()
         self.patterns: set[str] = set()
         self.published: set[str] = set()
@@ -118,7 +116,6 @@ class Hub:
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_id = 0
-        self.on_slow: Callable[[Connection], None] | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -304,8 +301,6 @@ class Hub:
             stats.bytes_out += len(data)
             if peer.buffered() > max_queue:
                 stats.slow_closes += 1
-                if self.on_slow is not None:
-                    self.on_slow(conn)
                 self.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
         if received:
             assert self._loop is not None
