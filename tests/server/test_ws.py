@@ -477,6 +477,78 @@ class TestLiveness:
             hub.stop()
 
 
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[HubProcess]:
+    """A hub with small limits, one per test."""
+    hub = HubProcess(
+        tmp_path / "hub",
+        args=[
+            "--publish-rate",
+            "5",
+            "--max-subscriptions",
+            "2",
+            "--max-connections",
+            "3",
+            "--allowed-origins",
+            "http://good.example",
+        ],
+    ).start()
+    yield hub
+    hub.stop()
+
+
+class TestLimits:
+    async def test_publish_rate(self, client: aiohttp.ClientSession, limited: HubProcess) -> None:
+        """Past the rate, a publish is refused with rate_limited and its id; the rest go on."""
+        viewer = await connect(client, limited, containerID="rated")
+        await receive_type(viewer, "subscribed")
+        pub = await connect(client, limited)
+        for i in range(1, 9):
+            await pub.send_str(log("rated", str(i), id=i))
+        refused = await receive_type(pub, "error")
+        assert ("rate_limited", "rated") == (refused["data"]["code"], refused["containerID"])
+        assert refused["id"] > 5
+        got = [(await receive_json(viewer))["data"]["message"] for _ in range(5)]
+        assert [str(i) for i in range(1, 6)] == got
+
+    async def test_subscriptions_per_connection(
+        self, client: aiohttp.ClientSession, limited: HubProcess
+    ) -> None:
+        """One subscription beyond the limit is refused; resubscribing an ID is not one more."""
+        ws = await connect(client, limited)
+        await subscribe(ws, "s-1")
+        await subscribe(ws, "s-2")
+        await subscribe(ws, "s-1")
+        await ws.send_str(json.dumps({"type": "subscribe", "containerID": "s-3"}))
+        reply = await receive_json(ws)
+        assert ("too_many_subscriptions", "s-3") == (reply["data"]["code"], reply["containerID"])
+
+    async def test_connections(self, client: aiohttp.ClientSession, limited: HubProcess) -> None:
+        """Past the most connections, a handshake gets HTTP 503; closing one frees a place."""
+        held = [await connect(client, limited) for _ in range(3)]
+        path = f"/?token={TOKEN}"
+        with pytest.raises(ConnectionError, match="503"):
+            raw_websocket(limited.port, path)
+        await held[0].close()
+
+        def accepted() -> bool:
+            try:
+                raw_websocket(limited.port, path).close()
+            except ConnectionError:
+                return False
+            return True
+
+        await wait_for(accepted)
+
+    async def test_origin(self, client: aiohttp.ClientSession, limited: HubProcess) -> None:
+        """A browser origin not allowed is closed with 1008; an allowed one works."""
+        bad = await client.ws_connect(limited.ws_url(), origin="http://evil.example")
+        assert 1008 == await closed_with(bad)
+        good = await client.ws_connect(limited.ws_url(), origin="http://good.example")
+        await good.send_str(json.dumps({"type": "sessions"}))
+        assert "sessions" == (await receive_json(good))["type"]
+
+
 class TestSlowReader:
     async def test_slow_reader_closed_others_unaffected(
         self, client: aiohttp.ClientSession, tmp_path: Path

@@ -10,7 +10,6 @@ and released, so one slow reader never holds memory or slows anyone else.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from typing import Protocol
@@ -79,16 +78,20 @@ class Connection:
         self.tasks: set[asyncio.Task[None]] = set()
         self._rate = rate
         self._allowance = float(rate)
-        self._rate_at = time.monotonic()
+        self._rate_at = 0.0  # set by the first publish, on the caller's clock
 
     def allow_publish(self, mono: float) -> bool:
-        """Token bucket: ``rate`` messages a second, bursts of up to one second's worth."""
+        """Token bucket: ``rate`` messages a second, bursts of up to one second's worth.
+
+        ``mono`` is the caller's monotonic clock (the event loop's); the bucket starts full.
+        """
         if self._rate == 0:
             return True
-        self._allowance = min(
-            float(self._rate), self._allowance + (mono - self._rate_at) * self._rate
-        )
-        self._rate_at = mono
+        if mono > self._rate_at:
+            if self._rate_at:
+                refill = (mono - self._rate_at) * self._rate
+                self._allowance = min(float(self._rate), self._allowance + refill)
+            self._rate_at = mono
         if self._allowance < 1.0:
             return False
         self._allowance -= 1.0

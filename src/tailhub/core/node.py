@@ -215,21 +215,20 @@ class Node:
         now = time.time()
         mono = self._mono()
         if conn is not None and not conn.allow_publish(mono):
-            if conn.authenticated:
-                self.error(
-                    conn,
-                    ErrorCode.RATE_LIMITED,
-                    f"more than {self.settings.publish_rate} messages a second; message dropped",
-                    container_id=container_id,
-                    id=msg.id,
-                    producer=msg.producer,
-                )
+            self.error(
+                conn,
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.settings.publish_rate} messages a second; message dropped",
+                container_id=container_id,
+                id=msg.id,
+                producer=msg.producer,
+            )
             return None
         if kind == "heartbeat":
             self.sessions.on_publish(container_id, kind, now, mono)
             if conn is not None:
                 self.hub.add_publisher(conn, container_id)
-                stamp = format_time(now)
+                stamp = self._stamp(now)
                 self.hub.send(
                     conn,
                     encode(

@@ -130,11 +130,11 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         if settings.allowed_origins and origin and origin not in settings.allowed_origins:
             _log.warning("origin_refused", conn=conn.id, origin=origin)
             node.hub.close(conn, CloseCode.POLICY, "origin not allowed")
-            return ws
-        url_container = request.query.get("containerID")
-        if url_container and conn.authenticated:
-            _subscribe_from_url(state, conn, url_container)
-        await _read_loop(state, ws, conn, url_container)
+        else:
+            url_container = request.query.get("containerID")
+            if url_container and conn.authenticated:
+                _subscribe_from_url(state, conn, url_container)
+            await _read_loop(state, ws, conn, url_container)
         if peer.closing is not None:
             # The hub closed this connection: let its close code, not aiohttp's 1000, go out.
             await asyncio.shield(peer.closing)
