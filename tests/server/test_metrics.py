@@ -87,6 +87,9 @@ class TestMetrics:
             "tailhub_deliver_latency_seconds",
             "tailhub_store_write_seconds",
             "tailhub_store_batch_messages",
+            "tailhub_store_pending_messages",
+            "tailhub_sessions_started",
+            "tailhub_sessions_ended",
         }
         assert expected <= names, expected - names
 
@@ -113,7 +116,10 @@ class TestMetrics:
 
         async def stored() -> bool:
             now = await scrape(http, hub)
-            return value(now, "tailhub_store_batch_messages_sum") == 4
+            return (
+                value(now, "tailhub_store_batch_messages_sum") == 4
+                and value(now, "tailhub_store_pending_messages") == 0
+            )
 
         await wait_for(stored)
         after = await scrape(http, hub)
@@ -126,6 +132,7 @@ class TestMetrics:
         assert value(after, "tailhub_messages_out_total", type="log") == 3
         assert value(after, "tailhub_messages_out_total", type="status") == 1
         assert value(after, "tailhub_duplicates_total") == 1
+        assert value(after, "tailhub_sessions_started_total") == 1
         assert value(after, "tailhub_errors_total", code="invalid_json") == 1
         assert value(after, "tailhub_bytes_in_total") > 0
         assert value(after, "tailhub_bytes_out_total") > value(before, "tailhub_bytes_out_total")

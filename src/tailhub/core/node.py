@@ -541,5 +541,10 @@ class Node:
         """Every listed session: active first, then recently ended, newest first."""
         return [self.describe(session) for session in self.sessions.all()]
 
+    def not_durable(self) -> int:
+        """Messages accepted but not yet durable in history: how far the store lags behind."""
+        durable = self._durable
+        return sum(last - durable.get(cid, 0) for cid, last in self._last_seq.items())
+
     def last_seq(self, container_id: str) -> int:
         return self._last_seq.get(container_id, 0)

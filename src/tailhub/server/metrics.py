@@ -193,6 +193,11 @@ class HubCollector:
         yield CounterMetricFamily(
             "tailhub_bytes_out", "Bytes written to connections.", value=stats.bytes_out
         )
+        yield GaugeMetricFamily(
+            "tailhub_store_pending_messages",
+            "Messages accepted but not yet durable in history (the store's lag; acks wait).",
+            value=node.not_durable(),
+        )
         yield CounterMetricFamily(
             "tailhub_queue_drops",
             "Frames not sent because their connection was being closed.",
