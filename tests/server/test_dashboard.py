@@ -156,7 +156,11 @@ async def browser() -> AsyncIterator[Browser]:
         try:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         except Error as exc:  # pragma: no cover - depends on the machine
-            pytest.skip(f"Chromium cannot start here: {exc.message.splitlines()[0]}")
+            # The browser tests are a required part of the suite: no Chromium is a failure.
+            pytest.fail(
+                f"Chromium cannot start ({exc.message.splitlines()[0]}); "
+                "install Debian's chromium (scripts/test does)"
+            )
         yield browser
         await browser.close()
 
