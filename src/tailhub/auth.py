@@ -56,7 +56,7 @@ def load_or_create_token(data_dir: Path) -> tuple[str, Path, bool]:
         token = ""
     if token:
         return token, path, False
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # history may hold secrets too
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

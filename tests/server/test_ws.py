@@ -656,9 +656,10 @@ class TestProcess:
 
     async def test_generated_token(self, client: aiohttp.ClientSession, tmp_path: Path) -> None:
         """Without AUTH_TOKEN the hub makes a token in a 0600 file, says where, never logs it."""
-        hub = HubProcess(tmp_path / "h", token=None).start()
+        data = tmp_path / "h" / "data"  # made by the hub itself
+        hub = HubProcess(tmp_path / "h", token=None, env={"TAILHUB_DATA_DIR": str(data)}).start()
         try:
-            path = tmp_path / "h" / "token"
+            path = data / "token"
             await wait_for(path.exists)
             token = path.read_text().strip()
             assert 0o600 == stat.S_IMODE(os.stat(path).st_mode)
@@ -672,3 +673,4 @@ class TestProcess:
             hub.stop()
         assert token not in hub.log()
         assert str(path) in hub.log()
+        assert 0o700 == stat.S_IMODE(os.stat(path.parent).st_mode)

@@ -180,8 +180,9 @@ def run(settings: Settings) -> int:
             token_file=str(path),
             hint=(
                 "AUTH_TOKEN is not set, so the hub uses the token in this file (readable by "
-                "its owner only). The tailhub CLI on this machine reads it from there; "
-                f"others connect with ws://HOST:{settings.port}/?token=<the file's contents>."
+                "its owner only). The tailhub CLI on this machine reads it from there; other "
+                "clients pass the file's contents as their token (query parameter or bearer "
+                "header)."
             ),
         )
     loop_factory = None

@@ -250,7 +250,8 @@ class _Writer:
         """
         path = self.path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner only: an agent's logs may hold secrets of its own.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(
                 f"cannot create the history directory {path.parent}: "
