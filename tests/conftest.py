@@ -26,6 +26,15 @@ def hub(tmp_path: Path) -> Iterator[HubProcess]:
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for a whole module; its tests use their own container IDs and never stop it."""
+    process = HubProcess(tmp_path_factory.mktemp("shared"), args=["--max-sessions", "1000"])
+    process.start()
+    yield process
+    process.stop()
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +36,6 @@ async def _wait_until(hub: HubProcess, container_id: str, wanted: dict[str, obje
 
 def _logs(history: list[Message]) -> list[tuple[str, str]]:
     return [(m.data["level"], m.data["message"]) for m in history if m.type == "log"]
-
-
-@pytest.fixture(scope="module")
-def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """A hub for this module's tests that never stop it (each uses its own container ID)."""
-    process = HubProcess(tmp_path_factory.mktemp("shared") / "hub").start()
-    yield process
-    process.stop()
 
 
 class TestLineSplitter:

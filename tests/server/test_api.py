@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,6 @@ from tests.helpers import TOKEN, UNIT, HubProcess, receive_json, receive_type, w
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NDJSON = "application/x-ndjson"
 Json = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """One hub for the tests that need no special settings; each uses its own containerIDs."""
-    hub = HubProcess(tmp_path_factory.mktemp("api"), args=["--max-sessions", "1000"]).start()
-    yield hub
-    hub.stop()
 
 
 @pytest.fixture
@@ -134,66 +126,68 @@ class TestAuthentication:
         ],
     )
     async def test_no_token_is_401(
-        self, shared: HubProcess, http: aiohttp.ClientSession, method: str, path: str
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, method: str, path: str
     ) -> None:
         """Every API route, and /metrics, refuse a request without a token with 401 JSON."""
-        async with http.request(method, shared.http + path, data=b"{}") as resp:
+        async with http.request(method, shared_hub.http + path, data=b"{}") as resp:
             data = await error_of(resp, 401)
             assert data["code"] == "unauthorized"
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
     async def test_wrong_token_is_401(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """A wrong token is refused in either place, and the token is not echoed."""
         for kwargs in (
             {"headers": {"Authorization": "Bearer wrong-secret"}},
             {"params": {"token": "wrong-secret"}},
         ):
-            async with http.get(f"{shared.http}/api/sessions", **kwargs) as resp:  # type: ignore[arg-type]
+            async with http.get(f"{shared_hub.http}/api/sessions", **kwargs) as resp:  # type: ignore[arg-type]
                 data = await error_of(resp, 401)
                 assert data["error"] == "invalid token"
                 assert "wrong-secret" not in await resp.text()
 
-    async def test_token_in_query(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_token_in_query(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """``?token=`` is accepted where no header can be set (EventSource, a plain link)."""
-        async with http.get(f"{shared.http}/api/sessions", params={"token": TOKEN}) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions", params={"token": TOKEN}) as resp:
             assert resp.status == 200
 
     async def test_health_needs_no_token(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """/healthz, /readyz and /openapi.json answer without a token."""
-        async with http.get(f"{shared.http}/healthz") as resp:
+        async with http.get(f"{shared_hub.http}/healthz") as resp:
             assert (resp.status, (await resp.json())["status"]) == (200, "ok")
-        async with http.get(f"{shared.http}/readyz") as resp:
+        async with http.get(f"{shared_hub.http}/readyz") as resp:
             assert (resp.status, (await resp.json())["status"]) == (200, "ready")
-        async with http.get(f"{shared.http}/openapi.json") as resp:
+        async with http.get(f"{shared_hub.http}/openapi.json") as resp:
             assert (resp.status, (await resp.json())["openapi"]) == (200, "3.1.0")
 
 
 class TestSessions:
     async def test_list_matches_websocket(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """GET /api/sessions returns the very objects of the WebSocket ``sessions`` reply."""
-        await post(http, shared, "list-1", log("one"))
-        ws = await ws_client.ws_connect(shared.ws_url())
+        await post(http, shared_hub, "list-1", log("one"))
+        ws = await ws_client.ws_connect(shared_hub.ws_url())
         await ws.send_str('{"type":"sessions"}')
         over_ws = (await receive_type(ws, "sessions"))["data"]
-        async with http.get(f"{shared.http}/api/sessions", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions", headers=AUTH) as resp:
             over_http = await resp.json()
         assert over_ws == over_http
         assert "list-1" in {s["containerID"] for s in over_http["sessions"]}
 
-    async def test_active_filter(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_active_filter(self, shared_hub: HubProcess, http: aiohttp.ClientSession) -> None:
         """?active=1 lists active sessions only, ?active=0 ended ones only."""
-        await post(http, shared, "filter-live", log("running"))
-        await post(http, shared, "filter-done", {"type": "complete", "data": {"exitCode": 0}})
+        await post(http, shared_hub, "filter-live", log("running"))
+        await post(http, shared_hub, "filter-done", {"type": "complete", "data": {"exitCode": 0}})
 
         async def ids(active: str) -> set[str]:
             async with http.get(
-                f"{shared.http}/api/sessions", params={"active": active}, headers=AUTH
+                f"{shared_hub.http}/api/sessions", params={"active": active}, headers=AUTH
             ) as resp:
                 return {s["containerID"] for s in (await resp.json())["sessions"]}
 
@@ -201,11 +195,11 @@ class TestSessions:
         assert ("filter-live" in live, "filter-done" in live) == (True, False)
         assert ("filter-live" in ended, "filter-done" in ended) == (False, True)
 
-    async def test_one(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_one(self, shared_hub: HubProcess, http: aiohttp.ClientSession) -> None:
         """GET /api/sessions/{id} describes one session; a percent-encoded '/' is part of it."""
-        reply = await post(http, shared, "team%2Fjob 7", log("a"), log("b"))
+        reply = await post(http, shared_hub, "team%2Fjob 7", log("a"), log("b"))
         assert reply["seq"] == [1, 2]
-        got = await session(http, shared, "team%2Fjob 7")
+        got = await session(http, shared_hub, "team%2Fjob 7")
         assert (
             got["containerID"],
             got["active"],
@@ -214,48 +208,52 @@ class TestSessions:
             got["firstSeq"],
         ) == ("team/job 7", True, "running", 2, 1)
 
-    async def test_unknown_is_404(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_unknown_is_404(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """An unknown containerID is 404 not_found."""
-        async with http.get(f"{shared.http}/api/sessions/never-seen", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions/never-seen", headers=AUTH) as resp:
             assert (await error_of(resp, 404))["code"] == "not_found"
 
     @pytest.mark.parametrize("query", [{"active": "maybe"}])
     async def test_bad_parameter_is_400(
-        self, shared: HubProcess, http: aiohttp.ClientSession, query: dict[str, str]
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, query: dict[str, str]
     ) -> None:
         """A parameter that is not understood is 400, naming it."""
-        async with http.get(f"{shared.http}/api/sessions", params=query, headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions", params=query, headers=AUTH) as resp:
             data = await error_of(resp, 400)
             assert (data["code"], "active" in data["error"]) == ("invalid_request", True)
 
-    async def test_pattern_id_is_400(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_pattern_id_is_400(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """A containerID with '*' is refused: the API works on one container."""
-        async with http.get(f"{shared.http}/api/sessions/build-%2A", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions/build-%2A", headers=AUTH) as resp:
             assert (await error_of(resp, 400))["code"] == "invalid_request"
 
 
 class TestLogs:
     async def test_lines_are_the_subscribers_bytes(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """Each NDJSON line is exactly the text a WebSocket subscriber receives."""
-        await post(http, shared, "bytes-1", log("a"), log("b", "warn", id=1), log("c"))
-        ws = await ws_client.ws_connect(shared.ws_url())
+        await post(http, shared_hub, "bytes-1", log("a"), log("b", "warn", id=1), log("c"))
+        ws = await ws_client.ws_connect(shared_hub.ws_url())
         await ws.send_str('{"type":"subscribe","containerID":"bytes-1","since":0}')
         await receive_type(ws, "subscribed")
         frames = [(await ws.receive(timeout=5 * UNIT)).data for _ in range(3)]
-        async with http.get(f"{shared.http}/api/sessions/bytes-1/logs", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions/bytes-1/logs", headers=AUTH) as resp:
             body = await resp.text()
         assert frames == body.splitlines()
         assert body.endswith("\n")
 
     async def test_since_tail_from_level(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """since, tail, from and level select the history as documented."""
         await post(
             http,
-            shared,
+            shared_hub,
             "select-1",
             log("d", "debug"),
             log("i", "info"),
@@ -265,7 +263,7 @@ class TestLogs:
         )
 
         async def seqs(**query: str) -> list[int]:
-            return [m["seq"] for m in await history(http, shared, "select-1", **query)]
+            return [m["seq"] for m in await history(http, shared_hub, "select-1", **query)]
 
         assert await seqs() == [1, 2, 3, 4, 5]
         assert await seqs(since="2") == [3, 4, 5]
@@ -289,55 +287,57 @@ class TestLogs:
         ],
     )
     async def test_bad_parameter_is_400(
-        self, shared: HubProcess, http: aiohttp.ClientSession, query: dict[str, str], named: str
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, query: dict[str, str], named: str
     ) -> None:
         """Bad parameters are 400 invalid_request, in words that name them."""
         async with http.get(
-            f"{shared.http}/api/sessions/params-1/logs", params=query, headers=AUTH
+            f"{shared_hub.http}/api/sessions/params-1/logs", params=query, headers=AUTH
         ) as resp:
             data = await error_of(resp, 400)
             assert (data["code"], named in data["error"]) == ("invalid_request", True)
 
-    async def test_unknown_is_404(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_unknown_is_404(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """The history of an unknown container is 404 (without follow, which waits for it)."""
-        async with http.get(f"{shared.http}/api/sessions/nobody/logs", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions/nobody/logs", headers=AUTH) as resp:
             assert (await error_of(resp, 404))["code"] == "not_found"
 
     async def test_follow_gets_live_messages(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """follow=1 sends the history, then a message published over WebSocket afterwards."""
-        await post(http, shared, "follow-1", log("before"))
+        await post(http, shared_hub, "follow-1", log("before"))
         async with http.get(
-            f"{shared.http}/api/sessions/follow-1/logs", params={"follow": "1"}, headers=AUTH
+            f"{shared_hub.http}/api/sessions/follow-1/logs", params={"follow": "1"}, headers=AUTH
         ) as resp:
             assert (resp.status, resp.content_type) == (200, NDJSON)
             assert (await next_line(resp))["data"]["message"] == "before"
-            ws = await container_ws(ws_client, shared)
+            ws = await container_ws(ws_client, shared_hub)
             await send(ws, "follow-1", log("live"))
             got = await next_line(resp)
             assert (got["seq"], got["data"]["message"]) == (2, "live")
 
     async def test_follow_waits_for_a_new_container(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """Following a container not yet seen waits for its first message."""
         async with http.get(
-            f"{shared.http}/api/sessions/follow-new/logs",
+            f"{shared_hub.http}/api/sessions/follow-new/logs",
             params={"follow": "1", "level": "warn"},
             headers=AUTH,
         ) as resp:
             assert resp.status == 200
-            await post(http, shared, "follow-new", log("quiet"), log("loud", "error"))
+            await post(http, shared_hub, "follow-new", log("quiet"), log("loud", "error"))
             got = await next_line(resp)
             assert (got["seq"], got["data"]["message"]) == (2, "loud")
 
     async def test_follow_has_no_gap_or_repeat(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """A follower that starts while a container publishes gets every seq exactly once."""
         total = 300
-        ws = await container_ws(ws_client, shared)
+        ws = await container_ws(ws_client, shared_hub)
         started = asyncio.Event()
 
         async def publish() -> None:
@@ -350,36 +350,36 @@ class TestLogs:
         publisher = asyncio.create_task(publish())
         await started.wait()
         async with http.get(
-            f"{shared.http}/api/sessions/handover-1/logs", params={"follow": "1"}, headers=AUTH
+            f"{shared_hub.http}/api/sessions/handover-1/logs", params={"follow": "1"}, headers=AUTH
         ) as resp:
             seqs = [(await next_line(resp))["seq"] for _ in range(total)]
         await publisher
         assert list(range(1, total + 1)) == seqs
 
     async def test_follower_leaving_is_released(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """When the client goes away, its subscription is released."""
-        await post(http, shared, "leave-1", log("x"))
+        await post(http, shared_hub, "leave-1", log("x"))
         resp = await http.get(
-            f"{shared.http}/api/sessions/leave-1/logs", params={"follow": "1"}, headers=AUTH
+            f"{shared_hub.http}/api/sessions/leave-1/logs", params={"follow": "1"}, headers=AUTH
         )
         await next_line(resp)
-        assert (await session(http, shared, "leave-1"))["subscribers"] == 1
+        assert (await session(http, shared_hub, "leave-1"))["subscribers"] == 1
         resp.close()
 
         async def released() -> bool:
-            return (await session(http, shared, "leave-1"))["subscribers"] == 0
+            return (await session(http, shared_hub, "leave-1"))["subscribers"] == 0
 
         await wait_for(released)
 
     async def test_sse_resumes_with_last_event_id(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """SSE events carry id = seq; Last-Event-ID resumes after it, then stays live."""
-        await post(http, shared, "sse-1", *(log(f"m{n}") for n in range(1, 6)))
+        await post(http, shared_hub, "sse-1", *(log(f"m{n}") for n in range(1, 6)))
         sse = {**AUTH, "Accept": "text/event-stream"}
-        url = f"{shared.http}/api/sessions/sse-1/logs"
+        url = f"{shared_hub.http}/api/sessions/sse-1/logs"
         async with http.get(url, params={"tail": "5"}, headers=sse) as resp:
             assert resp.content_type == "text/event-stream"
             first = [await next_event(resp) for _ in range(3)]
@@ -389,19 +389,19 @@ class TestLogs:
             url, params={"tail": "5"}, headers={**sse, "Last-Event-ID": "3"}
         ) as resp:
             resumed = [await next_event(resp) for _ in range(2)]
-            ws = await container_ws(ws_client, shared)
+            ws = await container_ws(ws_client, shared_hub)
             await send(ws, "sse-1", log("m6"))
             resumed.append(await next_event(resp))
         assert [e["id"] for e in resumed] == ["4", "5", "6"]
         assert json.loads(resumed[2]["data"])["data"]["message"] == "m6"
 
     async def test_sse_without_follow_ends(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """SSE with follow=0 sends the history and ends; a bad Last-Event-ID is 400."""
-        await post(http, shared, "sse-2", log("a"), log("b"))
+        await post(http, shared_hub, "sse-2", log("a"), log("b"))
         sse = {**AUTH, "Accept": "text/event-stream"}
-        url = f"{shared.http}/api/sessions/sse-2/logs"
+        url = f"{shared_hub.http}/api/sessions/sse-2/logs"
         async with http.get(url, params={"follow": "0"}, headers=sse) as resp:
             body = await resp.text()
         assert body.startswith("id: 1\ndata: {")
@@ -412,14 +412,14 @@ class TestLogs:
 
 class TestPublish:
     async def test_ndjson_lines(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """NDJSON lines are published in order and reach a WebSocket subscriber."""
-        viewer = await ws_client.ws_connect(shared.ws_url(containerID="pub-1"))
+        viewer = await ws_client.ws_connect(shared_hub.ws_url(containerID="pub-1"))
         await receive_type(viewer, "subscribed")
         reply = await post(
             http,
-            shared,
+            shared_hub,
             "pub-1",
             log("one"),
             {"type": "STATUS", "data": {"status": "failed"}},
@@ -431,37 +431,39 @@ class TestPublish:
         assert [(m["type"], m["seq"]) for m in got] == [("log", 1), ("status", 2), ("log", 3)]
         assert got[1]["data"]["status"] == "error", "normalised as over WebSocket"
 
-    async def test_one_json_message(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_one_json_message(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """With Content-Type application/json the body is one message, even pretty-printed."""
         async with http.post(
-            f"{shared.http}/api/sessions/pub-2/messages",
+            f"{shared_hub.http}/api/sessions/pub-2/messages",
             data=json.dumps(log("pretty"), indent=2),
             headers={**AUTH, "Content-Type": "application/json"},
         ) as resp:
             assert await resp.json() == {"accepted": 1, "seq": [1]}
 
     async def test_duplicate_id_is_not_stored_again(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """A producer id already stored is taken but not stored again (seq null)."""
-        first = await post(http, shared, "pub-3", log("a", id=1, producer="p"))
-        again = await post(http, shared, "pub-3", log("a", id=1, producer="p"))
+        first = await post(http, shared_hub, "pub-3", log("a", id=1, producer="p"))
+        again = await post(http, shared_hub, "pub-3", log("a", id=1, producer="p"))
         assert (first["seq"], again["seq"]) == ([1], [None])
-        assert (await session(http, shared, "pub-3"))["lastSeq"] == 1
+        assert (await session(http, shared_hub, "pub-3"))["lastSeq"] == 1
 
     async def test_bad_line_stores_nothing(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """One bad line refuses the whole request: 400 naming the line, nothing stored."""
-        await post(http, shared, "pub-4", log("kept"))
+        await post(http, shared_hub, "pub-4", log("kept"))
         body = ndjson(log("a"), log("b")) + b'{"type":"log","data":{"level":"info"}}\n'
         async with http.post(
-            f"{shared.http}/api/sessions/pub-4/messages", data=body, headers=AUTH
+            f"{shared_hub.http}/api/sessions/pub-4/messages", data=body, headers=AUTH
         ) as resp:
             data = await error_of(resp, 400)
         assert (data["code"], data["line"]) == ("invalid_message", 3)
         assert data["error"].startswith("line 3: ")
-        assert [m["data"]["message"] for m in await history(http, shared, "pub-4")] == ["kept"]
+        assert [m["data"]["message"] for m in await history(http, shared_hub, "pub-4")] == ["kept"]
 
     @pytest.mark.parametrize(
         ("body", "code", "words"),
@@ -486,7 +488,7 @@ class TestPublish:
     )
     async def test_refused_bodies(
         self,
-        shared: HubProcess,
+        shared_hub: HubProcess,
         http: aiohttp.ClientSession,
         body: bytes,
         code: str,
@@ -494,30 +496,30 @@ class TestPublish:
     ) -> None:
         """Bodies the WebSocket would refuse are 400 with the WebSocket's code, and words."""
         async with http.post(
-            f"{shared.http}/api/sessions/pub-5/messages", data=body, headers=AUTH
+            f"{shared_hub.http}/api/sessions/pub-5/messages", data=body, headers=AUTH
         ) as resp:
             data = await error_of(resp, 400)
         assert (code, True) == (data["code"], words in data["error"]), data
-        async with http.get(f"{shared.http}/api/sessions/pub-5", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/sessions/pub-5", headers=AUTH) as resp:
             assert resp.status == 404, "nothing was stored"
 
     async def test_body_too_large_is_413(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """A body over the limit (4 MiB by default) is 413 too_large."""
         body = io.BytesIO(ndjson(log("x" * 1000)) * 5000)
         async with http.post(
-            f"{shared.http}/api/sessions/pub-6/messages", data=body, headers=AUTH
+            f"{shared_hub.http}/api/sessions/pub-6/messages", data=body, headers=AUTH
         ) as resp:
             assert (await error_of(resp, 413))["code"] == "too_large"
 
     async def test_line_too_large_is_413(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """A line over max-message-size (1 MiB by default) is 413, naming the line."""
         body = io.BytesIO(ndjson(log("fine"), log("x" * (1 << 20))))
         async with http.post(
-            f"{shared.http}/api/sessions/pub-7/messages", data=body, headers=AUTH
+            f"{shared_hub.http}/api/sessions/pub-7/messages", data=body, headers=AUTH
         ) as resp:
             data = await error_of(resp, 413)
         assert (data["code"], data["line"]) == ("too_large", 2)
@@ -541,13 +543,13 @@ class TestPublish:
 
 class TestCommands:
     async def test_delivered_to_the_container(
-        self, shared: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
     ) -> None:
         """A command reaches the container's connection; the reply counts deliveries."""
-        container = await container_ws(ws_client, shared)
+        container = await container_ws(ws_client, shared_hub)
         await send(container, "cmd-1", {"type": "heartbeat"})
         await receive_type(container, "heartbeat")
-        url = f"{shared.http}/api/sessions/cmd-1/commands"
+        url = f"{shared_hub.http}/api/sessions/cmd-1/commands"
         for body, data in (
             ({"action": "cancel"}, {"action": "cancel"}),
             (
@@ -564,11 +566,11 @@ class TestCommands:
             assert ("cmd-1", data) == (got["containerID"], got["data"])
 
     async def test_no_container_is_409(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """With no connection publishing for the container: 409 no_container, nothing queued."""
         async with http.post(
-            f"{shared.http}/api/sessions/cmd-none/commands",
+            f"{shared_hub.http}/api/sessions/cmd-none/commands",
             json={"action": "cancel"},
             headers=AUTH,
         ) as resp:
@@ -589,35 +591,37 @@ class TestCommands:
         ],
     )
     async def test_bad_command_is_400(
-        self, shared: HubProcess, http: aiohttp.ClientSession, body: bytes, code: str
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, body: bytes, code: str
     ) -> None:
         """A command the WebSocket would refuse is 400 with the same code."""
         async with http.post(
-            f"{shared.http}/api/sessions/cmd-2/commands", data=body, headers=AUTH
+            f"{shared_hub.http}/api/sessions/cmd-2/commands", data=body, headers=AUTH
         ) as resp:
             assert code == (await error_of(resp, 400))["code"]
 
-    async def test_too_large_is_413(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_too_large_is_413(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """A command body over max-message-size is 413."""
         body = io.BytesIO(json.dumps({"action": "input", "text": "x" * (1 << 20)}).encode())
         async with http.post(
-            f"{shared.http}/api/sessions/cmd-3/commands", data=body, headers=AUTH
+            f"{shared_hub.http}/api/sessions/cmd-3/commands", data=body, headers=AUTH
         ) as resp:
             assert (await error_of(resp, 413))["code"] == "too_large"
 
 
 class TestRouting:
     async def test_unknown_path_is_json_404(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """An unknown path under /api/ is a JSON 404."""
-        async with http.get(f"{shared.http}/api/nothing-here", headers=AUTH) as resp:
+        async with http.get(f"{shared_hub.http}/api/nothing-here", headers=AUTH) as resp:
             assert (await error_of(resp, 404))["code"] == "not_found"
 
     async def test_wrong_method_is_json_405(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """A wrong method is a JSON 405 that says which methods are allowed."""
-        async with http.delete(f"{shared.http}/api/sessions/x", headers=AUTH) as resp:
+        async with http.delete(f"{shared_hub.http}/api/sessions/x", headers=AUTH) as resp:
             assert (await error_of(resp, 405))["code"] == "method_not_allowed"
             assert "GET" in resp.headers["Allow"]

@@ -165,14 +165,6 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-@pytest.fixture(scope="module")
-def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """One hub for the tests that need nothing of their own; each uses its own container IDs."""
-    process = HubProcess(tmp_path_factory.mktemp("dashboard-hub")).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
     """A hub without a publish rate limit, for the test that floods it."""

@@ -7,23 +7,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.helpers import UNIT, HubProcess, receive_json, receive_type, wait_for
 
 WS = aiohttp.ClientWebSocketResponse
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def log(container: str, message: str, **extra: Any) -> str:
@@ -37,10 +29,10 @@ async def publish(ws: WS, container: str, count: int, start: int = 0) -> None:
 
 
 async def backlog(
-    client: aiohttp.ClientSession, hub: HubProcess, container: str, **options: Any
+    http: aiohttp.ClientSession, hub: HubProcess, container: str, **options: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Subscribe with ``options``; the ``subscribed`` reply and the backlog it announces."""
-    ws = await client.ws_connect(hub.ws_url())
+    ws = await http.ws_connect(hub.ws_url())
     await ws.send_str(json.dumps({"type": "subscribe", "containerID": container, **options}))
     reply = await receive_type(ws, "subscribed")
     messages = []
@@ -58,47 +50,47 @@ async def sessions(ws: WS) -> list[dict[str, Any]]:
 
 
 class TestBacklog:
-    async def test_since_tail_from(self, client: aiohttp.ClientSession, hub: HubProcess) -> None:
+    async def test_since_tail_from(self, http: aiohttp.ClientSession, hub: HubProcess) -> None:
         """since, tail and from select exactly the kept messages they name, in order."""
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         await publish(pub, "hist", 10)
-        reply, got = await backlog(client, hub, "hist", since=0)
+        reply, got = await backlog(http, hub, "hist", since=0)
         assert (10, 1, False) == (reply["seq"], reply["firstSeq"], reply["truncated"])
         assert list(range(1, 11)) == [m["seq"] for m in got]
         assert [str(i) for i in range(10)] == [m["data"]["message"] for m in got]
-        _, got = await backlog(client, hub, "hist", since=7)
+        _, got = await backlog(http, hub, "hist", since=7)
         assert [8, 9, 10] == [m["seq"] for m in got]
-        _, got = await backlog(client, hub, "hist", tail=4)
+        _, got = await backlog(http, hub, "hist", tail=4)
         assert [7, 8, 9, 10] == [m["seq"] for m in got]
         cut = datetime.now(UTC).isoformat()
         await publish(pub, "hist", 2, start=10)
-        _, got = await backlog(client, hub, "hist", **{"from": cut})
+        _, got = await backlog(http, hub, "hist", **{"from": cut})
         assert [11, 12] == [m["seq"] for m in got]
 
     async def test_live_only_without_options(
-        self, client: aiohttp.ClientSession, hub: HubProcess
+        self, http: aiohttp.ClientSession, hub: HubProcess
     ) -> None:
         """A subscribe with no since/tail/from gets no backlog, then live messages."""
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         await publish(pub, "live", 3)
-        viewer = await client.ws_connect(hub.ws_url())
+        viewer = await http.ws_connect(hub.ws_url())
         await viewer.send_str(json.dumps({"type": "subscribe", "containerID": "live"}))
         assert 3 == (await receive_type(viewer, "subscribed"))["seq"]
         await publish(pub, "live", 1, start=3)
         assert 4 == (await receive_json(viewer))["seq"]
 
     async def test_subscribe_racing_a_publisher(
-        self, client: aiohttp.ClientSession, hub: HubProcess
+        self, http: aiohttp.ClientSession, hub: HubProcess
     ) -> None:
         """Subscribing while a container publishes at full speed: every seq exactly once."""
         total = 4000
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         publisher = asyncio.create_task(publish(pub, "race", total))
         while True:  # join while the publisher is in full flow
             listed = await sessions(pub)
             if listed and listed[0]["lastSeq"] >= 200:
                 break
-        viewer = await client.ws_connect(hub.ws_url())
+        viewer = await http.ws_connect(hub.ws_url())
         await viewer.send_str(json.dumps({"type": "subscribe", "containerID": "race", "since": 0}))
         reply = await receive_type(viewer, "subscribed")
         assert 0 < reply["seq"]
@@ -113,31 +105,31 @@ class TestBacklog:
 
 class TestRestart:
     async def test_sigkill_keeps_history_and_seq(
-        self, client: aiohttp.ClientSession, hub: HubProcess
+        self, http: aiohttp.ClientSession, hub: HubProcess
     ) -> None:
         """After SIGKILL and a restart on the same data dir: all acked history, seq goes on."""
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         for i in range(1, 301):
             await pub.send_str(log("crash", str(i), id=i))
         while (await receive_type(pub, "ack"))["id"] < 300:
             pass
         hub.kill()
         hub.start()
-        reply, got = await backlog(client, hub, "crash", since=0)
+        reply, got = await backlog(http, hub, "crash", since=0)
         assert 300 == reply["seq"]
         assert list(range(1, 301)) == [m["seq"] for m in got]
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         await pub.send_str(log("crash", "after"))
-        _, got = await backlog(client, hub, "crash", since=300)
+        _, got = await backlog(http, hub, "crash", since=300)
         assert [(301, "after")] == [(m["seq"], m["data"]["message"]) for m in got]
 
     async def test_repeated_id_stored_and_routed_once(
-        self, client: aiohttp.ClientSession, hub: HubProcess
+        self, http: aiohttp.ClientSession, hub: HubProcess
     ) -> None:
         """A resent id is acked again but neither stored nor routed twice, across a restart."""
-        viewer = await client.ws_connect(hub.ws_url(containerID="dup"))
+        viewer = await http.ws_connect(hub.ws_url(containerID="dup"))
         await receive_type(viewer, "subscribed")
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         for i in (1, 2, 2, 1, 3):
             await pub.send_str(log("dup", f"m{i}", id=i, producer="p1"))
         ids = []  # acks are cumulative: several may be folded into one
@@ -149,46 +141,46 @@ class TestRestart:
         ]
         hub.kill()
         hub.start()
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         await pub.send_str(log("dup", "m3 again", id=3, producer="p1"))
         await pub.send_str(log("dup", "m4", id=4, producer="p1"))
         await pub.send_str(log("dup", "other producer", id=1, producer="p2"))
         assert {"type": "ack", "containerID": "dup", "id": 3, "seq": 3, "producer": "p1"} == (
             await receive_type(pub, "ack")
         )
-        _, got = await backlog(client, hub, "dup", since=0)
+        _, got = await backlog(http, hub, "dup", since=0)
         assert ["m1", "m2", "m3", "m4", "other producer"] == [m["data"]["message"] for m in got]
 
 
 class TestRetention:
-    async def test_truncated_is_said(self, client: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async def test_truncated_is_said(self, http: aiohttp.ClientSession, tmp_path: Path) -> None:
         """A since older than retention is told so in 'subscribed', never a silent gap."""
         hub = HubProcess(
             tmp_path / "h", args=["--retention-messages", "5", "--retention-age", "10s"]
         ).start()
         try:
-            pub = await client.ws_connect(hub.ws_url())
+            pub = await http.ws_connect(hub.ws_url())
             await publish(pub, "kept", 12)
 
             async def pruned() -> bool:  # retention runs in the background
                 return bool((await sessions(pub))[0]["firstSeq"] >= 8)
 
             await wait_for(pruned, 20 * UNIT)
-            reply, got = await backlog(client, hub, "kept", since=2)
+            reply, got = await backlog(http, hub, "kept", since=2)
             assert (12, True) == (reply["seq"], reply["truncated"])
             assert reply["firstSeq"] == got[0]["seq"]
             assert list(range(reply["firstSeq"], 13)) == [m["seq"] for m in got]
             assert len(got) >= 5
-            reply, _ = await backlog(client, hub, "kept", since=11)
+            reply, _ = await backlog(http, hub, "kept", since=11)
             assert not reply["truncated"]
         finally:
             hub.stop()
 
     async def test_listing_shows_store_state(
-        self, client: aiohttp.ClientSession, hub: HubProcess
+        self, http: aiohttp.ClientSession, hub: HubProcess
     ) -> None:
         """sessions shows total messages, first and last seq and bytes kept."""
-        pub = await client.ws_connect(hub.ws_url())
+        pub = await http.ws_connect(hub.ws_url())
         await publish(pub, "counted", 4)
         listed = await sessions(pub)
         mine = next(s for s in listed if s["containerID"] == "counted")

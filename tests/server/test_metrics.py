@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +49,23 @@ def log(container: str, message: str, **extra: Any) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """One hub for the tests that compare before and after, or need no fresh counters."""
-    hub = HubProcess(tmp_path_factory.mktemp("metrics")).start()
-    yield hub
-    hub.stop()
-
-
 class TestMetrics:
-    async def test_needs_the_token(self, shared: HubProcess, http: aiohttp.ClientSession) -> None:
+    async def test_needs_the_token(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
         """/metrics is refused without the token and served with it (header or query)."""
-        async with http.get(f"{shared.http}/metrics") as resp:
+        async with http.get(f"{shared_hub.http}/metrics") as resp:
             assert resp.status == 401
-        async with http.get(f"{shared.http}/metrics", params={"token": TOKEN}) as resp:
+        async with http.get(f"{shared_hub.http}/metrics", params={"token": TOKEN}) as resp:
             assert resp.status == 200
 
     async def test_names_are_prefixed(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """Every family is named tailhub_*, and the documented ones are all there."""
-        names = {f.name for f in text_string_to_metric_families(await scrape_text(http, shared))}
+        names = {
+            f.name for f in text_string_to_metric_families(await scrape_text(http, shared_hub))
+        }
         assert all(name.startswith("tailhub_") for name in names), names
         expected = {
             "tailhub_connections",
@@ -149,15 +144,15 @@ class TestMetrics:
         await wait_for(closed)
 
     async def test_api_refusals_are_counted(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """A message the HTTP API refuses counts under the same code as over WebSocket."""
-        before = await scrape(http, shared)
+        before = await scrape(http, shared_hub)
         async with http.post(
-            f"{shared.http}/api/sessions/m-2/messages", data=b'{"type":"log"}', headers=AUTH
+            f"{shared_hub.http}/api/sessions/m-2/messages", data=b'{"type":"log"}', headers=AUTH
         ) as resp:
             assert resp.status == 400
-        after = await scrape(http, shared)
+        after = await scrape(http, shared_hub)
         counted = [
             value(samples, "tailhub_errors_total", code="invalid_message")
             for samples in (before, after)
@@ -165,10 +160,10 @@ class TestMetrics:
         assert counted[1] == counted[0] + 1
 
     async def test_no_container_id_or_token_in_labels(
-        self, shared: HubProcess, http: aiohttp.ClientSession
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
     ) -> None:
         """Nothing a container chose, and no token, appears in the exposition."""
-        container = await http.ws_connect(shared.ws_url())
+        container = await http.ws_connect(shared_hub.ws_url())
         await container.send_str(log("label-probe-7f3a", "hello"))
         await container.send_str(
             json.dumps(
@@ -181,7 +176,7 @@ class TestMetrics:
         )
         await container.send_str(json.dumps({"type": "shout-probe-5d1e"}))
         await receive_type(container, "error")
-        text = await scrape_text(http, shared)
+        text = await scrape_text(http, shared_hub)
         for secret in ("label-probe-7f3a", "status-probe-91c2", "shout-probe-5d1e", TOKEN):
             assert secret not in text
 
@@ -225,10 +220,10 @@ class TestMetrics:
 
 @pytest.mark.parametrize("accept", ["application/openmetrics-text; version=1.0.0"])
 async def test_openmetrics_on_request(
-    shared: HubProcess, http: aiohttp.ClientSession, accept: str
+    shared_hub: HubProcess, http: aiohttp.ClientSession, accept: str
 ) -> None:
     """A scraper that asks for OpenMetrics gets it."""
-    async with http.get(f"{shared.http}/metrics", headers={**AUTH, "Accept": accept}) as resp:
+    async with http.get(f"{shared_hub.http}/metrics", headers={**AUTH, "Accept": accept}) as resp:
         assert resp.status == 200
         assert resp.content_type == "application/openmetrics-text"
         assert (await resp.text()).endswith("# EOF\n")

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +28,10 @@ from tests.helpers import (
 WS = aiohttp.ClientWebSocketResponse
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """One hub for the tests that need no special settings; each uses its own IDs."""
-    hub = HubProcess(tmp_path_factory.mktemp("shared"), args=["--max-sessions", "1000"]).start()
-    yield hub
-    hub.stop()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def connect(
-    client: aiohttp.ClientSession, hub: HubProcess, *, autoping: bool = True, **query: str
+    http: aiohttp.ClientSession, hub: HubProcess, *, autoping: bool = True, **query: str
 ) -> WS:
-    return await client.ws_connect(hub.ws_url(**query), autoping=autoping)
+    return await http.ws_connect(hub.ws_url(**query), autoping=autoping)
 
 
 def log(container: str, message: str, **extra: Any) -> str:
@@ -79,9 +65,9 @@ async def closed_with(ws: WS, timeout: float = 5 * UNIT) -> int | None:
             return ws.close_code
 
 
-async def still_works(client: aiohttp.ClientSession, hub: HubProcess, ws: WS, tag: str) -> None:
+async def still_works(http: aiohttp.ClientSession, hub: HubProcess, ws: WS, tag: str) -> None:
     """``ws`` can still publish, and a subscriber receives it."""
-    viewer = await connect(client, hub, containerID=tag)
+    viewer = await connect(http, hub, containerID=tag)
     await receive_type(viewer, "subscribed")
     await ws.send_str(log(tag, "still here"))
     got = await receive_type(viewer, "log")
@@ -91,12 +77,12 @@ async def still_works(client: aiohttp.ClientSession, hub: HubProcess, ws: WS, ta
 
 class TestRouting:
     async def test_subscriber_receives_in_order(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """Every log reaches the subscriber, in arrival order, stamped with gapless seq."""
-        viewer = await connect(client, shared)
+        viewer = await connect(http, shared_hub)
         await subscribe(viewer, "order")
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         for i in range(500):
             await pub.send_str(log("order", str(i)))
         got = [await receive_type(viewer, "log") for _ in range(500)]
@@ -105,16 +91,16 @@ class TestRouting:
         assert all(m["containerID"] == "order" and m["timestamp"].endswith("Z") for m in got)
 
     async def test_only_subscribers_receive(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A message for A reaches A's subscribers and '*', never B's, never the sender."""
-        a = await connect(client, shared)
+        a = await connect(http, shared_hub)
         await subscribe(a, "iso-a")
-        b = await connect(client, shared)
+        b = await connect(http, shared_hub)
         await subscribe(b, "iso-b")
-        star = await connect(client, shared)
+        star = await connect(http, shared_hub)
         await subscribe(star, "*")
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(log("iso-a", "for a"))
         await pub.send_str(log("iso-b", "for b"))
         assert "iso-a" == (await receive_json(a))["containerID"]
@@ -126,22 +112,22 @@ class TestRouting:
             assert "sessions" == (await receive_json(ws))["type"]
 
     async def test_url_container_id_subscribes(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """?containerID=X in the URL subscribes from the start, as the original hub did."""
-        viewer = await connect(client, shared, containerID="url-sub")
+        viewer = await connect(http, shared_hub, containerID="url-sub")
         assert "subscribed" == (await receive_json(viewer))["type"]
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(log("url-sub", "hi"))
         assert "hi" == (await receive_json(viewer))["data"]["message"]
 
     async def test_upper_case_from_original_containers(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """'LOG', 'STATUS', 'COMPLETE' are routed, and sent on in lower case."""
-        viewer = await connect(client, shared, containerID="upper")
+        viewer = await connect(http, shared_hub, containerID="upper")
         await receive_type(viewer, "subscribed")
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(
             json.dumps(
                 {"type": "LOG", "containerID": "upper", "data": {"level": "info", "message": "x"}}
@@ -164,25 +150,25 @@ class TestRouting:
         assert ["log", "status", "error", "complete"] == [m["type"] for m in got]
         assert "error" == got[1]["data"]["status"]
 
-    async def test_unsubscribe(self, client: aiohttp.ClientSession, shared: HubProcess) -> None:
+    async def test_unsubscribe(self, http: aiohttp.ClientSession, shared_hub: HubProcess) -> None:
         """After unsubscribe nothing more arrives; unsubscribing twice is an error."""
-        viewer = await connect(client, shared)
+        viewer = await connect(http, shared_hub)
         await subscribe(viewer, "unsub")
         await viewer.send_str(json.dumps({"type": "unsubscribe", "containerID": "unsub"}))
         assert {"type": "unsubscribed", "containerID": "unsub"} == await receive_json(viewer)
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(log("unsub", "gone"))
         await viewer.send_str(json.dumps({"type": "unsubscribe", "containerID": "unsub"}))
         reply = await receive_json(viewer)
         assert "not_subscribed" == reply["data"]["code"]
 
     async def test_heartbeat_is_answered_not_routed(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A container's heartbeat is answered with a heartbeat and reaches no subscriber."""
-        viewer = await connect(client, shared, containerID="beat")
+        viewer = await connect(http, shared_hub, containerID="beat")
         await receive_type(viewer, "subscribed")
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(log("beat", "first"))
         await pub.send_str(
             json.dumps({"type": "heartbeat", "containerID": "beat", "data": {"uptime": 3}})
@@ -196,12 +182,12 @@ class TestRouting:
         ]
 
     async def test_command_reaches_the_container(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A command goes to the container's connection; the sender is told it was sent."""
-        container = await connect(client, shared)
+        container = await connect(http, shared_hub)
         await container.send_str(log("cmd", "ready"))
-        viewer = await connect(client, shared)
+        viewer = await connect(http, shared_hub)
         await viewer.send_str(
             json.dumps(
                 {
@@ -217,10 +203,10 @@ class TestRouting:
         assert ("command_sent", 1) == (sent["type"], sent["data"]["delivered"])
 
     async def test_command_without_container(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A command for a container with no connection is an error; nothing is queued."""
-        viewer = await connect(client, shared)
+        viewer = await connect(http, shared_hub)
         await viewer.send_str(
             json.dumps({"type": "command", "containerID": "nobody", "data": {"action": "cancel"}})
         )
@@ -244,21 +230,21 @@ class TestBadInput:
         ],
     )
     async def test_error_reply_and_connection_stays(
-        self, client: aiohttp.ClientSession, shared: HubProcess, frame: str, code: str
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess, frame: str, code: str
     ) -> None:
         """Bad input gets an error with a code and words; the connection keeps working."""
-        ws = await connect(client, shared)
+        ws = await connect(http, shared_hub)
         await ws.send_str(frame)
         reply = await receive_json(ws)
         assert ("error", code) == (reply["type"], reply["data"]["code"])
         assert reply["data"]["error"]
-        await still_works(client, shared, ws, f"bad-{code}-{len(frame)}")
+        await still_works(http, shared_hub, ws, f"bad-{code}-{len(frame)}")
 
     async def test_error_names_the_refused_message(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A refused publish's error carries its containerID, id and producer."""
-        ws = await connect(client, shared)
+        ws = await connect(http, shared_hub)
         await ws.send_str(
             json.dumps(
                 {
@@ -279,14 +265,14 @@ class TestBadInput:
         )
 
     async def test_oversized_message_closes_1009(
-        self, client: aiohttp.ClientSession, hub_small: HubProcess
+        self, http: aiohttp.ClientSession, hub_small: HubProcess
     ) -> None:
         """A frame above the size limit closes that connection with 1009, and only that one."""
-        other = await connect(client, hub_small)
-        ws = await connect(client, hub_small)
+        other = await connect(http, hub_small)
+        ws = await connect(http, hub_small)
         await ws.send_str(log("big", "x" * 4096))
         assert 1009 == await closed_with(ws)
-        await still_works(client, hub_small, other, "big-ok")
+        await still_works(http, hub_small, other, "big-ok")
 
 
 @pytest.fixture
@@ -298,78 +284,78 @@ def hub_small(tmp_path: Path) -> Iterator[HubProcess]:
 
 class TestAuthentication:
     async def test_wrong_token_refused_at_handshake(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A wrong token in the URL is refused with HTTP 401."""
         with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
-            await client.ws_connect(shared.url + "?token=wrong")
+            await http.ws_connect(shared_hub.url + "?token=wrong")
         assert 401 == caught.value.status
 
-    async def test_bearer_header(self, client: aiohttp.ClientSession, shared: HubProcess) -> None:
+    async def test_bearer_header(self, http: aiohttp.ClientSession, shared_hub: HubProcess) -> None:
         """Authorization: Bearer is accepted."""
-        ws = await client.ws_connect(shared.url, headers={"Authorization": f"Bearer {TOKEN}"})
-        await still_works(client, shared, ws, "bearer")
+        ws = await http.ws_connect(shared_hub.url, headers={"Authorization": f"Bearer {TOKEN}"})
+        await still_works(http, shared_hub, ws, "bearer")
 
     async def test_token_in_first_message(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A connection without a token may bring it in its first message's auth field."""
-        viewer = await client.ws_connect(shared.url)
+        viewer = await http.ws_connect(shared_hub.url)
         reply = await subscribe(viewer, "first-msg", auth={"token": TOKEN})
         assert "first-msg" == reply["containerID"]
 
-    async def test_auth_message(self, client: aiohttp.ClientSession, shared: HubProcess) -> None:
+    async def test_auth_message(self, http: aiohttp.ClientSession, shared_hub: HubProcess) -> None:
         """{"type": "auth"} authenticates the connection and is answered."""
-        ws = await client.ws_connect(shared.url)
+        ws = await http.ws_connect(shared_hub.url)
         await ws.send_str(json.dumps({"type": "auth", "token": TOKEN}))
         assert {"type": "authenticated"} == await receive_json(ws)
-        await still_works(client, shared, ws, "auth-msg")
+        await still_works(http, shared_hub, ws, "auth-msg")
 
     async def test_invalid_first_message_with_token_authenticates(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A bad first message that carries a valid token gets its error and authenticates."""
-        ws = await client.ws_connect(shared.url)
+        ws = await http.ws_connect(shared_hub.url)
         await ws.send_str(json.dumps({"type": "bogus", "token": TOKEN}))
         assert "unknown_type" == (await receive_json(ws))["data"]["code"]
-        await still_works(client, shared, ws, "bogus-first")
+        await still_works(http, shared_hub, ws, "bogus-first")
 
     async def test_first_message_without_token(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A first message with no token gets 'unauthorized' and a 4401 close."""
-        ws = await client.ws_connect(shared.url)
+        ws = await http.ws_connect(shared_hub.url)
         await ws.send_str(log("nope", "x"))
         assert "unauthorized" == (await receive_json(ws))["data"]["code"]
         assert 4401 == await closed_with(ws)
 
     async def test_first_message_with_wrong_token(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """A wrong token in the first message gets a 4401 close and changes nothing."""
-        ws = await client.ws_connect(shared.url)
+        ws = await http.ws_connect(shared_hub.url)
         await ws.send_str(log("nope", "x", auth={"token": "wrong"}))
         assert "unauthorized" == (await receive_json(ws))["data"]["code"]
         assert 4401 == await closed_with(ws)
 
     async def test_silent_connection_is_closed(
-        self, client: aiohttp.ClientSession, tmp_path: Path
+        self, http: aiohttp.ClientSession, tmp_path: Path
     ) -> None:
         """A connection with no token that sends nothing is closed with 4401 in time."""
         hub = HubProcess(tmp_path / "h", args=["--auth-timeout", "300"]).start()
         try:
-            ws = await client.ws_connect(hub.url)
+            ws = await http.ws_connect(hub.url)
             assert 4401 == await closed_with(ws)
         finally:
             hub.stop()
 
 
 class TestSessions:
-    async def test_listing(self, client: aiohttp.ClientSession, shared: HubProcess) -> None:
+    async def test_listing(self, http: aiohttp.ClientSession, shared_hub: HubProcess) -> None:
         """sessions lists a container with its status, seq, counts and viewers."""
-        viewer = await connect(client, shared, containerID="listed")
+        viewer = await connect(http, shared_hub, containerID="listed")
         await receive_type(viewer, "subscribed")
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(
             json.dumps({"type": "status", "containerID": "listed", "data": {"status": "starting"}})
         )
@@ -386,11 +372,11 @@ class TestSessions:
             mine["publishers"],
         )
 
-    async def test_max_sessions(self, client: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async def test_max_sessions(self, http: aiohttp.ClientSession, tmp_path: Path) -> None:
         """One session beyond MAX_SESSIONS is refused; the others go on; complete frees one."""
         hub = HubProcess(tmp_path / "h", env={"MAX_SESSIONS": "2"}).start()
         try:
-            pub = await connect(client, hub)
+            pub = await connect(http, hub)
             await pub.send_str(log("s1", "a"))
             await pub.send_str(log("s2", "a"))
             await pub.send_str(log("s3", "a", id=1))
@@ -400,23 +386,21 @@ class TestSessions:
                 reply["containerID"],
                 reply["id"],
             )
-            await still_works(client, hub, pub, "s1")
+            await still_works(http, hub, pub, "s1")
             await pub.send_str(
                 json.dumps({"type": "complete", "containerID": "s2", "data": {"exitCode": 0}})
             )
-            await still_works(client, hub, pub, "s3")
+            await still_works(http, hub, pub, "s3")
         finally:
             hub.stop()
 
-    async def test_timeout_ends_session(
-        self, client: aiohttp.ClientSession, tmp_path: Path
-    ) -> None:
+    async def test_timeout_ends_session(self, http: aiohttp.ClientSession, tmp_path: Path) -> None:
         """A silent session ends after SESSION_TIMEOUT with a final status to subscribers."""
         hub = HubProcess(tmp_path / "h", env={"SESSION_TIMEOUT": "300"}).start()
         try:
-            viewer = await connect(client, hub, containerID="quiet")
+            viewer = await connect(http, hub, containerID="quiet")
             await receive_type(viewer, "subscribed")
-            pub = await connect(client, hub)
+            pub = await connect(http, hub)
             await pub.send_str(log("quiet", "only line"))
             await receive_type(viewer, "log")
             final = await receive_type(viewer, "status", timeout=10 * UNIT)
@@ -432,10 +416,10 @@ class TestSessions:
             hub.stop()
 
     async def test_complete_ends_session(
-        self, client: aiohttp.ClientSession, shared: HubProcess
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess
     ) -> None:
         """complete ends the session at once, with its exit code."""
-        pub = await connect(client, shared)
+        pub = await connect(http, shared_hub)
         await pub.send_str(
             json.dumps({"type": "complete", "containerID": "done", "data": {"exitCode": 3}})
         )
@@ -451,14 +435,12 @@ class TestSessions:
 
 
 class TestLiveness:
-    async def test_silent_peer_is_closed(
-        self, client: aiohttp.ClientSession, tmp_path: Path
-    ) -> None:
+    async def test_silent_peer_is_closed(self, http: aiohttp.ClientSession, tmp_path: Path) -> None:
         """A peer that answers no ping is closed with 4408 after one missed round."""
         hub = HubProcess(tmp_path / "h", env={"HEARTBEAT_INTERVAL": "200"}).start()
         try:
-            dead = await connect(client, hub, autoping=False)
-            alive = await connect(client, hub)
+            dead = await connect(http, hub, autoping=False)
+            alive = await connect(http, hub)
             # aiohttp's client answers pings only while someone reads the connection.
             reader = asyncio.create_task(alive.receive())
             pings = 0
@@ -471,7 +453,7 @@ class TestLiveness:
             assert 4408 == dead.close_code
             assert pings >= 1
             assert not reader.done()
-            await still_works(client, hub, alive, "alive")
+            await still_works(http, hub, alive, "alive")
             reader.cancel()
         finally:
             hub.stop()
@@ -498,11 +480,11 @@ def limited(tmp_path: Path) -> Iterator[HubProcess]:
 
 
 class TestLimits:
-    async def test_publish_rate(self, client: aiohttp.ClientSession, limited: HubProcess) -> None:
+    async def test_publish_rate(self, http: aiohttp.ClientSession, limited: HubProcess) -> None:
         """Past the rate, a publish is refused with rate_limited and its id; the rest go on."""
-        viewer = await connect(client, limited, containerID="rated")
+        viewer = await connect(http, limited, containerID="rated")
         await receive_type(viewer, "subscribed")
-        pub = await connect(client, limited)
+        pub = await connect(http, limited)
         for i in range(1, 9):
             await pub.send_str(log("rated", str(i), id=i))
         refused = await receive_type(pub, "error")
@@ -512,10 +494,10 @@ class TestLimits:
         assert [str(i) for i in range(1, 6)] == got
 
     async def test_subscriptions_per_connection(
-        self, client: aiohttp.ClientSession, limited: HubProcess
+        self, http: aiohttp.ClientSession, limited: HubProcess
     ) -> None:
         """One subscription beyond the limit is refused; resubscribing an ID is not one more."""
-        ws = await connect(client, limited)
+        ws = await connect(http, limited)
         await subscribe(ws, "s-1")
         await subscribe(ws, "s-2")
         await subscribe(ws, "s-1")
@@ -523,9 +505,9 @@ class TestLimits:
         reply = await receive_json(ws)
         assert ("too_many_subscriptions", "s-3") == (reply["data"]["code"], reply["containerID"])
 
-    async def test_connections(self, client: aiohttp.ClientSession, limited: HubProcess) -> None:
+    async def test_connections(self, http: aiohttp.ClientSession, limited: HubProcess) -> None:
         """Past the most connections, a handshake gets HTTP 503; closing one frees a place."""
-        held = [await connect(client, limited) for _ in range(3)]
+        held = [await connect(http, limited) for _ in range(3)]
         path = f"/?token={TOKEN}"
         with pytest.raises(ConnectionError, match="503"):
             raw_websocket(limited.port, path)
@@ -540,26 +522,26 @@ class TestLimits:
 
         await wait_for(accepted)
 
-    async def test_origin(self, client: aiohttp.ClientSession, limited: HubProcess) -> None:
+    async def test_origin(self, http: aiohttp.ClientSession, limited: HubProcess) -> None:
         """A browser origin not allowed is closed with 1008; an allowed one works."""
-        bad = await client.ws_connect(limited.ws_url(), origin="http://evil.example")
+        bad = await http.ws_connect(limited.ws_url(), origin="http://evil.example")
         assert 1008 == await closed_with(bad)
-        good = await client.ws_connect(limited.ws_url(), origin="http://good.example")
+        good = await http.ws_connect(limited.ws_url(), origin="http://good.example")
         await good.send_str(json.dumps({"type": "sessions"}))
         assert "sessions" == (await receive_json(good))["type"]
 
 
 class TestSlowReader:
     async def test_slow_reader_closed_others_unaffected(
-        self, client: aiohttp.ClientSession, tmp_path: Path
+        self, http: aiohttp.ClientSession, tmp_path: Path
     ) -> None:
         """A reader that never reads is closed with 4429; publisher and others are not slowed."""
         hub = HubProcess(tmp_path / "h", args=["--max-queue", "1MiB"]).start()
         try:
             slow = raw_websocket(hub.port, f"/?token={TOKEN}&containerID=flood")
-            fast = await connect(client, hub, containerID="flood")
+            fast = await connect(http, hub, containerID="flood")
             await receive_type(fast, "subscribed")
-            pub = await connect(client, hub)
+            pub = await connect(http, hub)
             # More than loopback's kernel buffers (several MiB each way) can absorb.
             count, received = 16000, 0
 
@@ -611,28 +593,28 @@ def read_until_closed(sock: socket.socket) -> bytes:
 
 class TestProcess:
     async def test_sigterm_closes_1001_and_exits_0(
-        self, client: aiohttp.ClientSession, tmp_path: Path
+        self, http: aiohttp.ClientSession, tmp_path: Path
     ) -> None:
         """SIGTERM closes every connection with 1001 and the process exits 0."""
         hub = HubProcess(tmp_path / "h").start()
-        ws = await connect(client, hub)
+        ws = await connect(http, hub)
         assert hub.proc is not None
         hub.proc.send_signal(signal.SIGTERM)
         assert 1001 == await closed_with(ws)
         assert 0 == await asyncio.to_thread(hub.wait)
 
     async def test_logs_are_json_and_never_hold_a_token(
-        self, client: aiohttp.ClientSession, tmp_path: Path
+        self, http: aiohttp.ClientSession, tmp_path: Path
     ) -> None:
         """Every log line is a JSON event; no token, good or bad, ever appears."""
         hub = HubProcess(tmp_path / "h", env={"LOG_LEVEL": "debug"}).start()
         try:
-            ws = await connect(client, hub, containerID="logged")
+            ws = await connect(http, hub, containerID="logged")
             await receive_type(ws, "subscribed")
             await ws.send_str(log("logged", "x", auth={"token": TOKEN}))
             with pytest.raises(aiohttp.WSServerHandshakeError):
-                await client.ws_connect(hub.url + "?token=wrong-secret-zzz")
-            bad = await client.ws_connect(hub.url)
+                await http.ws_connect(hub.url + "?token=wrong-secret-zzz")
+            bad = await http.ws_connect(hub.url)
             await bad.send_str(json.dumps({"type": "auth", "token": "other-secret-yyy"}))
             await closed_with(bad)
             await ws.close()
@@ -654,7 +636,7 @@ class TestProcess:
             "hub_stopped",
         } <= names
 
-    async def test_generated_token(self, client: aiohttp.ClientSession, tmp_path: Path) -> None:
+    async def test_generated_token(self, http: aiohttp.ClientSession, tmp_path: Path) -> None:
         """Without AUTH_TOKEN the hub makes a token in a 0600 file, says where, never logs it."""
         data = tmp_path / "h" / "data"  # made by the hub itself
         hub = HubProcess(tmp_path / "h", token=None, env={"TAILHUB_DATA_DIR": str(data)}).start()
@@ -663,10 +645,10 @@ class TestProcess:
             await wait_for(path.exists)
             token = path.read_text().strip()
             assert 0o600 == stat.S_IMODE(os.stat(path).st_mode)
-            ws = await client.ws_connect(hub.url + f"?token={token}")
+            ws = await http.ws_connect(hub.url + f"?token={token}")
             await ws.send_str(json.dumps({"type": "sessions"}))
             assert "sessions" == (await receive_json(ws))["type"]
-            anonymous = await client.ws_connect(hub.url)
+            anonymous = await http.ws_connect(hub.url)
             await anonymous.send_str(json.dumps({"type": "sessions"}))
             assert 4401 == await closed_with(anonymous)
         finally:
