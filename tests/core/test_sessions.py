@@ -32,6 +32,13 @@ class TestSessionRegistry:
         _, started = reg.on_publish("a", "log", now=3.0, mono=3.0)
         assert not started
 
+    def test_room(self) -> None:
+        """An active container always has room; a new one only below the limit."""
+        reg = SessionRegistry(max_sessions=1, timeout=10)
+        assert reg.has_room_for("a")
+        reg.on_publish("a", "log", now=1.0, mono=1.0)
+        assert (True, False) == (reg.has_room_for("a"), reg.has_room_for("b"))
+
     def test_complete_ends_and_frees_a_slot(self) -> None:
         """Ending a session frees its slot and lists it as ended."""
         reg = SessionRegistry(max_sessions=1, timeout=10)

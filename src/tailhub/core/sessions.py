@@ -73,7 +73,7 @@ class SessionRegistry:
         if session is None:
             if kind == "heartbeat":
                 return None, False
-            if len(self.active) >= self.max_sessions:
+            if not self.has_room_for(container_id):
                 raise SessionLimitError(
                     f"{self.max_sessions} sessions are active, the most allowed (MAX_SESSIONS)"
                 )
@@ -91,6 +91,11 @@ class SessionRegistry:
         elif kind == "error":
             session.status = "error"
         return session, started
+
+    def has_room_for(self, container_id: str) -> bool:
+        """Whether a message for ``container_id`` would be let in: its session is active, or
+        another may start without passing ``max_sessions``."""
+        return container_id in self.active or len(self.active) < self.max_sessions
 
     def expired(self, mono: float) -> list[Session]:
         """Active sessions whose container has sent nothing for ``timeout`` seconds."""

@@ -573,8 +573,8 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
             "the body holds no message: send one JSON object, or one per line",
         )
     sessions = node.sessions
-    opens = any(m.type in ROUTED_TYPES for m in messages) and container_id not in sessions.active
-    if opens and len(sessions.active) >= sessions.max_sessions:
+    opens = any(m.type in ROUTED_TYPES for m in messages)
+    if opens and not sessions.has_room_for(container_id):
         raise ApiError(
             429,
             ErrorCode.MAX_SESSIONS,
