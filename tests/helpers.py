@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -157,6 +158,23 @@ def raw_websocket(port: int, path: str) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def client_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None
+) -> bytes:
+    """A frame as a client sends it: masked with ``mask`` (random by default)."""
+    key = os.urandom(4) if mask is None else mask
+    first = (0x80 if fin else 0) | rsv << 4 | opcode
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", first, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", first, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, size)
+    masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+    return head + key + masked
 
 
 async def wait_for(

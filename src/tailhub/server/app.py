@@ -8,6 +8,7 @@ shutdown own every background task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import sys
@@ -25,6 +26,7 @@ from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.log import configure_logging
 from tailhub.server import api, metrics
+from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
 from tailhub.server.ws import handle_websocket
@@ -120,6 +122,11 @@ def create_app(settings: Settings, token: str) -> web.Application:
         node.close_connections()
         if state.tasks:
             await asyncio.wait(set(state.tasks), timeout=_SHUTDOWN_TIMEOUT)
+        # Connections on the hub's own transport end when their peers answer the close frame.
+        state.drained = asyncio.Event()
+        if node.hub.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.drained.wait(), _SHUTDOWN_TIMEOUT)
 
     async def stop(_app: web.Application) -> None:
         await node.stop()
@@ -136,9 +143,13 @@ async def _serve(settings: Settings, token: str) -> int:
         app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
     )
     await runner.setup()
+    loop = asyncio.get_running_loop()
+    assert runner.server is not None
+    listener = Listener(app[STATE], runner.server)
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
-        await site.start()
+        server = await loop.create_server(
+            listener, settings.host, settings.port, backlog=4096, reuse_address=True
+        )
     except BaseException:
         await runner.cleanup()
         raise
@@ -151,11 +162,11 @@ async def _serve(settings: Settings, token: str) -> int:
         data_dir=str(settings.data_dir),
     )
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     _log.info("hub_stopping")
+    server.close()
     await runner.cleanup()
     _log.info("hub_stopped")
     return 0

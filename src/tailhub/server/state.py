@@ -21,6 +21,8 @@ class ServerState:
     auth: Authenticator
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     """Closing handshakes in flight, kept referenced until done."""
+    drained: asyncio.Event | None = None
+    """Set at shutdown, once the last connection of the hub's own transport has gone."""
 
 
 STATE = web.AppKey("tailhub_state", ServerState)

@@ -1,23 +1,57 @@
-"""WebSocket frames the hub writes itself, so that each message is framed once.
+"""WebSocket frames (RFC 6455, section 5) as bytes, in both directions. No I/O.
 
-Server-to-client frames are not masked (RFC 6455, section 5.1), so every subscriber of a
-message can be sent the very same bytes: the hub builds one frame per message and writes it to
-each receiver's transport, instead of asking the WebSocket library to frame it again for every
-receiver. Everything else (handshake, reading, masking, control frames, close) stays with
-aiohttp.
+Server-to-client frames are not masked (section 5.1), so every subscriber of a message can be
+sent the very same bytes: the hub builds one frame per message and writes it to each
+receiver's transport, instead of framing it again for every receiver.
+
+Client-to-server frames are read by :class:`FrameReader`, which turns the bytes of one socket
+read into every complete message they hold, at once. It follows the RFC strictly (masking,
+reserved bits and opcodes, control frame rules, fragmentation, UTF-8 of text and close
+reasons, close codes) and refuses a message larger than its limit from the frame header,
+before buffering the payload. No extension is negotiated, so no reserved bit may be set.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import struct
+from collections.abc import Callable
 from typing import Final
 
-__all__ = ["PING_FRAME", "close_frame", "text_frame"]
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "PING",
+    "PING_FRAME",
+    "PONG",
+    "TEXT",
+    "FrameError",
+    "FrameReader",
+    "accept_key",
+    "close_frame",
+    "pong_frame",
+    "text_frame",
+    "valid_key",
+]
+
+CONTINUATION: Final = 0x0
+TEXT: Final = 0x1
+BINARY: Final = 0x2
+CLOSE: Final = 0x8
+PING: Final = 0x9
+PONG: Final = 0xA
 
 _SHORT: Final = struct.Struct("!BB")
 _MEDIUM: Final = struct.Struct("!BBH")
 _LONG: Final = struct.Struct("!BBQ")
 _FIN_TEXT: Final = 0x81
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_PROTOCOL_ERROR: Final = 1002
+_INVALID_DATA: Final = 1007
+_TOO_BIG: Final = 1009
+_CLOSE_CODES_RESERVED: Final = frozenset({1004, 1005, 1006, 1015})
+
 PING_FRAME: Final = b"\x89\x00"
 """A final, unmasked ping frame with no payload."""
 
@@ -32,7 +66,198 @@ def text_frame(payload: bytes) -> bytes:
     return _LONG.pack(_FIN_TEXT, 127, size) + payload
 
 
+def pong_frame(payload: bytes) -> bytes:
+    """The answer to a ping: a pong carrying the ping's payload (at most 125 bytes)."""
+    return _SHORT.pack(0x8A, len(payload)) + payload
+
+
 def close_frame(code: int, reason: str) -> bytes:
     """A close frame with ``code`` and up to 123 bytes of ``reason`` (RFC 6455, 5.5.1)."""
-    payload = code.to_bytes(2, "big") + reason.encode()[:123]
+    payload = code.to_bytes(2, "big") + reason.encode()[:123].decode(errors="ignore").encode()
     return _SHORT.pack(0x88, len(payload)) + payload
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key`` (RFC 6455, 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+
+
+def valid_key(key: str) -> bool:
+    """Whether ``Sec-WebSocket-Key`` is base64 of 16 bytes, as section 4.1 requires."""
+    try:
+        return len(base64.b64decode(key.encode(), validate=True)) == 16
+    except ValueError:
+        return False
+
+
+class FrameError(Exception):
+    """The peer broke the WebSocket protocol; close the connection with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _unmask_python(data: bytes, mask: bytes) -> bytes:
+    size = len(data)
+    key = int.from_bytes((mask * ((size + 3) >> 2))[:size], "little")
+    return (int.from_bytes(data, "little") ^ key).to_bytes(size, "little")
+
+
+_unmask: Callable[[bytes, bytes], bytes]
+try:  # websockets' C routine: 0.14 us for a 120-byte payload, against 0.9 us in Python
+    from websockets.speedups import apply_mask
+
+    _unmask = apply_mask
+except ImportError:  # pragma: no cover - websockets ships wheels with it for every platform
+    _unmask = _unmask_python
+
+
+def _check_text(payload: bytes) -> None:
+    if not payload.isascii():
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            raise FrameError(_INVALID_DATA, "text message is not valid UTF-8") from None
+
+
+def _check_close(payload: bytes) -> None:
+    if not payload:
+        return
+    if len(payload) == 1:
+        raise FrameError(_PROTOCOL_ERROR, "close frame with a one-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if code < 1000 or code >= 5000 or code in _CLOSE_CODES_RESERVED or 1016 <= code < 3000:
+        raise FrameError(_PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        payload[2:].decode()
+    except UnicodeDecodeError:
+        raise FrameError(_INVALID_DATA, "close reason is not valid UTF-8") from None
+
+
+class FrameReader:
+    """Client frames in, whole messages out: ``(opcode, payload)`` pairs.
+
+    ``opcode`` is :data:`TEXT`, :data:`BINARY` (fragments already joined), :data:`PING`,
+    :data:`PONG` or :data:`CLOSE` (its payload checked). Bytes that break the protocol set
+    :attr:`error`; the messages before them are still returned, and nothing after them is
+    read.
+
+    Args:
+        max_size: the largest message (the sum of its fragments) accepted, in bytes.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_fragments",
+        "_fragments_op",
+        "_fragments_size",
+        "_have",
+        "_max",
+        "_need",
+        "error",
+    )
+
+    def __init__(self, max_size: int) -> None:
+        self._max = max_size
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        self._fragments: list[bytes] | None = None
+        self._fragments_op = 0
+        self._fragments_size = 0
+        self.error: FrameError | None = None
+        """Set when the peer broke the protocol: close the connection with its code."""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Every message completed by ``data``, in order; what is left waits for more."""
+        out: list[tuple[int, bytes]] = []
+        if self.error is not None:
+            return out
+        try:
+            self._parse(data, out)
+        except FrameError as exc:
+            self.error = exc
+            self._chunks = []
+        return out
+
+    def _parse(self, data: bytes, out: list[tuple[int, bytes]]) -> None:
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return
+            data = b"".join(self._chunks)
+            self._chunks = []
+            self._have = 0
+        self._need = 0
+        pos = 0
+        end = len(data)
+        while end - pos >= 2:
+            first = data[pos]
+            second = data[pos + 1]
+            if not second & 0x80:
+                raise FrameError(_PROTOCOL_ERROR, "client frames must be masked")
+            if first & 0x70:
+                raise FrameError(_PROTOCOL_ERROR, "reserved bits set with no extension agreed")
+            size = second & 0x7F
+            head = pos + 2
+            if size == 126:
+                if end - head < 2:
+                    break
+                size = int.from_bytes(data[head : head + 2], "big")
+                head += 2
+            elif size == 127:
+                if end - head < 8:
+                    break
+                size = int.from_bytes(data[head : head + 8], "big")
+                head += 8
+            opcode = first & 0x0F
+            if opcode < CLOSE:
+                if size + self._fragments_size > self._max:
+                    raise FrameError(_TOO_BIG, f"message larger than {self._max} bytes")
+            elif size > 125 or not first & 0x80:
+                raise FrameError(_PROTOCOL_ERROR, "control frames must be final and short")
+            stop = head + 4 + size
+            if stop > end:
+                self._need = stop - pos
+                break
+            payload = _unmask(data[head + 4 : stop], data[head : head + 4]) if size else b""
+            pos = stop
+            if opcode in (TEXT, BINARY):
+                if self._fragments is not None:
+                    raise FrameError(_PROTOCOL_ERROR, "new message inside a fragmented one")
+                if first & 0x80:
+                    if opcode == TEXT:
+                        _check_text(payload)
+                    out.append((opcode, payload))
+                else:
+                    self._fragments = [payload]
+                    self._fragments_op = opcode
+                    self._fragments_size = size
+            elif opcode == CONTINUATION:
+                fragments = self._fragments
+                if fragments is None:
+                    raise FrameError(
+                        _PROTOCOL_ERROR, "continuation frame with no message to continue"
+                    )
+                fragments.append(payload)
+                self._fragments_size += size
+                if first & 0x80:
+                    payload = b"".join(fragments)
+                    if self._fragments_op == TEXT:
+                        _check_text(payload)
+                    out.append((self._fragments_op, payload))
+                    self._fragments = None
+                    self._fragments_size = 0
+            elif opcode in (CLOSE, PING, PONG):
+                if opcode == CLOSE:
+                    _check_close(payload)
+                out.append((opcode, payload))
+            else:
+                raise FrameError(_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+        if pos < end:
+            rest = data[pos:]
+            self._chunks = [rest]
+            self._have = len(rest)

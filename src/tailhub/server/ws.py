@@ -1,8 +1,15 @@
-"""The WebSocket endpoint: handshake checks, authentication, and the read loop.
+"""The WebSocket endpoint: admission, authentication, and what a connection's messages do.
+
+Two transports carry WebSocket connections, and both end here:
+
+- :mod:`tailhub.server.wsconn`, the hub's own lean protocol, serves every connection that
+  opens with its upgrade request (all browsers, ``ws``, picows, ...);
+- aiohttp's ``WebSocketResponse`` (:func:`handle_websocket`) serves an upgrade that arrives
+  as a later request on a kept-alive HTTP connection (aiohttp's client reuses pooled ones).
 
 Authentication state lives here; everything after it (routing, sessions, history) is the
-node's. Reading is one loop per connection; writing never happens here: the hub writes
-pre-framed bytes straight to the transport (see :mod:`tailhub.server.wire`).
+node's. Writing never happens here: the hub writes pre-framed bytes straight to the transport
+(see :mod:`tailhub.server.wire`).
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Final
+from typing import Final, NamedTuple
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -30,7 +37,17 @@ from tailhub.protocol import (
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import PING_FRAME, close_frame
 
-__all__ = ["AiohttpPeer", "handle_websocket", "request_token"]
+__all__ = [
+    "AiohttpPeer",
+    "Refusal",
+    "forget",
+    "handle_frame",
+    "handle_websocket",
+    "open_connection",
+    "refusal",
+    "request_token",
+    "time_out_authentication",
+]
 
 _log = structlog.get_logger("tailhub.ws")
 _CLOSE_GRACE: Final = 5.0
@@ -95,51 +112,94 @@ def request_token(request: web.Request) -> str | None:
     return bearer_token(request.headers.get("Authorization")) or request.query.get("token")
 
 
+class Refusal(NamedTuple):
+    """An upgrade request the hub answers with an HTTP error instead of a WebSocket."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | None:
+    """Why an upgrade must be refused before the handshake, or None to accept it.
+
+    A wrong token is refused at once (401); a missing one may still come in the first
+    message. A hub at ``max_connections`` refuses with 503.
+    """
+    if token is not None and not state.auth.check(token):
+        _log.warning("auth_failed", remote=remote, where="handshake")
+        return Refusal(
+            401, '{"error":"invalid token"}', {"WWW-Authenticate": 'Bearer realm="tailhub"'}
+        )
+    if len(state.node.hub.connections) >= state.settings.max_connections:
+        return Refusal(503, '{"error":"too many connections (TAILHUB_MAX_CONNECTIONS)"}', {})
+    return None
+
+
+def open_connection(
+    state: ServerState, conn: Connection, origin: str | None, url_container: str | None
+) -> None:
+    """A connection's first steps after the handshake: its origin, its URL subscription."""
+    _log.info(
+        "connection_opened", conn=conn.id, remote=conn.remote, authenticated=conn.authenticated
+    )
+    allowed = state.settings.allowed_origins
+    if allowed and origin and origin not in allowed:
+        _log.warning("origin_refused", conn=conn.id, origin=origin)
+        state.node.hub.close(conn, CloseCode.POLICY, "origin not allowed")
+    elif url_container and conn.authenticated:
+        _subscribe_from_url(state, conn, url_container)
+
+
+def forget(state: ServerState, conn: Connection) -> None:
+    """A connection has gone: release what it held; at shutdown, note when it was the last."""
+    state.node.disconnect(conn)
+    if state.drained is not None and not state.node.hub.connections:
+        state.drained.set()
+
+
+def time_out_authentication(state: ServerState, conn: Connection) -> None:
+    """Close a connection that sent no token within ``auth_timeout``."""
+    if conn.authenticated or conn.closed:
+        return
+    state.node.error(conn, ErrorCode.UNAUTHORIZED, "no token sent in time")
+    state.node.hub.close(conn, CloseCode.NOT_AUTHENTICATED, "authentication timed out")
+
+
 async def handle_websocket(request: web.Request) -> web.StreamResponse:
-    """Upgrade, authenticate and serve one WebSocket connection until it closes."""
+    """Upgrade, authenticate and serve one WebSocket connection until it closes.
+
+    Only upgrades on a kept-alive connection come here; see the module's docstring.
+    """
     state = request.app[STATE]
-    settings = state.settings
     node = state.node
     token = request_token(request)
     remote = request.remote or ""
-    if token is not None and not state.auth.check(token):
-        _log.warning("auth_failed", remote=remote, where="handshake")
-        raise web.HTTPUnauthorized(
-            text='{"error":"invalid token"}',
-            content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="tailhub"'},
-        )
-    if len(node.hub.connections) >= settings.max_connections:
-        raise web.HTTPServiceUnavailable(
-            text='{"error":"too many connections (TAILHUB_MAX_CONNECTIONS)"}',
-            content_type="application/json",
-        )
+    refused = refusal(state, token, remote)
+    if refused is not None:
+        raise _http_error(refused)
     transport = request.transport
     if transport is None:
         raise web.HTTPBadRequest()
     ws = web.WebSocketResponse(
-        autoping=False, compress=False, max_msg_size=settings.max_message_size, timeout=_CLOSE_GRACE
+        autoping=False,
+        compress=False,
+        max_msg_size=state.settings.max_message_size,
+        timeout=_CLOSE_GRACE,
     )
     await ws.prepare(request)
     peer = AiohttpPeer(ws, transport, state)
     conn = node.connect(peer, remote=remote, authenticated=token is not None)
     opened = time.monotonic()
-    _log.info("connection_opened", conn=conn.id, remote=remote, authenticated=conn.authenticated)
     try:
-        origin = request.headers.get("Origin")
-        if settings.allowed_origins and origin and origin not in settings.allowed_origins:
-            _log.warning("origin_refused", conn=conn.id, origin=origin)
-            node.hub.close(conn, CloseCode.POLICY, "origin not allowed")
-        else:
-            url_container = request.query.get("containerID")
-            if url_container and conn.authenticated:
-                _subscribe_from_url(state, conn, url_container)
-            await _read_loop(state, ws, conn, url_container)
+        url_container = request.query.get("containerID")
+        open_connection(state, conn, request.headers.get("Origin"), url_container)
+        await _read_loop(state, ws, conn, url_container)
         if peer.closing is not None:
             # The hub closed this connection: let its close code, not aiohttp's 1000, go out.
             await asyncio.shield(peer.closing)
     finally:
-        node.disconnect(conn)
+        forget(state, conn)
         _log.info(
             "connection_closed",
             conn=conn.id,
@@ -147,6 +207,13 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
             seconds=round(time.monotonic() - opened, 3),
         )
     return ws
+
+
+def _http_error(refused: Refusal) -> web.HTTPException:
+    error: type[web.HTTPException] = (
+        web.HTTPUnauthorized if refused.status == 401 else web.HTTPServiceUnavailable
+    )
+    return error(text=refused.body, content_type="application/json", headers=refused.headers)
 
 
 def _subscribe_from_url(state: ServerState, conn: Connection, container_id: str) -> None:
@@ -162,20 +229,16 @@ async def _read_loop(
     state: ServerState, ws: web.WebSocketResponse, conn: Connection, url_container: str | None
 ) -> None:
     auth_timeout = state.settings.auth_timeout
-    debug = state.settings.log_level in ("trace", "debug")
     while not conn.closed:
         try:
             msg = await ws.receive(timeout=None if conn.authenticated else auth_timeout)
         except TimeoutError:
-            state.node.error(conn, ErrorCode.UNAUTHORIZED, "no token sent in time")
-            state.node.hub.close(conn, CloseCode.NOT_AUTHENTICATED, "authentication timed out")
+            time_out_authentication(state, conn)
             return
         conn.alive = True
         kind = msg.type
         if kind in _DATA:
-            if debug:
-                _log.debug("frame_received", conn=conn.id, size=len(msg.data))
-            _handle_frame(state, conn, msg.data, url_container)
+            handle_frame(state, conn, msg.data, url_container)
         elif kind is WSMsgType.PING:
             with contextlib.suppress(ConnectionError):
                 await ws.pong(msg.data)
@@ -183,9 +246,10 @@ async def _read_loop(
             return
 
 
-def _handle_frame(
+def handle_frame(
     state: ServerState, conn: Connection, data: str | bytes, url_container: str | None
 ) -> None:
+    """Act on one data message of ``conn``: authenticate it, or hand it to the node."""
     node = state.node
     try:
         message = decode_client(data)

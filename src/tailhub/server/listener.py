@@ -1,0 +1,187 @@
+"""The hub's port: WebSocket upgrades to the hub's own transport, everything else to aiohttp.
+
+Each new connection is read until its first request head is complete. An upgrade to a
+WebSocket on ``/`` or ``/ws`` is answered here (RFC 6455, section 4.2) and the socket is handed
+to a :class:`~tailhub.server.wsconn.WebSocketConnection`; any other request, and anything this
+module cannot parse, is handed with the bytes read so far to aiohttp's request handler, which
+serves the HTTP API, the dashboard and its own errors exactly as if it had read them itself.
+
+The request head is parsed by aiohttp's C parser (``aiohttp.http.HttpRequestParser``). A
+connection that sends no complete head within ``auth_timeout`` is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Final, cast
+
+from aiohttp.http import HttpRequestParser, RawRequestMessage
+
+from tailhub.auth import bearer_token
+from tailhub.server.state import ServerState
+from tailhub.server.wire import accept_key, valid_key
+from tailhub.server.ws import refusal
+from tailhub.server.wsconn import WebSocketConnection
+
+__all__ = ["Listener"]
+
+_MAX_HEAD: Final = 64 * 1024
+_WS_PATHS: Final = frozenset({"/", "/ws"})
+
+
+class Listener:
+    """The protocol factory of the hub's listening socket.
+
+    Args:
+        state: the application's shared state.
+        http: aiohttp's protocol factory (``AppRunner.server``), for every other request.
+    """
+
+    def __init__(self, state: ServerState, http: Callable[[], asyncio.Protocol]) -> None:
+        self.state = state
+        self.http = http
+
+    def __call__(self) -> asyncio.Protocol:
+        return _FirstRequest(self)
+
+
+class _FirstRequest(asyncio.Protocol):
+    """A new connection until its first request head is read."""
+
+    __slots__ = ("_head", "_listener", "_timer", "_transport")
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self._head = b""
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)
+        self._timer = asyncio.get_running_loop().call_later(
+            self._listener.state.settings.auth_timeout, transport.abort
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > _MAX_HEAD:
+                self._to_http()
+            return
+        if not head.startswith(b"GET ") or b"websocket" not in head[:end].lower():
+            self._to_http()
+            return
+        parser = HttpRequestParser(None, asyncio.get_running_loop(), _MAX_HEAD)
+        try:
+            messages, _upgraded, tail = parser.feed_data(head)
+        except Exception:
+            self._to_http()  # aiohttp answers a malformed request with its own 400
+            return
+        request = messages[0][0]
+        if request.url.path not in _WS_PATHS or not _is_upgrade(request):
+            self._to_http()
+            return
+        self._upgrade(request, tail)
+
+    # -- hand-offs ----------------------------------------------------------------------
+
+    def _to_http(self) -> None:
+        self._stop_timer()
+        transport = self._transport
+        assert transport is not None
+        protocol = self._listener.http()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(self._head)
+        self._head = b""
+
+    def _upgrade(self, request: RawRequestMessage, tail: bytes) -> None:
+        self._stop_timer()
+        transport = self._transport
+        assert transport is not None
+        headers = request.headers
+        version = headers.get("Sec-WebSocket-Version", "")
+        key = headers.get("Sec-WebSocket-Key", "")
+        if version != "13":
+            _respond(
+                transport,
+                426,
+                "Sec-WebSocket-Version 13 is the only version this hub speaks\n",
+                {"Sec-WebSocket-Version": "13"},
+                "text/plain",
+            )
+            return
+        if request.version < (1, 1) or not valid_key(key):
+            _respond(
+                transport,
+                400,
+                "an upgrade needs HTTP/1.1 and a Sec-WebSocket-Key of 16 bytes in base64\n",
+                {},
+                "text/plain",
+            )
+            return
+        state = self._listener.state
+        query = request.url.query
+        token = bearer_token(headers.get("Authorization")) or query.get("token")
+        peer = transport.get_extra_info("peername")
+        remote = str(peer[0]) if isinstance(peer, tuple) else ""
+        refused = refusal(state, token, remote)
+        if refused is not None:
+            _respond(transport, refused.status, refused.body, refused.headers, "application/json")
+            return
+        transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept_key(key).encode()
+            + b"\r\n\r\n"
+        )
+        connection = WebSocketConnection(
+            state,
+            remote=remote,
+            authenticated=token is not None,
+            url_container=query.get("containerID"),
+            origin=headers.get("Origin"),
+        )
+        transport.set_protocol(connection)
+        connection.connection_made(transport)
+        if tail:
+            connection.data_received(tail)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _is_upgrade(request: RawRequestMessage) -> bool:
+    return (
+        request.method == "GET"
+        and request.upgrade
+        and request.headers.get("Upgrade", "").lower() == "websocket"
+    )
+
+
+def _respond(
+    transport: asyncio.Transport,
+    status: int,
+    body: str,
+    headers: dict[str, str],
+    content_type: str,
+) -> None:
+    """Answer an upgrade request with an HTTP error and close the connection."""
+    payload = body.encode()
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(payload)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+    transport.close()

@@ -1,0 +1,205 @@
+"""The hub's own WebSocket transport: one small ``asyncio.Protocol`` per connection.
+
+After the handshake (:mod:`tailhub.server.listener`) a connection's socket is served by a
+:class:`WebSocketConnection`, which is also the connection's :class:`~tailhub.core.hub.Peer`.
+It costs no task and no coroutine: each socket read is parsed at once into every message it
+holds (:class:`~tailhub.server.wire.FrameReader`) and each message is handed to the endpoint
+synchronously, so a burst of messages read together is routed, stored and flushed together,
+in one turn of the event loop.
+
+Closing follows RFC 6455 (section 7): the side that closes sends a close frame, and the hub
+ends the TCP connection once the peer answers with its own, or at once when the peer closed
+first. The close frame is written behind whatever the connection is still owed, and a peer
+that takes nothing within the grace period is cut off (:data:`CLOSE_GRACE`), so a stuck reader
+holds no memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, cast
+
+import structlog
+
+from tailhub.core.hub import Connection
+from tailhub.server.state import ServerState
+from tailhub.server.wire import (
+    BINARY,
+    CLOSE,
+    PING,
+    PING_FRAME,
+    TEXT,
+    FrameReader,
+    close_frame,
+    pong_frame,
+)
+from tailhub.server.ws import forget, handle_frame, open_connection, time_out_authentication
+
+__all__ = ["CLOSE_GRACE", "WebSocketConnection"]
+
+_log = structlog.get_logger("tailhub.ws")
+
+CLOSE_GRACE: Final = 5.0
+"""Seconds a closing connection has to take its last bytes and answer the close frame."""
+
+_OPEN: Final = 0
+_ANSWERING: Final = 1  # the peer sent a close frame; ours goes out after what it is owed
+_FAILING: Final = 2  # the peer broke the protocol; ours goes out, then TCP ends at once
+_CLOSED: Final = 3  # our close frame is written; nothing more is
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """One accepted WebSocket connection: frames in, the hub's pre-framed bytes out.
+
+    Args:
+        state: the application's shared state.
+        remote: the peer's address, for logs.
+        authenticated: whether the upgrade request carried a valid token.
+        url_container: the ``?containerID=`` of the upgrade request, if any.
+        origin: the ``Origin`` header of the upgrade request, if any.
+    """
+
+    __slots__ = (
+        "_closing",
+        "_conn",
+        "_origin",
+        "_reader",
+        "_state",
+        "_timer",
+        "_transport",
+        "_url_container",
+        "close_code",
+        "opened",
+    )
+
+    def __init__(
+        self,
+        state: ServerState,
+        *,
+        remote: str,
+        authenticated: bool,
+        url_container: str | None,
+        origin: str | None,
+    ) -> None:
+        self._state = state
+        self._url_container = url_container
+        self._origin = origin
+        self._reader = FrameReader(state.settings.max_message_size)
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = _OPEN
+        self._conn: Connection = state.node.connect(
+            self, remote=remote, authenticated=authenticated
+        )
+        self.close_code: int | None = None
+        """The code of the close frame sent (or answered), once closing has begun."""
+        self.opened = 0.0
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)
+        loop = asyncio.get_running_loop()
+        self.opened = loop.time()
+        conn = self._conn
+        open_connection(self._state, conn, self._origin, self._url_container)
+        self._origin = None
+        if not conn.authenticated and not conn.closed:
+            self._timer = loop.call_later(
+                self._state.settings.auth_timeout, time_out_authentication, self._state, conn
+            )
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        messages = reader.feed(data)
+        conn = self._conn
+        conn.alive = True
+        for opcode, payload in messages:
+            if conn.closed:
+                if opcode == CLOSE:  # the answer to our close frame: the handshake is done
+                    self._end()
+                    return
+            elif opcode in (TEXT, BINARY):
+                was_authenticated = conn.authenticated
+                handle_frame(self._state, conn, payload, self._url_container)
+                if conn.authenticated and not was_authenticated:
+                    self._cancel_timer()
+            elif opcode == PING:
+                self.write(pong_frame(payload))
+            elif opcode == CLOSE:
+                self._closing = _ANSWERING
+                self._state.node.hub.close(
+                    conn, int.from_bytes(payload[:2], "big") if payload else 1000, ""
+                )
+                return
+        if reader.error is not None:
+            self._fail(reader.error.code, reader.error.reason)
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        conn = self._conn
+        forget(self._state, conn)
+        self._transport = None
+        loop = asyncio.get_running_loop()
+        _log.info(
+            "connection_closed",
+            conn=conn.id,
+            code=self.close_code,
+            seconds=round(loop.time() - self.opened, 3),
+        )
+
+    # -- Peer: what the hub calls -------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and self._closing != _CLOSED and not transport.is_closing():
+            transport.write(data)
+
+    def buffered(self) -> int:
+        transport = self._transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def ping(self) -> None:
+        self.write(PING_FRAME)
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame behind what is buffered; end TCP when the peer answers."""
+        transport = self._transport
+        if transport is None or self._closing == _CLOSED or transport.is_closing():
+            return
+        self._cancel_timer()
+        answering = self._closing != _OPEN
+        self._closing = _CLOSED
+        self.close_code = code
+        transport.write(close_frame(code, reason))
+        if answering:
+            transport.close()
+        elif transport.can_write_eof():
+            transport.write_eof()
+        # A peer that takes nothing within the grace period is cut off, whatever it owes.
+        self._timer = asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The peer broke the protocol: close with ``code`` and read nothing more."""
+        _log.info("protocol_error", conn=self._conn.id, code=code, reason=reason)
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if self._conn.closed:
+            self._end()
+            return
+        self._closing = _FAILING
+        self._state.node.hub.close(self._conn, code, reason)
+
+    def _end(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
