@@ -91,7 +91,8 @@ OPTIONS: Final = (
         "TAILHUB_AUTH_TIMEOUT",
         "5000",
         "ms",
-        "time a connection without a token has to send one (ms)",
+        "time a new connection has to send its request head, and a WebSocket without a"
+        " token to send one (ms)",
     ),
     Option(
         "allowed_origins",
