@@ -37,11 +37,19 @@ class Listener:
     Args:
         state: the application's shared state.
         http: aiohttp's protocol factory (``AppRunner.server``), for every other request.
+        connection: the class that serves an accepted WebSocket (a subclass may give its
+            messages another meaning, as the conformance suite's echo server does).
     """
 
-    def __init__(self, state: ServerState, http: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        http: Callable[[], asyncio.Protocol],
+        connection: type[WebSocketConnection] = WebSocketConnection,
+    ) -> None:
         self.state = state
         self.http = http
+        self.connection = connection
 
     def __call__(self) -> asyncio.Protocol:
         return _FirstRequest(self)
@@ -141,7 +149,7 @@ class _FirstRequest(asyncio.Protocol):
             + accept_key(key).encode()
             + b"\r\n\r\n"
         )
-        connection = WebSocketConnection(
+        connection = self._listener.connection(
             state,
             remote=remote,
             authenticated=token is not None,

@@ -120,10 +120,7 @@ class WebSocketConnection(asyncio.Protocol):
                     self._end()
                     return
             elif opcode in (TEXT, BINARY):
-                was_authenticated = conn.authenticated
-                handle_frame(self._state, conn, payload, self._url_container)
-                if conn.authenticated and not was_authenticated:
-                    self._cancel_timer()
+                self.message(opcode, payload)
             elif opcode == PING:
                 self.write(pong_frame(payload))
             elif opcode == CLOSE:
@@ -134,6 +131,14 @@ class WebSocketConnection(asyncio.Protocol):
                 return
         if reader.error is not None:
             self._fail(reader.error.code, reader.error.reason)
+
+    def message(self, opcode: int, payload: bytes) -> None:
+        """One whole text or binary message: the endpoint decides what it means."""
+        conn = self._conn
+        was_authenticated = conn.authenticated
+        handle_frame(self._state, conn, payload, self._url_container)
+        if conn.authenticated and not was_authenticated:
+            self._cancel_timer()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
