@@ -115,7 +115,8 @@ class Hub:
         self._patterns: dict[str, set[Connection]] = {}
         self._publishers: dict[str, set[Connection]] = {}
         self._dirty: list[Connection] = []
-        self._received: list[float] = []
+        self._received: dict[float, int] = {}
+        """Loop times at which the messages now waiting for the flush were received."""
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_id = 0
@@ -251,7 +252,9 @@ class Hub:
             for conn in catching:
                 conn.catching_up[container_id].append(frame)
         if count:
-            self._received.append(received)
+            # Messages read in one loop turn share the loop's time: one entry for them all.
+            received_at = self._received
+            received_at[received] = received_at.get(received, 0) + 1
             if not self._flush_scheduled:
                 self._schedule_flush()
         return count
@@ -288,7 +291,7 @@ class Hub:
         """Write what each connection is owed, one write per connection."""
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
-        received, self._received = self._received, []
+        received, self._received = self._received, {}
         max_queue = self._max_queue
         stats = self._stats
         for conn in dirty:
@@ -309,8 +312,8 @@ class Hub:
             assert self._loop is not None
             now = self._loop.time()
             observe = stats.deliver_latency.observe
-            for at in received:
-                observe(now - at)
+            for at, messages in received.items():
+                observe(now - at, messages)
 
     def broadcast_ping(self) -> list[Connection]:
         """One liveness round: ping everyone; returns those that missed the last round."""

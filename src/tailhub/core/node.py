@@ -86,6 +86,8 @@ class Node:
         self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Callable[[], float] = self._mono
+        """The event loop's clock (``loop.time``) once started: read per message."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class Node:
             StoreError: the store cannot be opened.
         """
         self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time
         snapshot = await self.store.open(self._on_durable)
         for container_id, info in snapshot.containers.items():
             self._last_seq[container_id] = info.last_seq
@@ -213,7 +216,7 @@ class Node:
         container_id = msg.container_id
         kind = msg.type
         now = time.time()
-        mono = self._mono()
+        mono = self._clock()
         if conn is not None and not conn.allow_publish(mono):
             self.error(
                 conn,
@@ -241,12 +244,12 @@ class Node:
                     ),
                 )
             return None
-        key = (container_id, msg.producer)
-        if msg.id is not None and msg.id <= self._producer_ids.get(key, 0):
+        pub_id = msg.id
+        if pub_id is not None and pub_id <= self._producer_ids.get((container_id, msg.producer), 0):
             self.stats.duplicates += 1
             if conn is not None:
                 self._ack_when_durable(
-                    conn, container_id, msg.producer, msg.id, self._last_seq.get(container_id, 0)
+                    conn, container_id, msg.producer, pub_id, self._last_seq.get(container_id, 0)
                 )
             return None
         try:
@@ -267,12 +270,12 @@ class Node:
         if started:
             self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
-        seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, msg.id)
-        if msg.id is not None:
-            self._producer_ids[key] = msg.id
+        seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
+        if pub_id is not None:
+            self._producer_ids[container_id, msg.producer] = pub_id
             if conn is not None:
-                self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
-        if conn is not None:
+                self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
+        if conn is not None and container_id not in conn.published:
             self.hub.add_publisher(conn, container_id)
         if kind == "complete":
             self._end(container_id, "complete", now)
@@ -310,7 +313,7 @@ class Node:
             )
 
     def _on_broker(self, container_id: str, kind: str, payload: bytes) -> None:
-        count = self.hub.deliver(container_id, self._frame(payload), self._mono())
+        count = self.hub.deliver(container_id, self._frame(payload), self._clock())
         if count:
             self.stats.messages_out[kind] += count
 
