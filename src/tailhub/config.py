@@ -87,6 +87,13 @@ OPTIONS: Final = (
         "bytes a reader may fall behind before it is closed with 4429",
     ),
     Option(
+        "max_store_lag",
+        "TAILHUB_MAX_STORE_LAG",
+        "250000",
+        "count",
+        "messages history may lag behind before publishes are refused (unavailable)",
+    ),
+    Option(
         "auth_timeout",
         "TAILHUB_AUTH_TIMEOUT",
         "5000",
@@ -124,6 +131,7 @@ class Settings:
     max_subscriptions: int = 100
     publish_rate: int = 20_000
     max_queue: int = 8 << 20
+    max_store_lag: int = 250_000
     auth_timeout: float = 5.0
     allowed_origins: tuple[str, ...] = ()
 

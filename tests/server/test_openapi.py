@@ -140,7 +140,7 @@ class TestDocument:
 
 class TestResponsesMatch:
     async def test_every_response_fits(
-        self, hub: HubProcess, http: aiohttp.ClientSession, checker: Checker
+        self, hub: HubProcess, http: aiohttp.ClientSession, checker: Checker, tmp_path: Path
     ) -> None:
         """Real responses, for every documented status, validate against the document."""
         h = hub.http
@@ -177,6 +177,13 @@ class TestResponsesMatch:
         assert status == 401
         big = io.BytesIO(log("x" * (1 << 20)))
         assert (await publish("oa-1", big))[0] == 413
+        lagging = HubProcess(tmp_path / "lag", args=["--max-store-lag", "1"]).start()
+        try:
+            url = f"{lagging.http}/api/sessions/oa-lag/messages"
+            async with http.post(url, data=log("a") + b"\n" + log("b"), headers=AUTH) as resp:
+                assert (await checker.check(resp, messages, "post"))[0] == 503
+        finally:
+            lagging.stop()
 
         assert (await request("/api/sessions", "/api/sessions", headers=AUTH))[0] == 200
         status, listed = await request(

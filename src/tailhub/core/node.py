@@ -81,6 +81,8 @@ class Node:
         self._stamp = TimeFormatter()
         self._last_seq: dict[str, int] = {}
         self._durable: dict[str, int] = {}
+        self._lag = 0
+        """Messages stored but not yet durable: how far the history store is behind."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
         self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
@@ -252,6 +254,18 @@ class Node:
                     conn, container_id, msg.producer, pub_id, self._last_seq.get(container_id, 0)
                 )
             return None
+        if self._lag >= self.settings.max_store_lag:
+            if conn is not None:
+                self.error(
+                    conn,
+                    ErrorCode.UNAVAILABLE,
+                    f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG); message "
+                    "refused, send it again later",
+                    container_id=container_id,
+                    id=msg.id,
+                    producer=msg.producer,
+                )
+            return None
         try:
             _, started = self.sessions.on_publish(
                 container_id, kind, now, mono, status=msg.status, exit_code=msg.exit_code
@@ -295,6 +309,7 @@ class Node:
         self._last_seq[container_id] = seq
         payload = encode_published(kind, container_id, timestamp or self._stamp(now), seq, data)
         self.store.append(container_id, seq, now, payload, producer, pub_id)
+        self._lag += 1
         self.stats.messages_in[kind] += 1
         self.stats.bytes_in += len(payload)
         self.broker.publish(container_id, kind, payload)
@@ -340,8 +355,10 @@ class Node:
 
     def _on_durable(self, durable: Sequence[tuple[str, int]]) -> None:
         for container_id, seq in durable:
-            if seq > self._durable.get(container_id, 0):
+            before = self._durable.get(container_id, 0)
+            if seq > before:
                 self._durable[container_id] = seq
+                self._lag -= seq - before
             waiters = self._durable_waiters.get(container_id)
             if waiters:
                 while waiters and waiters[0][0] <= seq:
@@ -546,8 +563,7 @@ class Node:
 
     def not_durable(self) -> int:
         """Messages accepted but not yet durable in history: how far the store lags behind."""
-        durable = self._durable
-        return sum(last - durable.get(cid, 0) for cid, last in self._last_seq.items())
+        return self._lag
 
     def last_seq(self, container_id: str) -> int:
         return self._last_seq.get(container_id, 0)

@@ -379,6 +379,11 @@ def _paths() -> dict[str, Schema]:
                     "401": unauthorized,
                     "413": _error("The body, or one line, is larger than allowed."),
                     "429": _error("Would open one session more than MAX_SESSIONS (max_sessions)."),
+                    "503": _error(
+                        "History is more than max-store-lag messages behind: nothing was "
+                        "stored, send again later. Or the messages were stored and routed but "
+                        "not made durable in time: check /readyz."
+                    ),
                 },
             },
         },
