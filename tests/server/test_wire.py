@@ -130,6 +130,33 @@ def test_protocol_violations_set_the_error_with_its_close_code(
     assert words in reader.error.reason
 
 
+def test_bad_utf8_in_a_fragmented_text_is_refused_at_its_fragment() -> None:
+    """RFC 6455, 8.1: fail as soon as the text cannot be UTF-8, before the last fragment."""
+    reader = FrameReader(1 << 20)
+    assert [] == reader.feed(client_frame(TEXT, b"ok", fin=False))
+    assert reader.error is None
+    reader.feed(client_frame(CONTINUATION, b"\xff", fin=False))
+    assert reader.error is not None
+    assert 1007 == reader.error.code
+
+
+def test_a_character_split_between_fragments_is_fine() -> None:
+    text = "é€😀".encode()
+    reader = FrameReader(1 << 20)
+    data = b"".join(
+        client_frame(TEXT if i == 0 else CONTINUATION, text[i : i + 1], fin=i == len(text) - 1)
+        for i in range(len(text))
+    )
+    assert [(TEXT, text)] == reader.feed(data)
+
+
+def test_a_64_bit_length_with_its_top_bit_set_is_a_protocol_error() -> None:
+    reader = FrameReader(1 << 20)
+    reader.feed(bytes([0x82, 0x80 | 127]) + (1 << 63).to_bytes(8, "big") + b"mask")
+    assert reader.error is not None
+    assert 1002 == reader.error.code
+
+
 def test_a_message_over_the_limit_is_refused_from_its_header_before_its_payload() -> None:
     reader = FrameReader(1000)
     header = client_frame(BINARY, b"x" * 1001)[:8]  # header and mask only

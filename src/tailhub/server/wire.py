@@ -14,6 +14,7 @@ before buffering the payload. No extension is negotiated, so no reserved bit may
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import struct
 from collections.abc import Callable
@@ -122,6 +123,17 @@ def _check_text(payload: bytes) -> None:
             raise FrameError(_INVALID_DATA, "text message is not valid UTF-8") from None
 
 
+def _utf8_decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")()
+
+
+def _check_fragment(decoder: codecs.IncrementalDecoder, payload: bytes, *, final: bool) -> None:
+    try:
+        decoder.decode(payload, final)
+    except UnicodeDecodeError:
+        raise FrameError(_INVALID_DATA, "text message is not valid UTF-8") from None
+
+
 def _check_close(payload: bytes) -> None:
     if not payload:
         return
@@ -156,6 +168,7 @@ class FrameReader:
         "_have",
         "_max",
         "_need",
+        "_utf8",
         "error",
     )
 
@@ -167,6 +180,7 @@ class FrameReader:
         self._fragments: list[bytes] | None = None
         self._fragments_op = 0
         self._fragments_size = 0
+        self._utf8: codecs.IncrementalDecoder | None = None
         self.error: FrameError | None = None
         """Set when the peer broke the protocol: close the connection with its code."""
 
@@ -212,6 +226,8 @@ class FrameReader:
                 if end - head < 8:
                     break
                 size = int.from_bytes(data[head : head + 8], "big")
+                if size >> 63:
+                    raise FrameError(_PROTOCOL_ERROR, "frame length with its top bit set")
                 head += 8
             opcode = first & 0x0F
             if opcode < CLOSE:
@@ -236,6 +252,9 @@ class FrameReader:
                     self._fragments = [payload]
                     self._fragments_op = opcode
                     self._fragments_size = size
+                    if opcode == TEXT:  # check fragmented text as it comes (RFC 6455, 8.1)
+                        self._utf8 = _utf8_decoder()
+                        _check_fragment(self._utf8, payload, final=False)
             elif opcode == CONTINUATION:
                 fragments = self._fragments
                 if fragments is None:
@@ -244,13 +263,14 @@ class FrameReader:
                     )
                 fragments.append(payload)
                 self._fragments_size += size
-                if first & 0x80:
-                    payload = b"".join(fragments)
-                    if self._fragments_op == TEXT:
-                        _check_text(payload)
-                    out.append((self._fragments_op, payload))
+                final = bool(first & 0x80)
+                if self._utf8 is not None:
+                    _check_fragment(self._utf8, payload, final=final)
+                if final:
+                    out.append((self._fragments_op, b"".join(fragments)))
                     self._fragments = None
                     self._fragments_size = 0
+                    self._utf8 = None
             elif opcode in (CLOSE, PING, PONG):
                 if opcode == CLOSE:
                     _check_close(payload)
