@@ -9,6 +9,7 @@ import sqlite3
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -317,7 +318,7 @@ class TestWriter:
         await store.open(on_durable)
         with sqlite3.connect(path, isolation_level=None) as saboteur:
             saboteur.execute(
-                "CREATE TRIGGER sabotage BEFORE INSERT ON messages "
+                "CREATE TRIGGER sabotage BEFORE INSERT ON chunks "
                 "BEGIN INSERT INTO no_such_table VALUES (1); END"
             )
             with structlog.testing.capture_logs() as logs:
@@ -433,3 +434,204 @@ class TestCrash:
             snapshot.containers["c"],
             snapshot.producers,
         )
+
+
+def _select(
+    messages: list[StoredMessage],
+    after: int,
+    tail: int | None,
+    since_time: float | None,
+    limit: int | None,
+) -> list[StoredMessage]:
+    """What ``read`` returns from ``messages`` for these arguments (the documented order)."""
+    chosen = [m for m in messages if m.seq > after]
+    if since_time is not None:
+        chosen = [m for m in chosen if m.time >= since_time]
+    if tail is not None:
+        chosen = chosen[max(0, len(chosen) - tail) :]
+    return chosen if limit is None else chosen[:limit]
+
+
+def _chunk_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        (rows,) = conn.execute("SELECT count(*) FROM chunks").fetchone()
+    return int(rows)
+
+
+class TestChunks:
+    """Messages are kept as one chunk per container and batch: reads and prunes see through."""
+
+    async def test_reads_across_chunks_and_gaps_select_exactly(self, tmp_path: Path) -> None:
+        """Every read agrees with a plain list, over many chunks, long ones and seq gaps."""
+        path = tmp_path / "history.db"
+        store = SqliteStore(path)
+        await store.open(_ignore)
+        sent: list[StoredMessage] = []
+        seqs = [*range(1, 301), *range(305, 340), 400, 401, *range(450, 460)]
+        for start in range(0, len(seqs), 37):  # a read between bursts commits each burst
+            for seq in seqs[start : start + 37]:
+                sent += append(store, "a", range(seq, seq + 1), time=lambda s: 1000.0 + s // 3)
+            await store.read("a", tail=1)
+        append(store, "b", range(1, 400))  # 399 in one batch: several chunks of the cap
+        chunks = _chunk_rows(path)
+        queries: list[tuple[int, int | None, float | None, int | None]] = [
+            (after, tail, since, limit)
+            for after in (0, 1, 36, 37, 299, 300, 302, 339, 400, 459, 460)
+            for tail in (None, 0, 1, 37, 38, 500)
+            for since in (None, 1100.0, 1133.0)
+            for limit in (None, 1, 40)
+        ]
+        got = {
+            q: await store.read("a", after=q[0], tail=q[1], since_time=q[2], limit=q[3])
+            for q in queries
+        }
+        b = await store.read("b", after=100, limit=200)
+        await store.close()
+        assert ({q: _select(sent, *q) for q in queries}, list(range(101, 301))) == (
+            got,
+            [m.seq for m in b],
+        )
+        assert chunks < len(sent) // 10
+
+    async def test_prune_through_a_chunk_hides_its_older_part(self, tmp_path: Path) -> None:
+        """A prune that cuts one chunk keeps only the newest; reads and counters agree, also
+        after a reopen and a later prune."""
+        path = tmp_path / "history.db"
+        retention = Retention(max_messages=25, max_age=1e9)
+        store = SqliteStore(path, retention)
+        await store.open(_ignore)
+        sent = append(store, "a", range(1, 101), producer="p", pub_id=True)
+        await store.read("a", tail=1)  # one batch: one or a few chunks
+        removed = await store.prune(200.0)
+        first = (removed, await store.read("a"), await store.read("a", tail=30), store.info("a"))
+        await store.close()
+        store = SqliteStore(path, retention)
+        snapshot = await store.open(_ignore)
+        reopened = (await store.read("a", since_time=0.0), snapshot.containers["a"])
+        sent += append(store, "a", range(101, 111), producer="p", pub_id=True)
+        removed_later = await store.prune(200.0)
+        later = (removed_later, await store.read("a"), store.info("a"))
+        await store.close()
+        assert (75, sent[75:100], sent[75:100], info_of(sent[75:100], 100)) == first
+        assert (sent[75:100], info_of(sent[75:100], 100)) == reopened
+        assert (10, sent[85:], info_of(sent[85:], 110)) == later
+
+    async def test_a_batch_is_one_chunk_per_container(self, tmp_path: Path) -> None:
+        """Messages queued together are stored as one row per container, not one per message."""
+        path = tmp_path / "history.db"
+        store = SqliteStore(path, linger=0.5)
+        await store.open(_ignore)
+        append(store, "warm-up", range(1, 2))
+        await store.read("warm-up")  # the next batch waits the whole linger
+        for seq in range(1, 21):
+            for name in ("a", "b", "c"):
+                append(store, name, range(seq, seq + 1))
+        got = [await store.read(name) for name in ("a", "b", "c")]
+        await store.close()
+        assert ([list(range(1, 21))] * 3, 4) == (
+            [[m.seq for m in g] for g in got],
+            _chunk_rows(path),
+        )
+
+
+# The version-1 schema (one row per message), as tailhub 0.1 wrote it.
+_V1_SCHEMA = """
+CREATE TABLE containers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL DEFAULT 0,
+    messages INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE producers (
+    cid INTEGER NOT NULL,
+    producer TEXT NOT NULL,
+    pub_id INTEGER NOT NULL,
+    PRIMARY KEY (cid, producer)
+) WITHOUT ROWID;
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    cid INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    payload BLOB NOT NULL,
+    producer TEXT,
+    pub_id INTEGER
+);
+CREATE INDEX messages_by_seq ON messages (cid, seq, time);
+CREATE TABLE checkpoint (
+    only INTEGER PRIMARY KEY CHECK (only = 1),
+    last_id INTEGER NOT NULL
+);
+INSERT INTO checkpoint (only, last_id) VALUES (1, 0);
+PRAGMA user_version = 1;
+"""
+
+
+def _v1_database(path: Path) -> tuple[list[StoredMessage], list[StoredMessage]]:
+    """A version-1 file as a crash leaves it: ``a`` pruned to 3.. and counted up to seq 100,
+    the rest (``a`` 101..300 interleaved with ``b`` 1, 2, 4) not counted yet."""
+    a = [StoredMessage(seq, 1000.0 + seq, f"a:{seq}".encode()) for seq in range(3, 301)]
+    b = [StoredMessage(seq, 1000.0 + seq, f"b:{seq}".encode() * seq) for seq in (1, 2, 4)]
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.executescript(_V1_SCHEMA)
+        conn.execute("INSERT INTO containers VALUES (1, 'a', 100, 3, 98, ?)", (_size(a[:98]),))
+        conn.execute("INSERT INTO containers (id, name) VALUES (2, 'b')")
+        conn.execute("INSERT INTO producers VALUES (1, 'p', 100)")
+
+        def put(cid: int, m: StoredMessage, producer: str, pub_id: int | None) -> None:
+            conn.execute(
+                "INSERT INTO messages (cid, seq, time, payload, producer, pub_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (cid, m.seq, m.time, m.payload, producer, pub_id),
+            )
+
+        for m in a[:98]:
+            put(1, m, "p", m.seq)
+        conn.execute("UPDATE checkpoint SET last_id = 98")
+        for m in a[98:]:
+            put(1, m, "p", m.seq)
+            if m.seq in (150, 200, 250):
+                put(2, b[(m.seq - 150) // 50], "q", None if m.seq < 250 else 40)
+    return a, b
+
+
+def _size(messages: list[StoredMessage]) -> int:
+    return sum(len(m.payload) for m in messages)
+
+
+class TestUpgrade:
+    """A version-1 file (one row per message) is converted at open, keeping its history."""
+
+    async def test_version_1_history_is_read_and_continued(self, tmp_path: Path) -> None:
+        """Every old message reads back, counters and producer ids are exact, seq continues."""
+        path = tmp_path / "history.db"
+        a, b = _v1_database(path)
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)
+        read = (
+            await store.read("a"),
+            await store.read("b"),
+            await store.read("a", tail=3),
+            await store.read("b", after=1),
+        )
+        a += append(store, "a", range(301, 303))
+        await store.close()
+        store = SqliteStore(path)
+        reopened = await store.open(_ignore)
+        again = (await store.read("a"), await store.read("b"))
+        await store.close()
+        with closing(sqlite3.connect(path)) as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert (
+            {"a": info_of(a[:298], 300), "b": info_of(b, 4)},
+            {("a", "p"): 300, ("b", "q"): 40},
+        ) == (snapshot.containers, snapshot.producers)
+        assert (a[:298], b, a[295:298], b[1:]) == read
+        assert ((a, b), {"a": info_of(a, 302), "b": info_of(b, 4)}) == (
+            again,
+            reopened.containers,
+        )
+        assert (2, False) == (version, "messages" in tables)
