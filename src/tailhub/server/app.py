@@ -29,7 +29,7 @@ from tailhub.server import api, metrics
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
-from tailhub.server.ws import handle_websocket
+from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import HistoryStore, Retention, StoreError
 from tailhub.store.memory import MemoryStore
 
