@@ -11,7 +11,7 @@ How it works, and why:
   microsecond the writer spends per message comes out of the hub's throughput. One SQLite row
   per message, with its ``(cid, seq, time)`` index, cost about 4.7 µs of CPU per message
   (2.5 µs without the index). So a batch is stored as one ``chunks`` row per container: that
-  container's consecutive messages of the batch (at most ``_CHUNK_MAX``), about 1.6 µs per
+  container's consecutive messages of the batch (at most ``CHUNK_MAX``), about 1.6 µs per
   message in all, Python included (under load a 10 ms commit holds ~1000 messages of ~50
   containers: ~20 per chunk). A chunk holds its first and last seq, its newest receive time,
   its message and byte counts, the payloads end to end (``payloads``) with their lengths
@@ -70,16 +70,14 @@ import queue
 import sqlite3
 import threading
 import time as clock
-from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-import msgspec
 import structlog
 
 from tailhub.store.base import (
@@ -89,6 +87,19 @@ from tailhub.store.base import (
     StoredMessage,
     StoreError,
     StoreSnapshot,
+)
+from tailhub.store.chunks import (
+    CHUNK_COLUMNS,
+    CHUNK_MAX,
+    ChunkRow,
+    Row,
+    indexes_after,
+    pack,
+    pack_batch,
+    pick,
+    seqs_of,
+    unpack,
+    unpack_messages,
 )
 
 __all__ = ["SqliteStore"]
@@ -100,8 +111,6 @@ def _log() -> Any:
 
 
 SCHEMA_VERSION: Final = 2
-_CHUNK_COLUMNS: Final = 11  # the parameters of one chunk row (see _encode_chunk)
-_CHUNK_MAX: Final = 128  # most messages in one chunk: a read of one unpacks at most this many
 _EVERYTHING: Final = (1 << 63) - 1  # a seq bound above every seq SQLite can hold
 _RETRY_FIRST: Final = 0.05
 _RETRY_MAX: Final = 5.0
@@ -221,102 +230,6 @@ ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
 
 _CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while messages arrive
 
-Row: TypeAlias = tuple[int, int, float, bytes, str, int | None]
-"""One queued append: container row id, seq, time, payload, producer, publisher id."""
-
-ChunkRow: TypeAlias = tuple[
-    int, int, int, float, int, int, bytes | None, bytes, bytes, str | None, bytes
-]
-"""One chunk's parameters, in ``chunks`` column order from ``cid`` to ``payloads``."""
-
-
-# -- the chunk format -------------------------------------------------------------------
-
-
-def _chunks(rows: Iterable[Row]) -> list[ChunkRow]:
-    """One batch's rows as chunks: per container, its messages in queue (= seq) order."""
-    groups: dict[int, list[Row]] = {}
-    for row in rows:
-        group = groups.get(row[0])
-        if group is None:
-            groups[row[0]] = [row]
-        else:
-            group.append(row)
-    return [
-        _encode_chunk(group[start : start + _CHUNK_MAX])
-        for group in groups.values()
-        for start in range(0, len(group), _CHUNK_MAX)
-    ]
-
-
-def _encode_chunk(rows: Sequence[Row]) -> ChunkRow:
-    """One chunk row from one container's messages, in seq order.
-
-    Raises:
-        OverflowError, TypeError: a value the format cannot hold (a refused row).
-    """
-    cids, seqs, times, payloads, producers, pub_ids = zip(*rows, strict=True)
-    first, last, count = seqs[0], seqs[-1], len(seqs)
-    blob = b"".join(payloads)
-    gapless = last - first + 1 == count and seqs == tuple(range(first, last + 1))
-    return (
-        cids[0],
-        first,
-        last,
-        max(times),
-        count,
-        len(blob),
-        None if gapless else array("q", seqs).tobytes(),
-        array("d", times).tobytes(),
-        array("I", map(len, payloads)).tobytes(),
-        _producer_ids(producers, pub_ids),
-        blob,
-    )
-
-
-def _producer_ids(producers: Sequence[str], pub_ids: Sequence[int | None]) -> str | None:
-    """The last publisher id of each producer that gave one, as JSON; None if none did."""
-    if pub_ids.count(None) == len(pub_ids):
-        return None
-    pairs = zip(producers, pub_ids, strict=True)
-    last = {producer: pub_id for producer, pub_id in pairs if pub_id is not None}
-    array("q", last.values())  # an id SQLite cannot hold is refused, as a column would be
-    return msgspec.json.encode(last).decode()
-
-
-def _seqs(first: int, last: int, blob: bytes | None) -> Sequence[int]:
-    """A chunk's seqs: ``first..last`` when stored without a list, else the stored list."""
-    if blob is None:
-        return range(first, last + 1)
-    return _unpack("q", blob)
-
-
-def _unpack(code: str, blob: bytes) -> array[Any]:
-    values: array[Any] = array(code)
-    values.frombytes(blob)
-    return values
-
-
-def _offsets(lengths: bytes) -> list[int]:
-    """Where each payload starts in ``payloads``, and where the last one ends."""
-    return list(itertools.accumulate(_unpack("I", lengths), initial=0))
-
-
-def _after(seqs: Sequence[int], after: int) -> range:
-    """Indexes of the seqs above ``after`` (seqs are ascending)."""
-    return range(bisect_right(seqs, after), len(seqs))
-
-
-def _picked(
-    seqs: Sequence[int], times: bytes, after: int, since_time: float | None
-) -> Sequence[int]:
-    """Indexes of a chunk's messages a read selects: seq above ``after``, time not before."""
-    chosen = _after(seqs, after)
-    if since_time is None:
-        return chosen
-    at = _unpack("d", times)
-    return [i for i in chosen if at[i] >= since_time]
-
 
 def _where(since_time: float | None) -> str:
     """The chunks that may hold messages with seq > ? (and time >= ?) of container ?."""
@@ -327,18 +240,6 @@ def _params(cid: int, after: int, since_time: float | None) -> list[Any]:
     return [cid, after] if since_time is None else [cid, after, since_time]
 
 
-def _messages(
-    seqs: Sequence[int], times: bytes, lengths: bytes, payloads: bytes, picked: Sequence[int]
-) -> Iterator[StoredMessage]:
-    """The picked messages of one chunk, unpacked."""
-    if not picked:
-        return
-    at = _unpack("d", times)
-    offsets = _offsets(lengths)
-    for i in picked:
-        yield StoredMessage(seqs[i], at[i], payloads[offsets[i] : offsets[i + 1]])
-
-
 # -- upgrading a version-1 file ---------------------------------------------------------
 
 
@@ -347,20 +248,20 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
 
     The counters are first brought up to date from the rows after the old checkpoint (a
     crash's leftovers); then each container's messages, in seq order, become chunks of up to
-    ``_CHUNK_MAX``, the old table goes, and every chunk counts as checkpointed.
+    ``CHUNK_MAX``, the old table goes, and every chunk counts as checkpointed.
     """
     after = {"after": conn.execute("SELECT last_id FROM checkpoint").fetchone()[0]}
     conn.execute(_V1_RECOUNT_CONTAINERS, after)
     conn.execute(_V1_RECOUNT_PRODUCERS, after)
-    row = "(" + ",".join(["?"] * _CHUNK_COLUMNS) + ")"
+    row = "(" + ",".join(["?"] * CHUNK_COLUMNS) + ")"
     insert = _INSERT_CHUNKS.format(values=row)
     messages = conn.execute(
         "SELECT cid, seq, time, payload, producer, pub_id FROM messages ORDER BY cid, seq"
     )
     with closing(messages):
         for _cid, rows in itertools.groupby(messages, itemgetter(0)):
-            for piece in _pieces(rows, _CHUNK_MAX):
-                conn.execute(insert, _encode_chunk(piece))
+            for piece in _pieces(rows, CHUNK_MAX):
+                conn.execute(insert, pack(piece))
     conn.execute("DROP TABLE messages")
     conn.execute("UPDATE checkpoint SET last_id = (SELECT coalesce(max(id), 0) FROM chunks)")
 
@@ -499,7 +400,7 @@ class _Writer:
         self.conn = conn
         self.serving = True
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self.per_statement = max(1, min(self.batch_max, limit // _CHUNK_COLUMNS))
+        self.per_statement = max(1, min(self.batch_max, limit // CHUNK_COLUMNS))
         return snapshot, {name: cid for cid, name in self.names.items()}
 
     def _lock(self) -> int | None:
@@ -755,7 +656,7 @@ class _Writer:
     def write(self, conn: sqlite3.Connection, rows: list[Row]) -> list[ChunkRow]:
         """Write ``rows`` (and new containers) in one transaction; return the chunks stored."""
         try:
-            chunks = _chunks(rows)
+            chunks = pack_batch(rows)
             if not self.new_containers and len(chunks) <= self.per_statement:
                 self.insert(conn, chunks)  # the common case: one statement, its own transaction
                 return chunks
@@ -783,11 +684,11 @@ class _Writer:
         size = _bucket(len(chunks), self.per_statement)
         sql = self.sql.get(size)
         if sql is None:
-            row = "(" + ",".join(["?"] * _CHUNK_COLUMNS) + ")"
+            row = "(" + ",".join(["?"] * CHUNK_COLUMNS) + ")"
             sql = self.sql[size] = _INSERT_CHUNKS.format(values=",".join([row] * size))
         params: list[Any] = list(itertools.chain.from_iterable(chunks))
         if size > len(chunks):
-            params.extend([None] * (_CHUNK_COLUMNS * (size - len(chunks))))
+            params.extend([None] * (CHUNK_COLUMNS * (size - len(chunks))))
         conn.execute(sql, params)
 
     def write_one_by_one(self, conn: sqlite3.Connection, rows: list[Row]) -> list[ChunkRow]:
@@ -797,7 +698,7 @@ class _Writer:
         self.insert_containers(conn)
         for row in rows:
             try:
-                chunk = _encode_chunk([row])
+                chunk = pack([row])
                 self.insert(conn, [chunk])
             except _REFUSED as exc:
                 _log().error(
@@ -868,8 +769,8 @@ class _Writer:
         wanted = tail
         with closing(conn.execute(sql, _params(cid, after, since_time))) as cursor:
             for first, last, seqs_blob, times in cursor:
-                seqs = _seqs(first, last, seqs_blob)
-                picked = _picked(seqs, times, after, since_time)
+                seqs = seqs_of(first, last, seqs_blob)
+                picked = pick(seqs, times, after, since_time)
                 if len(picked) >= wanted:
                     return seqs[picked[len(picked) - wanted]] - 1
                 wanted -= len(picked)
@@ -891,11 +792,11 @@ class _Writer:
         got: list[StoredMessage] = []
         with closing(conn.execute(sql, _params(cid, after, since_time))) as cursor:
             for first, last, seqs_blob, times, lengths, payloads in cursor:
-                seqs = _seqs(first, last, seqs_blob)
-                picked = _picked(seqs, times, after, since_time)
+                seqs = seqs_of(first, last, seqs_blob)
+                picked = pick(seqs, times, after, since_time)
                 if limit is not None:
                     picked = picked[: limit - len(got)]
-                got.extend(_messages(seqs, times, lengths, payloads, picked))
+                got.extend(unpack_messages(seqs, times, lengths, payloads, picked))
                 if limit is not None and len(got) >= limit:
                     break
         return got
@@ -949,9 +850,9 @@ class _Writer:
         )
         with closing(conn.execute(sql, (cid, first_kept, cutoff))) as cursor:
             for first, last, seqs_blob, times in cursor:
-                seqs = _seqs(first, last, seqs_blob)
-                at = _unpack("d", times)
-                for i in _after(seqs, first_kept - 1):
+                seqs = seqs_of(first, last, seqs_blob)
+                at = unpack("d", times)
+                for i in indexes_after(seqs, first_kept - 1):
                     if at[i] >= cutoff:
                         return seqs[i]
         return _EVERYTHING
@@ -965,8 +866,8 @@ class _Writer:
         )
         with closing(conn.execute(sql, (cid, first_kept))) as cursor:
             for first, last, seqs_blob in cursor:
-                seqs = _seqs(first, last, seqs_blob)
-                kept = _after(seqs, first_kept - 1)
+                seqs = seqs_of(first, last, seqs_blob)
+                kept = indexes_after(seqs, first_kept - 1)
                 if skip < len(kept):
                     return seqs[kept[skip]]
                 skip -= len(kept)
@@ -988,13 +889,13 @@ class _Writer:
         )
         with closing(conn.execute(sql, (cid, first_kept))) as cursor:
             for first, last, seqs_blob, lengths, count, nbytes in cursor:
-                seqs = _seqs(first, last, seqs_blob)
+                seqs = seqs_of(first, last, seqs_blob)
                 low, high = bisect_left(seqs, first_kept), bisect_left(seqs, bound)
                 if low == 0 and high == count:
                     removed, size = removed + count, size + nbytes
                 else:
                     removed += high - low
-                    size += sum(_unpack("I", lengths)[low:high])
+                    size += sum(unpack("I", lengths)[low:high])
                 if high < count:
                     first_seq = seqs[high]
                     break
