@@ -89,6 +89,8 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: Callable[[], float] = self._mono
+        self._tick = -1.0
+        self._now = 0.0
         """The event loop's clock (``loop.time``) once started: read per message."""
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -217,8 +219,14 @@ class Node:
         """
         container_id = msg.container_id
         kind = msg.type
-        now = time.time()
         mono = self._clock()
+        if mono != self._tick:
+            # Messages handled in one turn of the loop were received together: one wall-clock
+            # reading (and so one timestamp text) serves them all. uvloop's clock moves once
+            # per turn; asyncio's on every call, which only makes this cache miss.
+            self._tick = mono
+            self._now = time.time()
+        now = self._now
         if conn is not None and not conn.allow_publish(mono):
             self.error(
                 conn,

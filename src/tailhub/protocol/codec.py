@@ -96,16 +96,26 @@ class TimeFormatter:
     """:func:`format_time` for a clock that moves forward: formats each second once.
 
     The hub stamps every message; rebuilding the date for each would cost more than the rest
-    of the stamping together. One instance per owner (it remembers the last second).
+    of the stamping together. One instance per owner (it remembers the last second, and the
+    last time it was given: messages of one loop turn share their receive time).
     """
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_last", "_prefix", "_second", "_text")
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._last = -1.0
+        self._text = ""
 
     def __call__(self, unix: float) -> str:
+        if unix == self._last:
+            return self._text
+        self._last = unix
+        self._text = self._format(unix)
+        return self._text
+
+    def _format(self, unix: float) -> str:
         # Round to microseconds first, as datetime.fromtimestamp does, then cut to millis.
         fraction, whole = math.modf(unix)
         micros = round(fraction * 1_000_000)
