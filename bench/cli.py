@@ -9,7 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench.report import build_rows, render_table, write_chart, write_json
+from bench.report import (
+    build_rows,
+    paired_ratios,
+    render_paired,
+    render_table,
+    write_chart,
+    write_json,
+)
 from bench.runner import GENERATOR_CORE, Outcome, Settings, machine_info, run_scenario
 from bench.scenarios import SCENARIOS
 from bench.servers import ServerError, ensure_node_deps
@@ -136,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_at_end"] = os.getloadavg()
 
     rows = build_rows(results, servers)
+    paired = paired_ratios(results)
     print()
     print(render_table(rows, servers))
+    if paired:
+        print()
+        print(render_paired(paired))
     failures = [
         f"{key} {name}: {error}"
         for key, outcomes in results.items()
@@ -152,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         f" · load average {meta['loadavg_at_start'][0]:.2f} -> {meta['loadavg_at_end'][0]:.2f}"
     )
     if args.json is not None:
-        write_json(args.json, meta, results, rows)
+        write_json(args.json, meta, results, rows, paired)
         print(f"results: {args.json}")
     if args.chart is not None:
         title = f"tailhub bench · {meta['date']} · {meta['cpu_model']} · {meta['commit']}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,11 +205,65 @@ def render_table(rows: Sequence[Row], servers: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """A ratio taken round by round: each tailhub run over the other's run of that round."""
+
+    label: str
+    ratios: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def paired_ratios(results: dict[str, dict[str, Outcome]]) -> list[Paired]:
+    """Round-by-round ratios for every row with a target against another server.
+
+    Runs are interleaved, so a run and the other server's run of the same round saw nearly the
+    same machine; the median of their ratios resists a machine that slows down and speeds up
+    across a scenario better than the ratio of medians the table shows.
+    """
+    paired: list[Paired] = []
+    for key, outcomes in results.items():
+        scenario = SCENARIOS[key]
+        if scenario.history_pair:
+            pairs = [("tailhub-memory", scenario.metrics[0].field, f"{key} sqlite/memory")]
+        else:
+            pairs = [
+                (m.target.against, m.field, f"{key} vs {m.target.against}")
+                for m in scenario.metrics
+                if m.target is not None and m.target.against is not None
+            ]
+        for other, field, label in pairs:
+            if "tailhub" not in outcomes or other not in outcomes:
+                continue
+            theirs = {run.get("round"): run.get(field) for run in outcomes[other].runs}
+            ratios = [
+                run[field] / theirs[run.get("round")]
+                for run in outcomes["tailhub"].runs
+                if isinstance(run.get(field), int | float) and theirs.get(run.get("round"))
+            ]
+            if ratios:
+                paired.append(Paired(label, ratios))
+    return paired
+
+
+def render_paired(paired: Sequence[Paired]) -> str:
+    """One line per paired ratio: its median, then every round's."""
+    lines = ["paired by round (tailhub's run over the other's run of the same round):"]
+    for p in paired:
+        each = ", ".join(f"{r:.2f}" for r in p.ratios)
+        lines.append(f"  {p.label}: median {p.median:.2f}x  [{each}]")
+    return "\n".join(lines)
+
+
 def write_json(
     path: Path,
     meta: dict[str, Any],
     results: dict[str, dict[str, Outcome]],
     rows: Sequence[Row],
+    paired: Sequence[Paired] = (),
 ) -> None:
     """Everything: machine and settings, every run of every server, and the table's rows."""
     document = {
@@ -238,6 +293,7 @@ def write_json(
             }
             for r in rows
         ],
+        "paired": [{"label": p.label, "median": p.median, "ratios": p.ratios} for p in paired],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

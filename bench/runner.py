@@ -160,6 +160,7 @@ def run_scenario(
                     outcome.errors.append(f"run {index + 1}: {exc}")
                     print(f"  {scenario.key} {spec.name} run {index + 1}: FAILED {exc}", file=log)
                 else:
+                    result["round"] = index + 1
                     outcome.runs.append(result)
                     shown = ", ".join(
                         f"{m.field}={result.get(m.field, float('nan')):.4g}"
