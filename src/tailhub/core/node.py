@@ -89,9 +89,10 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: Callable[[], float] = self._mono
+        """The event loop's clock (``loop.time``) once started: read per message."""
         self._tick = -1.0
         self._now = 0.0
-        """The event loop's clock (``loop.time``) once started: read per message."""
+        """The wall-clock time read at loop time ``_tick``, shared by that turn's messages."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
