@@ -87,14 +87,6 @@ OPTIONS: Final = (
         "bytes a reader may fall behind before it is closed with 4429",
     ),
     Option(
-        "history_hold",
-        "TAILHUB_HISTORY_HOLD",
-        "250",
-        "ms0",
-        "how long a quiet container's messages may wait to be written to SQLite history,"
-        " so that they are written together; acks wait as long (0: every commit)",
-    ),
-    Option(
         "max_store_lag",
         "TAILHUB_MAX_STORE_LAG",
         "250000",
@@ -140,7 +132,6 @@ class Settings:
     publish_rate: int = 20_000
     max_queue: int = 8 << 20
     max_store_lag: int = 250_000
-    history_hold: float = 0.25
     auth_timeout: float = 5.0
     allowed_origins: tuple[str, ...] = ()
 
@@ -179,12 +170,12 @@ def _convert(option: Option, raw: str) -> object:
         if raw not in ("sqlite", "memory"):
             raise ValueError("must be sqlite or memory")
         return raw
-    if kind in ("ms", "ms0"):
+    if kind == "ms":
         match = _DURATION.match(raw)
         if match is None:
             raise ValueError("must be a duration in milliseconds (or with a unit: 30s, 5m, 7d)")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        if seconds <= 0 and kind == "ms":
+        if seconds <= 0:
             raise ValueError("must be greater than 0")
         return seconds
     if kind == "size":

@@ -67,12 +67,7 @@ def _make_store(settings: Settings, on_batch: Callable[[int, float], None]) -> H
         return MemoryStore(retention)
     from tailhub.store.sqlite import SqliteStore
 
-    return SqliteStore(
-        settings.data_dir / "history.db",
-        retention,
-        hold=settings.history_hold,
-        on_batch=on_batch,
-    )
+    return SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
 
 
 def create_app(settings: Settings, token: str) -> web.Application:

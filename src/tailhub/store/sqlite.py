@@ -112,8 +112,6 @@ def _log() -> Any:
 
 SCHEMA_VERSION: Final = 2
 _EVERYTHING: Final = (1 << 63) - 1  # a seq bound above every seq SQLite can hold
-HOLD_FILL: Final = 16
-"""A held container with this many messages waiting is written at the next commit."""
 _RETRY_FIRST: Final = 0.05
 _RETRY_MAX: Final = 5.0
 _REFUSED: Final = (
@@ -338,7 +336,6 @@ class _Writer:
         retention: Retention,
         batch_max: int,
         linger: float,
-        hold: float,
         on_batch: Callable[[int, float], None] | None,
         jobs: queue.SimpleQueue[Row | _Op],
         loop: asyncio.AbstractEventLoop,
@@ -348,8 +345,6 @@ class _Writer:
         self.retention = retention
         self.batch_max = batch_max
         self.linger = linger
-        self.hold = hold
-        self.held_since: dict[int, float] = {}  # per container row id: when its rows began to wait
         self.flushed_at = 0.0
         self.on_batch = on_batch
         self.jobs = jobs
@@ -500,19 +495,14 @@ class _Writer:
         while self.serving:
             try:
                 if self.retry_at and (pending or self.new_containers):
-                    wait: float | None = max(0.0, self.retry_at - clock.monotonic())
-                elif pending:  # held rows: wake up when the first of them is due
-                    wait = max(0.0, self.next_due() - clock.monotonic())
-                else:
-                    wait = None
-                if wait is None:
-                    job: Row | _Op = jobs.get()
-                else:
+                    wait = max(0.0, self.retry_at - clock.monotonic())
                     try:
-                        job = jobs.get(timeout=wait)
+                        job: Row | _Op = jobs.get(timeout=wait)
                     except queue.Empty:
                         self.flush()
                         continue
+                else:
+                    job = jobs.get()
                 if isinstance(job, tuple):
                     take(job)
                 else:
@@ -584,23 +574,13 @@ class _Writer:
 
     # -- writing -----------------------------------------------------------------------
 
-    def flush(self, *, force: bool = False, hold: bool = True) -> bool:
-        """Commit what is pending and due; report it durable. False while writes keep failing.
-
-        With ``hold``, the rows of quiet containers wait (see :meth:`due`); without it,
-        everything pending is written.
-        """
-        pending = self.pending
-        if not pending and not self.new_containers:
+    def flush(self, *, force: bool = False) -> bool:
+        """Commit what is pending; report it durable. False while writes keep failing."""
+        rows = self.pending
+        if not rows and not self.new_containers:
             return True
         if self.retry_at and not force and clock.monotonic() < self.retry_at:
             return False
-        if hold and self.hold and len(pending) < self.batch_max:
-            rows, held, written_cids = self.due(pending, clock.monotonic())
-            if not rows and not self.new_containers:
-                return True
-        else:
-            rows, held, written_cids = pending, [], None
         conn = self.conn
         started = clock.perf_counter()
         try:
@@ -609,17 +589,12 @@ class _Writer:
             self.rollback(conn)
             self.failed(exc)
             return False
-        if written_cids is None:
-            self.held_since.clear()
-        else:
-            for cid in written_cids:
-                self.held_since.pop(cid, None)
         seconds = clock.perf_counter() - started
         last = {chunk[0]: chunk[2] for chunk in written}  # a container's later chunks win
         names = self.names
         durable = [(names[cid], seq) for cid, seq in last.items()]
         count = sum(chunk[4] for chunk in written)
-        pending[:] = held  # in place: the serving loop holds this list
+        rows.clear()
         self.new_containers.clear()
         if self.failure is not None:
             _log().info("store_recovered", path=str(self.path))
@@ -636,35 +611,6 @@ class _Writer:
         if clock.monotonic() >= self.checkpoint_at:
             self.checkpoint(conn)
         return True
-
-    def due(self, rows: list[Row], now: float) -> tuple[list[Row], list[Row], set[int]]:
-        """Split pending rows into those to write now and those of quiet containers, which wait.
-
-        A container's rows are due once :data:`HOLD_FILL` of them wait, or once the first of
-        them has waited ``hold`` seconds. Returns the due rows, the held rows (both in queue
-        order) and the row ids of the containers written.
-        """
-        counts: dict[int, int] = {}
-        for row in rows:
-            counts[row[0]] = counts.get(row[0], 0) + 1
-        since = self.held_since
-        ready: set[int] = set()
-        for cid, count in counts.items():
-            waiting_since = since.setdefault(cid, now)
-            if count >= HOLD_FILL or now - waiting_since >= self.hold:
-                ready.add(cid)
-        if len(ready) == len(counts):
-            return rows, [], ready
-        return (
-            [row for row in rows if row[0] in ready],
-            [row for row in rows if row[0] not in ready],
-            ready,
-        )
-
-    def next_due(self) -> float:
-        """When the first held container's rows are due (monotonic seconds)."""
-        since = self.held_since
-        return min(since.values()) + self.hold if since else clock.monotonic()
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         """Write the sums since the last checkpoint, in a transaction of its own.
@@ -791,7 +737,7 @@ class _Writer:
 
     def require_flushed(self) -> sqlite3.Connection:
         """Commit everything queued before the current operation, or raise StoreError."""
-        if not self.flush(hold=False):
+        if not self.flush():
             raise StoreError(self.failure or f"the history database {self.path} fails")
         return self.conn
 
@@ -965,7 +911,7 @@ class _Writer:
     def close(self) -> None:
         """Write what is queued, checkpoint, close the connection; serving stops either way."""
         try:
-            flushed = self.flush(force=True, hold=False)
+            flushed = self.flush(force=True)
             lost = len(self.pending)
             if flushed:
                 self.checkpoint(self.conn)
@@ -999,10 +945,6 @@ class SqliteStore:
         batch_max: most messages written in one transaction.
         linger: while messages keep arriving, commit at most this often (seconds): fewer,
             larger commits cost far less per message; acks wait at most this much longer.
-        hold: how long (seconds) a quiet container's messages may wait to be written, so
-            that its chunks hold several messages (0: write every commit). A container with
-            :data:`HOLD_FILL` messages waiting is written at the next commit, and reads,
-            prunes, checks and close write everything first.
         on_batch: called on the writer thread after each committed batch with the number of
             messages and the seconds the write took (for metrics); it must be quick.
     """
@@ -1014,17 +956,13 @@ class SqliteStore:
         *,
         batch_max: int = 2000,
         linger: float = 0.01,
-        hold: float = 0.0,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
         if linger < 0:
             raise ValueError("linger must not be negative")
-        if hold < 0:
-            raise ValueError("hold must not be negative")
         self._linger = linger
-        self._hold = hold
         self.path = Path(path)
         self._retention = retention or Retention()
         self._batch_max = batch_max
@@ -1054,7 +992,6 @@ class SqliteStore:
             self._retention,
             self._batch_max,
             self._linger,
-            self._hold,
             self._on_batch,
             jobs,
             loop,
