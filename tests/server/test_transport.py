@@ -116,6 +116,14 @@ async def test_both_websocket_paths_serve_the_protocol(port: int, path: str) -> 
         raw.close()
 
 
+async def test_a_connection_header_with_several_tokens_upgrades(raw: Raw) -> None:
+    """Firefox sends ``Connection: keep-alive, Upgrade`` and a capitalised ``WebSocket``."""
+    head = await raw.request(upgrade(Connection="keep-alive, Upgrade", Upgrade="WebSocket"))
+    assert head.startswith("HTTP/1.1 101 ")
+    raw.send(client_frame(TEXT, b'{"type":"sessions"}'))
+    assert "sessions" == (await raw.message("sessions"))["type"]
+
+
 async def test_an_unknown_websocket_version_gets_426_naming_version_13(raw: Raw) -> None:
     head = await raw.request(upgrade(**{"Sec-WebSocket-Version": "8"}))
     assert head.startswith("HTTP/1.1 426 ")
