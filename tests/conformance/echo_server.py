@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import struct
 import sys
 from typing import Final
 
@@ -31,26 +30,12 @@ from tailhub.core.node import Node
 from tailhub.log import configure_logging
 from tailhub.server.listener import Listener
 from tailhub.server.state import ServerState
-from tailhub.server.wire import BINARY, TEXT, text_frame
+from tailhub.server.wire import BINARY, TEXT, binary_frame, text_frame
 from tailhub.server.wsconn import WebSocketConnection
 from tailhub.store.memory import MemoryStore
 
-_SHORT: Final = struct.Struct("!BB")
-_MEDIUM: Final = struct.Struct("!BBH")
-_LONG: Final = struct.Struct("!BBQ")
-_FIN_BINARY: Final = 0x82
 MAX_MESSAGE_SIZE: Final = 64 << 20
 """Autobahn's largest messages (case 9.x) are 16 MiB: leave them room."""
-
-
-def binary_frame(payload: bytes) -> bytes:
-    """One final, unmasked binary frame: :func:`~tailhub.server.wire.text_frame`'s rules."""
-    size = len(payload)
-    if size < 126:
-        return _SHORT.pack(_FIN_BINARY, size) + payload
-    if size < 65536:
-        return _MEDIUM.pack(_FIN_BINARY, 126, size) + payload
-    return _LONG.pack(_FIN_BINARY, 127, size) + payload
 
 
 class EchoConnection(WebSocketConnection):

@@ -16,6 +16,7 @@ from tailhub.server.wire import (
     TEXT,
     FrameReader,
     accept_key,
+    binary_frame,
     close_frame,
     pong_frame,
     text_frame,
@@ -185,6 +186,8 @@ def test_server_frames_are_unmasked_and_sized_by_length() -> None:
     assert b"\x81\x7e\x01\x00" + b"x" * 256 == text_frame(b"x" * 256)
     assert b"\x81\x7f" + (70_000).to_bytes(8, "big") == text_frame(b"x" * 70_000)[:10]
     assert b"\x8a\x01p" == pong_frame(b"p")
+    assert b"\x82\x02\x00\xff" == binary_frame(b"\x00\xff")
+    assert b"\x82\x7e\x01\x00" == binary_frame(b"x" * 256)[:4]
 
 
 def test_close_reasons_are_cut_to_fit_without_splitting_a_character() -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "FrameError",
     "FrameReader",
     "accept_key",
+    "binary_frame",
     "close_frame",
     "pong_frame",
     "text_frame",
@@ -47,6 +48,7 @@ _SHORT: Final = struct.Struct("!BB")
 _MEDIUM: Final = struct.Struct("!BBH")
 _LONG: Final = struct.Struct("!BBQ")
 _FIN_TEXT: Final = 0x81
+_FIN_BINARY: Final = 0x82
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _PROTOCOL_ERROR: Final = 1002
 _INVALID_DATA: Final = 1007
@@ -62,9 +64,22 @@ def text_frame(payload: bytes) -> bytes:
     size = len(payload)
     if size < 126:
         return _SHORT.pack(_FIN_TEXT, size) + payload
+    return _long_frame(_FIN_TEXT, payload)
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """One final, unmasked binary frame carrying ``payload``."""
+    size = len(payload)
+    if size < 126:
+        return _SHORT.pack(_FIN_BINARY, size) + payload
+    return _long_frame(_FIN_BINARY, payload)
+
+
+def _long_frame(first: int, payload: bytes) -> bytes:
+    size = len(payload)
     if size < 65536:
-        return _MEDIUM.pack(_FIN_TEXT, 126, size) + payload
-    return _LONG.pack(_FIN_TEXT, 127, size) + payload
+        return _MEDIUM.pack(first, 126, size) + payload
+    return _LONG.pack(first, 127, size) + payload
 
 
 def pong_frame(payload: bytes) -> bytes:
