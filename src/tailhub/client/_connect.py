@@ -7,7 +7,7 @@ up in a proxy's or the hub's access log.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Final, Self
 
 import aiohttp
 
@@ -27,6 +27,7 @@ from tailhub.protocol import CloseCode, ErrorCode
 
 __all__ = [
     "MAX_RECEIVE_SIZE",
+    "Connected",
     "close_error",
     "error_from_reply",
     "open_websocket",
@@ -141,3 +142,38 @@ def reply_failure(message: Message, *, had_token: bool = True) -> HubError:
     if error.code == ErrorCode.FORBIDDEN:
         return ForbiddenError(f"not allowed: {error.words or error.code}")
     return error
+
+
+class Connected:
+    """What every SDK connection shares: a client session, a WebSocket, ``async with``.
+
+    Subclasses open them in :meth:`connect`; :meth:`close` releases both, and a failed
+    ``connect`` on entry releases what it opened.
+    """
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

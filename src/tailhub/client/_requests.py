@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from tailhub.client._connect import close_error, open_websocket, reply_failure
+from tailhub.client._connect import Connected, close_error, open_websocket, reply_failure
 from tailhub.client._env import display_url, resolve_token, resolve_url
 from tailhub.client._errors import HubUnreachableError
 from tailhub.client._message import Message
@@ -14,7 +14,7 @@ from tailhub.client._message import Message
 __all__ = ["HubClient"]
 
 
-class HubClient:
+class HubClient(Connected):
     """A connection for requests: list sessions, send commands to containers.
 
     ::
@@ -36,11 +36,10 @@ class HubClient:
     def __init__(
         self, *, url: str | None = None, token: str | None = None, timeout: float = 10.0
     ) -> None:
+        super().__init__()
         self.url = resolve_url(url)
         self._token = resolve_token(token)
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def connect(self) -> None:
         """Open the connection (done by ``async with`` on entry).
@@ -55,26 +54,6 @@ class HubClient:
             self._ws = await open_websocket(
                 self._session, self.url, self._token, connect_timeout=self._timeout
             )
-
-    async def close(self) -> None:
-        """Close the connection."""
-        if self._ws is not None:
-            await self._ws.close()
-            self._ws = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> HubClient:
-        try:
-            await self.connect()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def sessions(self) -> list[dict[str, Any]]:
         """The hub's sessions, active and recently ended (see the protocol's ``sessions``).

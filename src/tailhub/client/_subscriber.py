@@ -10,7 +10,7 @@ from typing import Any, Final
 import aiohttp
 
 from tailhub.client._backoff import Backoff
-from tailhub.client._connect import close_error, open_websocket, reply_failure
+from tailhub.client._connect import Connected, close_error, open_websocket, reply_failure
 from tailhub.client._env import display_url, resolve_token, resolve_url
 from tailhub.client._errors import HubError, HubUnreachableError
 from tailhub.client._message import Message, Subscribed
@@ -22,7 +22,7 @@ __all__ = ["Subscriber"]
 _RETRYABLE_REPLIES: Final = {ErrorCode.UNAVAILABLE.value}
 
 
-class Subscriber:
+class Subscriber(Connected):
     """Subscribe to a container (or a pattern) and iterate over its messages.
 
     ::
@@ -108,8 +108,7 @@ class Subscriber:
         self._backoff = backoff or Backoff()
         self._connect_timeout = connect_timeout
         self._on_subscribed = on_subscribed
-        self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        super().__init__()
         self._last: dict[str, int] = {}
         self._end: int | None = None
         self._finished = False
@@ -140,23 +139,7 @@ class Subscriber:
     async def close(self) -> None:
         """Close the connection; iteration then ends."""
         self._closed = True
-        if self._ws is not None:
-            await self._ws.close()
-            self._ws = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self) -> Subscriber:
-        try:
-            await self.connect()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await super().close()
 
     def __aiter__(self) -> Subscriber:
         return self

@@ -154,7 +154,7 @@ class Node:
     def _expire(self) -> None:
         now = time.time()
         timeout_ms = round(self.settings.session_timeout * 1000)
-        for session in self.sessions.expired(self._mono()):
+        for session in self.sessions.expired(self._clock()):
             words = f"session timed out after {timeout_ms} ms without traffic"
             data = encode({"status": "error", "message": words, "reason": "timeout"})
             session.status = "error"

@@ -119,10 +119,9 @@ def create_app(settings: Settings, token: str) -> web.Application:
         await node.start()
 
     async def close_connections(_app: web.Application) -> None:
+        # Both transports call ws.forget() for each connection that ends, the last one sets
+        # ``drained``: a connection ends once its peer answers the close frame, or is cut off.
         node.close_connections()
-        if state.tasks:
-            await asyncio.wait(set(state.tasks), timeout=_SHUTDOWN_TIMEOUT)
-        # Connections on the hub's own transport end when their peers answer the close frame.
         state.drained = asyncio.Event()
         if node.hub.connections:
             with contextlib.suppress(TimeoutError):

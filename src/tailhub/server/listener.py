@@ -19,10 +19,9 @@ from typing import Final, cast
 
 from aiohttp.http import HttpRequestParser, RawRequestMessage
 
-from tailhub.auth import bearer_token
 from tailhub.server.state import ServerState
 from tailhub.server.wire import accept_key, valid_key
-from tailhub.server.ws import refusal
+from tailhub.server.ws import refusal, token_of
 from tailhub.server.wsconn import WebSocketConnection
 
 __all__ = ["Listener"]
@@ -136,7 +135,7 @@ class _FirstRequest(asyncio.Protocol):
             return
         state = self._listener.state
         query = request.url.query
-        token = bearer_token(headers.get("Authorization")) or query.get("token")
+        token = token_of(headers, query)
         peer = transport.get_extra_info("peername")
         remote = str(peer[0]) if isinstance(peer, tuple) else ""
         refused = refusal(state, token, remote)

@@ -15,7 +15,8 @@ node's. Writing never happens here: the hub writes pre-framed bytes straight to 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Final, NamedTuple
 
 import structlog
 from aiohttp import web
@@ -35,6 +36,7 @@ from tailhub.protocol import (
 from tailhub.server.state import ServerState
 
 __all__ = [
+    "CLOSE_GRACE",
     "Refusal",
     "forget",
     "handle_frame",
@@ -42,14 +44,23 @@ __all__ = [
     "refusal",
     "request_token",
     "time_out_authentication",
+    "token_of",
 ]
 
 _log = structlog.get_logger("tailhub.ws")
 
+CLOSE_GRACE: Final = 5.0
+"""Seconds a closing connection has to take its last bytes and answer the close frame."""
+
+
+def token_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The token of a request: ``Authorization: Bearer`` first, then ``?token=``."""
+    return bearer_token(headers.get("Authorization")) or query.get("token")
+
 
 def request_token(request: web.Request) -> str | None:
-    """The token of a request: ``Authorization: Bearer`` first, then ``?token=``."""
-    return bearer_token(request.headers.get("Authorization")) or request.query.get("token")
+    """:func:`token_of` an aiohttp request."""
+    return token_of(request.headers, request.query)
 
 
 class Refusal(NamedTuple):
@@ -91,9 +102,14 @@ def open_connection(
         _subscribe_from_url(state, conn, url_container)
 
 
-def forget(state: ServerState, conn: Connection) -> None:
-    """A connection has gone: release what it held; at shutdown, note when it was the last."""
+def forget(state: ServerState, conn: Connection, code: int | None, seconds: float) -> None:
+    """A connection has gone: release what it held; at shutdown, note when it was the last.
+
+    ``code`` is the close code sent or answered (None if the peer just went away) and
+    ``seconds`` how long the connection lasted, for the log.
+    """
     state.node.disconnect(conn)
+    _log.info("connection_closed", conn=conn.id, code=code, seconds=round(seconds, 3))
     if state.drained is not None and not state.node.hub.connections:
         state.drained.set()
 

@@ -14,13 +14,13 @@ import contextlib
 import time
 from typing import Final
 
-import structlog
 from aiohttp import WSMsgType, web
 
 from tailhub.core.hub import Connection
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import PING_FRAME, close_frame
 from tailhub.server.ws import (
+    CLOSE_GRACE,
     Refusal,
     forget,
     handle_frame,
@@ -32,8 +32,6 @@ from tailhub.server.ws import (
 
 __all__ = ["AiohttpPeer", "handle_websocket"]
 
-_log = structlog.get_logger("tailhub.ws")
-_CLOSE_GRACE: Final = 5.0
 _DATA: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 
 
@@ -82,7 +80,7 @@ class AiohttpPeer:
         transport.write(close_frame(code, reason))
         transport.close()
         try:
-            async with asyncio.timeout(_CLOSE_GRACE):
+            async with asyncio.timeout(CLOSE_GRACE):
                 # A transport announces drains to its protocol (aiohttp's), not to us: poll.
                 while transport.get_write_buffer_size():  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
@@ -106,7 +104,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
         autoping=False,
         compress=False,
         max_msg_size=state.settings.max_message_size,
-        timeout=_CLOSE_GRACE,
+        timeout=CLOSE_GRACE,
     )
     await ws.prepare(request)
     peer = AiohttpPeer(ws, transport, state)
@@ -120,13 +118,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
             # The hub closed this connection: let its close code, not aiohttp's 1000, go out.
             await asyncio.shield(peer.closing)
     finally:
-        forget(state, conn)
-        _log.info(
-            "connection_closed",
-            conn=conn.id,
-            code=peer.close_code or ws.close_code,
-            seconds=round(time.monotonic() - opened, 3),
-        )
+        forget(state, conn, peer.close_code or ws.close_code, time.monotonic() - opened)
     return ws
 
 

@@ -33,14 +33,17 @@ from tailhub.server.wire import (
     close_frame,
     pong_frame,
 )
-from tailhub.server.ws import forget, handle_frame, open_connection, time_out_authentication
+from tailhub.server.ws import (
+    CLOSE_GRACE,
+    forget,
+    handle_frame,
+    open_connection,
+    time_out_authentication,
+)
 
-__all__ = ["CLOSE_GRACE", "WebSocketConnection"]
+__all__ = ["WebSocketConnection"]
 
 _log = structlog.get_logger("tailhub.ws")
-
-CLOSE_GRACE: Final = 5.0
-"""Seconds a closing connection has to take its last bytes and answer the close frame."""
 
 _OPEN: Final = 0
 _ANSWERING: Final = 1  # the peer sent a close frame; ours goes out after what it is owed
@@ -146,15 +149,8 @@ class WebSocketConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         conn = self._conn
-        forget(self._state, conn)
         self._transport = None
-        loop = asyncio.get_running_loop()
-        _log.info(
-            "connection_closed",
-            conn=conn.id,
-            code=self.close_code,
-            seconds=round(loop.time() - self.opened, 3),
-        )
+        forget(self._state, conn, self.close_code, asyncio.get_running_loop().time() - self.opened)
 
     # -- Peer: what the hub calls -------------------------------------------------------
 
