@@ -10,8 +10,8 @@ in one turn of the event loop.
 Closing follows RFC 6455 (section 7): the side that closes sends a close frame, and the hub
 ends the TCP connection once the peer answers with its own, or at once when the peer closed
 first. The close frame is written behind whatever the connection is still owed, and a peer
-that takes nothing within the grace period is cut off (:data:`CLOSE_GRACE`), so a stuck reader
-holds no memory.
+that takes nothing within the grace period (:data:`~tailhub.server.ws.CLOSE_GRACE`) is cut
+off, so a stuck reader holds no memory.
 """
 
 from __future__ import annotations
