@@ -4,8 +4,8 @@ Everything but the meaning of a message is the hub's real code: the port's proto
 (:class:`~tailhub.server.listener.Listener`, which does the RFC 6455 handshake), the
 per-connection protocol (:class:`~tailhub.server.wsconn.WebSocketConnection`, which reads
 frames with :class:`~tailhub.server.wire.FrameReader`, answers pings and runs the closing
-handshake) and the node behind it. Only :meth:`EchoConnection.message` differs: it sends each
-whole text or binary message back, as the fuzzing client expects of its testee.
+handshake) and the node behind it. Only :meth:`EchoConnection.received` differs: it sends
+each whole text or binary message back, as the fuzzing client expects of its testee.
 
 Run it as ``python tests/conformance/echo_server.py [--port 0] [--token x]``: it prints the
 port once it listens, then serves until SIGTERM or SIGINT. Autobahn must connect with
@@ -43,11 +43,12 @@ class EchoConnection(WebSocketConnection):
 
     __slots__ = ()
 
-    def message(self, opcode: int, payload: bytes) -> None:
-        if opcode == TEXT:
-            self.write(text_frame(payload))
-        elif opcode == BINARY:
-            self.write(binary_frame(payload))
+    def received(self, messages: list[tuple[int, bytes]]) -> None:
+        for opcode, payload in messages:
+            if opcode == TEXT:
+                self.write(text_frame(payload))
+            elif opcode == BINARY:
+                self.write(binary_frame(payload))
 
 
 async def _not_found(_request: web.BaseRequest) -> web.StreamResponse:

@@ -260,3 +260,141 @@ async def test_the_hub_closes_first_then_waits_for_the_answer(tmp_path: Path) ->
     finally:
         raw.close()
         assert 0 == hub.wait()
+
+
+# -- messages read together ---------------------------------------------------------------
+# A client's frames that arrive in one read are handled together (runs of publishes go to the
+# node at once): every effect and reply must still be what sending them one by one gives.
+
+
+def _log(container: str, text: str, **fields: object) -> bytes:
+    body = {"type": "log", "containerID": container, "data": {"level": "info", "message": text}}
+    return client_frame(TEXT, json.dumps({**body, **fields}).encode())
+
+
+async def _watcher(port: int, container: str) -> Raw:
+    """A raw client subscribed to ``container`` (or a pattern), its ``subscribed`` read."""
+    watcher = await Raw.open(port)
+    await watcher.request(upgrade())
+    watcher.send(
+        client_frame(TEXT, json.dumps({"type": "subscribe", "containerID": container}).encode())
+    )
+    await watcher.message("subscribed")
+    return watcher
+
+
+async def _routed(client: Raw, count: int) -> list[tuple[str, int, str]]:
+    """The next ``count`` routed messages: container, seq and type (or log text)."""
+    got = []
+    while len(got) < count:
+        opcode, payload = await client.frame()
+        message = json.loads(payload)
+        if opcode == TEXT and "seq" in message and message["type"] != "subscribed":
+            data = message["data"]
+            got.append(
+                (message["containerID"], message["seq"], data.get("message", message["type"]))
+            )
+    return got
+
+
+async def test_publishes_read_together_keep_their_order_seqs_and_replies(port: int) -> None:
+    everything = await _watcher(port, "batch-*")
+    raw = await Raw.open(port)
+    try:
+        await raw.request(upgrade())
+        status = {"type": "status", "containerID": "batch-a", "data": {"status": "running"}}
+        raw.send(
+            _log("batch-a", "a1", id=1, producer="p")
+            + _log("batch-a", "a2", id=2, producer="p")
+            + client_frame(TEXT, b"{not json")
+            + _log("batch-b", "b1")
+            + client_frame(TEXT, json.dumps(status).encode())
+            + _log("batch-a", "a2 again", id=2, producer="p")  # a repeat: acked, not stored
+            + _log("batch-a", "a3", id=3, producer="p")
+            + client_frame(TEXT, b'{"type":"log","containerID":"batch-a","data":{}}')
+            + _log("batch-b", "b2")
+        )
+        assert [
+            ("batch-a", 1, "a1"),
+            ("batch-a", 2, "a2"),
+            ("batch-b", 1, "b1"),
+            ("batch-a", 3, "status"),
+            ("batch-a", 4, "a3"),
+            ("batch-b", 2, "b2"),
+        ] == await _routed(everything, 6)
+        replies = []
+        while not any(r.get("type") == "ack" and r["id"] == 3 for r in replies):
+            _opcode, payload = await raw.frame()
+            replies.append(json.loads(payload))
+        errors = [r["data"]["code"] for r in replies if r["type"] == "error"]
+        assert ["invalid_json", "invalid_message"] == errors
+        assert {
+            "type": "ack",
+            "containerID": "batch-a",
+            "id": 3,
+            "seq": 4,
+            "producer": "p",
+        } == replies[-1]
+    finally:
+        raw.close()
+        everything.close()
+
+
+async def test_a_ping_between_publishes_read_together_is_answered_in_place(port: int) -> None:
+    watcher = await _watcher(port, "pinged")
+    raw = await Raw.open(port)
+    try:
+        await raw.request(upgrade())
+        raw.send(_log("pinged", "before") + client_frame(PING, b"mid") + _log("pinged", "after"))
+        assert (PONG, b"mid") == await raw.frame()
+        assert [("pinged", 1, "before"), ("pinged", 2, "after")] == await _routed(watcher, 2)
+    finally:
+        raw.close()
+        watcher.close()
+
+
+async def test_the_first_message_of_a_read_authenticates_the_rest(port: int) -> None:
+    watcher = await _watcher(port, "late-token")
+    raw = await Raw.open(port)
+    try:
+        await raw.request(upgrade(path="/"))
+        auth = json.dumps({"type": "auth", "token": TOKEN}).encode()
+        raw.send(client_frame(TEXT, auth) + _log("late-token", "one") + _log("late-token", "two"))
+        assert "authenticated" == (await raw.message("authenticated"))["type"]
+        assert [("late-token", 1, "one"), ("late-token", 2, "two")] == await _routed(watcher, 2)
+    finally:
+        raw.close()
+        watcher.close()
+
+
+async def test_nothing_after_a_refused_first_message_of_a_read_is_taken(port: int) -> None:
+    raw = await Raw.open(port)
+    try:
+        await raw.request(upgrade(path="/"))
+        auth = json.dumps({"type": "auth", "token": "wrong"}).encode()
+        raw.send(client_frame(TEXT, auth) + _log("refused-read", "sneaked in"))
+        assert "unauthorized" == (await raw.message("error"))["data"]["code"]
+        assert 4401 == await raw.closed()
+    finally:
+        raw.close()
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{port}/api/sessions/refused-read"
+        async with http.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            assert 404 == response.status
+
+
+async def test_the_publish_rate_counts_each_message_of_a_read(tmp_path: Path) -> None:
+    hub = HubProcess(tmp_path / "hub", args=["--publish-rate", "5"]).start()
+    try:
+        watcher = await _watcher(hub.port, "rated-read")
+        raw = await Raw.open(hub.port)
+        await raw.request(upgrade())
+        raw.send(b"".join(_log("rated-read", str(i), id=i) for i in range(1, 9)))
+        assert [("rated-read", i, str(i)) for i in range(1, 6)] == await _routed(watcher, 5)
+        refused = [await raw.message("error") for _ in range(3)]
+        assert [6, 7, 8] == [r["id"] for r in refused]
+        assert {"rate_limited"} == {r["data"]["code"] for r in refused}
+        raw.close()
+        watcher.close()
+    finally:
+        hub.stop()

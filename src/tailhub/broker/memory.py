@@ -16,9 +16,9 @@ class MemoryBroker:
     async def start(self, handler: BrokerHandler) -> None:
         self._handler = handler
 
-    def publish(self, container_id: str, kind: str, payload: bytes) -> None:
+    def publish(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
         if self._handler is not None:
-            self._handler(container_id, kind, payload)
+            self._handler(container_id, kind, payloads)
 
     async def check(self) -> None:
         return None

@@ -228,36 +228,37 @@ class Hub:
 
     # -- sending -----------------------------------------------------------------------
 
-    def deliver(self, container_id: str, frame: bytes, received: float) -> int:
-        """Queue one routed frame for every subscriber of ``container_id``; returns how many.
+    def deliver(self, container_id: str, frames: list[bytes], received: float) -> int:
+        """Queue routed frames of ``container_id``, in order, for every subscriber of it.
 
-        ``received`` is the loop time the message arrived, for the delivery latency histogram.
+        Returns how many deliveries that makes (frames times receivers). ``received`` is the
+        loop time the messages arrived, for the delivery latency histogram.
         """
         subs = self._subs.get(container_id)
         if self._patterns:
             targets: Iterable[Connection] = self._with_patterns(container_id, subs)
         else:
             targets = subs or ()
-        count = 0
+        receivers = 0
         for conn in targets:
             pending = conn.pending
             if pending is None:
-                conn.pending = [frame]
+                conn.pending = frames.copy()
                 self._dirty.append(conn)
             else:
-                pending.append(frame)
-            count += 1
+                pending.extend(frames)
+            receivers += 1
         catching = self._catching.get(container_id)
         if catching:
             for conn in catching:
-                conn.catching_up[container_id].append(frame)
-        if count:
+                conn.catching_up[container_id].extend(frames)
+        if receivers:
             # Messages read in one loop turn share the loop's time: one entry for them all.
             received_at = self._received
-            received_at[received] = received_at.get(received, 0) + 1
+            received_at[received] = received_at.get(received, 0) + len(frames)
             if not self._flush_scheduled:
                 self._schedule_flush()
-        return count
+        return receivers * len(frames)
 
     def _with_patterns(self, container_id: str, subs: set[Connection] | None) -> set[Connection]:
         targets = set(subs) if subs else set()

@@ -169,7 +169,8 @@ class FrameReader:
     ``opcode`` is :data:`TEXT`, :data:`BINARY` (fragments already joined), :data:`PING`,
     :data:`PONG` or :data:`CLOSE` (its payload checked). Bytes that break the protocol set
     :attr:`error`; the messages before them are still returned, and nothing after them is
-    read.
+    read. :attr:`controls` says how many of the last :meth:`feed`'s messages were control
+    frames, so that a caller can hand on a read of data messages only as it is.
 
     Args:
         max_size: the largest message (the sum of its fragments) accepted, in bytes.
@@ -184,6 +185,7 @@ class FrameReader:
         "_max",
         "_need",
         "_utf8",
+        "controls",
         "error",
     )
 
@@ -198,10 +200,13 @@ class FrameReader:
         self._utf8: codecs.IncrementalDecoder | None = None
         self.error: FrameError | None = None
         """Set when the peer broke the protocol: close the connection with its code."""
+        self.controls = 0
+        """How many of the messages the last :meth:`feed` returned are control frames."""
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Every message completed by ``data``, in order; what is left waits for more."""
         out: list[tuple[int, bytes]] = []
+        self.controls = 0
         if self.error is not None:
             return out
         try:
@@ -290,6 +295,7 @@ class FrameReader:
                 if opcode == CLOSE:
                     _check_close(payload)
                 out.append((opcode, payload))
+                self.controls += 1
             else:
                 raise FrameError(_PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
         if pos < end:

@@ -15,7 +15,7 @@ node's. Writing never happens here: the hub writes pre-framed bytes straight to 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, NamedTuple
 
 import structlog
@@ -25,9 +25,11 @@ from tailhub.auth import bearer_token
 from tailhub.core.hub import Connection
 from tailhub.protocol import (
     Auth,
+    ClientMessage,
     CloseCode,
     ErrorCode,
     ProtocolError,
+    Publish,
     Subscribe,
     decode_client,
     encode,
@@ -40,6 +42,7 @@ __all__ = [
     "Refusal",
     "forget",
     "handle_frame",
+    "handle_messages",
     "open_connection",
     "refusal",
     "request_token",
@@ -145,27 +148,84 @@ def handle_frame(
                 _refuse(state, conn, "the first message must carry a token")
                 return
             _authenticate(state, conn, url_container)
-        node.error(
-            conn,
-            exc.code,
-            exc.words,
-            container_id=exc.container_id,
-            id=exc.id,
-            producer=exc.producer,
-        )
+        _refuse_message(state, conn, exc)
         return
     if not conn.authenticated:
         if not state.auth.check(message.token):
             _refuse(state, conn, "invalid token" if message.token else "no token")
             return
         _authenticate(state, conn, url_container)
-    elif isinstance(message, Auth) and not state.auth.check(message.token):
-        node.error(conn, ErrorCode.UNAUTHORIZED, "invalid token")
+        _act(state, conn, message, checked=True)
         return
+    _act(state, conn, message)
+
+
+def handle_messages(
+    state: ServerState,
+    conn: Connection,
+    messages: Sequence[tuple[int, bytes]],
+    url_container: str | None,
+) -> None:
+    """Act on the data messages ``conn`` sent in one read (``(opcode, payload)``), in order.
+
+    Consecutive publishes go to the node together (:meth:`~tailhub.core.node.Node.
+    publish_many`); anything else first lets the publishes before it through, so every
+    effect and every reply keeps the order of the messages.
+    """
+    node = state.node
+    run: list[Publish] = []
+    for _opcode, data in messages:
+        if conn.closed:
+            break
+        if not conn.authenticated:
+            handle_frame(state, conn, data, url_container)
+            continue
+        try:
+            message = decode_client(data)
+        except ProtocolError as exc:
+            if run:
+                node.publish_many(conn, run)
+                run = []
+            _refuse_message(state, conn, exc)
+            continue
+        if isinstance(message, Publish):
+            run.append(message)
+            continue
+        if run:
+            node.publish_many(conn, run)
+            run = []
+        _act(state, conn, message)
+    if run and not conn.closed:
+        node.publish_many(conn, run)
+
+
+def _act(
+    state: ServerState, conn: Connection, message: ClientMessage, *, checked: bool = False
+) -> None:
+    """Act on one decoded message of an authenticated connection.
+
+    An ``auth`` message is answered (its token checked unless ``checked``); anything else is
+    the node's.
+    """
     if isinstance(message, Auth):
-        node.hub.send(conn, encode({"type": "authenticated"}))
+        if not checked and not state.auth.check(message.token):
+            state.node.error(conn, ErrorCode.UNAUTHORIZED, "invalid token")
+            return
+        state.node.hub.send(conn, encode({"type": "authenticated"}))
         return
-    node.handle(conn, message)
+    state.node.handle(conn, message)
+
+
+def _refuse_message(state: ServerState, conn: Connection, exc: ProtocolError) -> None:
+    """Answer a message the hub cannot accept; the connection stays open."""
+    state.node.error(
+        conn,
+        exc.code,
+        exc.words,
+        container_id=exc.container_id,
+        id=exc.id,
+        producer=exc.producer,
+    )
 
 
 def _authenticate(state: ServerState, conn: Connection, url_container: str | None) -> None:

@@ -3,9 +3,9 @@
 After the handshake (:mod:`tailhub.server.listener`) a connection's socket is served by a
 :class:`WebSocketConnection`, which is also the connection's :class:`~tailhub.core.hub.Peer`.
 It costs no task and no coroutine: each socket read is parsed at once into every message it
-holds (:class:`~tailhub.server.wire.FrameReader`) and each message is handed to the endpoint
-synchronously, so a burst of messages read together is routed, stored and flushed together,
-in one turn of the event loop.
+holds (:class:`~tailhub.server.wire.FrameReader`) and the messages are handed to the endpoint
+together and synchronously, so a burst of messages read together is routed, stored and
+flushed together, in one turn of the event loop.
 
 Closing follows RFC 6455 (section 7): the side that closes sends a close frame, and the hub
 ends the TCP connection once the peer answers with its own, or at once when the peer closed
@@ -36,7 +36,7 @@ from tailhub.server.wire import (
 from tailhub.server.ws import (
     CLOSE_GRACE,
     forget,
-    handle_frame,
+    handle_messages,
     open_connection,
     time_out_authentication,
 )
@@ -117,13 +117,31 @@ class WebSocketConnection(asyncio.Protocol):
         messages = reader.feed(data)
         conn = self._conn
         conn.alive = True
-        for opcode, payload in messages:
+        if not reader.controls:  # the common case: data messages only, handed on as read
+            if messages and not conn.closed:
+                self.received(messages)
+        elif self._mixed(messages):
+            return
+        if reader.error is not None:
+            self._fail(reader.error.code, reader.error.reason)
+
+    def _mixed(self, messages: list[tuple[int, bytes]]) -> bool:
+        """A read with control frames: data runs go on in order around them.
+
+        Returns True when a close frame ended the read (nothing after it counts).
+        """
+        conn = self._conn
+        start = 0
+        for i, (opcode, payload) in enumerate(messages):
+            if opcode in (TEXT, BINARY):
+                continue
+            if start < i and not conn.closed:
+                self.received(messages[start:i])
+            start = i + 1
             if conn.closed:
                 if opcode == CLOSE:  # the answer to our close frame: the handshake is done
                     self._end()
-                    return
-            elif opcode in (TEXT, BINARY):
-                self.message(opcode, payload)
+                    return True
             elif opcode == PING:
                 self.write(pong_frame(payload))
             elif opcode == CLOSE:
@@ -131,15 +149,16 @@ class WebSocketConnection(asyncio.Protocol):
                 self._state.node.hub.close(
                     conn, int.from_bytes(payload[:2], "big") if payload else 1000, ""
                 )
-                return
-        if reader.error is not None:
-            self._fail(reader.error.code, reader.error.reason)
+                return True
+        if start < len(messages) and not conn.closed:
+            self.received(messages[start:])
+        return False
 
-    def message(self, opcode: int, payload: bytes) -> None:
-        """One whole text or binary message: the endpoint decides what it means."""
+    def received(self, messages: list[tuple[int, bytes]]) -> None:
+        """Whole text or binary messages read together, in order: the endpoint acts on them."""
         conn = self._conn
         was_authenticated = conn.authenticated
-        handle_frame(self._state, conn, payload, self._url_container)
+        handle_messages(self._state, conn, messages, self._url_container)
         if conn.authenticated and not was_authenticated:
             self._cancel_timer()
 
