@@ -49,6 +49,7 @@ _MEDIUM: Final = struct.Struct("!BBH")
 _LONG: Final = struct.Struct("!BBQ")
 _FIN_TEXT: Final = 0x81
 _FIN_BINARY: Final = 0x82
+_MASKED: Final = 0x80
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _PROTOCOL_ERROR: Final = 1002
 _INVALID_DATA: Final = 1007
@@ -231,6 +232,25 @@ class FrameReader:
         while end - pos >= 2:
             first = data[pos]
             second = data[pos + 1]
+            if first == _FIN_TEXT and second > _MASKED and self._fragments is None:
+                # The frame nearly every client sends: a whole, masked text message under
+                # 64 KiB. Checked for what it is in a few steps; anything else (or a frame
+                # not all here yet) takes the general path below.
+                size = second - _MASKED
+                if size < 126:
+                    head = pos + 2
+                elif size == 126 and end - pos >= 4:
+                    size = data[pos + 2] << 8 | data[pos + 3]
+                    head = pos + 4
+                else:
+                    head = 0  # a 64-bit length, or a length not all here yet
+                stop = head + 4 + size
+                if head and stop <= end and size <= self._max:
+                    payload = _unmask(data[head + 4 : stop], data[head : head + 4])
+                    _check_text(payload)
+                    out.append((TEXT, payload))
+                    pos = stop
+                    continue
             if not second & 0x80:
                 raise FrameError(_PROTOCOL_ERROR, "client frames must be masked")
             if first & 0x70:
