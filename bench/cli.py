@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
+from bench.baseline import BaselineError, Revision, checked_out, resolve
 from bench.report import (
     build_rows,
     paired_ratios,
@@ -19,7 +24,7 @@ from bench.report import (
 )
 from bench.runner import GENERATOR_CORE, Outcome, Settings, machine_info, run_scenario
 from bench.scenarios import SCENARIOS
-from bench.servers import ServerError, ensure_node_deps
+from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps
 
 __all__ = ["main"]
 
@@ -66,24 +71,47 @@ def _parser() -> argparse.ArgumentParser:
         "generator under SCHED_FIFO (needs root), so that percentiles measure the servers, "
         "not the machine's scheduler; their load is a fixed rate, so this cannot hog a core",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        default=None,
+        help="also run tailhub as it was at git revision REF (a commit, tag, branch, HEAD~3), "
+        "as server tailhub@<short sha> beside the working tree's tailhub in the same "
+        "interleaved rounds, with the ratio tailhub / tailhub@<sha> in the table; REF is "
+        "checked out into a temporary git worktree, removed at exit, and runs with this "
+        "venv's dependencies (a REF that needs others is out of scope); in E both versions "
+        "run with both histories; needs tailhub among --servers",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every run here as JSON")
     parser.add_argument("--chart", type=Path, default=None, help="write the PNG chart here")
     return parser
 
 
-def _split(value: str, allowed: tuple[str, ...] | list[str], what: str) -> list[str]:
+def _split(
+    parser: argparse.ArgumentParser, value: str, allowed: tuple[str, ...] | list[str], what: str
+) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in items if v not in allowed]
     if unknown or not items:
-        raise SystemExit(f"unknown {what}: {', '.join(unknown) or '(none)'}; use {allowed}")
+        parser.error(f"unknown {what}: {', '.join(unknown) or '(none)'}; use {','.join(allowed)}")
     return [v for v in allowed if v in items]
 
 
+def _terminate(signum: int, _frame: FrameType | None) -> NoReturn:
+    """SIGTERM unwinds like Ctrl-C: servers are stopped, a baseline worktree is removed."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run what the flags ask for; exit status 1 when any run or server start failed."""
-    args = _parser().parse_args(argv)
-    scenarios = _split(args.scenarios.upper(), list(SCENARIOS), "scenario")
-    servers = _split(args.servers.lower(), KNOWN_SERVERS, "server")
+    """Run what the flags ask for.
+
+    Exit status 2 on a bad argument (an unknown scenario or server, a ``--baseline`` REF
+    that names no commit), before anything starts; 1 when any run or server start failed.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    scenarios = _split(parser, args.scenarios.upper(), list(SCENARIOS), "scenario")
+    servers = _split(parser, args.servers.lower(), KNOWN_SERVERS, "server")
     settings = Settings(
         runs=args.runs or 3,
         duration=args.duration or (0.5 if args.quick else 5.0),
@@ -94,8 +122,39 @@ def main(argv: list[str] | None = None) -> int:
         window=args.window,
     )
     if settings.runs < 1 or settings.duration <= 0 or (args.window is not None and args.window < 2):
-        raise SystemExit("--runs and --duration must be positive, --window 2 or more")
+        parser.error("--runs and --duration must be positive, --window 2 or more")
+    baseline: Revision | None = None
+    if args.baseline is not None:
+        if "tailhub" not in servers:
+            parser.error("--baseline compares with the working tree's tailhub: add it to --servers")
+        try:
+            baseline = resolve(args.baseline)
+        except BaselineError as exc:
+            parser.error(str(exc))
 
+    signal.signal(signal.SIGTERM, _terminate)
+    with ExitStack() as stack:
+        catalogue = dict(SERVERS)
+        if baseline is not None:
+            try:
+                catalogue.update(stack.enter_context(checked_out(baseline)))
+            except BaselineError as exc:
+                print(f"bench: baseline: {exc}", file=sys.stderr)
+                return 1
+            servers.insert(servers.index("tailhub") + 1, baseline.name)
+        return _run(args, argv, scenarios, servers, settings, catalogue, baseline)
+
+
+def _run(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    scenarios: list[str],
+    servers: list[str],
+    settings: Settings,
+    catalogue: dict[str, ServerSpec],
+    baseline: Revision | None,
+) -> int:
+    """Every scenario on every server, then the table, the JSON and the chart."""
     # Idle connections (D) need one descriptor each, on both sides; children inherit this.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -122,10 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         "servers": servers,
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
     }
+    against = ""
+    if baseline is not None:
+        meta["baseline"] = {"ref": baseline.ref, "commit": baseline.sha, "server": baseline.name}
+        against = f" vs {baseline.name} ({baseline.ref})"
     print(
         f"bench: {meta['date']}, {meta['nproc']} x {meta['cpu_model']}, commit {meta['commit']}"
-        f"; {settings.runs} runs x {settings.duration:g} s; servers on core 0, generator on "
-        f"core {GENERATOR_CORE}",
+        f"{against}; {settings.runs} runs x {settings.duration:g} s; servers on core 0, "
+        f"generator on core {GENERATOR_CORE}",
         file=sys.stderr,
         flush=True,
     )
@@ -134,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in scenarios:
         scenario = SCENARIOS[key]
         print(f"{key}: {scenario.title} — {scenario.why}", file=sys.stderr, flush=True)
-        outcomes = run_scenario(scenario, servers, settings)
+        outcomes = run_scenario(scenario, servers, settings, catalogue)
         if outcomes:
             results[key] = outcomes
         else:
@@ -143,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_at_end"] = os.getloadavg()
 
     rows = build_rows(results, servers)
-    paired = paired_ratios(results)
+    paired = paired_ratios(results, baseline.name if baseline is not None else None)
     print()
     print(render_table(rows, servers))
     if paired:
@@ -159,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED {failure}", file=sys.stderr)
     print(
         f"\n{meta['date']} · {meta['nproc']} x {meta['cpu_model']} · commit {meta['commit']}"
-        f" · {settings.runs} runs x {settings.duration:g} s · {meta['elapsed_s']} s in all"
+        f"{against} · {settings.runs} runs x {settings.duration:g} s · {meta['elapsed_s']} s in all"
         f" · load average {meta['loadavg_at_start'][0]:.2f} -> {meta['loadavg_at_end'][0]:.2f}"
     )
     if args.json is not None:
@@ -167,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results: {args.json}")
     if args.chart is not None:
         title = f"tailhub bench · {meta['date']} · {meta['cpu_model']} · {meta['commit']}"
+        if baseline is not None:
+            title += f" vs {baseline.short}"
         if write_chart(args.chart, rows, servers, title):
             print(f"chart: {args.chart}")
         else:

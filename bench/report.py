@@ -2,7 +2,9 @@
 
 The table is Markdown, so that the same text reads in a terminal and pastes into
 ``docs/performance.md``. Each cell is the median over the runs; throughput cells carry the
-server's median CPU use during the measurement window (``@99%``).
+server's median CPU use during the measurement window (``@99%``). A ratio column is tailhub's
+median over another server's: a peer's, or that of tailhub at a ``--baseline`` revision
+(``tailhub@<sha>``; in E, one column per tailhub version, one row per history).
 
 Two columns prove the load generator was not the bottleneck of a throughput row: "server
 busy (min)" is the lowest, over the row's runs, of the server's CPU time plus the time it sat
@@ -16,17 +18,27 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.baseline import BASELINE_PREFIX
 from bench.runner import Outcome
-from bench.scenarios import SCENARIOS, Metric, Target
+from bench.scenarios import SCENARIOS, Metric, Scenario, Target
+from bench.servers import MEMORY_TWIN
 
-__all__ = ["Row", "build_rows", "render_table", "write_chart", "write_json"]
-
-PEERS = ("node", "picows", "aiohttp")
+__all__ = [
+    "Paired",
+    "Row",
+    "build_rows",
+    "paired_ratios",
+    "render_paired",
+    "render_table",
+    "write_chart",
+    "write_json",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,55 +96,70 @@ def _server_busy(outcomes: Sequence[Outcome]) -> float | None:
     return min(values) if values else None
 
 
+def _ratios(values: dict[str, float | None]) -> dict[str, float | None]:
+    """tailhub's value over every other server's: the table's ratio columns."""
+    mine = values.get("tailhub")
+    return {name: _ratio(mine, value) for name, value in values.items() if name != "tailhub"}
+
+
 def build_rows(results: dict[str, dict[str, Outcome]], servers: Sequence[str]) -> list[Row]:
-    """Medians per server, ratios of tailhub to each peer, and the targets, row by row."""
+    """Medians per server, ratios of tailhub to each other server, and the targets, row by row."""
     rows: list[Row] = []
     for key, outcomes in results.items():
         scenario = SCENARIOS[key]
-        gen = _generator_cpu(list(outcomes.values()))
         if scenario.history_pair:
-            field = scenario.metrics[0].field
-            on = outcomes["tailhub"].median(field) if "tailhub" in outcomes else None
-            off = outcomes["tailhub-memory"].median(field) if "tailhub-memory" in outcomes else None
-            target: Target = scenario.extra["target"]
-            for label, name, value in (
-                ("history sqlite", "tailhub", on),
-                ("history memory", "tailhub-memory", off),
-            ):
-                cpu = outcomes[name].median("server_cpu") if name in outcomes else None
-                rows.append(
-                    Row(
-                        key,
-                        f"{key} {label}",
-                        "deliveries/s",
-                        "/s",
-                        {"tailhub": value},
-                        {"tailhub": cpu},
-                        {},
-                        "",
-                        "",
-                        _generator_cpu([outcomes[name]]) if name in outcomes else None,
-                        _server_busy([outcomes[name]]) if name in outcomes else None,
-                    )
-                )
-            ratio = _ratio(on, off)
-            rows.append(
-                Row(
-                    key,
-                    f"{key} sqlite / memory",
-                    "ratio",
-                    "x",
-                    {"tailhub": ratio},
-                    {},
-                    {},
-                    target.text,
-                    _verdict(target, ratio),
-                    None,
-                )
-            )
+            rows += _history_rows(scenario, outcomes, servers)
             continue
+        gen = _generator_cpu(list(outcomes.values()))
         for metric in scenario.metrics:
             rows.append(_metric_row(key, scenario.title, metric, outcomes, servers, gen))
+    return rows
+
+
+def _history_rows(
+    scenario: Scenario, outcomes: dict[str, Outcome], servers: Sequence[str]
+) -> list[Row]:
+    """E: one row per history, one column per tailhub version (the working tree's, the
+    baseline's), then each version's sqlite / memory ratio, held to the target."""
+    key = scenario.key
+    field = scenario.metrics[0].field
+    versions = [name for name in servers if name in outcomes and name + MEMORY_TWIN in outcomes]
+    rows: list[Row] = []
+    for label, suffix in (("history sqlite", ""), ("history memory", MEMORY_TWIN)):
+        runs = {name: outcomes[name + suffix] for name in versions}
+        values = {name: outcome.median(field) for name, outcome in runs.items()}
+        rows.append(
+            Row(
+                key,
+                f"{key} {label}",
+                "deliveries/s",
+                "/s",
+                values,
+                {name: outcome.median("server_cpu") for name, outcome in runs.items()},
+                _ratios(values),
+                "",
+                "",
+                _generator_cpu(list(runs.values())),
+                _server_busy(list(runs.values())),
+            )
+        )
+    sqlite, memory = rows[0].values, rows[1].values
+    ratios = {name: _ratio(sqlite[name], memory[name]) for name in versions}
+    target: Target = scenario.extra["target"]
+    rows.append(
+        Row(
+            key,
+            f"{key} sqlite / memory",
+            "ratio",
+            "x",
+            ratios,
+            {},
+            _ratios(ratios),
+            target.text,
+            _verdict(target, ratios.get("tailhub")),
+            None,
+        )
+    )
     return rows
 
 
@@ -151,7 +178,7 @@ def _metric_row(
         cpu = {name: outcomes[name].median("server_cpu") for name in values}
         if SCENARIOS[key].kind == "closed_loop":
             busy = _server_busy(list(outcomes.values()))
-    ratios = {peer: _ratio(values.get("tailhub"), values.get(peer)) for peer in PEERS}
+    ratios = _ratios(values)
     target = metric.target
     if target is None:
         verdict = ""
@@ -176,7 +203,7 @@ def _metric_row(
 
 def render_table(rows: Sequence[Row], servers: Sequence[str]) -> str:
     """The Markdown table: one row per scenario metric."""
-    peers = [p for p in PEERS if p in servers and "tailhub" in servers]
+    peers = [name for name in servers if name != "tailhub"] if "tailhub" in servers else []
     header = ["scenario", "metric", *servers, *(f"tailhub/{p}" for p in peers)]
     header += ["target", "result", "server busy (min)", "generator CPU (max)"]
     lines = [header]
@@ -217,8 +244,43 @@ class Paired:
         return statistics.median(self.ratios)
 
 
-def paired_ratios(results: dict[str, dict[str, Outcome]]) -> list[Paired]:
-    """Round-by-round ratios for every row with a target against another server.
+def _pairs(scenario: Scenario, baseline: str | None) -> list[tuple[str, str, str, str]]:
+    """(server, other server, field, label) of every ratio ``scenario`` pairs by round."""
+    key = scenario.key
+    if scenario.history_pair:
+        field = scenario.metrics[0].field
+        pairs = [("tailhub", "tailhub" + MEMORY_TWIN, field, f"{key} sqlite/memory")]
+        if baseline is not None:
+            pairs += [
+                (baseline, baseline + MEMORY_TWIN, field, f"{key} sqlite/memory of {baseline}"),
+                ("tailhub", baseline, field, f"{key} sqlite vs {baseline}"),
+                (
+                    "tailhub" + MEMORY_TWIN,
+                    baseline + MEMORY_TWIN,
+                    field,
+                    f"{key} memory vs {baseline}",
+                ),
+            ]
+        return pairs
+    pairs = [
+        ("tailhub", m.target.against, m.field, f"{key} vs {m.target.against}")
+        for m in scenario.metrics
+        if m.target is not None and m.target.against is not None
+    ]
+    if baseline is not None:
+        named = len(scenario.metrics) > 1
+        pairs += [
+            ("tailhub", baseline, m.field, f"{key} {m.label + ' ' if named else ''}vs {baseline}")
+            for m in scenario.metrics
+        ]
+    return pairs
+
+
+def paired_ratios(
+    results: dict[str, dict[str, Outcome]], baseline: str | None = None
+) -> list[Paired]:
+    """Round-by-round ratios for every row with a target against another server, for E's
+    sqlite / memory, and, given the ``baseline`` server's name, for every metric against it.
 
     Runs are interleaved, so a run and the other server's run of the same round saw nearly the
     same machine; the median of their ratios resists a machine that slows down and speeds up
@@ -226,22 +288,13 @@ def paired_ratios(results: dict[str, dict[str, Outcome]]) -> list[Paired]:
     """
     paired: list[Paired] = []
     for key, outcomes in results.items():
-        scenario = SCENARIOS[key]
-        if scenario.history_pair:
-            pairs = [("tailhub-memory", scenario.metrics[0].field, f"{key} sqlite/memory")]
-        else:
-            pairs = [
-                (m.target.against, m.field, f"{key} vs {m.target.against}")
-                for m in scenario.metrics
-                if m.target is not None and m.target.against is not None
-            ]
-        for other, field, label in pairs:
-            if "tailhub" not in outcomes or other not in outcomes:
+        for mine, other, field, label in _pairs(SCENARIOS[key], baseline):
+            if mine not in outcomes or other not in outcomes:
                 continue
             theirs = {run.get("round"): run.get(field) for run in outcomes[other].runs}
             ratios = [
                 run[field] / theirs[run.get("round")]
-                for run in outcomes["tailhub"].runs
+                for run in outcomes[mine].runs
                 if isinstance(run.get(field), int | float) and theirs.get(run.get("round"))
             ]
             if ratios:
@@ -251,7 +304,7 @@ def paired_ratios(results: dict[str, dict[str, Outcome]]) -> list[Paired]:
 
 def render_paired(paired: Sequence[Paired]) -> str:
     """One line per paired ratio: its median, then every round's."""
-    lines = ["paired by round (tailhub's run over the other's run of the same round):"]
+    lines = ["paired by round (each run over the other server's run of the same round):"]
     for p in paired:
         each = ", ".join(f"{r:.2f}" for r in p.ratios)
         lines.append(f"  {p.label}: median {p.median:.2f}x  [{each}]")
@@ -300,6 +353,11 @@ def write_json(
 
 
 _COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138", "aiohttp": "#999999"}
+_BASELINE_COLOUR = "#9cc3e6"  # a lighter tailhub blue, for tailhub@<sha>
+
+
+def _colour(server: str) -> str | None:
+    return _BASELINE_COLOUR if server.startswith(BASELINE_PREFIX) else _COLOURS.get(server)
 
 
 def _charted(row: Row) -> bool:
@@ -313,24 +371,22 @@ def _draw(axis: Any, group: list[Row], servers: Sequence[str]) -> None:
     """One panel: the group's rows side by side, one bar per server."""
     unit = group[0].unit
     scenario = SCENARIOS[group[0].scenario]
-    if scenario.history_pair:  # one server, two configurations: one bar each
-        heights = [r.values.get("tailhub") or 0.0 for r in group]
-        names = [r.label.split(" ", 1)[1] for r in group]
-        bars = axis.bar(names, heights, 0.5, color=["#2b7bba", "#9cc3e6"])
-        axis.bar_label(bars, labels=[_format(h, unit) for h in heights], fontsize=7)
-        ratio = _ratio(heights[0], heights[1]) if len(heights) == 2 else None
-        suffix = f" (sqlite/memory {ratio:.2f}x)" if ratio else ""
-        axis.set_title(f"{scenario.key} {scenario.title}{suffix}", fontsize=9)
-        axis.set_ylabel("deliveries per second", fontsize=8)
-        return
     shown = [name for name in servers if any(r.values.get(name) for r in group)]
     width = 0.8 / max(1, len(shown))
     for offset, server in enumerate(shown):
         heights = [r.values.get(server) or 0.0 for r in group]
         positions = [i + (offset - (len(shown) - 1) / 2) * width for i in range(len(group))]
-        bars = axis.bar(positions, heights, width, label=server, color=_COLOURS.get(server))
+        label = server
+        if scenario.history_pair:  # E: rows sqlite and memory, one series per tailhub version
+            ratio = _ratio(group[0].values.get(server), group[-1].values.get(server))
+            label += f" (sqlite/memory {_format(ratio, 'x')})"
+        bars = axis.bar(positions, heights, width, label=label, color=_colour(server))
         axis.bar_label(bars, labels=[_format(h, unit) for h in heights], fontsize=7)
-    axis.set_xticks(range(len(group)), [r.metric for r in group] if len(group) > 1 else [""])
+    if scenario.history_pair:
+        ticks = [r.label.split(" ", 1)[1] for r in group]
+    else:
+        ticks = [r.metric for r in group] if len(group) > 1 else [""]
+    axis.set_xticks(range(len(group)), ticks)
     if unit == "ms":
         from matplotlib import ticker
 
@@ -347,6 +403,7 @@ def _draw(axis: Any, group: list[Row], servers: Sequence[str]) -> None:
         axis.yaxis.set_major_formatter(lambda value, _: f"{value / 1000:.0f}k")
     elif unit == "%":
         axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    axis.margins(y=0.1 + 0.1 * len(shown))  # room for the legend above the tallest bars
     axis.legend(fontsize=7)
 
 
@@ -373,7 +430,8 @@ def write_chart(path: Path, rows: Sequence[Row], servers: Sequence[str], title: 
         _draw(axis, group, servers)
     for axis in list(axes.flat)[count:]:
         axis.set_visible(False)
-    figure.suptitle(title, fontsize=10)
+    # A narrow figure (one or two panels) would cut a long title off.
+    figure.suptitle(textwrap.fill(title, 55 * columns), fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -16,12 +16,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.loadgen import Spec
 from bench.scenarios import Scenario
 from bench.servers import (
+    MEMORY_TWIN,
     ROOT,
     SERVERS,
     RunningServer,
@@ -116,10 +118,17 @@ def _drive(
     return result
 
 
-def _servers_for(scenario: Scenario, chosen: list[str]) -> list[ServerSpec]:
-    if scenario.history_pair:
-        return [SERVERS["tailhub"], SERVERS["tailhub-memory"]] if "tailhub" in chosen else []
-    return [SERVERS[name] for name in chosen]
+def _servers_for(
+    scenario: Scenario, chosen: list[str], catalogue: Mapping[str, ServerSpec]
+) -> list[ServerSpec]:
+    if scenario.history_pair:  # every chosen tailhub, each beside its in-memory twin
+        return [
+            catalogue[name]
+            for base in chosen
+            if base + MEMORY_TWIN in catalogue
+            for name in (base, base + MEMORY_TWIN)
+        ]
+    return [catalogue[name] for name in chosen]
 
 
 def _start(spec: ServerSpec, outcome: Outcome, nice: int, realtime: bool) -> RunningServer | None:
@@ -131,14 +140,22 @@ def _start(spec: ServerSpec, outcome: Outcome, nice: int, realtime: bool) -> Run
 
 
 def run_scenario(
-    scenario: Scenario, chosen: list[str], settings: Settings, log: Any = sys.stderr
+    scenario: Scenario,
+    chosen: list[str],
+    settings: Settings,
+    catalogue: Mapping[str, ServerSpec] = SERVERS,
+    log: Any = sys.stderr,
 ) -> dict[str, Outcome]:
-    """Run ``scenario`` ``settings.runs`` times on every chosen server, interleaved."""
-    specs = _servers_for(scenario, chosen)
+    """Run ``scenario`` ``settings.runs`` times on every chosen server, interleaved.
+
+    ``chosen`` are names in ``catalogue`` (the built-in servers, and a baseline's).
+    """
+    specs = _servers_for(scenario, chosen, catalogue)
     params = {**scenario.params, **(scenario.quick if settings.quick else {})}
     if settings.window is not None and "window" in params:
         params["window"] = settings.window
     outcomes = {spec.name: Outcome(spec.name) for spec in specs}
+    width = max((len(spec.name) for spec in specs), default=0)
     realtime = settings.realtime_for(scenario)
     running: dict[str, RunningServer | None] = {}
     try:
@@ -173,7 +190,7 @@ def run_scenario(
                         else ""
                     )
                     print(
-                        f"  {scenario.key} {spec.name:<15} run {index + 1}: {shown} "
+                        f"  {scenario.key} {spec.name:<{width}} run {index + 1}: {shown} "
                         f"({usage}{time.perf_counter() - started:.1f} s)",
                         file=log,
                         flush=True,

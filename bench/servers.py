@@ -16,11 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
     "BENCH_DIR",
+    "MEMORY_TWIN",
     "SERVERS",
     "RunningServer",
     "ServerError",
@@ -30,6 +32,7 @@ __all__ = [
     "make_main_thread_realtime",
     "scheduling_prefix",
     "set_session_priority",
+    "tailhub_specs",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -51,8 +54,19 @@ class ServerSpec:
 
     name: str
     label: str
-    kind: str  # "tailhub", "node" or "picows"
+    kind: str  # "tailhub", "node", "picows" or "aiohttp"
     extra_args: tuple[str, ...] = ()
+    # Put first on the server's PYTHONPATH: a baseline's checkout, whose ``src`` then shadows
+    # the working tree's editable install (see bench/baseline.py).
+    python_path: Path | None = None
+
+    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with tailhub's settings and :attr:`python_path` put first on PYTHONPATH."""
+        env = {**base, **TAILHUB_ENV}
+        if self.python_path is not None:
+            rest = base.get("PYTHONPATH")
+            env["PYTHONPATH"] = os.pathsep.join([str(self.python_path), *([rest] if rest else [])])
+        return env
 
     def argv(self, port: int, nice: int = 0, realtime: bool = False) -> list[str]:
         if self.kind == "tailhub":
@@ -74,11 +88,26 @@ class ServerSpec:
         return [*prefix, "taskset", "-c", SERVER_CORE, *command]
 
 
+# A tailhub server named N has a twin N + MEMORY_TWIN with in-memory history, for E only.
+MEMORY_TWIN = "-memory"
+
+
+def tailhub_specs(name: str, label: str, python_path: Path | None = None) -> dict[str, ServerSpec]:
+    """tailhub as ``name`` (SQLite history, as deployed) and its in-memory-history twin."""
+    return {
+        name: ServerSpec(name, label, "tailhub", ("--history", "sqlite"), python_path),
+        name + MEMORY_TWIN: ServerSpec(
+            name + MEMORY_TWIN,
+            f"{label} (history memory)",
+            "tailhub",
+            ("--history", "memory"),
+            python_path,
+        ),
+    }
+
+
 SERVERS: dict[str, ServerSpec] = {
-    "tailhub": ServerSpec("tailhub", "tailhub", "tailhub", ("--history", "sqlite")),
-    "tailhub-memory": ServerSpec(
-        "tailhub-memory", "tailhub (history memory)", "tailhub", ("--history", "memory")
-    ),
+    **tailhub_specs("tailhub", "tailhub"),
     "node": ServerSpec("node", "node ws relay", "node"),
     "picows": ServerSpec("picows", "picows relay", "picows"),
     "aiohttp": ServerSpec("aiohttp", "aiohttp relay", "aiohttp"),
@@ -176,8 +205,7 @@ class RunningServer:
         log = scratch / "server.log"
         port = free_port()
         token = secrets.token_urlsafe(16)
-        env = dict(os.environ)
-        env.update(TAILHUB_ENV)
+        env = spec.environ(os.environ)
         env.update({"AUTH_TOKEN": token, "TAILHUB_DATA_DIR": str(scratch / "data")})
         with open(log, "wb") as output:
             process = subprocess.Popen(
