@@ -8,9 +8,11 @@ import signal
 import sqlite3
 import sys
 import textwrap
+from array import array
 from collections.abc import AsyncIterator, Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -226,30 +228,35 @@ class TestLifecycle:
         assert expected == snapshot.containers
 
 
+async def _kill_when_ready(script: str, path: Path) -> None:
+    """Run ``script`` on ``path`` in a child process; SIGKILL it once it prints ``ready``."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert child.stdout is not None
+    try:
+        async with asyncio.timeout(20 * UNIT):
+            ready = b"?"
+            while ready and ready != b"ready\n":  # the store logs to stdout too
+                ready = await child.stdout.readline()
+    finally:
+        child.send_signal(signal.SIGKILL)  # before the writer's next checkpoint
+        await child.wait()
+    assert b"ready\n" == ready
+
+
 class TestCounters:
     """The counters a reopen reports are exact, whatever the writer had checkpointed."""
 
     async def test_crash_after_ids_restart_keeps_exact_counters(self, tmp_path: Path) -> None:
         """After a prune empties the file and ids start over, a crash loses no count."""
         path = tmp_path / "history.db"
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _RESTART_CHILD,
-            str(path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        assert child.stdout is not None
-        try:
-            async with asyncio.timeout(20 * UNIT):
-                ready = b"?"
-                while ready and ready != b"ready\n":  # the store logs to stdout too
-                    ready = await child.stdout.readline()
-        finally:
-            child.send_signal(signal.SIGKILL)  # before the writer's next checkpoint
-            await child.wait()
-        assert b"ready\n" == ready
+        await _kill_when_ready(_RESTART_CHILD, path)
         store = SqliteStore(path)
         snapshot = await store.open(_ignore)  # as a restart after the crash
         await store.close()
@@ -267,14 +274,20 @@ _RESTART_CHILD = textwrap.dedent(
     from tailhub.store import Retention, SqliteStore
 
     async def main():
+        committed = asyncio.Event()
+
+        def on_durable(pairs):
+            if ("a", 8) in pairs:
+                committed.set()
+
         store = SqliteStore(Path(sys.argv[1]), Retention(max_messages=100, max_age=10.0))
-        await store.open(lambda pairs: None)
+        await store.open(on_durable)
         for seq in range(1, 6):
             store.append("a", seq, float(seq), b"a:%d" % seq, "p", seq)
         await store.prune(1000.0)  # empties the file: ids start over
         for seq in range(6, 9):
             store.append("a", seq, 1000.0, b"a:%d" % seq, "p", seq)
-        await store.read("a")  # committed, and too soon for the writer's next checkpoint
+        await committed.wait()  # too soon for the writer's next checkpoint (a read would index)
         print("ready", flush=True)
         await asyncio.sleep(3600)
 
@@ -534,6 +547,127 @@ class TestChunks:
         )
 
 
+def _index_state(path: Path) -> tuple[int, int]:
+    """Chunks that ``chunk_index`` does not find, and its rows that name no such chunk."""
+    with closing(sqlite3.connect(path)) as conn:
+        (missing,) = conn.execute(
+            "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT id FROM chunk_index)"
+        ).fetchone()
+        (stale,) = conn.execute(
+            "SELECT count(*) FROM chunk_index AS i LEFT JOIN chunks AS c ON c.id = i.id "
+            "WHERE c.id IS NULL OR c.cid != i.cid OR c.last_seq != i.last_seq"
+        ).fetchone()
+    return int(missing), int(stale)
+
+
+# The child writes twice to three containers, the second time without a checkpoint after it.
+_UNINDEXED_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tailhub.store import SqliteStore
+
+    async def main():
+        durable = {}
+        changed = asyncio.Event()
+
+        def on_durable(pairs):
+            durable.update(pairs)
+            changed.set()
+
+        async def until_durable(seq):
+            while any(durable.get(name, 0) < seq for name in "abc"):
+                changed.clear()
+                await changed.wait()
+
+        store = SqliteStore(Path(sys.argv[1]))
+        await store.open(on_durable)
+        for seq in range(1, 61):
+            if seq == 41:
+                await until_durable(40)  # the first commit is checkpointed at once
+            for name in "abc":
+                store.append(name, seq, float(seq), b"%s:%d" % (name.encode(), seq))
+        await until_durable(60)  # too soon for the writer's next checkpoint
+        print("ready", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+class TestIndex:
+    """Reads and prunes find chunks through ``chunk_index``, written once per checkpoint."""
+
+    async def test_reads_right_after_writes_find_every_chunk(self, tmp_path: Path) -> None:
+        """A read that follows a write with no checkpoint between finds the new chunks."""
+        store = SqliteStore(tmp_path / "history.db")
+        await store.open(_ignore)
+        a = append(store, "a", range(1, 6))
+        first = await store.read("a")  # the first commit is checkpointed at once
+        a += append(store, "a", range(6, 11))
+        b = append(store, "b", range(1, 4))
+        got = (
+            await store.read("a"),
+            await store.read("a", tail=2),
+            await store.read("b", since_time=2.0),
+        )
+        later = append(store, "a", range(11, 13))
+        last = await store.read("a", after=9)
+        await store.close()
+        assert (a[:5], (a, a[8:], b[1:]), a[9:] + later) == (first, got, last)
+
+    async def test_reads_after_a_crash_find_its_leftovers(self, tmp_path: Path) -> None:
+        """Chunks committed but not indexed when the hub was killed are found after a restart."""
+        path = tmp_path / "history.db"
+        await _kill_when_ready(_UNINDEXED_CHILD, path)
+        left_over = _index_state(path)
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)
+        got = {name: await store.read(name) for name in "abc"}
+        tails = {name: await store.read(name, tail=25) for name in "abc"}
+        await store.close()
+        sent = {
+            name: [StoredMessage(s, float(s), f"{name}:{s}".encode()) for s in range(1, 61)]
+            for name in "abc"
+        }
+        assert (0, True) == (left_over[1], left_over[0] > 0)
+        assert (sent, {n: m[35:] for n, m in sent.items()}) == (got, tails)
+        assert ({n: info_of(m, 60) for n, m in sent.items()}, (0, 0)) == (
+            snapshot.containers,
+            _index_state(path),
+        )
+
+    async def test_ids_reused_after_a_prune_never_mix_containers(self, tmp_path: Path) -> None:
+        """When a prune removes the newest chunks, their ids are reused, and reads of every
+        container still find only its own messages, also after a reopen."""
+        path = tmp_path / "history.db"
+        retention = Retention(max_messages=1000, max_age=10.0)
+        store = SqliteStore(path, retention)
+        await store.open(_ignore)
+        b = append(store, "b", range(1, 6), time=lambda _: 1000.0)
+        await store.read("b")
+        for start in (1, 4, 7):  # three old chunks, the newest ids
+            append(store, "a", range(start, start + 3))
+            await store.read("a")
+        with closing(sqlite3.connect(path)) as conn:
+            (newest,) = conn.execute("SELECT max(id) FROM chunks").fetchone()
+        removed = await store.prune(1005.0)
+        c = append(store, "c", range(1, 4), time=lambda _: 1000.0)
+        got_c = await store.read("c")
+        a = append(store, "a", range(10, 12), time=lambda _: 1000.0)
+        got = (await store.read("a"), got_c, await store.read("b"))
+        await store.close()
+        store = SqliteStore(path, retention)
+        await store.open(_ignore)
+        again = (await store.read("a"), await store.read("c"), await store.read("b"))
+        await store.close()
+        with closing(sqlite3.connect(path)) as conn:
+            (reused,) = conn.execute("SELECT max(id) FROM chunks").fetchone()
+        assert (9, (a, c, b), (a, c, b)) == (removed, got, again)
+        assert (True, (0, 0)) == (reused < newest, _index_state(path))
+
+
 # The version-1 schema (one row per message), as tailhub 0.1 wrote it.
 _V1_SCHEMA = """
 CREATE TABLE containers (
@@ -634,4 +768,122 @@ class TestUpgrade:
             again,
             reopened.containers,
         )
-        assert (2, False) == (version, "messages" in tables)
+        assert (3, False, True) == (version, "messages" in tables, "chunk_index" in tables)
+
+
+# The version-2 schema (chunks with a per-commit index), as tailhub 0.2 wrote it.
+_V2_SCHEMA = """
+CREATE TABLE containers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL DEFAULT 0,
+    messages INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE producers (
+    cid INTEGER NOT NULL,
+    producer TEXT NOT NULL,
+    pub_id INTEGER NOT NULL,
+    PRIMARY KEY (cid, producer)
+) WITHOUT ROWID;
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY,
+    cid INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    max_time REAL NOT NULL,
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    seqs BLOB,
+    times BLOB NOT NULL,
+    lengths BLOB NOT NULL,
+    producers TEXT,
+    payloads BLOB NOT NULL
+);
+CREATE INDEX chunks_by_seq ON chunks (cid, last_seq);
+CREATE TABLE checkpoint (
+    only INTEGER PRIMARY KEY CHECK (only = 1),
+    last_id INTEGER NOT NULL
+);
+INSERT INTO checkpoint (only, last_id) VALUES (1, 0);
+PRAGMA user_version = 2;
+"""
+
+
+def _v2_chunk(cid: int, messages: list[StoredMessage], producers: str | None) -> tuple[Any, ...]:
+    """One version-2 chunk row, packed by hand as the format says (not by the code under test)."""
+    seqs = [m.seq for m in messages]
+    gapless = seqs == list(range(seqs[0], seqs[-1] + 1))
+    return (
+        cid,
+        seqs[0],
+        seqs[-1],
+        max(m.time for m in messages),
+        len(messages),
+        _size(messages),
+        None if gapless else array("q", seqs).tobytes(),
+        array("d", [m.time for m in messages]).tobytes(),
+        array("I", [len(m.payload) for m in messages]).tobytes(),
+        producers,
+        b"".join(m.payload for m in messages),
+    )
+
+
+def _v2_database(path: Path) -> tuple[list[StoredMessage], list[StoredMessage]]:
+    """A version-2 file as a crash leaves it: ``a`` in two counted chunks (the first cut
+    through by a prune at seq 4, the second with a gap), then chunks not counted yet (``b``
+    1..3, ``a`` 23..25)."""
+    a = [StoredMessage(s, 1000.0 + s, f"a:{s}".encode()) for s in [*range(1, 16), *range(18, 26)]]
+    b = [StoredMessage(s, 1000.0 + s, f"b:{s}".encode() * s) for s in range(1, 4)]
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.executescript(_V2_SCHEMA)
+        counted = a[3:20]
+        conn.execute(
+            "INSERT INTO containers VALUES (1, 'a', 22, 4, ?, ?)", (len(counted), _size(counted))
+        )
+        conn.execute("INSERT INTO containers (id, name) VALUES (2, 'b')")
+        conn.execute("INSERT INTO producers VALUES (1, 'p', 20)")
+        insert = "INSERT INTO chunks (cid, first_seq, last_seq, max_time, messages, bytes, " + (
+            "seqs, times, lengths, producers, payloads) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        )
+        conn.execute(insert, _v2_chunk(1, a[:10], '{"p":10}'))
+        conn.execute(insert, _v2_chunk(1, a[10:20], '{"p":20}'))
+        conn.execute("UPDATE checkpoint SET last_id = 2")
+        conn.execute(insert, _v2_chunk(2, b, '{"q":3}'))
+        conn.execute(insert, _v2_chunk(1, a[20:], '{"p":25}'))
+    return a[3:], b
+
+
+class TestUpgradeFromChunks:
+    """A version-2 file (chunks with a per-commit index) gets its chunk index at open."""
+
+    async def test_version_2_history_is_indexed_read_and_continued(self, tmp_path: Path) -> None:
+        """Every kept message reads back through the new index, counters and producer ids are
+        exact (a crash's leftovers included), the old index is gone, seq continues."""
+        path = tmp_path / "history.db"
+        a, b = _v2_database(path)
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)
+        read = (
+            await store.read("a"),
+            await store.read("a", tail=3),
+            await store.read("a", after=12, limit=4),
+            await store.read("b", since_time=1002.0),
+        )
+        later = append(store, "a", range(26, 28))
+        await store.close()
+        store = SqliteStore(path)
+        reopened = await store.open(_ignore)
+        again = await store.read("a")
+        await store.close()
+        with closing(sqlite3.connect(path)) as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert (
+            {"a": info_of(a, 25), "b": info_of(b, 3)},
+            {("a", "p"): 25, ("b", "q"): 3},
+        ) == (snapshot.containers, snapshot.producers)
+        assert (a, a[-3:], a[9:13], b[1:]) == read
+        assert (a + later, info_of(a + later, 27)) == (again, reopened.containers["a"])
+        assert (3, False, (0, 0)) == (version, "chunks_by_seq" in names, _index_state(path))

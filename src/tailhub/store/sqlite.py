@@ -18,8 +18,23 @@ How it works, and why:
   (``lengths``, uint32 array), the receive times (``times``, float64 array), the seqs only
   when they have gaps (``seqs``, int64 array; NULL means ``first_seq..last_seq``), and the
   last publisher id of each producer that gave one (``producers``, a JSON object). Arrays
-  are in the machine's byte order. The ``(cid, last_seq)`` index finds the chunks a read
-  needs, and a read unpacks only those.
+  are in the machine's byte order. ``chunk_index`` (below) finds the chunks a read needs, and
+  a read unpacks only those.
+- **The index is written once per checkpoint, not once per commit.** Reads and prunes find a
+  container's chunks by ``(cid, last_seq)``. Kept as an SQLite index on ``chunks``, that key
+  was written with every chunk, and the newest entries of different containers lie on
+  different pages: a commit rewrote one index page per container it touched. In SQLite alone
+  (WAL, 2000 commits), 100 containers of 1 message per commit cost 13.3 µs per message with
+  that index and 4.0 without; 50 containers of 15 messages, 2.02 and 1.26. So the key is a
+  table of its own, ``chunk_index (cid, last_seq, id)``, filled at each checkpoint (below)
+  from the chunks written since the last one by one ``INSERT … SELECT`` in key order, so that
+  each of its pages is written at most once per checkpoint: 5.5 and 1.43 µs per message in
+  the same measures with a checkpoint every 100 commits. In the store (1,000 containers, 100
+  one-message chunks per commit over a file already holding 200,000 messages, writer and loop
+  together) the median CPU per message went from 26.9 to 21.7 µs; over an empty file the
+  difference is below the noise. The price: a chunk is not in the index until the next
+  checkpoint, so a read of a container written to since then runs the checkpoint first
+  (the writer keeps the set of such containers).
 - **One statement per batch.** A batch is written as a single multi-row ``INSERT`` of its
   chunks (its own transaction). ``executemany`` would release and re-take the GIL for every
   row, and against a busy event loop each re-take can wait a whole switch interval (5 ms):
@@ -34,19 +49,21 @@ How it works, and why:
   ranges with ``limit`` and ``after``.
 - **Open is cheap at any size.** Small ``containers`` (last seq, first seq, count, bytes) and
   ``producers`` tables hold the counters as of a checkpoint: the id of the last chunk they
-  include. About once a second, before a prune and at close, the writer has SQLite sum the
-  chunks written since the checkpoint (one ``GROUP BY`` over that id range, the producer ids
-  through ``json_each``, no Python per row) into those tables and moves the checkpoint, in
-  one transaction. ``open`` does the same for a crash's leftovers (at most about a second of
-  writes), so it is fast at any size and exact after a crash.
+  include. About once a second, before a prune, before a read that needs it and at close,
+  the writer has SQLite sum the chunks written since the checkpoint (one ``GROUP BY`` over
+  that id range, the producer ids through ``json_each``, no Python per row) into those
+  tables, index them, and move the checkpoint, in one transaction. ``open`` does the same for
+  a crash's leftovers (at most about a second of writes), so it is fast at any size, exact
+  after a crash, and its index complete.
 - **Retention.** ``prune`` runs on the writer thread, per container: every message but the
   newest ``max_messages`` goes, and so does the oldest run of messages received before
   ``now - max_age`` (messages arrive in time order, so that is every one of them), found by
   walking the container's chunks from its first kept seq (chunks whose newest message is too
   old are skipped in SQL). The container's ``first_seq`` is exact and every read starts
   there, so a chunk the cut goes through stays whole on disk while its older part is gone for
-  readers and counters; chunks wholly below it are deleted. A container left empty keeps its
-  row (last seq).
+  readers and counters; chunks wholly below it are deleted, with their index rows (once the
+  newest chunks are gone their ids are reused, and no index row may name another's chunk).
+  A container left empty keeps its row (last seq).
 - **Durability.** WAL with ``synchronous=NORMAL``: a committed batch survives a crash or
   SIGKILL of the hub process (not necessarily a power loss of the machine). ``on_durable``
   only ever names committed messages.
@@ -56,8 +73,9 @@ How it works, and why:
   refuses for good (a value SQLite or the chunk format cannot hold) is written message by
   message, each in a chunk of its own, and only the refused messages are dropped, each with an
   error log line.
-- **Upgrades.** A version-1 file (one row per message) is converted to chunks at ``open``, in
-  one transaction, so its history is kept.
+- **Upgrades.** At ``open``, in one transaction, so that history is kept: a version-1 file
+  (one row per message) is converted to chunks, and a version-2 file (chunks with an SQLite
+  index) gets ``chunk_index`` in place of that index.
 """
 
 from __future__ import annotations
@@ -110,7 +128,7 @@ def _log() -> Any:
     return structlog.get_logger("tailhub.store")
 
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 _EVERYTHING: Final = (1 << 63) - 1  # a seq bound above every seq SQLite can hold
 _RETRY_FIRST: Final = 0.05
 _RETRY_MAX: Final = 5.0
@@ -161,7 +179,16 @@ _SCHEMA: Final = (
         payloads BLOB NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS chunks_by_seq ON chunks (cid, last_seq)",
+    # Where each container's chunks are, by last seq: written once per checkpoint, not per
+    # commit (see the module doc). The id is part of the key only to keep every key unique.
+    """
+    CREATE TABLE IF NOT EXISTS chunk_index (
+        cid INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        PRIMARY KEY (cid, last_seq, id)
+    ) WITHOUT ROWID
+    """,
     """
     CREATE TABLE IF NOT EXISTS checkpoint (
         only INTEGER PRIMARY KEY CHECK (only = 1),
@@ -203,6 +230,13 @@ SELECT cid, producer, pub_id FROM (
 ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
 """
 
+# Sorted first, so that each page of the index is written once per checkpoint.
+_INDEX_CHUNKS: Final = """
+INSERT INTO chunk_index (cid, last_seq, id)
+SELECT cid, last_seq, id FROM chunks WHERE id > :after AND id <= :upto
+ORDER BY cid, last_seq, id
+"""
+
 # Version 1 kept one row per message; these bring its counters up to date before converting.
 _V1_RECOUNT_CONTAINERS: Final = """
 UPDATE containers SET
@@ -231,16 +265,21 @@ ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
 _CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while messages arrive
 
 
+# A container's chunks in seq order, found through ``chunk_index`` (its first table: CROSS JOIN
+# keeps SQLite from choosing another order). Columns are named ``c.*`` and bounds ``i.*``.
+_INDEXED: Final = "FROM chunk_index AS i CROSS JOIN chunks AS c ON c.id = i.id"
+
+
 def _where(since_time: float | None) -> str:
     """The chunks that may hold messages with seq > ? (and time >= ?) of container ?."""
-    return "cid = ? AND last_seq > ?" + ("" if since_time is None else " AND max_time >= ?")
+    return "i.cid = ? AND i.last_seq > ?" + ("" if since_time is None else " AND c.max_time >= ?")
 
 
 def _params(cid: int, after: int, since_time: float | None) -> list[Any]:
     return [cid, after] if since_time is None else [cid, after, since_time]
 
 
-# -- upgrading a version-1 file ---------------------------------------------------------
+# -- upgrading older files ----------------------------------------------------------------
 
 
 def _migrate_v1(conn: sqlite3.Connection) -> None:
@@ -264,6 +303,19 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
                 conn.execute(insert, pack(piece))
     conn.execute("DROP TABLE messages")
     conn.execute("UPDATE checkpoint SET last_id = (SELECT coalesce(max(id), 0) FROM chunks)")
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Index a version-2 file's counted chunks and drop its per-commit index (open transaction).
+
+    Chunks after the checkpoint (a crash's leftovers) are counted and indexed by the recount
+    that follows, as in any open.
+    """
+    conn.execute(
+        "INSERT INTO chunk_index (cid, last_seq, id) SELECT cid, last_seq, id FROM chunks "
+        "WHERE id <= (SELECT last_id FROM checkpoint) ORDER BY cid, last_seq, id"
+    )
+    conn.execute("DROP INDEX IF EXISTS chunks_by_seq")
 
 
 def _pieces(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -355,6 +407,7 @@ class _Writer:
         self.serving = False
         self.names: dict[int, str] = {}
         self.floor: dict[int, int] = {}  # per container row id: its first kept seq, 0 if none
+        self.unindexed: set[int] = set()  # container row ids with chunks after the checkpoint
         self.pending: list[Row] = []
         self.new_containers: list[tuple[int, str]] = []
         self.retry_at = 0.0
@@ -466,13 +519,15 @@ class _Writer:
                 conn.execute(statement)
             if version == 1:
                 _migrate_v1(conn)
+            if version in (1, 2):
+                _migrate_v2(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.recount(conn)
             conn.execute("COMMIT")
         except BaseException:
             self.rollback(conn)
             raise
-        if version == 1:
+        if version in (1, 2):
             _log().info("store_upgraded", path=str(self.path), schema=SCHEMA_VERSION)
         snapshot = StoreSnapshot()
         for cid, name, last, first, count, size in conn.execute(
@@ -591,6 +646,7 @@ class _Writer:
             return False
         seconds = clock.perf_counter() - started
         last = {chunk[0]: chunk[2] for chunk in written}  # a container's later chunks win
+        self.unindexed.update(last)
         names = self.names
         durable = [(names[cid], seq) for cid, seq in last.items()]
         count = sum(chunk[4] for chunk in written)
@@ -613,27 +669,41 @@ class _Writer:
         return True
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Write the sums since the last checkpoint, in a transaction of its own.
+        """Write the sums and index rows since the last checkpoint, in a transaction of its own.
 
         A failure here loses nothing (the messages are committed; the next checkpoint, or the
-        next open, counts them), so it is logged and retried, and shows in ``check``.
+        next open, counts and indexes them), so it is logged and retried, and shows in
+        ``check``. Reads that need the index do not come here: see :meth:`index`.
         """
-        self.checkpoint_at = clock.monotonic() + _CHECKPOINT_EVERY
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            self.write_counts(conn)
-            conn.execute("COMMIT")
+            self.index(conn)
         except sqlite3.Error as exc:
-            self.rollback(conn)
             self.failure = f"updating the counters in {self.path} fails: {exc}"
             _log().error("store_checkpoint_failed", path=str(self.path), error=str(exc))
 
-    def write_counts(self, conn: sqlite3.Connection) -> None:
-        """Bring the counters up to date and move the checkpoint (inside a transaction).
+    def index(self, conn: sqlite3.Connection) -> None:
+        """Checkpoint now, so that ``chunk_index`` finds every chunk written so far.
 
-        The chunks written since the checkpoint are summed by SQLite itself, once a second or
-        so, instead of by Python for every batch as it is written: that would hold the GIL
-        against the event loop.
+        Raises:
+            sqlite3.Error: the checkpoint failed (it is rolled back).
+        """
+        self.checkpoint_at = clock.monotonic() + _CHECKPOINT_EVERY
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.write_counts(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            self.rollback(conn)
+            raise
+        self.unindexed.clear()
+
+    def write_counts(self, conn: sqlite3.Connection) -> None:
+        """Bring counters and index up to date and move the checkpoint (inside a transaction).
+
+        The chunks written since the checkpoint are summed and indexed by SQLite itself, once
+        a second or so, instead of by Python for every batch as it is written: that would
+        hold the GIL against the event loop, and index rows written per commit would each
+        dirty a page of their own. The caller clears ``unindexed`` once this commits.
         """
         self.recount(conn)
 
@@ -644,13 +714,15 @@ class _Writer:
 
     @classmethod
     def recount(cls, conn: sqlite3.Connection) -> None:
-        """Count the chunks after the checkpoint (a crash's leftovers), inside a transaction."""
+        """Count and index the chunks after the checkpoint (also a crash's leftovers), inside
+        a transaction."""
         (after,) = conn.execute("SELECT last_id FROM checkpoint").fetchone()
         (upto,) = conn.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
         if upto > after:
             bounds = {"after": after, "upto": upto}
             conn.execute(_RECOUNT_CONTAINERS, bounds)
             conn.execute(_RECOUNT_PRODUCERS, bounds)
+            conn.execute(_INDEX_CHUNKS, bounds)
         cls.move_checkpoint(conn)
 
     def write(self, conn: sqlite3.Connection, rows: list[Row]) -> list[ChunkRow]:
@@ -747,8 +819,13 @@ class _Writer:
         """Select per :meth:`HistoryStore.read`; ``tail`` becomes a lower bound on seq first.
 
         Reads start at the container's first kept seq: a prune may have cut through a chunk.
+        Chunks are found through ``chunk_index``, so a container written to since the last
+        checkpoint is indexed first (one checkpoint, however many reads follow before the
+        next write).
         """
         conn = self.require_flushed()
+        if op.cid in self.unindexed:
+            self.index(conn)
         after = max(op.after, self.floor.get(op.cid, 0) - 1)
         if op.tail is not None:
             after = self.tail_start(conn, op.cid, after, op.since_time, op.tail)
@@ -763,8 +840,8 @@ class _Writer:
         Walks the chunks from the newest, unpacking seqs (and times) but no payload.
         """
         sql = (
-            f"SELECT first_seq, last_seq, seqs, times FROM chunks WHERE {_where(since_time)} "
-            "ORDER BY last_seq DESC"
+            f"SELECT c.first_seq, c.last_seq, c.seqs, c.times {_INDEXED} "
+            f"WHERE {_where(since_time)} ORDER BY i.last_seq DESC"
         )
         wanted = tail
         with closing(conn.execute(sql, _params(cid, after, since_time))) as cursor:
@@ -786,8 +863,8 @@ class _Writer:
     ) -> list[StoredMessage]:
         """The selected messages above ``after``, oldest first, unpacking only the chunks used."""
         sql = (
-            "SELECT first_seq, last_seq, seqs, times, lengths, payloads FROM chunks "
-            f"WHERE {_where(since_time)} ORDER BY last_seq"
+            f"SELECT c.first_seq, c.last_seq, c.seqs, c.times, c.lengths, c.payloads {_INDEXED} "
+            f"WHERE {_where(since_time)} ORDER BY i.last_seq"
         )
         got: list[StoredMessage] = []
         with closing(conn.execute(sql, _params(cid, after, since_time))) as cursor:
@@ -833,6 +910,7 @@ class _Writer:
         except BaseException:
             self.rollback(conn)
             raise
+        self.unindexed.clear()
         for cid, (_name, _removed, _size, first_seq) in changed.items():
             self.floor[cid] = first_seq
         return list(changed.values())
@@ -845,8 +923,8 @@ class _Writer:
         that go, read without their payloads.
         """
         sql = (
-            "SELECT first_seq, last_seq, seqs, times FROM chunks "
-            "WHERE cid = ? AND last_seq >= ? AND max_time >= ? ORDER BY last_seq"
+            f"SELECT c.first_seq, c.last_seq, c.seqs, c.times {_INDEXED} "
+            "WHERE i.cid = ? AND i.last_seq >= ? AND c.max_time >= ? ORDER BY i.last_seq"
         )
         with closing(conn.execute(sql, (cid, first_kept, cutoff))) as cursor:
             for first, last, seqs_blob, times in cursor:
@@ -861,8 +939,8 @@ class _Writer:
     def nth_from(conn: sqlite3.Connection, cid: int, first_kept: int, skip: int) -> int:
         """The seq ``skip`` messages after the first kept one; ``_EVERYTHING`` past the end."""
         sql = (
-            "SELECT first_seq, last_seq, seqs FROM chunks "
-            "WHERE cid = ? AND last_seq >= ? ORDER BY last_seq"
+            f"SELECT c.first_seq, c.last_seq, c.seqs {_INDEXED} "
+            "WHERE i.cid = ? AND i.last_seq >= ? ORDER BY i.last_seq"
         )
         with closing(conn.execute(sql, (cid, first_kept))) as cursor:
             for first, last, seqs_blob in cursor:
@@ -884,8 +962,8 @@ class _Writer:
         """
         removed = size = first_seq = 0
         sql = (
-            "SELECT first_seq, last_seq, seqs, lengths, messages, bytes FROM chunks "
-            "WHERE cid = ? AND last_seq >= ? ORDER BY last_seq"
+            f"SELECT c.first_seq, c.last_seq, c.seqs, c.lengths, c.messages, c.bytes {_INDEXED} "
+            "WHERE i.cid = ? AND i.last_seq >= ? ORDER BY i.last_seq"
         )
         with closing(conn.execute(sql, (cid, first_kept))) as cursor:
             for first, last, seqs_blob, lengths, count, nbytes in cursor:
@@ -899,7 +977,15 @@ class _Writer:
                 if high < count:
                     first_seq = seqs[high]
                     break
-        conn.execute("DELETE FROM chunks WHERE cid = ? AND last_seq < ?", (cid, bound))
+        below = (cid, bound)
+        conn.execute(
+            "DELETE FROM chunks WHERE id IN "
+            "(SELECT id FROM chunk_index WHERE cid = ? AND last_seq < ?)",
+            below,
+        )
+        # With them their index rows: ids are reused once the newest chunks are gone, and no
+        # index row may then point at another container's chunk.
+        conn.execute("DELETE FROM chunk_index WHERE cid = ? AND last_seq < ?", below)
         return removed, size, first_seq
 
     def check(self) -> None:
