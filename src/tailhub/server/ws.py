@@ -168,9 +168,9 @@ def handle_messages(
 ) -> None:
     """Act on the data messages ``conn`` sent in one read (``(opcode, payload)``), in order.
 
-    Consecutive publishes go to the node together (:meth:`~tailhub.core.node.Node.
-    publish_many`); anything else first lets the publishes before it through, so every
-    effect and every reply keeps the order of the messages.
+    Consecutive publishes go to the node together (``Node.publish_many``); anything else
+    first lets the publishes before it through, so every effect and every reply keeps the
+    order of the messages.
     """
     node = state.node
     run: list[Publish] = []
