@@ -317,6 +317,22 @@ class TestWriter:
             all(seconds >= 0 for _, seconds in batches),
         )
 
+    async def test_a_turn_over_batch_max_is_written_in_order(self, tmp_path: Path) -> None:
+        """Appends of one loop turn beyond batch_max go in several transactions, each within
+        batch_max, and every container's messages keep their order."""
+        batches: list[int] = []
+        store = SqliteStore(
+            tmp_path / "history.db", batch_max=7, on_batch=lambda rows, _: batches.append(rows)
+        )
+        await store.open(_ignore)
+        sent: dict[str, list[StoredMessage]] = {"a": [], "b": [], "c": []}
+        for seq in range(1, 31):
+            for name in sent:
+                sent[name] += append(store, name, range(seq, seq + 1))
+        got = {name: await store.read(name) for name in sent}
+        await store.close()
+        assert (sent, 90, True) == (got, sum(batches), all(1 <= n <= 7 for n in batches))
+
     async def test_failing_writes_surface_in_check_then_recover(self, tmp_path: Path) -> None:
         """A write the database refuses is logged and fails check(); once fixed, nothing is lost."""
         path = tmp_path / "history.db"
@@ -545,6 +561,43 @@ class TestChunks:
             [[m.seq for m in g] for g in got],
             _chunk_rows(path),
         )
+
+    async def test_appends_of_many_loop_turns_are_one_chunk_per_container(
+        self, tmp_path: Path
+    ) -> None:
+        """Loop turns handed to the writer one by one are still written one row per container
+        and commit, publisher ids given in some turns and not others included."""
+        path = tmp_path / "history.db"
+        durable: dict[str, int] = {}
+        changed = asyncio.Event()
+
+        def on_durable(pairs: Sequence[tuple[str, int]]) -> None:
+            durable.update(pairs)
+            changed.set()
+
+        store = SqliteStore(path, linger=0.5)
+        await store.open(on_durable)
+        append(store, "warm-up", range(1, 2))
+        await store.read("warm-up")  # the next batch waits the whole linger
+        sent: dict[str, list[StoredMessage]] = {"a": [], "b": [], "c": []}
+        for seq in range(1, 21):
+            sent["a"] += append(store, "a", range(seq, seq + 1), pub_id=True)
+            sent["b"] += append(store, "b", range(2 * seq - 1, 2 * seq), pub_id=True)
+            sent["b"] += append(store, "b", range(2 * seq, 2 * seq + 1), producer="q")
+            sent["c"] += append(store, "c", range(seq, seq + 1))
+            await asyncio.sleep(0)  # the next loop turn
+        async with asyncio.timeout(5 * UNIT):
+            while durable.get("b", 0) < 40:
+                changed.clear()
+                await changed.wait()
+        chunks = _chunk_rows(path)
+        got = {name: await store.read(name) for name in sent}
+        await store.close()
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)
+        await store.close()
+        assert (sent, 4) == (got, chunks)
+        assert {("a", ""): 20, ("b", ""): 39} == snapshot.producers
 
 
 def _index_state(path: Path) -> tuple[int, int]:

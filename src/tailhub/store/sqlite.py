@@ -3,10 +3,21 @@
 How it works, and why:
 
 - **One writer thread owns the database.** The event loop never touches the disk: ``append``
-  updates in-memory counters (for ``info``) and puts one tuple on a ``queue.SimpleQueue``.
-  The thread drains what is queued (up to ``batch_max`` messages), writes it in one
-  transaction, then hands ``(container_id, last seq)`` pairs to ``on_durable`` on the loop
-  with ``call_soon_threadsafe``.
+  updates in-memory counters (for ``info``) and adds the message to the loop turn's
+  :class:`~tailhub.store.chunks.Batch` (a list per field: four list appends). The turn's
+  first append schedules one ``call_soon`` that puts the whole turn on a
+  ``queue.SimpleQueue``. The thread joins the turns queued (a few list joins each), writes
+  them in transactions of up to ``batch_max`` messages, then hands ``(container_id, last
+  seq)`` pairs to ``on_durable`` on the loop with ``call_soon_threadsafe``.
+- **Per turn and per container, not per message.** The writer shares the loop's core and its
+  Python holds the GIL against the loop. It used to take a tuple per message off the queue
+  and regroup the messages by container in Python; now the Python work is per loop turn and
+  per chunk: messages are grouped by container in C (a stable sort, then ``itemgetter``).
+  In the store alone (uvloop, 200,000 messages of 170 bytes, the hub's GC settings, process
+  CPU per message, median of 10 runs): 50 containers with 8 messages each per loop turn,
+  2.39 µs before and 1.73 after (the loop's own share, 0.55 µs, did not change); 1,000 quiet
+  containers (100 one-message chunks per commit, over a file of 200,000 messages), 22.8 and
+  20.5 µs (a one-message chunk is also packed without arrays now).
 - **One row per container and batch: a chunk.** The hub runs on one core, so every
   microsecond the writer spends per message comes out of the hub's throughput. One SQLite row
   per message, with its ``(cid, seq, time)`` index, cost about 4.7 µs of CPU per message
@@ -43,7 +54,9 @@ How it works, and why:
   conversions. Producer ids travel in the chunk, so deduplication state is durable with the
   messages themselves.
 - **Read your writes by ordering.** Reads, prunes and checks travel through the same queue as
-  appends and run on the writer thread, which first commits everything queued before them.
+  appends (each first hands off the loop turn's appends, so the queue's order is the order
+  of the calls) and run on the writer thread, which first commits everything queued before
+  them.
   So a ``read`` started after an ``append`` always finds it, with no second copy of pending
   messages to merge. The price is that reads share the writer's time: callers page large
   ranges with ``limit`` and ``after``.
@@ -109,11 +122,11 @@ from tailhub.store.base import (
 from tailhub.store.chunks import (
     CHUNK_COLUMNS,
     CHUNK_MAX,
+    Batch,
     ChunkRow,
-    Row,
     indexes_after,
-    pack,
     pack_batch,
+    pack_message,
     pick,
     seqs_of,
     unpack,
@@ -281,6 +294,9 @@ def _params(cid: int, after: int, since_time: float | None) -> list[Any]:
 
 # -- upgrading older files ----------------------------------------------------------------
 
+_V1Row: TypeAlias = tuple[int, int, float, bytes, str | None, int | None]
+"""A version-1 message row: container row id, seq, time, payload, producer, publisher id."""
+
 
 def _migrate_v1(conn: sqlite3.Connection) -> None:
     """Turn a version-1 file's ``messages`` rows into chunks, inside the open transaction.
@@ -298,9 +314,13 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
         "SELECT cid, seq, time, payload, producer, pub_id FROM messages ORDER BY cid, seq"
     )
     with closing(messages):
-        for _cid, rows in itertools.groupby(messages, itemgetter(0)):
+        for cid, rows in itertools.groupby(messages, itemgetter(0)):
             for piece in _pieces(rows, CHUNK_MAX):
-                conn.execute(insert, pack(piece))
+                batch = Batch()
+                for _cid, seq, time, payload, producer, pub_id in piece:
+                    batch.add(cid, seq, time, payload, producer or "", pub_id)
+                (chunk,) = pack_batch(batch, len(piece))
+                conn.execute(insert, chunk)
     conn.execute("DROP TABLE messages")
     conn.execute("UPDATE checkpoint SET last_id = (SELECT coalesce(max(id), 0) FROM chunks)")
 
@@ -318,7 +338,7 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS chunks_by_seq")
 
 
-def _pieces(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+def _pieces(rows: Iterable[_V1Row], size: int) -> Iterator[list[_V1Row]]:
     """``rows`` in lists of ``size`` (the last one shorter)."""
     rest = iter(rows)
     while piece := list(itertools.islice(rest, size)):
@@ -389,7 +409,7 @@ class _Writer:
         batch_max: int,
         linger: float,
         on_batch: Callable[[int, float], None] | None,
-        jobs: queue.SimpleQueue[Row | _Op],
+        jobs: queue.SimpleQueue[Batch | _Op],
         loop: asyncio.AbstractEventLoop,
         on_durable: DurableCallback,
     ) -> None:
@@ -408,7 +428,7 @@ class _Writer:
         self.names: dict[int, str] = {}
         self.floor: dict[int, int] = {}  # per container row id: its first kept seq, 0 if none
         self.unindexed: set[int] = set()  # container row ids with chunks after the checkpoint
-        self.pending: list[Row] = []
+        self.pending = Batch()  # what is not written yet
         self.new_containers: list[tuple[int, str]] = []
         self.retry_at = 0.0
         self.retry_delay = _RETRY_FIRST
@@ -543,25 +563,20 @@ class _Writer:
     # -- the thread's loop -------------------------------------------------------------
 
     def serve(self) -> None:
-        """Drain the queue until a close: batch appends, run operations in queue order."""
+        """Drain the queue until a close: gather appends, run operations in queue order."""
         jobs = self.jobs
-        pending = self.pending
-        take = pending.append
         while self.serving:
             try:
-                if self.retry_at and (pending or self.new_containers):
+                if self.retry_at and (self.pending.seqs or self.new_containers):
                     wait = max(0.0, self.retry_at - clock.monotonic())
                     try:
-                        job: Row | _Op = jobs.get(timeout=wait)
+                        job = jobs.get(timeout=wait)
                     except queue.Empty:
                         self.flush()
                         continue
                 else:
                     job = jobs.get()
-                if isinstance(job, tuple):
-                    take(job)
-                else:
-                    self.handle(job)
+                self.take(job)
                 # Commit at most every ``linger`` seconds while messages keep coming: each
                 # commit rewrites the pages of every container it touches, so a few large
                 # commits cost far less than many small ones. After a quiet spell the
@@ -569,26 +584,32 @@ class _Writer:
                 # The wait is one sleep, not a wait per message: every time this thread
                 # gives up the GIL, a busy event loop can keep it for a switch interval.
                 lingered = False
-                while self.serving and len(pending) < self.batch_max:
+                while self.serving and len(self.pending.seqs) < self.batch_max:
                     try:
                         job = jobs.get_nowait()
                     except queue.Empty:
                         wait = self.flushed_at + self.linger - clock.monotonic()
-                        if lingered or wait <= 0 or not pending:
+                        if lingered or wait <= 0 or not self.pending.seqs:
                             break
                         clock.sleep(wait)
                         lingered = True
                         continue
-                    if isinstance(job, tuple):
-                        take(job)
-                    else:
-                        self.handle(job)
+                    self.take(job)
                 if self.serving:
                     self.flush()
                     self.flushed_at = clock.monotonic()
             except Exception as exc:  # a bug, not a disk error: log it, keep serving
                 self.failure = f"the history writer failed unexpectedly: {exc!r}"
                 _log().exception("store_writer_error", path=str(self.path))
+
+    def take(self, job: Batch | _Op) -> None:
+        """Add one loop turn's appends to ``pending`` (a few list joins), or run an operation."""
+        if not isinstance(job, Batch):
+            self.handle(job)
+        elif self.pending.seqs:
+            self.pending.extend(job)
+        else:
+            self.pending = job
 
     def handle(self, op: _Op) -> None:
         """Run one operation; every append queued before it is in ``pending`` by now."""
@@ -630,27 +651,41 @@ class _Writer:
     # -- writing -----------------------------------------------------------------------
 
     def flush(self, *, force: bool = False) -> bool:
-        """Commit what is pending; report it durable. False while writes keep failing."""
-        rows = self.pending
-        if not rows and not self.new_containers:
+        """Commit what is pending, at most ``batch_max`` messages per transaction, reporting
+        each transaction durable. False while writes keep failing."""
+        if not self.pending.seqs and not self.new_containers:
             return True
         if self.retry_at and not force and clock.monotonic() < self.retry_at:
             return False
         conn = self.conn
-        started = clock.perf_counter()
-        try:
-            written = self.write(conn, rows)
-        except sqlite3.Error as exc:
-            self.rollback(conn)
-            self.failed(exc)
-            return False
-        seconds = clock.perf_counter() - started
-        last = {chunk[0]: chunk[2] for chunk in written}  # a container's later chunks win
+        while True:
+            stop = min(len(self.pending.seqs), self.batch_max)
+            started = clock.perf_counter()
+            try:
+                written = self.write(conn, stop)
+            except sqlite3.Error as exc:
+                self.rollback(conn)
+                self.failed(exc)
+                return False
+            self.written(stop, written, clock.perf_counter() - started)
+            if not self.pending.seqs:
+                break
+        if clock.monotonic() >= self.checkpoint_at:
+            self.checkpoint(conn)
+        return True
+
+    def written(self, stop: int, chunks: list[ChunkRow], seconds: float) -> None:
+        """The first ``stop`` pending messages are committed (``chunks``: what of them was
+        stored): forget them, report them."""
+        if stop == len(self.pending.seqs):
+            self.pending = Batch()
+        else:
+            self.pending.drop(stop)
+        last = {chunk[0]: chunk[2] for chunk in chunks}  # a container's later chunks win
         self.unindexed.update(last)
         names = self.names
         durable = [(names[cid], seq) for cid, seq in last.items()]
-        count = sum(chunk[4] for chunk in written)
-        rows.clear()
+        count = sum(chunk[4] for chunk in chunks)
         self.new_containers.clear()
         if self.failure is not None:
             _log().info("store_recovered", path=str(self.path))
@@ -664,9 +699,6 @@ class _Writer:
                 _log().exception("store_on_batch_failed")
         if durable:
             self.call_loop(self.on_durable, durable)
-        if clock.monotonic() >= self.checkpoint_at:
-            self.checkpoint(conn)
-        return True
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         """Write the sums and index rows since the last checkpoint, in a transaction of its own.
@@ -725,10 +757,11 @@ class _Writer:
             conn.execute(_INDEX_CHUNKS, bounds)
         cls.move_checkpoint(conn)
 
-    def write(self, conn: sqlite3.Connection, rows: list[Row]) -> list[ChunkRow]:
-        """Write ``rows`` (and new containers) in one transaction; return the chunks stored."""
+    def write(self, conn: sqlite3.Connection, stop: int) -> list[ChunkRow]:
+        """Write the first ``stop`` pending messages (and new containers) in one transaction;
+        return the chunks stored."""
         try:
-            chunks = pack_batch(rows)
+            chunks = pack_batch(self.pending, stop) if stop else []
             if not self.new_containers and len(chunks) <= self.per_statement:
                 self.insert(conn, chunks)  # the common case: one statement, its own transaction
                 return chunks
@@ -739,7 +772,7 @@ class _Writer:
             conn.execute("COMMIT")
         except _REFUSED:
             self.rollback(conn)
-            return self.write_one_by_one(conn, rows)
+            return self.write_one_by_one(conn, stop)
         return chunks
 
     def insert_containers(self, conn: sqlite3.Connection) -> None:
@@ -763,21 +796,22 @@ class _Writer:
             params.extend([None] * (CHUNK_COLUMNS * (size - len(chunks))))
         conn.execute(sql, params)
 
-    def write_one_by_one(self, conn: sqlite3.Connection, rows: list[Row]) -> list[ChunkRow]:
+    def write_one_by_one(self, conn: sqlite3.Connection, stop: int) -> list[ChunkRow]:
         """Store what SQLite accepts of a refused batch, a chunk per message; log the rest."""
+        pending = self.pending
         kept: list[ChunkRow] = []
         conn.execute("BEGIN IMMEDIATE")
         self.insert_containers(conn)
-        for row in rows:
+        for i in range(stop):
             try:
-                chunk = pack([row])
+                chunk = pack_message(pending, i)
                 self.insert(conn, [chunk])
             except _REFUSED as exc:
                 _log().error(
                     "store_message_dropped",
                     path=str(self.path),
-                    container_id=self.names.get(row[0], "?"),
-                    seq=repr(row[1]),
+                    container_id=self.names.get(pending.cids[i], "?"),
+                    seq=repr(pending.seqs[i]),
                     error=str(exc),
                 )
                 continue
@@ -801,7 +835,7 @@ class _Writer:
             "store_write_failed",
             path=str(self.path),
             error=str(exc),
-            queued=len(self.pending),
+            queued=len(self.pending.seqs),
             retry_in=round(self.retry_delay, 3),
             first=first,
         )
@@ -998,7 +1032,7 @@ class _Writer:
         """Write what is queued, checkpoint, close the connection; serving stops either way."""
         try:
             flushed = self.flush(force=True)
-            lost = len(self.pending)
+            lost = len(self.pending.seqs)
             if flushed:
                 self.checkpoint(self.conn)
         finally:
@@ -1053,8 +1087,10 @@ class SqliteStore:
         self._retention = retention or Retention()
         self._batch_max = batch_max
         self._on_batch = on_batch
-        self._jobs: queue.SimpleQueue[Row | _Op] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Batch | _Op] = queue.SimpleQueue()
         self._slots: dict[str, _Slot] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by open()
+        self._turn = Batch()  # this loop turn's appends
         self._next_cid = 1
         self._thread: threading.Thread | None = None
         self._open = False
@@ -1072,7 +1108,7 @@ class SqliteStore:
         if self._open or self._closing is not None:
             raise StoreError(f"the history store {self.path} was already opened")
         loop = asyncio.get_running_loop()
-        jobs: queue.SimpleQueue[Row | _Op] = queue.SimpleQueue()  # one per attempt
+        jobs: queue.SimpleQueue[Batch | _Op] = queue.SimpleQueue()  # one per attempt
         writer = _Writer(
             self.path,
             self._retention,
@@ -1103,7 +1139,7 @@ class SqliteStore:
             # Failed (the thread has ended) or cancelled (it may be serving): stop it.
             jobs.put(_Close(loop.create_future()))
             raise
-        self._jobs, self._thread, self._open = jobs, thread, True
+        self._jobs, self._thread, self._loop, self._open = jobs, thread, loop, True
         for name, cid in ids.items():
             self._slots[name] = _Slot(cid, ContainerInfo(*_fields(snapshot.containers[name])))
             self._next_cid = max(self._next_cid, cid + 1)
@@ -1119,7 +1155,11 @@ class SqliteStore:
         producer: str = "",
         pub_id: int | None = None,
     ) -> None:
-        """Queue one message for the writer; O(1), no I/O. Ignored once closing began."""
+        """Collect one message for the writer; O(1), no I/O. Ignored once closing began.
+
+        Messages are collected per container and handed to the writer once per loop turn
+        (see the module doc).
+        """
         if not self._open:
             return
         slot = self._slots.get(container_id)
@@ -1135,7 +1175,31 @@ class SqliteStore:
         info.bytes += len(payload)
         if self._pruning is not None and container_id not in self._pruning:
             self._pruning[container_id] = seq
-        self._jobs.put((slot.cid, seq, time, payload, producer, pub_id))
+        turn = self._turn
+        if not turn.seqs:
+            self._start_turn()
+        if pub_id is None and turn.pub_ids is None:  # most messages: four list appends
+            turn.cids.append(slot.cid)
+            turn.seqs.append(seq)
+            turn.times.append(time)
+            turn.payloads.append(payload)
+        else:
+            turn.add(slot.cid, seq, time, payload, producer, pub_id)
+
+    def _start_turn(self) -> None:
+        """At the first append of a loop turn: hand the turn's appends off when it ends."""
+        if self._loop is not None:
+            self._loop.call_soon(self._hand_off)
+
+    def _hand_off(self) -> None:
+        """Queue this loop turn's appends for the writer, in one piece.
+
+        Runs once per loop turn that appended, and before every operation is queued, so the
+        queue's order is the order of the calls.
+        """
+        if self._turn.seqs:
+            self._jobs.put(self._turn)
+            self._turn = Batch()
 
     def info(self, container_id: str) -> ContainerInfo | None:
         """A copy of the counters of ``container_id``, queued appends included, or None."""
@@ -1163,6 +1227,7 @@ class SqliteStore:
         if slot is None or tail == 0 or limit == 0:
             return []
         future: asyncio.Future[list[StoredMessage]] = self._future()
+        self._hand_off()
         self._jobs.put(_Read(future, slot.cid, after, tail, since_time, limit))
         return await future
 
@@ -1177,6 +1242,7 @@ class SqliteStore:
             future: asyncio.Future[list[tuple[str, int, int, int]]] = self._future()
             self._pruning = {}
             try:
+                self._hand_off()
                 self._jobs.put(_Prune(future, now))
                 changed = await future
                 return self._apply_pruned(changed, self._pruning)
@@ -1209,6 +1275,7 @@ class SqliteStore:
         """
         self._require_open()
         future: asyncio.Future[None] = self._future()
+        self._hand_off()
         self._jobs.put(_Check(future))
         await future
 
@@ -1231,6 +1298,7 @@ class SqliteStore:
         if self._thread is None or not self._thread.is_alive():
             return
         closed: asyncio.Future[None] = self._future()
+        self._hand_off()
         self._jobs.put(_Close(closed))
         try:
             await closed
