@@ -7,13 +7,22 @@ from array import array
 import pytest
 
 from tailhub.store.base import StoredMessage
-from tailhub.store.chunks import CHUNK_MAX, Batch, ChunkRow, pack_batch, pack_message, seqs_of
+from tailhub.store.chunks import (
+    ABSENT,
+    CHUNK_MAX,
+    Batch,
+    ChunkRow,
+    pack_batch,
+    pack_message,
+    seqs_of,
+)
 
 
 def _row(
-    cid: int, messages: list[StoredMessage], producers: str | None = None
+    cid: int, messages: list[StoredMessage], producers: str | int = ABSENT
 ) -> tuple[object, ...]:
-    """The chunk row the format describes, built by hand (not by the code under test)."""
+    """The chunk row the format describes, built by hand (not by the code under test); NULL
+    is ABSENT (blobs compare equal as bytes or bytearray)."""
     seqs = [m.seq for m in messages]
     gapless = seqs == list(range(seqs[0], seqs[-1] + 1))
     return (
@@ -23,7 +32,7 @@ def _row(
         max(m.time for m in messages),
         len(messages),
         sum(len(m.payload) for m in messages),
-        None if gapless else array("q", seqs).tobytes(),
+        ABSENT if gapless else array("q", seqs).tobytes(),
         array("d", [m.time for m in messages]).tobytes(),
         array("I", [len(m.payload) for m in messages]).tobytes(),
         producers,
@@ -72,7 +81,7 @@ class TestPackBatch:
         (chunk,) = pack_batch(_batch(sent), len(sent))
         assert (_row(1, [m for _, m in sent]), [4, 5, 9, 30]) == (
             chunk,
-            list(seqs_of(chunk[1], chunk[2], chunk[6])),
+            list(seqs_of(chunk[1], chunk[2], bytes(chunk[6]))),
         )
 
     def test_a_single_message_has_the_format_bytes(self) -> None:

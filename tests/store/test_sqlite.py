@@ -562,6 +562,28 @@ class TestChunks:
             _chunk_rows(path),
         )
 
+    async def test_absent_seqs_and_producers_are_null(self, tmp_path: Path) -> None:
+        """A chunk without gaps or publisher ids stores NULL for them, its arrays as blobs."""
+        path = tmp_path / "history.db"
+        store = SqliteStore(path)
+        await store.open(_ignore)
+        append(store, "a", range(1, 4))
+        append(store, "b", range(1, 2))
+        append(store, "c", range(1, 2), pub_id=True)
+        await store.read("a")
+        await store.close()
+        with closing(sqlite3.connect(path)) as conn:
+            types = conn.execute(
+                "SELECT typeof(seqs), typeof(times), typeof(lengths), typeof(producers), "
+                "typeof(payloads) FROM chunks ORDER BY cid"
+            ).fetchall()
+        null, blob = "null", "blob"
+        assert [
+            (null, blob, blob, null, blob),
+            (null, blob, blob, null, blob),
+            (null, blob, blob, "text", blob),
+        ] == types
+
     async def test_appends_of_many_loop_turns_are_one_chunk_per_container(
         self, tmp_path: Path
     ) -> None:

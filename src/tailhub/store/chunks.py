@@ -24,6 +24,7 @@ import msgspec
 from tailhub.store.base import StoredMessage
 
 __all__ = [
+    "ABSENT",
     "CHUNK_COLUMNS",
     "CHUNK_MAX",
     "Batch",
@@ -47,10 +48,20 @@ CHUNK_MAX: Final = 128
 _TIME: Final = struct.Struct("@d")
 _LENGTH: Final = struct.Struct("@I")
 
+ABSENT: Final = 0
+"""What a chunk row has for no seqs or no producers, where the column holds NULL.
+
+The sqlite3 module binds an int, float, str or bytearray at once, but looks for an adapter
+for any other value, None and bytes included: 310 and 440 ns per value against 65 and 125
+(Python 3.11). So rows carry 0 for NULL, which the INSERT turns back into NULL, and
+bytearrays for blobs; for one-message chunks that halves the cost of the INSERT.
+"""
+
 ChunkRow: TypeAlias = tuple[
-    int, int, int, float, int, int, bytes | None, bytes, bytes, str | None, bytes
+    int, int, int, float, int, int, bytearray | int, bytearray, bytearray, str | int, bytearray
 ]
-"""One chunk's parameters, in ``chunks`` column order from ``cid`` to ``payloads``."""
+"""One chunk's parameters, in ``chunks`` column order from ``cid`` to ``payloads``: blobs as
+bytearrays, no seqs and no producers as :data:`ABSENT`."""
 
 
 class Batch:
@@ -204,7 +215,7 @@ def pack(
     if count == 1:
         ids = None if producers is None or pub_ids is None else (producers[0], pub_ids[0])
         return _single(cid, first, times[0], payloads[0], ids)
-    blob = b"".join(payloads)
+    blob = bytearray().join(payloads)
     gapless = last - first + 1 == count and seqs == list(range(first, last + 1))
     return (
         cid,
@@ -213,10 +224,10 @@ def pack(
         max(times),
         count,
         len(blob),
-        None if gapless else array("q", seqs).tobytes(),
-        array("d", times).tobytes(),
-        array("I", map(len, payloads)).tobytes(),
-        None if producers is None or pub_ids is None else _producer_ids(producers, pub_ids),
+        ABSENT if gapless else bytearray(array("q", seqs)),
+        bytearray(array("d", times)),
+        bytearray(array("I", map(len, payloads))),
+        ABSENT if producers is None or pub_ids is None else _producer_ids(producers, pub_ids),
         blob,
     )
 
@@ -225,24 +236,24 @@ def _single(
     cid: int, seq: int, time: float, payload: bytes, ids: tuple[str, int | None] | None
 ) -> ChunkRow:
     """The chunk of one message (``ids``: its producer and publisher id, if any): the row
-    :func:`pack` would make, in a quarter of the time.
+    :func:`pack` would make, without arrays (0.3 µs instead of 1.9).
 
     Raises:
         OverflowError, TypeError: as :func:`pack`.
     """
-    blob = b"".join((payload,))  # bytes, and a TypeError for anything else, as in pack()
+    blob = bytearray().join((payload,))  # a TypeError for anything but bytes, as in pack()
     try:
-        at, length = _TIME.pack(time), _LENGTH.pack(len(blob))
+        at, length = bytearray(_TIME.pack(time)), bytearray(_LENGTH.pack(len(blob)))
     except struct.error as exc:  # as array() would refuse them
         raise TypeError(str(exc)) from None
-    producer_ids = None if ids is None else _producer_ids([ids[0]], [ids[1]])
-    return (cid, seq, seq, time, 1, len(blob), None, at, length, producer_ids, blob)
+    producer_ids = ABSENT if ids is None else _producer_ids([ids[0]], [ids[1]])
+    return (cid, seq, seq, time, 1, len(blob), ABSENT, at, length, producer_ids, blob)
 
 
-def _producer_ids(producers: list[str], pub_ids: list[int | None]) -> str | None:
-    """The last publisher id of each producer that gave one, as JSON; None if none did."""
+def _producer_ids(producers: list[str], pub_ids: list[int | None]) -> str | int:
+    """The last publisher id of each producer that gave one, as JSON; ABSENT if none did."""
     if pub_ids.count(None) == len(pub_ids):
-        return None
+        return ABSENT
     given = map(is_not, pub_ids, itertools.repeat(None))
     pairs = itertools.compress(zip(producers, pub_ids, strict=True), given)  # ids only
     last = cast("dict[str, int]", dict(pairs))

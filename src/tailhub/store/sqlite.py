@@ -51,8 +51,12 @@ How it works, and why:
   row, and against a busy event loop each re-take can wait a whole switch interval (5 ms):
   writes would crawl exactly when the hub is loaded. One statement means one GIL hand-off per
   batch, and the Python work per message in the thread is a few C-level joins and array
-  conversions. Producer ids travel in the chunk, so deduplication state is durable with the
-  messages themselves.
+  conversions. Its parameters are ints, floats, strings and bytearrays only, NULL given as
+  0 (:data:`~tailhub.store.chunks.ABSENT`): the sqlite3 module looks for an adapter for every
+  other value, None and bytes included, and that was half the cost of inserting
+  one-message chunks. In the store alone (measured as above), 1,000 quiet containers: 19.2
+  to 16.4 µs per message; 50 containers with 8 messages per turn: 1.69 to 1.47. Producer
+  ids travel in the chunk, so deduplication state is durable with the messages themselves.
 - **Read your writes by ordering.** Reads, prunes and checks travel through the same queue as
   appends (each first hands off the loop turn's appends, so the queue's order is the order
   of the calls) and run on the writer thread, which first commits everything queued before
@@ -120,6 +124,7 @@ from tailhub.store.base import (
     StoreSnapshot,
 )
 from tailhub.store.chunks import (
+    ABSENT,
     CHUNK_COLUMNS,
     CHUNK_MAX,
     Batch,
@@ -211,9 +216,13 @@ _SCHEMA: Final = (
     "INSERT OR IGNORE INTO checkpoint (only, last_id) VALUES (1, 0)",
 )
 
+# Chunk rows carry ABSENT for NULL (see chunks.ABSENT); rows of ABSENT pad a statement to
+# a cached size (cids start at 1).
 _INSERT_CHUNKS: Final = (
     "INSERT INTO chunks (cid, first_seq, last_seq, max_time, messages, bytes, seqs, times, "
-    "lengths, producers, payloads) SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL"
+    "lengths, producers, payloads) SELECT column1, column2, column3, column4, column5, "
+    f"column6, nullif(column7, {ABSENT}), column8, column9, nullif(column10, {ABSENT}), "
+    f"column11 FROM (VALUES {{values}}) WHERE column1 != {ABSENT}"
 )
 
 _RECOUNT_CONTAINERS: Final = """
@@ -793,7 +802,7 @@ class _Writer:
             sql = self.sql[size] = _INSERT_CHUNKS.format(values=",".join([row] * size))
         params: list[Any] = list(itertools.chain.from_iterable(chunks))
         if size > len(chunks):
-            params.extend([None] * (CHUNK_COLUMNS * (size - len(chunks))))
+            params.extend([ABSENT] * (CHUNK_COLUMNS * (size - len(chunks))))
         conn.execute(sql, params)
 
     def write_one_by_one(self, conn: sqlite3.Connection, stop: int) -> list[ChunkRow]:
