@@ -3,10 +3,11 @@
 A chunk holds one container's messages of one write batch, in seq order (at most
 :data:`CHUNK_MAX`): its first and last seq, its newest receive time, its message and byte
 counts, the payloads end to end with their lengths (uint32 array), the receive times (float64
-array), the seqs only when they have gaps (int64 array; None means ``first..last``), and the
-last publisher id of each producer that gave one (a JSON object). Arrays are in the machine's
-byte order. This module packs chunks from a :class:`Batch` (messages of any containers, a list
-per field) and unpacks them; :mod:`tailhub.store.sqlite` stores them. No I/O.
+array), the seqs only when they have gaps (int64 array; NULL means ``first..last``), and the
+last publisher id of each producer that gave one (a JSON object; NULL if none did). Arrays are
+in the machine's byte order. This module packs chunks from a :class:`Batch` (messages of any
+containers, a list per field) and unpacks them; :mod:`tailhub.store.sqlite` stores them. No
+I/O.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ ABSENT: Final = 0
 """What a chunk row has for no seqs or no producers, where the column holds NULL.
 
 The sqlite3 module binds an int, float, str or bytearray at once, but looks for an adapter
-for any other value, None and bytes included: 310 and 440 ns per value against 65 and 125
-(Python 3.11). So rows carry 0 for NULL, which the INSERT turns back into NULL, and
-bytearrays for blobs; for one-message chunks that halves the cost of the INSERT.
+for any other value, None and bytes included (Python 3.11, per value bound: None 310 ns and
+bytes 440, an int 65 and a bytearray 125). So rows carry 0 for NULL, which the INSERT turns
+back into NULL, and bytearrays for blobs: an INSERT of 100 one-message chunks went from 4.0
+to 1.8 µs per chunk.
 """
 
 ChunkRow: TypeAlias = tuple[
@@ -83,9 +85,6 @@ class Batch:
         self.payloads: list[bytes] = []
         self.producers: list[str] | None = None
         self.pub_ids: list[int | None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.seqs)
 
     def add(
         self,

@@ -60,10 +60,9 @@ How it works, and why:
 - **Read your writes by ordering.** Reads, prunes and checks travel through the same queue as
   appends (each first hands off the loop turn's appends, so the queue's order is the order
   of the calls) and run on the writer thread, which first commits everything queued before
-  them.
-  So a ``read`` started after an ``append`` always finds it, with no second copy of pending
-  messages to merge. The price is that reads share the writer's time: callers page large
-  ranges with ``limit`` and ``after``.
+  them. So a ``read`` started after an ``append`` always finds it, with no second copy of
+  pending messages to merge. The price is that reads share the writer's time: callers page
+  large ranges with ``limit`` and ``after``.
 - **Open is cheap at any size.** Small ``containers`` (last seq, first seq, count, bytes) and
   ``producers`` tables hold the counters as of a checkpoint: the id of the last chunk they
   include. About once a second, before a prune, before a read that needs it and at close,
@@ -1166,8 +1165,8 @@ class SqliteStore:
     ) -> None:
         """Collect one message for the writer; O(1), no I/O. Ignored once closing began.
 
-        Messages are collected per container and handed to the writer once per loop turn
-        (see the module doc).
+        Messages are collected in the loop turn's batch, which goes to the writer thread once
+        the turn ends (see the module doc).
         """
         if not self._open:
             return
