@@ -202,6 +202,14 @@ class TestLifecycle:
         with pytest.raises(StoreError):
             await store.read("a")
 
+    def test_append_after_its_loop_closed_does_not_raise(self, tmp_path: Path) -> None:
+        """append() never fails its caller, not even once the store's event loop is closed."""
+        store = SqliteStore(tmp_path / "history.db")
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(store.open(_ignore))
+        loop.close()
+        store.append("a", 1, 1.0, b"x")
+
     async def test_concurrent_closes_both_return(self, tmp_path: Path) -> None:
         """Two close() calls at once both return once the file is closed."""
         store = SqliteStore(tmp_path / "history.db")

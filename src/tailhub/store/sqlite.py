@@ -1197,7 +1197,10 @@ class SqliteStore:
     def _start_turn(self) -> None:
         """At the first append of a loop turn: hand the turn's appends off when it ends."""
         if self._loop is not None:
-            self._loop.call_soon(self._hand_off)
+            try:
+                self._loop.call_soon(self._hand_off)
+            except RuntimeError:  # the loop is closed: append still must not fail its caller
+                _log().debug("store_loop_closed", path=str(self.path))
 
     def _hand_off(self) -> None:
         """Queue this loop turn's appends for the writer, in one piece.
