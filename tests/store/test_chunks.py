@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from array import array
-
 import pytest
 
 from tailhub.store.base import StoredMessage
@@ -16,28 +14,15 @@ from tailhub.store.chunks import (
     pack_message,
     seqs_of,
 )
+from tests.store.rows import chunk_row
 
 
 def _row(
-    cid: int, messages: list[StoredMessage], producers: str | int = ABSENT
+    cid: int, messages: list[StoredMessage], producers: str | None = None
 ) -> tuple[object, ...]:
-    """The chunk row the format describes, built by hand (not by the code under test); NULL
-    is ABSENT (blobs compare equal as bytes or bytearray)."""
-    seqs = [m.seq for m in messages]
-    gapless = seqs == list(range(seqs[0], seqs[-1] + 1))
-    return (
-        cid,
-        seqs[0],
-        seqs[-1],
-        max(m.time for m in messages),
-        len(messages),
-        sum(len(m.payload) for m in messages),
-        ABSENT if gapless else array("q", seqs).tobytes(),
-        array("d", [m.time for m in messages]).tobytes(),
-        array("I", [len(m.payload) for m in messages]).tobytes(),
-        producers,
-        b"".join(m.payload for m in messages),
-    )
+    """The chunk row the format describes, NULL as bound (blobs compare equal as bytes or
+    bytearray)."""
+    return chunk_row(cid, messages, producers, null=ABSENT)
 
 
 def _message(cid: int, seq: int) -> StoredMessage:

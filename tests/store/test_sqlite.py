@@ -8,11 +8,9 @@ import signal
 import sqlite3
 import sys
 import textwrap
-from array import array
 from collections.abc import AsyncIterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
@@ -31,6 +29,7 @@ from tests.store.contract import (
     append,
     info_of,
 )
+from tests.store.rows import chunk_row
 
 
 def _make(place: Path, retention: Retention | None) -> SqliteStore:
@@ -894,25 +893,6 @@ PRAGMA user_version = 2;
 """
 
 
-def _v2_chunk(cid: int, messages: list[StoredMessage], producers: str | None) -> tuple[Any, ...]:
-    """One version-2 chunk row, packed by hand as the format says (not by the code under test)."""
-    seqs = [m.seq for m in messages]
-    gapless = seqs == list(range(seqs[0], seqs[-1] + 1))
-    return (
-        cid,
-        seqs[0],
-        seqs[-1],
-        max(m.time for m in messages),
-        len(messages),
-        _size(messages),
-        None if gapless else array("q", seqs).tobytes(),
-        array("d", [m.time for m in messages]).tobytes(),
-        array("I", [len(m.payload) for m in messages]).tobytes(),
-        producers,
-        b"".join(m.payload for m in messages),
-    )
-
-
 def _v2_database(path: Path) -> tuple[list[StoredMessage], list[StoredMessage]]:
     """A version-2 file as a crash leaves it: ``a`` in two counted chunks (the first cut
     through by a prune at seq 4, the second with a gap), then chunks not counted yet (``b``
@@ -930,11 +910,11 @@ def _v2_database(path: Path) -> tuple[list[StoredMessage], list[StoredMessage]]:
         insert = "INSERT INTO chunks (cid, first_seq, last_seq, max_time, messages, bytes, " + (
             "seqs, times, lengths, producers, payloads) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         )
-        conn.execute(insert, _v2_chunk(1, a[:10], '{"p":10}'))
-        conn.execute(insert, _v2_chunk(1, a[10:20], '{"p":20}'))
+        conn.execute(insert, chunk_row(1, a[:10], '{"p":10}'))
+        conn.execute(insert, chunk_row(1, a[10:20], '{"p":20}'))
         conn.execute("UPDATE checkpoint SET last_id = 2")
-        conn.execute(insert, _v2_chunk(2, b, '{"q":3}'))
-        conn.execute(insert, _v2_chunk(1, a[20:], '{"p":25}'))
+        conn.execute(insert, chunk_row(2, b, '{"q":3}'))
+        conn.execute(insert, chunk_row(1, a[20:], '{"p":25}'))
     return a[3:], b
 
 

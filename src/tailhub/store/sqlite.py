@@ -224,19 +224,22 @@ _INSERT_CHUNKS: Final = (
     f"column11 FROM (VALUES {{values}}) WHERE column1 != {ABSENT}"
 )
 
-_RECOUNT_CONTAINERS: Final = """
+# Adds to each container's counters the sums ``tail`` gives per container row id (cid):
+# first and last seq, message count (n) and payload bytes (size).
+_ADD_TO_CONTAINERS: Final = """
 UPDATE containers SET
     last_seq = max(last_seq, tail.last),
     first_seq = CASE first_seq WHEN 0 THEN tail.first ELSE first_seq END,
     messages = messages + tail.n,
     bytes = bytes + tail.size
-FROM (
-    SELECT cid, min(first_seq) AS first, max(last_seq) AS last, sum(messages) AS n,
-        sum(bytes) AS size
-    FROM chunks WHERE id > :after AND id <= :upto GROUP BY cid
-) AS tail
+FROM ({tail}) AS tail
 WHERE containers.id = tail.cid
 """
+
+_RECOUNT_CONTAINERS: Final = _ADD_TO_CONTAINERS.format(
+    tail="SELECT cid, min(first_seq) AS first, max(last_seq) AS last, sum(messages) AS n, "
+    "sum(bytes) AS size FROM chunks WHERE id > :after AND id <= :upto GROUP BY cid"
+)
 
 # Per (container, producer), the id in the newest chunk naming it: SQLite takes the bare
 # columns of a max() aggregate from the row holding the maximum.
@@ -259,19 +262,10 @@ ORDER BY cid, last_seq, id
 """
 
 # Version 1 kept one row per message; these bring its counters up to date before converting.
-_V1_RECOUNT_CONTAINERS: Final = """
-UPDATE containers SET
-    last_seq = max(last_seq, tail.last),
-    first_seq = CASE first_seq WHEN 0 THEN tail.first ELSE first_seq END,
-    messages = messages + tail.n,
-    bytes = bytes + tail.size
-FROM (
-    SELECT cid, min(seq) AS first, max(seq) AS last, count(*) AS n,
-        sum(length(payload)) AS size
-    FROM messages WHERE id > :after GROUP BY cid
-) AS tail
-WHERE containers.id = tail.cid
-"""
+_V1_RECOUNT_CONTAINERS: Final = _ADD_TO_CONTAINERS.format(
+    tail="SELECT cid, min(seq) AS first, max(seq) AS last, count(*) AS n, "
+    "sum(length(payload)) AS size FROM messages WHERE id > :after GROUP BY cid"
+)
 
 _V1_RECOUNT_PRODUCERS: Final = """
 INSERT INTO producers (cid, producer, pub_id)
