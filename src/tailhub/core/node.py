@@ -288,10 +288,8 @@ class Node:
             self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
         seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
-        if pub_id is not None:
-            self._producer_ids[container_id, msg.producer] = pub_id
-            if conn is not None:
-                self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
+        if pub_id is not None and conn is not None:
+            self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
         if conn is not None and container_id not in conn.published:
             self.hub.add_publisher(conn, container_id)
         if kind == "complete":
@@ -312,8 +310,6 @@ class Node:
         now = self._now
         active = self.sessions.active
         producer_ids = self._producer_ids
-        last_seq = self._last_seq
-        append = self.store.append
         max_lag = self.settings.max_store_lag
         stamp = self._stamp(now)
         run_id = ""
@@ -344,16 +340,12 @@ class Node:
                 run_id = container_id
                 if container_id not in conn.published:
                     self.hub.add_publisher(conn, container_id)
-            session.last_activity = now
-            session.last_seen = mono
-            seq = last_seq.get(container_id, 0) + 1
-            last_seq[container_id] = seq
-            payload = encode_published("log", container_id, msg.timestamp or stamp, seq, msg.data)
-            append(container_id, seq, now, payload, msg.producer, pub_id)
-            self._lag += 1
+            session.touch(now, mono)
+            seq, payload = self._stored(
+                container_id, "log", msg.data, msg.timestamp or stamp, now, msg.producer, pub_id
+            )
             run.append(payload)
             if pub_id is not None:
-                producer_ids[container_id, msg.producer] = pub_id
                 self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
         if run:
             self._route_run(run_id, run)
@@ -388,15 +380,36 @@ class Node:
         producer: str = "",
         pub_id: int | None = None,
     ) -> int:
-        seq = self._last_seq.get(container_id, 0) + 1
-        self._last_seq[container_id] = seq
-        payload = encode_published(kind, container_id, timestamp or self._stamp(now), seq, data)
-        self.store.append(container_id, seq, now, payload, producer, pub_id)
-        self._lag += 1
+        seq, payload = self._stored(
+            container_id, kind, data, timestamp or self._stamp(now), now, producer, pub_id
+        )
         self.stats.messages_in[kind] += 1
         self.stats.bytes_in += len(payload)
         self.broker.publish(container_id, kind, [payload])
         return seq
+
+    def _stored(
+        self,
+        container_id: str,
+        kind: str,
+        data: msgspec.Raw,
+        timestamp: str,
+        now: float,
+        producer: str,
+        pub_id: int | None,
+    ) -> tuple[int, bytes]:
+        """Stamp the next ``seq``, encode once, queue to the store, note the publisher id.
+
+        Returns the seq and the encoded message, for the broker.
+        """
+        seq = self._last_seq.get(container_id, 0) + 1
+        self._last_seq[container_id] = seq
+        payload = encode_published(kind, container_id, timestamp, seq, data)
+        self.store.append(container_id, seq, now, payload, producer, pub_id)
+        self._lag += 1
+        if pub_id is not None:
+            self._producer_ids[container_id, producer] = pub_id
+        return seq, payload
 
     def _end(self, container_id: str, reason: str, now: float) -> None:
         session = self.sessions.end(container_id, reason, now)

@@ -33,6 +33,11 @@ class Session:
     def active(self) -> bool:
         return self.ended_at is None
 
+    def touch(self, now: float, mono: float) -> None:
+        """The container was heard from: wall time ``now``, monotonic ``mono``."""
+        self.last_activity = now
+        self.last_seen = mono
+
 
 class SessionRegistry:
     """Active sessions, plus the most recently ended ones for listing.
@@ -81,8 +86,7 @@ class SessionRegistry:
             self.active[container_id] = session
             self.ended.pop(container_id, None)
             started = True
-        session.last_activity = now
-        session.last_seen = mono
+        session.touch(now, mono)
         if status is not None:
             session.status = status
         elif kind == "complete":
