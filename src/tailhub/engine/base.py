@@ -174,7 +174,7 @@ class SessionInfo:
     """One session as every process lists it.
 
     Times are Unix seconds. ``meta`` holds what features attached (name to JSON bytes).
-    ``messages`` and ``bytes`` count what history keeps for the container.
+    ``messages`` and ``stored_bytes`` count what history keeps for the container.
     """
 
     container_id: str
@@ -187,7 +187,7 @@ class SessionInfo:
     last_seq: int = 0
     first_seq: int = 0
     messages: int = 0
-    bytes: int = 0
+    stored_bytes: int = 0
     publishers: int = 0
     epoch: str = ""
     meta: dict[str, bytes] = field(default_factory=dict)
