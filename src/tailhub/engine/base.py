@@ -55,7 +55,8 @@ Sessions
     - Sessions are kept: after a restart of every hub process, every session within
       retention is listed again, with its status, times, exit code, counts and metadata.
     - :meth:`Engine.expire` ends each timed-out session exactly once across all processes,
-      and returns it only to the caller that ended it, so one process announces it.
+      storing the final ``status`` message it is given as the session's last message, and
+      returns it only to the caller that ended it, so one process logs it.
 
 Commands
     - A process that holds a publishing connection of a container calls
@@ -290,6 +291,14 @@ class Engine(Protocol):
         """
         ...
 
+    def known_position(self, container_id: str) -> Position | None:
+        """The container's position when the engine knows it without I/O, else None.
+
+        The local engines always know it (the node then subscribes without waiting); the
+        Redis engine returns None and the node awaits :meth:`position`.
+        """
+        ...
+
     async def position(self, container_id: str) -> Position:
         """The container's last and first kept ``seq`` and its epoch.
 
@@ -346,10 +355,13 @@ class Engine(Protocol):
         """The container's session (active, else its last ended one), or None."""
         ...
 
-    async def expire(self, now: float, timeout: float) -> list[SessionInfo]:
+    async def expire(self, now: float, timeout: float, final: Entry) -> list[SessionInfo]:
         """End active sessions with no traffic for ``timeout`` seconds, as of ``now``.
 
-        Returns only the sessions this call ended.
+        Each ended session gets ``final`` (a ``status`` message saying why) stored as its last
+        message with the next ``seq``, and fanned out like any run; its ``status`` becomes
+        ``final.status`` and its end reason ``"timeout"``. Returns only the sessions this call
+        ended (each with ``last_seq`` the final message's ``seq``).
         """
         ...
 
