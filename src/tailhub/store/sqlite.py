@@ -105,7 +105,7 @@ import sqlite3
 import threading
 import time as clock
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from operator import itemgetter
@@ -118,9 +118,11 @@ from tailhub.store.base import (
     ContainerInfo,
     DurableCallback,
     Retention,
+    SessionRow,
     StoredMessage,
     StoreError,
     StoreSnapshot,
+    new_epoch,
 )
 from tailhub.store.chunks import (
     ABSENT,
@@ -1099,8 +1101,11 @@ class SqliteStore:
         self._closing: asyncio.Future[None] | None = None  # the first close()
         self._prune_lock = asyncio.Lock()
         self._pruning: dict[str, int] | None = None
+        self._epoch = new_epoch()
 
-    async def open(self, on_durable: DurableCallback) -> StoreSnapshot:
+    async def open(
+        self, on_durable: DurableCallback, on_reserved: DurableCallback | None = None
+    ) -> StoreSnapshot:
         """Open (creating if needed) and return what is kept; start the writer thread.
 
         Raises:
@@ -1210,6 +1215,27 @@ class SqliteStore:
         """A copy of the counters of ``container_id``, queued appends included, or None."""
         slot = self._slots.get(container_id)
         return None if slot is None else ContainerInfo(*_fields(slot.info))
+
+    def epoch(self, container_id: str) -> str:
+        return self._epoch if container_id in self._slots else ""
+
+    def save_session(self, row: SessionRow) -> None:
+        return None
+
+    def forget_sessions(self, container_ids: Sequence[str]) -> None:
+        return None
+
+    def save_meta(self, container_id: str, name: str, value: bytes | None) -> None:
+        return None
+
+    def save_record(self, kind: str, key: str, value: bytes | None, expires: float | None) -> None:
+        return None
+
+    def save_claim(self, kind: str, key: str, owner: str | None, expires: float) -> None:
+        return None
+
+    async def sync(self) -> None:
+        await self.check()
 
     async def read(
         self,
