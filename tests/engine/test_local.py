@@ -19,6 +19,7 @@ from tests.engine.contract import (
     Options,
     PublishContract,
     RecordContract,
+    RestartContract,
     SessionContract,
 )
 
@@ -87,3 +88,7 @@ class TestSqliteCommands(_OnSqlite, CommandContract):
 
 class TestSqliteRecords(_OnSqlite, RecordContract):
     """The metadata and records contract, over SqliteStore."""
+
+
+class TestSqliteRestart(_OnSqlite, RestartContract):
+    """The restart contract, over SqliteStore."""

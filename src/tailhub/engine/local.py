@@ -227,7 +227,8 @@ class LocalEngine:
         started = ended = False
         if session is None:
             session = registry.start(container_id, now)
-            self._meta.pop(container_id, None)
+            for name in self._meta.pop(container_id, ()):  # a new session starts bare
+                self.store.save_meta(container_id, name, None)
             started = True
         session.last_activity = now
         if kind != "log":
