@@ -83,7 +83,8 @@ class LocalEngine:
         store: where messages (and, for SQLite, sessions, metadata and records) are kept;
             opened by :meth:`open`, closed by :meth:`close`.
         max_sessions: most active sessions at once.
-        keep_ended: most ended sessions listed (None: all within ``session_retention``).
+        keep_ended: most ended sessions listed and kept (None: all within
+            ``session_retention``).
         session_retention: ended sessions are forgotten this many seconds after they ended
             (at :meth:`prune`).
         clock: wall time (Unix seconds) for record and claim expiry.
@@ -94,7 +95,7 @@ class LocalEngine:
         store: HistoryStore,
         *,
         max_sessions: int,
-        keep_ended: int | None = 1000,
+        keep_ended: int | None = None,
         session_retention: float = 7 * _DAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -143,6 +144,7 @@ class LocalEngine:
             )
             for row in snapshot.sessions
         )
+        self._forget_dropped()
         self._saved_activity = {row.container_id: row.last_activity for row in snapshot.sessions}
         for (container_id, name), value in snapshot.meta.items():
             self._meta.setdefault(container_id, {})[name] = value
@@ -240,6 +242,8 @@ class LocalEngine:
                 ended = True
             if changed or started:
                 self._save(session)
+            if ended:
+                self._forget_dropped()
         elif started:
             self._save(session)
         self._deliver(handler, container_id, kind, payloads, last)
@@ -378,6 +382,16 @@ class LocalEngine:
 
     # -- sessions ------------------------------------------------------------------------
 
+    def _forget_dropped(self) -> None:
+        """Forget, where they are kept, the ended sessions the registry stopped listing."""
+        dropped = self._registry.dropped
+        if dropped:
+            for container_id in dropped:
+                self._meta.pop(container_id, None)
+                self._saved_activity.pop(container_id, None)
+            self.store.forget_sessions(dropped)
+            self._registry.dropped = []
+
     def _save(self, session: Session) -> None:
         self._saved_activity[session.container_id] = session.last_activity
         self.store.save_session(_row(session))
@@ -443,6 +457,7 @@ class LocalEngine:
         if session is None:
             return None
         self._save(session)
+        self._forget_dropped()
         return self._info(session)
 
     # -- metadata and records ------------------------------------------------------------
