@@ -64,6 +64,10 @@ _UNAVAILABLE: Final = "unavailable"
 _DAY: Final = 86400.0
 
 
+def _ignore(_result: Published) -> None:
+    """A ``done`` for runs the engine publishes itself."""
+
+
 def _row(session: Session) -> SessionRow:
     return SessionRow(
         session.container_id,
@@ -151,6 +155,9 @@ class LocalEngine:
         self._records = dict(snapshot.records)
         self._claims = dict(snapshot.claims)
         self._handler = handler
+        if self._last_seq:
+            # What was kept is durable (and a seq skipped past names no message).
+            handler.durable(list(self._last_seq.items()))
 
     async def close(self) -> None:
         """Save session activity, make every accepted run durable, close the store.
@@ -325,13 +332,17 @@ class LocalEngine:
         # The store's StoredMessage has the same fields: no copy per message.
         return cast(list[StoredMessage], kept)
 
-    async def position(self, container_id: str) -> Position:
+    def known_position(self, container_id: str) -> Position:
+        """Always known in this process: see :meth:`Engine.known_position`."""
         info = self.store.info(container_id)
         return Position(
             self._last_seq.get(container_id, 0),
             info.first_seq if info is not None else 0,
             self.store.epoch(container_id),
         )
+
+    async def position(self, container_id: str) -> Position:
+        return self.known_position(container_id)
 
     async def prune(self, now: float) -> int:
         """Apply history retention, forget old ended sessions and expired records and claims."""
@@ -441,12 +452,19 @@ class LocalEngine:
         session = self._registry.get(container_id)
         return None if session is None else self._info(session)
 
-    async def expire(self, now: float, timeout: float) -> list[SessionInfo]:
-        """End timed-out sessions (status ``error``, reason ``timeout``); save activity."""
+    async def expire(
+        self, now: float, timeout: float, final: Entry | None = None
+    ) -> list[SessionInfo]:
+        """End timed-out sessions, each with ``final`` stored as its last message; save
+        activity. See :meth:`Engine.expire`."""
         ended = []
         for session in self._registry.expired(now, timeout):
-            session.status = "error"
-            done = await self.end_session(session.container_id, "timeout", now)
+            container_id = session.container_id
+            if final is None:
+                session.status = "error"
+            else:
+                self.publish(container_id, "status", (final,), now, _ignore)
+            done = await self.end_session(container_id, "timeout", now)
             if done is not None:
                 ended.append(done)
         self._save_activity()
