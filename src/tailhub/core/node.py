@@ -89,6 +89,8 @@ class Node:
         self._durable: dict[str, int] = {}
         self._lag = 0
         """Messages handed to the engine but not yet durable: how far history is behind."""
+        self._stored: dict[str, int] = {}
+        """Per container, the highest seq this process had stored."""
         self._in_flight: dict[str, deque[tuple[int, int]]] = {}
         """Per container, ``(last seq, messages)`` of stored runs not yet durable."""
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
@@ -441,10 +443,11 @@ class Node:
             return
         stats = self.stats
         stored = 0
-        seqs = result.seqs
-        # The container's last seq as each message was taken: a repeat is acked with it.
-        top = result.last_seq - sum(1 for seq in seqs if seq != DUPLICATE)
-        for msg, seq in zip(run, seqs, strict=True):
+        # The highest seq stored for the container as each message was taken: a repeat is
+        # acked with it, once it is durable (the message it repeats may still be in flight).
+        top = self._durable.get(container_id, 0)
+        top = max(top, self._stored.get(container_id, 0))
+        for msg, seq in zip(run, result.seqs, strict=True):
             if seq == DUPLICATE:
                 stats.duplicates += 1
                 self._lag -= 1
@@ -457,6 +460,7 @@ class Node:
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
+            self._stored[container_id] = top
             stats.messages_in[run[0].type] += stored
             if top <= self._durable.get(container_id, 0):
                 self._lag -= stored

@@ -163,7 +163,9 @@ class StoredMessage(NamedTuple):
 
 
 class Position(NamedTuple):
-    """Where a container's history stands: last and first kept ``seq`` (0: none), epoch."""
+    """Where a container's history stands: the ``seq`` of the last message stored and of the
+    first still kept (0: none), and the epoch. After an unclean stop the next ``seq`` may be
+    well above ``last_seq``: seqs in between were never stored, and may have been shown."""
 
     last_seq: int
     first_seq: int
