@@ -165,6 +165,15 @@ class Node:
         removed = await self.store.prune(time.time())
         if removed:
             _log.info("history_pruned", messages=removed)
+        # As the store does: a producer's dedupe state goes with its container's last message.
+        store = self.store
+        gone = [
+            key
+            for key in self._producer_ids
+            if (info := store.info(key[0])) is None or info.messages == 0
+        ]
+        for key in gone:
+            del self._producer_ids[key]
 
     def _mono(self) -> float:
         assert self._loop is not None

@@ -79,7 +79,7 @@ How it works, and why:
   there, so a chunk the cut goes through stays whole on disk while its older part is gone for
   readers and counters; chunks wholly below it are deleted, with their index rows (once the
   newest chunks are gone their ids are reused, and no index row may name another's chunk).
-  A container left empty keeps its row (last seq).
+  A container left empty keeps its row (last seq) but loses its producer ids.
 - **Durability.** WAL with ``synchronous=NORMAL``: a committed batch survives a crash or
   SIGKILL of the hub process (not necessarily a power loss of the machine). ``on_durable``
   only ever names committed messages.
@@ -276,6 +276,11 @@ SELECT cid, producer, pub_id FROM messages WHERE id IN (
 )
 ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
 """
+
+# The producer ids of containers retention has emptied: no kept message is left to repeat.
+_PRUNE_PRODUCERS: Final = (
+    "DELETE FROM producers WHERE cid IN (SELECT id FROM containers WHERE messages = 0)"
+)
 
 _CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while messages arrive
 
@@ -941,6 +946,8 @@ class _Writer:
                     (removed, size, first_seq, cid),
                 )
                 changed[cid] = (self.names[cid], removed, size, first_seq)
+            # Dedupe state goes with the last message it could repeat (see base.py).
+            conn.execute(_PRUNE_PRODUCERS)
             self.move_checkpoint(conn)  # the newest ids may be gone: they restart lower
             conn.execute("COMMIT")
         except BaseException:
