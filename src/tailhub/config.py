@@ -94,12 +94,48 @@ OPTIONS: Final = (
         "messages history may lag behind before publishes are refused (unavailable)",
     ),
     Option(
+        "max_store_lag_bytes",
+        "TAILHUB_MAX_STORE_LAG_BYTES",
+        "256MiB",
+        "size",
+        "bytes of messages history may lag behind before publishes are refused (unavailable)",
+    ),
+    Option(
         "auth_timeout",
         "TAILHUB_AUTH_TIMEOUT",
         "5000",
         "ms",
         "time a new connection has to send its request head, and a WebSocket without a"
         " token to send one (ms)",
+    ),
+    Option(
+        "max_unauthenticated",
+        "TAILHUB_MAX_UNAUTHENTICATED",
+        "1000",
+        "count",
+        "most WebSocket connections still without a token (apart from max-connections)",
+    ),
+    Option(
+        "max_connections_per_ip",
+        "TAILHUB_MAX_CONNECTIONS_PER_IP",
+        "15000",
+        "count0",
+        "most open TCP connections from one client address (0: no limit)",
+    ),
+    Option(
+        "keepalive_timeout",
+        "TAILHUB_KEEPALIVE_TIMEOUT",
+        "30s",
+        "ms",
+        "time an HTTP connection may stay idle, or send its next request head, between"
+        " requests (ms)",
+    ),
+    Option(
+        "body_timeout",
+        "TAILHUB_BODY_TIMEOUT",
+        "30s",
+        "ms",
+        "time a client has to send a whole request body (ms)",
     ),
     Option(
         "allowed_origins",
@@ -132,7 +168,12 @@ class Settings:
     publish_rate: int = 20_000
     max_queue: int = 8 << 20
     max_store_lag: int = 250_000
+    max_store_lag_bytes: int = 256 << 20
     auth_timeout: float = 5.0
+    max_unauthenticated: int = 1000
+    max_connections_per_ip: int = 15_000
+    keepalive_timeout: float = 30.0
+    body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
 
 

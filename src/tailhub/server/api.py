@@ -188,16 +188,29 @@ def _container(request: web.Request) -> str:
         raise ApiError(400, "invalid_request", f"the URL's containerID: {exc.words}") from None
 
 
+def _whole_number(raw: str) -> int | None:
+    """``raw`` as a whole number from 0 to 2^63 - 1 in ASCII digits, else None.
+
+    Every number a client sends in a query parameter or header is read here: ``str.isdigit``
+    alone accepts digits ``int`` refuses (``²``) and ``int`` refuses more than 4,300 of them.
+    """
+    text = raw.strip()
+    if not text or len(text) > 19 or not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if number <= _MAX_SEQ else None
+
+
 def _count(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    text = raw.strip()
-    if not text.isdigit() or int(text) > _MAX_SEQ:
+    number = _whole_number(raw)
+    if number is None:
         raise ApiError(
             400, "invalid_request", f"{name} must be a whole number 0 or more, got {raw[:32]!r}"
         )
-    return int(text)
+    return number
 
 
 def _flag(request: web.Request, name: str, default: bool = False) -> bool:
@@ -256,12 +269,12 @@ def _log_query(request: web.Request) -> _LogQuery:
             )
     last_event = request.headers.get("Last-Event-ID") if sse else None
     if last_event is not None and last_event.strip():
-        text = last_event.strip()
-        if not text.isdigit() or int(text) > _MAX_SEQ:
+        seq = _whole_number(last_event)
+        if seq is None:
             raise ApiError(
                 400, "invalid_request", f"Last-Event-ID must be a seq, got {last_event[:32]!r}"
             )
-        since, tail, from_time = int(text), None, None
+        since, tail, from_time = seq, None, None
     return _LogQuery(since, tail, from_time, min_level, _flag(request, "follow", default=sse), sse)
 
 
@@ -437,10 +450,13 @@ async def _follow(
         response = await _open_stream(request, query.sse)
         with contextlib.suppress(ConnectionError):
             await _pump(peer, response, query)
+            if peer.closed:
+                response.force_close()  # closed by the hub (4429, 4408, 1001): not kept alive
             await response.write_eof()
         return response
     finally:
         node.disconnect(conn)
+        peer.finish()
 
 
 async def _pump(peer: StreamPeer, response: web.StreamResponse, query: _LogQuery) -> None:

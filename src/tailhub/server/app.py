@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -26,6 +27,8 @@ from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.log import configure_logging
 from tailhub.server import api, metrics
+from tailhub.server.http import http_factory
+from tailhub.server.limits import Addresses
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
@@ -79,7 +82,12 @@ def create_app(settings: Settings, token: str) -> web.Application:
     """
     store_metrics = metrics.StoreMetrics()
     node = Node(settings, _make_store(settings, store_metrics.on_batch), MemoryBroker(), text_frame)
-    state = ServerState(settings=settings, node=node, auth=Authenticator(token))
+    state = ServerState(
+        settings=settings,
+        node=node,
+        auth=Authenticator(token),
+        addresses=Addresses(settings.max_connections_per_ip),
+    )
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
     static = _static_dir()
@@ -138,13 +146,18 @@ def create_app(settings: Settings, token: str) -> web.Application:
 
 async def _serve(settings: Settings, token: str) -> int:
     app = create_app(settings, token)
+    handler_args: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": settings.keepalive_timeout,
+    }
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        app, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT, **handler_args
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
     assert runner.server is not None
-    listener = Listener(app[STATE], runner.server)
+    state = app[STATE]
+    listener = Listener(state, http_factory(runner.server, state.addresses, **handler_args))
     try:
         server = await loop.create_server(
             listener, settings.host, settings.port, backlog=4096, reuse_address=True
@@ -178,13 +191,18 @@ def _fail(words: str) -> int:
 
 def run(settings: Settings) -> int:
     """Run a hub in this process until SIGTERM/SIGINT; returns the exit status."""
-    configure_logging(settings.log_level)
     token = settings.auth_token
+    generated = None
     if token is None:
         try:
             token, path, created = load_or_create_token(settings.data_dir)
         except OSError as exc:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
+        generated = (path, created)
+    # The token is known before the first line is written: no line may contain it.
+    configure_logging(settings.log_level, secrets=(token,))
+    if generated is not None:
+        path, created = generated
         _log.info(
             "token_generated" if created else "token_loaded",
             token_file=str(path),

@@ -7,7 +7,9 @@ module cannot parse, is handed with the bytes read so far to aiohttp's request h
 serves the HTTP API, the dashboard and its own errors exactly as if it had read them itself.
 
 The request head is parsed by aiohttp's C parser (``aiohttp.http.HttpRequestParser``). A
-connection that sends no complete head within ``auth_timeout`` is dropped.
+connection that sends no complete head within ``auth_timeout`` is dropped. A connection from an
+address that already has ``max_connections_per_ip`` open is answered 503 at once and closed;
+the protocol that serves a connection to its end gives its place back.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Final, cast
 
 from aiohttp.http import HttpRequestParser, RawRequestMessage
 
+from tailhub.server.limits import address_of
 from tailhub.server.state import ServerState
 from tailhub.server.wire import accept_key, valid_key
 from tailhub.server.ws import refusal, token_of
@@ -57,24 +60,45 @@ class Listener:
 class _FirstRequest(asyncio.Protocol):
     """A new connection until its first request head is read."""
 
-    __slots__ = ("_head", "_listener", "_timer", "_transport")
+    __slots__ = ("_address", "_head", "_listener", "_timer", "_transport")
 
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self._head = b""
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._address: str | None = None
+        """The client's address while this protocol holds its place in the count."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport = cast(asyncio.Transport, transport)
+        state = self._listener.state
+        address = address_of(transport)
+        if not state.addresses.admit(address):
+            self._transport = None
+            _respond(
+                transport,
+                503,
+                '{"error":"too many connections from this address'
+                ' (TAILHUB_MAX_CONNECTIONS_PER_IP)"}',
+                {},
+                "application/json",
+            )
+            return
+        self._address = address
         self._timer = asyncio.get_running_loop().call_later(
-            self._listener.state.settings.auth_timeout, transport.abort
+            state.settings.auth_timeout, transport.abort
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        if self._address is not None:
+            self._listener.state.addresses.release(self._address)
+            self._address = None
 
     def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
         head = self._head = self._head + data
         end = head.find(b"\r\n\r\n")
         if end < 0:
@@ -100,6 +124,7 @@ class _FirstRequest(asyncio.Protocol):
 
     def _to_http(self) -> None:
         self._stop_timer()
+        self._address = None  # the HTTP connection gives the place back when it ends
         transport = self._transport
         assert transport is not None
         protocol = self._listener.http()
@@ -155,6 +180,7 @@ class _FirstRequest(asyncio.Protocol):
             url_container=query.get("containerID"),
             origin=headers.get("Origin"),
         )
+        self._address = None  # the WebSocket connection gives the place back when it ends
         transport.set_protocol(connection)
         connection.connection_made(transport)
         if tail:
