@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from tests.helpers import TOKEN, UNIT, HubProcess
+from tests.helpers import TOKEN, UNIT, HubProcess, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -66,8 +66,7 @@ async def test_a_follower_that_stops_reading_is_cut_off(
         followers = [follower(hub, container, sse) for _ in range(3)]
         try:
             async with asyncio.timeout(20 * UNIT):
-                while hub_sockets(hub) < baseline + len(followers):
-                    await asyncio.sleep(0.01)
+                await wait_for(lambda: hub_sockets(hub) >= baseline + len(followers))
                 # 200 KB at a time, three times the bound, until the hub holds none of them.
                 while hub_sockets(hub) > baseline:
                     for _ in range(200):

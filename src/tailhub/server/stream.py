@@ -90,8 +90,8 @@ class StreamPeer:
 
     __slots__ = (
         "_chunks",
-        "_held",
         "_cutoff",
+        "_held",
         "_rest",
         "_transport",
         "_wake",
