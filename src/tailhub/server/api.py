@@ -597,14 +597,17 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
             f"{sessions.max_sessions} sessions are active, the most allowed (MAX_SESSIONS); "
             "nothing was stored",
         )
-    to_store = sum(1 for m in messages if m.type in ROUTED_TYPES)
-    lag = node.not_durable()
-    if to_store and lag + to_store > state.settings.max_store_lag:
+    stored_messages = [m for m in messages if m.type in ROUTED_TYPES]
+    behind = (
+        node.store_lag_refusal(len(stored_messages), sum(len(m.data) for m in stored_messages))
+        if stored_messages
+        else None
+    )
+    if behind is not None:
         raise ApiError(
             503,
             ErrorCode.UNAVAILABLE,
-            f"history is {lag} messages behind (TAILHUB_MAX_STORE_LAG); nothing was stored, "
-            "send the messages again later",
+            f"{behind}; nothing was stored, send the messages again later",
         )
     # Checked whole above, and nothing below awaits: the request's messages are taken
     # together, in order, with nothing of another request between them.
