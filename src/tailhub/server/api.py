@@ -12,7 +12,8 @@ Errors are the protocol's own error object, with the HTTP status to match::
 
 so a client handles one shape over both transports. ``code`` is one of the protocol's error
 codes, or one of ``invalid_request`` (a bad query parameter or body), ``not_found``,
-``too_large`` and ``method_not_allowed``, which only HTTP has. Every route but ``/healthz``,
+``too_large``, ``request_timeout`` (a body too slow to arrive) and ``method_not_allowed``,
+which only HTTP has. Every route but ``/healthz``,
 ``/readyz`` and ``/openapi.json`` needs the token (``Authorization: Bearer`` or ``?token=``).
 """
 
@@ -79,6 +80,7 @@ _HTTP_CODES: Final = {
     401: ErrorCode.UNAUTHORIZED.value,
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
 }
 
@@ -145,7 +147,10 @@ def _endpoint(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as exc:
             count_error(request, exc.code)
-            return error_response(exc.status, exc.code, exc.words, **exc.extra)
+            response = error_response(exc.status, exc.code, exc.words, **exc.extra)
+            if exc.status == 408:
+                response.force_close()  # the rest of the body is not waited for
+            return response
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
@@ -510,7 +515,13 @@ def body_limit(settings_max_message: int) -> int:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, refusing one over ``limit`` bytes as early as possible."""
+    """The whole request body, refusing one over ``limit`` bytes as early as possible.
+
+    Raises:
+        ApiError: 413 ``too_large`` past ``limit``; 408 ``request_timeout`` when the whole
+            body has not arrived within ``body_timeout`` (a client trickling it in would
+            otherwise hold the connection and its buffer for ever).
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
         raise ApiError(
@@ -518,13 +529,23 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(
-                413, "too_large", f"the body is more than {limit} bytes, the most accepted"
-            )
-        chunks.append(chunk)
+    timeout = request.app[STATE].settings.body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413, "too_large", f"the body is more than {limit} bytes, the most accepted"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "request_timeout",
+            f"the body did not arrive within {timeout:g} s (TAILHUB_BODY_TIMEOUT); "
+            f"{size} bytes were read, nothing was stored",
+        ) from None
     return b"".join(chunks)
 
 

@@ -40,6 +40,7 @@ __all__ = ["create_app", "run"]
 
 _log = structlog.get_logger("tailhub")
 _SHUTDOWN_TIMEOUT = 5.0
+_LINGERING_MAX = 10.0
 _GC_YOUNG_THRESHOLD = 20_000
 
 
@@ -149,6 +150,9 @@ async def _serve(settings: Settings, token: str) -> int:
     handler_args: dict[str, Any] = {
         "access_log": None,
         "keepalive_timeout": settings.keepalive_timeout,
+        # After an answer given before the body was read (401, 408, 413), aiohttp reads and
+        # drops the rest of it for at most this long, so that the answer is not lost.
+        "lingering_time": min(settings.body_timeout, _LINGERING_MAX),
     }
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT, **handler_args

@@ -31,6 +31,8 @@ __all__ = ["Listener"]
 
 _MAX_HEAD: Final = 64 * 1024
 _WS_PATHS: Final = frozenset({"/", "/ws"})
+_LINGER: Final = 1.0
+"""Seconds a refused connection is kept, reading and dropping, before it is closed."""
 
 
 class Listener:
@@ -75,6 +77,9 @@ class _FirstRequest(asyncio.Protocol):
         state = self._listener.state
         address = address_of(transport)
         if not state.addresses.admit(address):
+            # Answered before the request is read; what the client sends meanwhile is read
+            # and dropped for a moment, so that closing does not reset the connection (and
+            # the answer with it) before the client has read it.
             self._transport = None
             _respond(
                 transport,
@@ -83,6 +88,7 @@ class _FirstRequest(asyncio.Protocol):
                 ' (TAILHUB_MAX_CONNECTIONS_PER_IP)"}',
                 {},
                 "application/json",
+                linger=True,
             )
             return
         self._address = address
@@ -96,9 +102,12 @@ class _FirstRequest(asyncio.Protocol):
             self._listener.state.addresses.release(self._address)
             self._address = None
 
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
     def data_received(self, data: bytes) -> None:
         if self._transport is None:
-            return
+            return  # refused: dropped
         head = self._head = self._head + data
         end = head.find(b"\r\n\r\n")
         if end < 0:
@@ -206,8 +215,14 @@ def _respond(
     body: str,
     headers: dict[str, str],
     content_type: str,
+    *,
+    linger: bool = False,
 ) -> None:
-    """Answer an upgrade request with an HTTP error and close the connection."""
+    """Answer a request with an HTTP error and close the connection.
+
+    With ``linger``, the hub's side is shut down for writing at once and the connection is
+    closed within :data:`_LINGER` seconds (sooner when the client closes), reading nothing.
+    """
     payload = body.encode()
     lines = [
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
@@ -217,4 +232,8 @@ def _respond(
         *(f"{name}: {value}" for name, value in headers.items()),
     ]
     transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+    if linger and transport.can_write_eof():
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(_LINGER, transport.close)
+        return
     transport.close()
