@@ -58,6 +58,13 @@ OPTIONS: Final = (
     ),
     Option("retention_age", "TAILHUB_RETENTION_AGE", "7d", "ms", "how long messages are kept"),
     Option(
+        "startup_check_timeout",
+        "TAILHUB_STARTUP_CHECK_TIMEOUT",
+        "30s",
+        "ms0",
+        "time the start-up damage check of the history database may take (ms; 0: skip it)",
+    ),
+    Option(
         "max_message_size",
         "TAILHUB_MAX_MESSAGE_SIZE",
         "1MiB",
@@ -65,6 +72,13 @@ OPTIONS: Final = (
         "largest frame accepted (close 1009 above it)",
     ),
     Option("max_connections", "TAILHUB_MAX_CONNECTIONS", "20000", "count", "most connections"),
+    Option(
+        "max_request_messages",
+        "TAILHUB_MAX_REQUEST_MESSAGES",
+        "10000",
+        "count",
+        "most messages one HTTP publish request may carry (413 above it)",
+    ),
     Option(
         "max_subscriptions",
         "TAILHUB_MAX_SUBSCRIPTIONS",
@@ -162,8 +176,10 @@ class Settings:
     history: str = "sqlite"
     retention_messages: int = 100_000
     retention_age: float = 7 * 86400.0
+    startup_check_timeout: float = 30.0
     max_message_size: int = 1 << 20
     max_connections: int = 20_000
+    max_request_messages: int = 10_000
     max_subscriptions: int = 100
     publish_rate: int = 20_000
     max_queue: int = 8 << 20
@@ -211,12 +227,12 @@ def _convert(option: Option, raw: str) -> object:
         if raw not in ("sqlite", "memory"):
             raise ValueError("must be sqlite or memory")
         return raw
-    if kind == "ms":
+    if kind in ("ms", "ms0"):
         match = _DURATION.match(raw)
         if match is None:
             raise ValueError("must be a duration in milliseconds (or with a unit: 30s, 5m, 7d)")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        if seconds <= 0:
+        if seconds <= 0 and kind == "ms":
             raise ValueError("must be greater than 0")
         return seconds
     if kind == "size":

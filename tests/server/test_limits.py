@@ -180,3 +180,29 @@ class TestHttpTimeouts:
             f"{quick_hub.http}/api/sessions/slow-body", headers={"Authorization": f"Bearer {TOKEN}"}
         ) as resp:
             assert 404 == resp.status
+
+
+class TestRequestMessages:
+    async def test_a_body_with_too_many_messages_gets_413_and_stores_nothing(
+        self, tmp_path_factory: pytest.TempPathFactory, http: aiohttp.ClientSession
+    ) -> None:
+        """Past --max-request-messages the whole request is refused with words; at it, taken."""
+        hub = HubProcess(
+            tmp_path_factory.mktemp("batch"), args=["--max-request-messages", "100"]
+        ).start()
+        try:
+            url = f"{hub.http}/api/sessions/batch/messages"
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            line = b'{"type":"log","data":{"level":"info","message":"m"}}'
+            async with http.post(url, data=b"\n".join([line] * 101), headers=headers) as resp:
+                assert 413 == resp.status
+                refusal = (await resp.json())["data"]
+                assert ("too_large", 101) == (refusal["code"], refusal["line"])
+                assert "TAILHUB_MAX_REQUEST_MESSAGES" in refusal["error"]
+            async with http.get(f"{hub.http}/api/sessions/batch", headers=headers) as resp:
+                assert 404 == resp.status
+            async with http.post(url, data=b"\n".join([line] * 100), headers=headers) as resp:
+                assert 200 == resp.status
+                assert list(range(1, 101)) == (await resp.json())["seq"]
+        finally:
+            hub.stop()

@@ -70,6 +70,8 @@ _DURABLE_TIMEOUT: Final = 10.0
 _IDLE_CHECK: Final = 1.0
 """Seconds between checks that an idle follower's client is still connected."""
 _CHUNK: Final = 1 << 16
+_DECODE_STEP: Final = 500
+"""Lines of a published body decoded in one go before other work gets a turn of the loop."""
 _MAX_SEQ: Final = (1 << 63) - 1
 _LEVEL_RANK: Final = {level: rank for rank, level in enumerate(LEVELS)}
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
@@ -589,6 +591,7 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
     whole = request.content_type == "application/json"
     lines = [body] if whole else body.split(b"\n")
     largest = state.settings.max_message_size
+    most = state.settings.max_request_messages
     messages: list[Publish] = []
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -602,7 +605,18 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
                 "(TAILHUB_MAX_MESSAGE_SIZE)",
                 line=number,
             )
+        if len(messages) == most:
+            raise ApiError(
+                413,
+                "too_large",
+                f"the body holds more than {most} messages, the most one request may publish "
+                "(TAILHUB_MAX_REQUEST_MESSAGES); nothing was stored, send them in several "
+                "requests",
+                line=number,
+            )
         messages.append(_decode_line(line, container_id, number))
+        if len(messages) % _DECODE_STEP == 0:
+            await asyncio.sleep(0)  # let other clients in between steps of a large body
     if not messages:
         raise ApiError(
             400,
