@@ -32,6 +32,7 @@ from tailhub.server.limits import Addresses
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
+from tailhub.server.ws import request_token
 from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import HistoryStore, Retention, StoreError
 from tailhub.store.memory import MemoryStore
@@ -41,6 +42,7 @@ __all__ = ["create_app", "run"]
 _log = structlog.get_logger("tailhub")
 _SHUTDOWN_TIMEOUT = 5.0
 _LINGERING_MAX = 10.0
+_HIDDEN_PROBLEM = "not ready (send the token to see why)"
 _GC_YOUNG_THRESHOLD = 20_000
 
 
@@ -71,7 +73,12 @@ def _make_store(settings: Settings, on_batch: Callable[[int, float], None]) -> H
         return MemoryStore(retention)
     from tailhub.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
+    return SqliteStore(
+        settings.data_dir / "history.db",
+        retention,
+        on_batch=on_batch,
+        check_timeout=settings.startup_check_timeout,
+    )
 
 
 def create_app(settings: Settings, token: str) -> web.Application:
@@ -104,7 +111,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
 
-    async def readyz(_request: web.Request) -> web.Response:
+    async def readyz(request: web.Request) -> web.Response:
         problems = {}
         for name, part in (("store", node.store), ("broker", node.broker)):
             try:
@@ -112,6 +119,9 @@ def create_app(settings: Settings, token: str) -> web.Application:
             except Exception as exc:
                 problems[name] = str(exc)
         if problems:
+            if not state.auth.check(request_token(request)):
+                # The words name files and errors: for the token's holders only.
+                problems = dict.fromkeys(problems, _HIDDEN_PROBLEM)
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})
 
