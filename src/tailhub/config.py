@@ -110,7 +110,7 @@ OPTIONS: Final = (
     Option(
         "max_store_lag_bytes",
         "TAILHUB_MAX_STORE_LAG_BYTES",
-        "256MiB",
+        "64MiB",
         "size",
         "bytes of messages history may lag behind before publishes are refused (unavailable)",
     ),
@@ -184,7 +184,7 @@ class Settings:
     publish_rate: int = 20_000
     max_queue: int = 8 << 20
     max_store_lag: int = 250_000
-    max_store_lag_bytes: int = 256 << 20
+    max_store_lag_bytes: int = 64 << 20
     auth_timeout: float = 5.0
     max_unauthenticated: int = 1000
     max_connections_per_ip: int = 15_000
