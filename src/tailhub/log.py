@@ -114,3 +114,4 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVEL_NUMBERS[level])
+    logging.captureWarnings(True)  # Python's warnings become records of the same pipeline

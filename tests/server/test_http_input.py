@@ -146,3 +146,32 @@ class TestUnreadableValues:
         assert 400 == status, response
         assert b"Last-Event-ID must be a seq" in response
         assert "Traceback" not in logged(canary_hub)
+
+
+class TestUpgradeHeads:
+    @pytest.mark.parametrize(
+        ("path", "upgrade", "connection"),
+        [
+            ("/", b"websocket", b"\xff" + CANARY.encode()),
+            ("/ws", b"\xffwebsocket", b"Upgrade"),
+            ("/ws", b"websocket", b"Upgrade\xc2\xb2"),
+        ],
+    )
+    async def test_a_broken_upgrade_head_gets_a_fixed_400(
+        self, canary_hub: HubProcess, path: str, upgrade: bytes, connection: bytes
+    ) -> None:
+        """An upgrade aiohttp would refuse by quoting its headers gets fixed words instead."""
+        status, response = await exchange(
+            canary_hub,
+            f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode()
+            + b"Upgrade: "
+            + upgrade
+            + b"\r\nConnection: "
+            + connection
+            + b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Authorization: Bearer " + CANARY.encode() + b"\r\n\r\n",
+        )
+        assert 400 == status, response
+        assert response.endswith(b"an upgrade needs Upgrade: websocket and Connection: Upgrade\n")
+        assert CANARY.encode() not in response
+        assert "Traceback" not in logged(canary_hub)

@@ -101,7 +101,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
     static = _static_dir()
 
     async def index(request: web.Request) -> web.StreamResponse:
-        if web.WebSocketResponse().can_prepare(request).ok:
+        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
             return await handle_websocket(request)
         page = static / "index.html"
         if not page.is_file():

@@ -23,8 +23,8 @@ from aiohttp.http import HttpRequestParser, RawRequestMessage
 
 from tailhub.server.limits import address_of
 from tailhub.server.state import ServerState
-from tailhub.server.wire import accept_key, valid_key
-from tailhub.server.ws import refusal, token_of
+from tailhub.server.wire import accept_key
+from tailhub.server.ws import handshake_refusal, refusal, token_of
 from tailhub.server.wsconn import WebSocketConnection
 
 __all__ = ["Listener"]
@@ -147,25 +147,10 @@ class _FirstRequest(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         headers = request.headers
-        version = headers.get("Sec-WebSocket-Version", "")
         key = headers.get("Sec-WebSocket-Key", "")
-        if version != "13":
-            _respond(
-                transport,
-                426,
-                "Sec-WebSocket-Version 13 is the only version this hub speaks\n",
-                {"Sec-WebSocket-Version": "13"},
-                "text/plain",
-            )
-            return
-        if request.version < (1, 1) or not valid_key(key):
-            _respond(
-                transport,
-                400,
-                "an upgrade needs HTTP/1.1 and a Sec-WebSocket-Key of 16 bytes in base64\n",
-                {},
-                "text/plain",
-            )
+        problem = handshake_refusal(headers, (request.version.major, request.version.minor))
+        if problem is not None:
+            _respond(transport, problem.status, problem.body, problem.headers, "text/plain")
             return
         state = self._listener.state
         query = request.url.query

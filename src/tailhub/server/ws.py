@@ -36,6 +36,7 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import ServerState
+from tailhub.server.wire import valid_key
 
 __all__ = [
     "CLOSE_GRACE",
@@ -44,6 +45,7 @@ __all__ = [
     "forget",
     "handle_frame",
     "handle_messages",
+    "handshake_refusal",
     "open_connection",
     "refusal",
     "request_token",
@@ -73,6 +75,31 @@ class Refusal(NamedTuple):
     status: int
     body: str
     headers: dict[str, str]
+
+
+def handshake_refusal(headers: Mapping[str, str], version: tuple[int, int]) -> Refusal | None:
+    """Why an upgrade request is not an RFC 6455 handshake (section 4.2.1), or None.
+
+    The words are fixed: an answer never quotes a header of the request (which could hold
+    a token, or bytes that are not text).
+    """
+    if headers.get("Upgrade", "").strip().lower() != "websocket" or "upgrade" not in {
+        part.strip().lower() for part in headers.get("Connection", "").split(",")
+    }:
+        return Refusal(400, "an upgrade needs Upgrade: websocket and Connection: Upgrade\n", {})
+    if headers.get("Sec-WebSocket-Version", "") != "13":
+        return Refusal(
+            426,
+            "Sec-WebSocket-Version 13 is the only version this hub speaks\n",
+            {"Sec-WebSocket-Version": "13"},
+        )
+    if version < (1, 1) or not valid_key(headers.get("Sec-WebSocket-Key", "")):
+        return Refusal(
+            400,
+            "an upgrade needs HTTP/1.1 and a Sec-WebSocket-Key of 16 bytes in base64\n",
+            {},
+        )
+    return None
 
 
 def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | None:
