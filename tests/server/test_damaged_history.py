@@ -61,8 +61,12 @@ async def damaged_dir(tmp_path: Path, http: aiohttp.ClientSession) -> Path:
 async def test_a_damaged_database_is_refused_at_start(damaged_dir: Path) -> None:
     """The hub exits 1 with one line naming the file and what to do."""
     hub = HubProcess(damaged_dir)
-    with pytest.raises(RuntimeError, match="exited with 1"):
-        hub.start()
+    try:
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            hub.start()
+    finally:
+        if hub.proc is not None and hub.proc.poll() is None:
+            hub.stop()  # it started after all: leave no process behind
     lines = [line for line in hub.log().splitlines() if line.startswith("tailhub:")]
     assert 1 == len(lines), hub.log()
     assert "is damaged (PRAGMA quick_check" in lines[0]
