@@ -175,3 +175,30 @@ class TestUpgradeHeads:
         assert response.endswith(b"an upgrade needs Upgrade: websocket and Connection: Upgrade\n")
         assert CANARY.encode() not in response
         assert "Traceback" not in logged(canary_hub)
+
+
+class TestDeepJson:
+    @pytest.mark.parametrize(
+        ("route", "body"),
+        [
+            ("messages", b'{"type":"log","data":{"level":"info","message":"m","metadata":'),
+            ("commands", b'{"action":"go","then":'),
+            ("commands", b""),
+        ],
+    )
+    async def test_json_nested_too_deeply_is_a_400(
+        self, canary_hub: HubProcess, route: str, body: bytes
+    ) -> None:
+        """A body nested 5,000 deep is refused as invalid JSON, not answered with a 500."""
+        deep = b"[" * 5000 + b"]" * 5000
+        payload = body + deep + b"}" * body.count(b"{") if body else deep
+        status, response = await exchange(
+            canary_hub,
+            f"POST /api/sessions/deep/{route} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {CANARY}\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+            + payload,
+        )
+        assert 400 == status, response
+        assert b'"code":"invalid_json"' in response
+        assert b"nested too deeply" in response
+        assert "Traceback" not in logged(canary_hub)

@@ -70,6 +70,7 @@ _DURABLE_TIMEOUT: Final = 10.0
 _IDLE_CHECK: Final = 1.0
 """Seconds between checks that an idle follower's client is still connected."""
 _CHUNK: Final = 1 << 16
+_TOO_DEEP: Final = "the JSON is nested too deeply"
 _DECODE_STEP: Final = 500
 """Lines of a published body decoded in one go before other work gets a turn of the loop."""
 _MAX_SEQ: Final = (1 << 63) - 1
@@ -557,6 +558,10 @@ def _decode_line(line: bytes, container_id: str, number: int) -> Publish:
         target = _target_decoder.decode(line).containerID
     except (msgspec.DecodeError, msgspec.ValidationError):
         target = container_id  # let decode_client word the error
+    except RecursionError:
+        raise ApiError(
+            400, ErrorCode.INVALID_JSON, f"line {number}: {_TOO_DEEP}", line=number
+        ) from None
     if target is None and line.startswith(b"{") and line[1:].strip() != b"}":
         # The URL names the container: put it in, so decode_client checks the message whole.
         line = b'{"containerID":' + msgspec.json.encode(container_id) + b"," + line[1:]
@@ -572,6 +577,10 @@ def _decode_line(line: bytes, container_id: str, number: int) -> Publish:
         message = decode_client(line)
     except ProtocolError as exc:
         raise ApiError(400, exc.code, f"line {number}: {exc.words}", line=number) from None
+    except RecursionError:
+        raise ApiError(
+            400, ErrorCode.INVALID_JSON, f"line {number}: {_TOO_DEEP}", line=number
+        ) from None
     if not isinstance(message, Publish):
         raise ApiError(
             400,
@@ -677,6 +686,8 @@ async def _post_command(request: web.Request) -> web.StreamResponse:
         given = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ApiError(400, ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, ErrorCode.INVALID_JSON, _TOO_DEEP) from None
     if not isinstance(given, dict):
         raise ApiError(
             400,
@@ -698,6 +709,8 @@ async def _post_command(request: web.Request) -> web.StreamResponse:
         command = decode_client(encode(message))
     except ProtocolError as exc:
         raise ApiError(400, exc.code, exc.words) from None
+    except RecursionError:
+        raise ApiError(400, ErrorCode.INVALID_JSON, _TOO_DEEP) from None
     if not isinstance(command, Command):
         raise ApiError(
             400, ErrorCode.INVALID_MESSAGE, 'the body must be a command: {"action": ...}'
