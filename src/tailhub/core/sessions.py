@@ -91,7 +91,8 @@ class SessionRegistry:
             session.status = status
         elif kind == "complete":
             session.exit_code = exit_code
-            session.status = "completed" if exit_code == 0 else "error"
+            if session.status != "cancelled":  # a cancelled run stays cancelled at its end
+                session.status = "completed" if exit_code == 0 else "error"
         elif kind == "error":
             session.status = "error"
         return session, started
