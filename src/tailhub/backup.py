@@ -105,11 +105,15 @@ def backup_history(source: Path, target: Path) -> BackupResult:
 
 
 def _counts(conn: sqlite3.Connection) -> tuple[int, int]:
-    """Containers and messages in a history database (0, 0 for one with no ``containers``)."""
-    try:
-        row = conn.execute(
-            "SELECT count(*), coalesce(sum(messages), 0) FROM containers WHERE messages > 0"
-        ).fetchone()
-    except sqlite3.OperationalError:
-        return 0, 0
-    return int(row[0]), int(row[1])
+    """Containers with messages, and messages kept, read from the stored messages themselves
+    (schema 2 and later keep them in ``chunks``, schema 1 a row each in ``messages``)."""
+    for query in (
+        "SELECT count(DISTINCT cid), coalesce(sum(messages), 0) FROM chunks",
+        "SELECT count(DISTINCT cid), count(*) FROM messages",
+    ):
+        try:
+            containers, messages = conn.execute(query).fetchone()
+        except sqlite3.OperationalError:
+            continue
+        return int(containers), int(messages)
+    return 0, 0

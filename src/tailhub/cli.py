@@ -707,6 +707,10 @@ def _send_command(
 # -- the machine the hub runs on: open, token show, backup ------------------------------------
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _data_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--data-dir DIR``, from ``TAILHUB_DATA_DIR``: where a hub on this machine keeps files."""
     return click.option(
@@ -811,5 +815,6 @@ def backup(path: Path, data_dir: Path | None) -> None:
         _fail(str(exc))
     click.echo(
         f"backed up {source} to {result.path}: schema {result.schema}, "
-        f"{result.containers} containers, {result.messages} messages, {result.size} bytes"
+        f"{_count(result.containers, 'container')}, {_count(result.messages, 'message')}, "
+        f"{_count(result.size, 'byte')}"
     )
