@@ -187,6 +187,9 @@ class TestLogs:
                 "INFO  second run",
                 "── complete, exit code 0 after 0.5 s",
             ]
+        listed = json.loads((await run_cli(hub, "sessions", "--json")).stdout)
+        second = next(s for s in listed if s["containerID"] == "v8")
+        assert (second["messages"], second["lastSeq"]) == (3, 9)  # this run's own count
 
 
 class TestSessions:
