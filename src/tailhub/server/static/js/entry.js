@@ -253,15 +253,17 @@ export function filterLevel(entry) {
   return entry.stream || entry.level;
 }
 
+const OPENS_OBJECT = /^\s*\{/;
+const CLOSES_OBJECT = /\}\s*$/;
+
 /**
  * The object a message's text holds when the whole text is a JSON object, else undefined.
  * @param {string} text
  */
 function jsonObject(text) {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return undefined;
+  if (!OPENS_OBJECT.test(text) || !CLOSES_OBJECT.test(text)) return undefined;
   try {
-    const value = JSON.parse(trimmed);
+    const value = JSON.parse(text);
     return isObject(value) ? value : undefined;
   } catch {
     return undefined;
