@@ -268,6 +268,18 @@ class TestFailures:
             f"from the token file {data_dir / 'token'}"
         )
 
+    async def test_bad_container_id(self, shared_hub: HubProcess) -> None:
+        """An ID the protocol refuses is one line too, for run (125) and the viewers (2)."""
+        hub = shared_hub
+        run = await run_cli(hub, "run", "--container-id", "bad*id", "--", "true")
+        assert (run.status, _one_line_error(run)) == (
+            125,
+            "tailhub: containerID may contain '*' only in a subscribe",
+        )
+        logs = await run_cli(hub, "logs", "x" * 300)
+        assert logs.status == 2
+        assert _one_line_error(logs).startswith("tailhub: containerID ")
+
     @pytest.mark.parametrize(
         ("args", "expected"),
         [

@@ -195,6 +195,8 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
         _fail(words, failure_status)
     except (HubError, _CommandFailedError) as exc:
         _fail(str(exc), failure_status)
+    except ValueError as exc:  # the SDK's check of an argument (a container ID, a time)
+        _fail(str(exc), 2 if failure_status == 1 else failure_status)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     raise SystemExit(status)
