@@ -403,7 +403,10 @@ def logs(
         show_id="*" in container_id,
         after=after,
     )
-    seq = since if isinstance(since, int) else (0 if after is not None else None)
+    # A time reads the history from the start and keeps what is stamped at or after it; a
+    # pattern has no history (live messages only), so the time only filters those.
+    from_start = after is not None and "*" not in container_id
+    seq = since if isinstance(since, int) else (0 if from_start else None)
     _run_async(_follow_logs(container_id, follow, tail, seq, printer, url, token))
 
 
