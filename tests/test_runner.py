@@ -358,6 +358,7 @@ class TestRun:
         result = await run_cli(hub, "run", "-q", "--", "sh", "-c", "exit 5", env=env)
         assert result.status == 5
         assert "refused the token" in result.stderr
+        assert "(the token came from TAILHUB_TOKEN); sh keeps running" in result.stderr
         assert "wrong-token" not in result.stderr
         assert "Traceback" not in result.stderr
 

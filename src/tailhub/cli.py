@@ -308,6 +308,7 @@ def run(
         spool=spool,
         echo=not quiet,
         stdin="hub" if stdin_mode == "pipe" else stdin_mode,
+        token_source=_token_source(),
         reconnect_max=reconnect_max,
     )
 

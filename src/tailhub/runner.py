@@ -42,6 +42,7 @@ from typing import BinaryIO, Final, Literal, TextIO
 import msgspec
 
 from tailhub.client import (
+    AuthenticationError,
     Backoff,
     HubError,
     HubUnreachableError,
@@ -96,6 +97,8 @@ class RunOptions:
             fed by ``input`` commands, open until an ``eof``; ``inherit``: the runner's own.
         reconnect_max: largest delay between reconnect attempts, in seconds.
         max_message_size: the hub's largest frame, in bytes.
+        token_source: where the token came from, in words (``--token``, ``TAILHUB_TOKEN``,
+            the token file's path), said when the hub refuses it.
     """
 
     url: str | None = None
@@ -111,6 +114,7 @@ class RunOptions:
     stdin: StdinMode = "null"
     reconnect_max: float = 10.0
     max_message_size: int = 1 << 20
+    token_source: str | None = None
 
 
 def exit_status(returncode: int) -> int:
@@ -499,7 +503,14 @@ class Runner:
     def _on_error(self, error: HubError) -> None:
         publisher = self._publisher
         if publisher is not None and publisher.failure is error:
-            self.note(f"{error}; CMD keeps running but its output is not streamed")
+            source = self.options.token_source
+            came = (
+                f" (the token came from {source})"
+                if source and isinstance(error, AuthenticationError) and "refused" in str(error)
+                else ""
+            )
+            name = Path(self.argv[0]).name
+            self.note(f"{error}{came}; {name} keeps running but its output is not streamed")
         elif isinstance(error, RequestError):
             self.note(f"the hub refused a message: {error}", key=error.code)
         else:
