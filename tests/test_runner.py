@@ -152,12 +152,12 @@ class TestRun:
         assert history[-1].data["cancelled"] is True
         assert history[-2].data == {
             "status": "cancelled",
-            "message": "cancelled; CMD killed by SIGTERM",
+            "message": "cancelled: sleep killed by SIGTERM",
         }
         listed = json.loads((await run_cli(hub, "sessions", "--json")).stdout)
         assert {s["containerID"]: s["status"] for s in listed}["r2"] == "cancelled"
         shown = await run_cli(hub, "logs", "r2", "--tail", "2")
-        assert shown.lines[0] == "── status cancelled: cancelled; CMD killed by SIGTERM"
+        assert shown.lines[0] == "── status cancelled: cancelled: sleep killed by SIGTERM"
         assert shown.lines[1].startswith("── cancelled, exit code 143 after ")
 
     async def test_cancel_kills_after_grace(self, shared_hub: HubProcess) -> None:

@@ -319,8 +319,8 @@ class Runner:
             words = _describe(returncode)
             self._outcome = f"{Path(self.argv[0]).name} {words}"
             if self._cancelled:
+                await self._send(publisher.status("cancelled", f"cancelled: {self._outcome}"))
                 self._outcome += " after a cancel command"
-                await self._send(publisher.status("cancelled", f"cancelled; CMD {words}"))
                 await self._send(
                     publisher.publish(
                         "complete",
@@ -556,7 +556,7 @@ class Runner:
         if stdin is None or stdin.is_closing():
             await self._send(
                 publisher.log(
-                    "tailhub: input ignored: CMD's stdin is not open to the hub "
+                    "tailhub: input ignored: the command's stdin is not open to the hub "
                     "(start tailhub run with --stdin hub)",
                     "warn",
                 )
