@@ -283,7 +283,7 @@ class Node:
                 )
             return None
         try:
-            _, started = self.sessions.on_publish(
+            session, started = self.sessions.on_publish(
                 container_id, kind, now, mono, status=msg.status, exit_code=msg.exit_code
             )
         except SessionLimitError as exc:
@@ -301,6 +301,8 @@ class Node:
             self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
         seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
+        if session is not None and not session.run_seq:
+            session.run_seq = seq
         if pub_id is not None and conn is not None:
             self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
         if conn is not None and container_id not in conn.published:
@@ -667,11 +669,17 @@ class Node:
             "exitCode": session.exit_code,
             "lastSeq": self._last_seq.get(container_id, 0),
             "firstSeq": info.first_seq if info else 0,
-            "messages": info.messages if info else 0,
+            "messages": self._run_messages(session, info.messages if info else 0),
             "bytes": info.bytes if info else 0,
             "publishers": len(self.hub.publishers(container_id)),
             "subscribers": self.hub.subscriber_count(container_id),
         }
+
+    def _run_messages(self, session: Session, kept: int) -> int:
+        """Messages of the session's run (from its first message), at most those kept."""
+        if not session.run_seq:
+            return kept
+        return min(kept, self._last_seq.get(session.container_id, 0) - session.run_seq + 1)
 
     def list(self) -> list[dict[str, Any]]:
         """Every listed session: active first, then recently ended, newest first."""

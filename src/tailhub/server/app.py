@@ -25,7 +25,8 @@ from tailhub.auth import Authenticator, load_or_create_token
 from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
-from tailhub.log import configure_logging
+from tailhub.log import LEVEL_NUMBERS, configure_logging
+from tailhub.paths import token_path
 from tailhub.server import api, metrics
 from tailhub.server.http import http_factory
 from tailhub.server.limits import Addresses
@@ -37,9 +38,17 @@ from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import HistoryStore, Retention, StoreError
 from tailhub.store.memory import MemoryStore
 
-__all__ = ["create_app", "run"]
+__all__ = ["create_app", "run", "start_line"]
 
 _log = structlog.get_logger("tailhub")
+_MISSING_DASHBOARD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tailhub: dashboard missing</title></head>
+<body><h1>The dashboard is not installed</h1>
+<p>tailhub {version} is running, but the dashboard's files are missing from this installation
+(looked in <code>{path}</code>). The WebSocket, the HTTP API and the metrics work.</p>
+<p>Reinstall tailhub from its checkout (<code>pip install --force-reinstall .</code>) and
+restart the hub.</p></body></html>
+"""
 _SHUTDOWN_TIMEOUT = 5.0
 _LINGERING_MAX = 10.0
 _HIDDEN_PROBLEM = "not ready (send the token to see why)"
@@ -99,13 +108,17 @@ def create_app(settings: Settings, token: str) -> web.Application:
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
     static = _static_dir()
+    page = static / "index.html"
 
     async def index(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").strip().lower() == "websocket":
             return await handle_websocket(request)
-        page = static / "index.html"
         if not page.is_file():
-            return web.Response(text=f"tailhub {__version__}: connect a WebSocket here\n")
+            return web.Response(
+                status=500,
+                text=_MISSING_DASHBOARD.format(version=__version__, path=static),
+                content_type="text/html",
+            )
         return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -135,6 +148,13 @@ def create_app(settings: Settings, token: str) -> web.Application:
     metrics.setup(app, store_metrics)
 
     async def start(_app: web.Application) -> None:
+        if not page.is_file():
+            _log.error(
+                "dashboard_missing",
+                static_dir=str(static),
+                hint="the dashboard's files are not installed; / answers with an error page. "
+                "The WebSocket, HTTP API and metrics work. Reinstall tailhub from its checkout.",
+            )
         await node.start()
 
     async def close_connections(_app: web.Application) -> None:
@@ -187,6 +207,8 @@ async def _serve(settings: Settings, token: str) -> int:
         history=settings.history,
         data_dir=str(settings.data_dir),
     )
+    if sys.stdout.isatty() and LEVEL_NUMBERS[settings.log_level] <= LEVEL_NUMBERS["info"]:
+        print(start_line(settings), flush=True)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
@@ -196,6 +218,24 @@ async def _serve(settings: Settings, token: str) -> int:
     await runner.cleanup()
     _log.info("hub_stopped")
     return 0
+
+
+def start_line(settings: Settings) -> str:
+    """The one plain line ``tailhub serve`` prints on a terminal: where to go, where the token is.
+
+    A hub listening on every address (``0.0.0.0``, ``::``) is shown as ``localhost``.
+    """
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    where = (
+        "token from AUTH_TOKEN"
+        if settings.auth_token is not None
+        else f"token in {token_path(settings.data_dir)}"
+    )
+    return f"dashboard http://{host}:{settings.port}/ · {where}"
 
 
 def _fail(words: str) -> int:
