@@ -304,6 +304,12 @@ class Engine(Protocol):
     async def position(self, container_id: str) -> Position:
         """The container's last and first kept ``seq`` and its epoch.
 
+        ``last_seq`` names the last message handed on to listeners (:meth:`listen`): a
+        subscriber that reads history up to it and then takes what this process delivers
+        misses nothing and gets nothing twice. An engine that holds a stored run back for a
+        moment (the SQLite engine holds a container's first run until its seqs are reserved
+        on disk) names the last seq before it.
+
         Raises:
             EngineError: the engine cannot answer now.
         """

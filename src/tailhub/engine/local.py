@@ -54,7 +54,13 @@ from tailhub.engine.base import (
     SessionPage,
     StoredMessage,
 )
-from tailhub.engine.sessions import Session, SessionRegistry, apply_message, limit_reason
+from tailhub.engine.sessions import (
+    Session,
+    SessionRegistry,
+    apply_message,
+    limit_reason,
+    run_messages,
+)
 from tailhub.protocol import encode_published
 from tailhub.store.base import HistoryStore, SessionRow, StoreError
 
@@ -150,6 +156,7 @@ class LocalEngine:
                 row.ended_at,
                 row.end_reason,
                 row.exit_code,
+                run_seq=-1,  # where the run began is not kept: count all its history
             )
             for row in snapshot.sessions
         )
@@ -252,7 +259,9 @@ class LocalEngine:
         if kind != "log":
             changed = False
             for entry in entries:
-                changed = apply_message(session, kind, entry.status, entry.exit_code) or changed
+                changed = (
+                    apply_message(session, kind, entry.status, entry.exit_code, now) or changed
+                )
             if kind == "complete":
                 registry.end(container_id, "complete", now)
                 ended = True
@@ -262,6 +271,8 @@ class LocalEngine:
                 self._forget_dropped()
         elif started:
             self._save(session)
+        if not session.run_seq:  # the first message of a run
+            session.run_seq = next(seq for seq in seqs if seq)
         self._deliver(handler, container_id, kind, payloads, last, before)
         done(
             Published(
@@ -449,7 +460,11 @@ class LocalEngine:
             session.exit_code,
             last_seq=self._last_seq.get(container_id, 0),
             first_seq=info.first_seq if info is not None else 0,
-            messages=info.messages if info is not None else 0,
+            messages=run_messages(
+                session,
+                self._last_seq.get(container_id, 0),
+                info.messages if info is not None else 0,
+            ),
             stored_bytes=info.bytes if info is not None else 0,
             publishers=self._attached.get(container_id, 0),
             epoch=self.store.epoch(container_id),
