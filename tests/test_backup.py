@@ -53,7 +53,8 @@ class TestBackup:
         assert result.stderr == ""
         line = result.stdout.strip()
         assert line.startswith(
-            f"backed up {hub.data_dir / 'history.db'} to {copy}: schema {SCHEMA_VERSION}, 1 container, "
+            f"backed up {hub.data_dir / 'history.db'} to {copy}: "
+            f"schema {SCHEMA_VERSION}, 1 container, "
         )
         assert sorted(p.name for p in copy.parent.iterdir()) == ["history-copy.db"]  # no WAL
         with contextlib.closing(sqlite3.connect(copy)) as db:
