@@ -36,6 +36,7 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import ServerState
+from tailhub.server.wire import TEXT
 
 __all__ = [
     "CLOSE_GRACE",
@@ -135,12 +136,21 @@ def _subscribe_from_url(state: ServerState, conn: Connection, container_id: str)
 
 
 def handle_frame(
-    state: ServerState, conn: Connection, data: str | bytes, url_container: str | None
+    state: ServerState,
+    conn: Connection,
+    data: str | bytes,
+    url_container: str | None,
+    *,
+    utf8_checked: bool = False,
 ) -> None:
-    """Act on one data message of ``conn``: authenticate it, or hand it to the node."""
+    """Act on one data message of ``conn``: authenticate it, or hand it to the node.
+
+    ``utf8_checked`` says the transport has already checked ``data`` is UTF-8 (a text frame
+    of the hub's own transport); anything else is checked by the codec.
+    """
     node = state.node
     try:
-        message = decode_client(data)
+        message = decode_client(data, utf8_checked=utf8_checked)
     except ProtocolError as exc:
         if not conn.authenticated:
             if not state.auth.check(exc.token):
@@ -170,18 +180,19 @@ def handle_messages(
 
     Consecutive publishes go to the node together (``Node.publish_many``); anything else
     first lets the publishes before it through, so every effect and every reply keeps the
-    order of the messages.
+    order of the messages. Text messages come checked as UTF-8 by the frame reader; binary
+    ones are checked by the codec.
     """
     node = state.node
     run: list[Publish] = []
-    for _opcode, data in messages:
+    for opcode, data in messages:
         if conn.closed:
             break
         if not conn.authenticated:
-            handle_frame(state, conn, data, url_container)
+            handle_frame(state, conn, data, url_container, utf8_checked=opcode == TEXT)
             continue
         try:
-            message = decode_client(data)
+            message = decode_client(data, utf8_checked=opcode == TEXT)
         except ProtocolError as exc:
             if run:
                 node.publish_many(conn, run)
