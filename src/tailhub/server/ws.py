@@ -36,11 +36,13 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import ServerState
-from tailhub.server.wire import TEXT
+from tailhub.server.wire import TEXT, pong_frame
 
 __all__ = [
     "CLOSE_GRACE",
+    "PingAllowance",
     "Refusal",
+    "answer_ping",
     "forget",
     "handle_frame",
     "handle_messages",
@@ -116,6 +118,50 @@ def forget(state: ServerState, conn: Connection, code: int | None, seconds: floa
     _log.info("connection_closed", conn=conn.id, code=code, seconds=round(seconds, 3))
     if state.drained is not None and not state.node.hub.connections:
         state.drained.set()
+
+
+class PingAllowance:
+    """Pings one connection may still send: ``rate`` a second, in bursts of up to ``rate``.
+
+    Args:
+        rate: pings a second (``max_pings``).
+    """
+
+    __slots__ = ("_allowance", "_at", "rate")
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._allowance = float(rate)
+        self._at = -1.0
+
+    def take(self, now: float) -> bool:
+        """Spend one ping at loop time ``now``; False once the allowance is spent."""
+        if self._at >= 0.0:
+            self._allowance = min(float(self.rate), self._allowance + (now - self._at) * self.rate)
+        self._at = now
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True
+
+
+def answer_ping(
+    state: ServerState, conn: Connection, allowance: PingAllowance, payload: bytes, now: float
+) -> None:
+    """A client's ping, on either transport: a pong, nothing, or a 4429 close.
+
+    The pong is queued like any reply, so it counts against ``max_queue`` and keeps its place
+    behind what the connection is already owed. A connection that has not authenticated gets
+    no pong, and one that sends more than ``max_pings`` a second is closed with 4429.
+    """
+    if conn.closed:
+        return
+    if not allowance.take(now):
+        _log.info("too_many_pings", conn=conn.id, remote=conn.remote)
+        state.node.hub.close(conn, CloseCode.TOO_SLOW, f"more than {allowance.rate} pings a second")
+        return
+    if conn.authenticated:
+        state.node.hub.send_frame(conn, pong_frame(payload))
 
 
 def time_out_authentication(state: ServerState, conn: Connection) -> None:

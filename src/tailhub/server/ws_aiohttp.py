@@ -10,7 +10,6 @@ hub's own transport.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Final
 
@@ -21,7 +20,9 @@ from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import PING_FRAME, close_frame
 from tailhub.server.ws import (
     CLOSE_GRACE,
+    PingAllowance,
     Refusal,
+    answer_ping,
     forget,
     handle_frame,
     open_connection,
@@ -133,6 +134,8 @@ async def _read_loop(
     state: ServerState, ws: web.WebSocketResponse, conn: Connection, url_container: str | None
 ) -> None:
     auth_timeout = state.settings.auth_timeout
+    pings = PingAllowance(state.settings.max_pings)
+    loop = asyncio.get_running_loop()
     while not conn.closed:
         try:
             msg = await ws.receive(timeout=None if conn.authenticated else auth_timeout)
@@ -144,7 +147,6 @@ async def _read_loop(
         if kind in _DATA:
             handle_frame(state, conn, msg.data, url_container)
         elif kind is WSMsgType.PING:
-            with contextlib.suppress(ConnectionError):
-                await ws.pong(msg.data)
+            answer_ping(state, conn, pings, msg.data, loop.time())
         elif kind is not WSMsgType.PONG:
             return
