@@ -1,5 +1,7 @@
 """A closed connection frees what it held at once, with no help from the garbage collector.
 
+And the hub gives that memory back to the system: its RSS returns to where it was.
+
 The hub's real port (:class:`~tailhub.server.listener.Listener`, the handshake and the
 connection protocol) runs in this process on a real loopback socket, with the cyclic garbage
 collector off: whatever a closed connection still holds then stays, and is seen. Clients that
@@ -13,6 +15,7 @@ import asyncio
 import gc
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -28,10 +31,12 @@ from tailhub.server.state import ServerState
 from tailhub.server.wire import FrameReader, text_frame
 from tailhub.server.wsconn import WebSocketConnection
 from tailhub.store.memory import MemoryStore
-from tests.helpers import UNIT, wait_for
+from tests.helpers import UNIT, HubProcess, wait_for
 from tests.server.test_transport import upgrade
 
 CLIENTS = 20
+CROWD = 250
+"""Clients that leave a partial 1 MiB frame behind: enough for glibc to keep what they freed."""
 LEFT_BEHIND = 512 * 1024
 """Bytes of a 1 MiB frame each client sends before it goes away."""
 
@@ -100,3 +105,33 @@ def test_closed_connections_and_their_partial_frames_are_freed_without_gc(
     finally:
         tracemalloc.stop()
         gc.enable()
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_the_hubs_rss_comes_back_after_clients_leave_partial_frames(tmp_path: Path) -> None:
+    """Token-less clients each leave 1 MiB of a frame, then go: the RSS goes back down."""
+    hub = HubProcess(tmp_path / "hub", args=["--auth-timeout", "60000"]).start()
+    assert hub.proc is not None
+    pid = hub.proc.pid
+    head = bytes([0x82, 0x80 | 127]) + (1 << 20).to_bytes(8, "big") + b"mask"
+    try:
+        start = _rss(pid)
+        writers = []
+        for _ in range(CROWD):
+            reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+            writer.write(upgrade(path="/").encode())
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head + bytes((1 << 20) - 1))
+            writers.append(writer)
+        await wait_for(lambda: _rss(pid) > start + (CROWD - 20 << 20), 20 * UNIT)
+        for writer in writers:
+            writer.close()
+        await wait_for(lambda: _rss(pid) < start + (20 << 20), 10 * UNIT)
+    finally:
+        hub.stop()

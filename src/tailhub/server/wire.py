@@ -247,12 +247,13 @@ class FrameReader:
             self.release()
         return out
 
-    def release(self) -> None:
+    def release(self) -> int:
         """Drop every byte held (partial frames, fragments, unparsed reads): the peer is gone.
 
-        Whatever is fed afterwards starts from a clean state; a connection that has closed
-        feeds nothing more.
+        Returns how many bytes that was. Whatever is fed afterwards starts from a clean
+        state; a connection that has closed feeds nothing more.
         """
+        size = self._have + len(self._held) + sum(map(len, self._fragments or ()))
         self._chunks = []
         self._have = 0
         self._need = 0
@@ -261,6 +262,7 @@ class FrameReader:
         self._fragments = None
         self._fragments_size = 0
         self._utf8 = None
+        return size
 
     def _parse(self, data: bytes, out: list[tuple[int, bytes]]) -> None:
         pos = 0

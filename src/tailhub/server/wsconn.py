@@ -28,6 +28,7 @@ import structlog
 
 from tailhub.core.hub import Connection
 from tailhub.server.state import ServerState
+from tailhub.server.trim import MemoryTrim
 from tailhub.server.wire import (
     BINARY,
     CLOSE,
@@ -50,6 +51,7 @@ from tailhub.server.ws import (
 __all__ = ["WebSocketConnection"]
 
 _log = structlog.get_logger("tailhub.ws")
+_trim: Final = MemoryTrim()
 
 FRAMES_PER_TURN: Final = 1024
 """The most frames of one connection parsed (and handled) in one turn of the event loop."""
@@ -210,7 +212,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._cancel_timer()
         conn = self._conn
         self._transport = None
-        self._reader.release()
+        _trim.released(self._reader.release())
         forget(self._state, conn, self.close_code, asyncio.get_running_loop().time() - self.opened)
 
     # -- Peer: what the hub calls -------------------------------------------------------
