@@ -2,19 +2,21 @@
 
 Usage::
 
-    python -m bench.ws_floods [--src DIR] [--only NAME ...]
+    python -m bench.ws_floods [--src DIR] [--only NAME ...] [--aiohttp]
 
 Starts ``tailhub serve`` (from this checkout, or from the ``src`` directory of another one
 given as ``--src``, to compare revisions) on a free loopback port with in-memory history, and
 runs each attack against it, printing the hub's RSS (``/proc/PID/status``) before, at the
-peak and after:
+peak and after (with ``--aiohttp``, each WebSocket is opened after a first HTTP request on
+its connection, so that aiohttp's reader serves it rather than the hub's own transport):
 
 - ``pings``: 4 token-less clients send 125-byte pings for 5 s and never read;
 - ``fragments``: 4 token-less clients send one fragmented message of empty continuation
   frames for 8 s;
 - ``partial``: 300 token-less clients each send 1 MiB less 1 byte of a 1 MiB frame, then close;
-- ``starve``: one client floods unsolicited pongs for 5 s while another measures the round trip
-  of a ``sessions`` request every 20 ms (p50 and p99, and with no flood first).
+- ``starve``: one client floods ``{}`` messages (each answered with an error, which it reads)
+  for 5 s while another measures the round trip of a ``sessions`` request every 20 ms (p50
+  and p99, and with no flood first).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 TOKEN = "bench-token-0123456789"
+AIOHTTP = False
+"""Upgrade on a kept-alive HTTP connection, so that aiohttp's WebSocket reader serves it."""
 
 
 def _free_port() -> int:
@@ -99,7 +103,17 @@ class Hub:
 async def _open(
     port: int, token: bool = False
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket on a new connection; after a first HTTP request with ``--aiohttp``."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if AIOHTTP:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
     path = f"/?token={TOKEN}" if token else "/"
     writer.write(
         f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -109,9 +123,29 @@ async def _open(
     return reader, writer
 
 
-async def _flood(port: int, first: bytes, unit: bytes, seconds: float, clients: int) -> None:
+async def _flood(
+    port: int,
+    first: bytes,
+    unit: bytes,
+    seconds: float,
+    clients: int,
+    *,
+    token: bool = False,
+    reads: bool = False,
+) -> None:
+    """``clients`` connections that send ``first``, then ``unit`` over and over.
+
+    With ``reads`` each also reads (and drops) what the hub answers, as a client that keeps
+    up would, so that it is not closed as a slow reader.
+    """
+
+    async def drain(reader: asyncio.StreamReader) -> None:
+        while await reader.read(1 << 16):
+            pass
+
     async def one() -> None:
-        _reader, writer = await _open(port)
+        reader, writer = await _open(port, token)
+        drainer = asyncio.ensure_future(drain(reader)) if reads else None
         writer.write(first)
         chunk = unit * max(1, 65536 // len(unit))
         end = time.monotonic() + seconds
@@ -123,6 +157,8 @@ async def _flood(port: int, first: bytes, unit: bytes, seconds: float, clients: 
             pass
         finally:
             writer.transport.abort()
+            if drainer is not None:
+                drainer.cancel()
 
     await asyncio.gather(*(one() for _ in range(clients)))
 
@@ -199,7 +235,8 @@ async def starve(hub: Hub) -> str:
         return times
 
     quiet = await probe(2.0)
-    flood = _flood(hub.port, b"", _frame(0xA, b""), 5.0, 1)
+    # Empty JSON objects: each is read, decoded and answered (invalid_message).
+    flood = _flood(hub.port, b"", _frame(0x1, b"{}"), 5.0, 1, token=True, reads=True)
     loud, _ = await asyncio.gather(probe(5.0), flood)
     writer.close()
     return (
@@ -231,7 +268,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, help="the src directory of the hub to attack")
     parser.add_argument("--only", nargs="*", choices=sorted(ATTACKS), default=sorted(ATTACKS))
+    parser.add_argument(
+        "--aiohttp", action="store_true", help="attack the transport of kept-alive upgrades"
+    )
     args = parser.parse_args()
+    global AIOHTTP
+    AIOHTTP = args.aiohttp
     for name in args.only:
         hub = Hub(args.src)
         try:

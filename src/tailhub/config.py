@@ -76,8 +76,8 @@ OPTIONS: Final = (
         "TAILHUB_MAX_PINGS",
         "10",
         "count",
-        "WebSocket pings a second one connection may send, in bursts of as many (close 4429"
-        " above it)",
+        "WebSocket pings and pongs a second one connection may send, in bursts of as many"
+        " (close 4429 above it)",
     ),
     Option("max_connections", "TAILHUB_MAX_CONNECTIONS", "20000", "count", "most connections"),
     Option(

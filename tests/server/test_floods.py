@@ -83,14 +83,36 @@ async def test_pings_without_a_token_are_capped_too(hub: HubProcess) -> None:
         raw.close()
 
 
+async def test_unsolicited_pongs_count_with_pings(hub: HubProcess) -> None:
+    """A pong may come unasked (a one-way heartbeat), but a flood of them closes with 4429."""
+    raw = await Raw.open(hub.port)
+    try:
+        await raw.request(upgrade())
+        raw.send(client_frame(PONG, b"beat") + client_frame(TEXT, b'{"type":"sessions"}'))
+        assert "sessions" == (await raw.message("sessions"))["type"]
+        raw.send(b"".join(client_frame(PONG, b"") for _ in range(5000)))
+        code, _ = await _close_code(raw)
+        assert 4429 == code
+    finally:
+        raw.close()
+
+
 async def test_aiohttps_transport_caps_pings_and_answers_none_before_the_token(
     hub: HubProcess,
 ) -> None:
     """An upgrade on a kept-alive connection (aiohttp's reader) follows the same rules."""
-    async with aiohttp.ClientSession() as session:
+    reused: list[object] = []
+
+    async def on_reuse(*_args: object) -> None:
+        reused.append(True)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(on_reuse)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         async with session.get(f"{hub.http}/healthz") as response:
             await response.read()
         async with session.ws_connect(hub.url, autoping=False) as ws:
+            assert 1 == len(reused), "the upgrade went to aiohttp's transport"
             await ws.ping(b"early")
             await ws.send_str(json.dumps({"type": "auth", "token": TOKEN}))
             first = await ws.receive(timeout=5 * UNIT)
@@ -108,6 +130,15 @@ async def test_aiohttps_transport_caps_pings_and_answers_none_before_the_token(
             assert 4429 == msg.data
             # 10 a second, the first of which went before the token.
             assert [b"%d" % i for i in range(9)] == pongs
+        # Unsolicited pongs count too.
+        async with session.get(f"{hub.http}/healthz") as response:
+            await response.read()
+        async with session.ws_connect(hub.ws_url(), autoping=False) as ws:
+            assert 2 == len(reused), "the upgrade went to aiohttp's transport"
+            for _ in range(30):
+                await ws.pong(b"")
+            msg = await ws.receive(timeout=5 * UNIT)
+            assert (aiohttp.WSMsgType.CLOSE, 4429) == (msg.type, msg.data)
 
 
 async def test_pongs_count_against_the_outgoing_queue(tmp_path: Path) -> None:

@@ -40,9 +40,11 @@ from tailhub.server.wire import TEXT, pong_frame
 
 __all__ = [
     "CLOSE_GRACE",
-    "PingAllowance",
+    "FRAMES_PER_TURN",
+    "ControlAllowance",
     "Refusal",
     "answer_ping",
+    "count_control",
     "forget",
     "handle_frame",
     "handle_messages",
@@ -57,6 +59,8 @@ _log = structlog.get_logger("tailhub.ws")
 
 CLOSE_GRACE: Final = 5.0
 """Seconds a closing connection has to take its last bytes and answer the close frame."""
+FRAMES_PER_TURN: Final = 1024
+"""The most frames of one connection read (and handled) in one turn of the event loop."""
 
 
 def token_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -120,11 +124,11 @@ def forget(state: ServerState, conn: Connection, code: int | None, seconds: floa
         state.drained.set()
 
 
-class PingAllowance:
-    """Pings one connection may still send: ``rate`` a second, in bursts of up to ``rate``.
+class ControlAllowance:
+    """Pings and pongs one connection may still send: ``rate`` a second, bursts of ``rate``.
 
     Args:
-        rate: pings a second (``max_pings``).
+        rate: control frames a second (``max_pings``).
     """
 
     __slots__ = ("_allowance", "_at", "rate")
@@ -135,7 +139,7 @@ class PingAllowance:
         self._at = -1.0
 
     def take(self, now: float) -> bool:
-        """Spend one ping at loop time ``now``; False once the allowance is spent."""
+        """Spend one at loop time ``now``; False once the allowance is spent."""
         if self._at >= 0.0:
             self._allowance = min(float(self.rate), self._allowance + (now - self._at) * self.rate)
         self._at = now
@@ -145,22 +149,40 @@ class PingAllowance:
         return True
 
 
+def count_control(
+    state: ServerState, conn: Connection, allowance: ControlAllowance, now: float
+) -> bool:
+    """A ping or a pong from ``conn``: False, and a 4429 close, once it sent too many.
+
+    Pongs count as well as pings: an unsolicited pong is allowed (RFC 6455, 5.5.3) but a flood
+    of them would cost the hub as much to read.
+    """
+    if conn.closed:
+        return False
+    if allowance.take(now):
+        return True
+    _log.info("too_many_pings", conn=conn.id, remote=conn.remote)
+    state.node.hub.close(
+        conn, CloseCode.TOO_SLOW, f"more than {allowance.rate} pings and pongs a second"
+    )
+    return False
+
+
 def answer_ping(
-    state: ServerState, conn: Connection, allowance: PingAllowance, payload: bytes, now: float
+    state: ServerState,
+    conn: Connection,
+    allowance: ControlAllowance,
+    payload: bytes,
+    now: float,
 ) -> None:
     """A client's ping, on either transport: a pong, nothing, or a 4429 close.
 
     The pong is queued like any reply, so it counts against ``max_queue`` and keeps its place
     behind what the connection is already owed. A connection that has not authenticated gets
-    no pong, and one that sends more than ``max_pings`` a second is closed with 4429.
+    no pong, and one that sends more than ``max_pings`` pings and pongs a second is closed
+    with 4429 (:func:`count_control`).
     """
-    if conn.closed:
-        return
-    if not allowance.take(now):
-        _log.info("too_many_pings", conn=conn.id, remote=conn.remote)
-        state.node.hub.close(conn, CloseCode.TOO_SLOW, f"more than {allowance.rate} pings a second")
-        return
-    if conn.authenticated:
+    if count_control(state, conn, allowance, now) and conn.authenticated:
         state.node.hub.send_frame(conn, pong_frame(payload))
 
 

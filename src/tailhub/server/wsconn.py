@@ -7,7 +7,8 @@ holds (:class:`~tailhub.server.wire.FrameReader`) and the messages are handed to
 together and synchronously, so a burst of messages read together is routed, stored and
 flushed together, in one turn of the event loop.
 
-One connection cannot hold the loop: a read is parsed :data:`FRAMES_PER_TURN` frames at a time.
+One connection cannot hold the loop: a read is parsed
+:data:`~tailhub.server.ws.FRAMES_PER_TURN` frames at a time.
 When a read holds more, the connection stops reading from its socket, and the rest is taken up
 in a later turn of the loop (``call_soon``), after the other connections' reads; reading
 resumes once the read is used up. Messages parsed together still go to the endpoint together.
@@ -34,14 +35,17 @@ from tailhub.server.wire import (
     CLOSE,
     PING,
     PING_FRAME,
+    PONG,
     TEXT,
     FrameReader,
     close_frame,
 )
 from tailhub.server.ws import (
     CLOSE_GRACE,
-    PingAllowance,
+    FRAMES_PER_TURN,
+    ControlAllowance,
     answer_ping,
+    count_control,
     forget,
     handle_messages,
     open_connection,
@@ -52,9 +56,6 @@ __all__ = ["WebSocketConnection"]
 
 _log = structlog.get_logger("tailhub.ws")
 _trim: Final = MemoryTrim()
-
-FRAMES_PER_TURN: Final = 1024
-"""The most frames of one connection parsed (and handled) in one turn of the event loop."""
 
 _OPEN: Final = 0
 _ANSWERING: Final = 1  # the peer sent a close frame; ours goes out after what it is owed
@@ -106,7 +107,7 @@ class WebSocketConnection(asyncio.Protocol):
             max_fragments=settings.max_fragments,
             frames_per_feed=FRAMES_PER_TURN,
         )
-        self._pings = PingAllowance(settings.max_pings)
+        self._pings = ControlAllowance(settings.max_pings)
         self._paused = False
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -186,6 +187,8 @@ class WebSocketConnection(asyncio.Protocol):
                 answer_ping(
                     self._state, conn, self._pings, payload, asyncio.get_running_loop().time()
                 )
+            elif opcode == PONG:
+                count_control(self._state, conn, self._pings, asyncio.get_running_loop().time())
             elif opcode == CLOSE:
                 self._closing = _ANSWERING
                 self._state.node.hub.close(
