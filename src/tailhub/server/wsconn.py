@@ -214,6 +214,8 @@ class WebSocketConnection(asyncio.Protocol):
         """The socket is gone: release every byte held for it, and everything it held."""
         self._cancel_timer()
         conn = self._conn
+        if self._transport is not None:
+            self._state.addresses.release(conn.remote)
         self._transport = None
         _trim.released(self._reader.release())
         forget(self._state, conn, self.close_code, asyncio.get_running_loop().time() - self.opened)
