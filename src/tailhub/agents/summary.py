@@ -1,0 +1,274 @@
+"""What an agent session amounts to, built event by event: :class:`AgentSummary`.
+
+The hub keeps one per session so that a late joiner, the CLI and the session list read a
+handful of numbers instead of the whole log. Its JSON form (:meth:`AgentSummary.to_json`) is
+the ``agent`` object of the HTTP API and of the ``sessions`` reply::
+
+    {"kind": "claude", "model": "claude-sonnet-4-5", "sessionId": "…", "turns": 3,
+     "toolCalls": {"Edit": 3, "Bash": 5},
+     "tokens": {"input": 1200, "output": 800, "cacheRead": 40000, "cacheWrite": 3000},
+     "costUsd": 0.042, "contextPct": 21.5, "activity": "Bash: pytest -q",
+     "lastText": "I'll fix the failing test first", "result": "success"}
+
+How each number is counted:
+
+- ``turns``: Claude: API messages of the main thread (one per distinct ``message.id``),
+  replaced by the run's own ``num_turns`` when its ``result`` comes. Codex: ``turn.started``.
+- ``toolCalls``: tool calls by name, each call counted once (by its id), subagents' included.
+  Codex items are named ``shell`` (``command_execution``), ``file_change``, ``web_search`` and
+  ``mcp__<server>__<tool>``, after Claude Code's own names for MCP tools.
+- ``tokens``: Claude: the ``usage`` of every API message (subagents' included), counted once
+  per ``message.id`` however many lines carry it (a repeat adds only what grew). Codex: the
+  sum of ``turn.completed`` usage, with ``input`` the uncached part, so that in both
+  ``input + cacheRead`` is what the model read.
+- ``costUsd``: Claude's ``total_cost_usd`` from the latest ``result``; null for Codex, whose
+  stream does not say.
+- ``contextPct``: the last main-thread message's input (fresh, cached and cache-written) over
+  the model's ``contextWindow``, once a ``result``'s ``modelUsage`` has told the window.
+- ``result``: the latest ``result``'s ``subtype`` (Claude); ``completed`` or ``failed`` for
+  the latest Codex turn; null while a turn runs.
+
+An event whose fields have the wrong types never reaches :meth:`AgentSummary.update` (it does
+not decode, see :mod:`tailhub.agents.events`); odd values inside an event that did decode
+(negative counts, a result before any turn) are taken as they are or skipped, never raised.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Final
+
+from tailhub.agents.events import AgentEvent, ApiMessage, CodexItem, Usage
+from tailhub.agents.text import first_line, shell_command, tool_activity
+
+__all__ = ["AgentSummary"]
+
+_MEMORY: Final = 512
+_LAST_TEXT: Final = 200
+_ACTIVITY: Final = 160
+_CODEX_TOOLS: Final = {
+    "command_execution": "shell",
+    "file_change": "file_change",
+    "web_search": "web_search",
+}
+_Tokens = tuple[int, int, int, int]
+
+
+def _count(value: int | None) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _tokens(usage: Usage) -> _Tokens:
+    return (
+        _count(usage.input_tokens),
+        _count(usage.output_tokens),
+        _count(usage.cache_read_input_tokens),
+        _count(usage.cache_creation_input_tokens),
+    )
+
+
+class AgentSummary:
+    """The summary of one agent session (see the module docstring for each field).
+
+    Args:
+        kind: the stream, ``claude`` or ``codex``.
+    """
+
+    __slots__ = (
+        "_calls",
+        "_context",
+        "_messages",
+        "_window",
+        "activity",
+        "cost_usd",
+        "kind",
+        "last_text",
+        "model",
+        "result",
+        "session_id",
+        "tokens",
+        "tool_calls",
+        "turns",
+    )
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.model: str | None = None
+        self.session_id: str | None = None
+        self.turns = 0
+        self.tool_calls: dict[str, int] = {}
+        self.tokens = [0, 0, 0, 0]
+        """input, output, cacheRead, cacheWrite"""
+        self.cost_usd: float | None = None
+        self.activity: str | None = None
+        self.last_text: str | None = None
+        self.result: str | None = None
+        self._messages: OrderedDict[str, _Tokens] = OrderedDict()
+        self._calls: OrderedDict[str, None] = OrderedDict()
+        self._context = 0
+        self._window: int | None = None
+
+    # -- reading events ------------------------------------------------------------------
+
+    def update(self, event: AgentEvent) -> None:
+        """Take one event of this summary's stream into account. Never raises."""
+        if self.kind == "codex":
+            self._codex(event)
+        else:
+            self._claude(event)
+
+    def _claude(self, event: AgentEvent) -> None:
+        if event.session_id:
+            self.session_id = event.session_id
+        kind = event.type
+        main = not event.parent_tool_use_id
+        if kind == "assistant":
+            if isinstance(event.message, ApiMessage):
+                self._assistant(event.message, main)
+        elif kind == "result":
+            self.result = event.subtype or "unknown"
+            self.activity = None
+            if event.total_cost_usd is not None:
+                self.cost_usd = event.total_cost_usd
+            if event.num_turns is not None and event.num_turns >= 0:
+                self.turns = event.num_turns
+            for name, use in (event.modelUsage or {}).items():
+                if self.model is None:
+                    self.model = name
+                if use.contextWindow and (name == self.model or self._window is None):
+                    self._window = use.contextWindow
+        elif kind == "system":
+            if event.subtype == "init":
+                if event.model:
+                    self.model = event.model
+                self.activity = "starting"
+            elif event.subtype == "api_retry":
+                self.activity = "waiting to retry the API"
+            elif event.subtype == "compact_boundary":
+                self.activity = "compacting context"
+
+    def _assistant(self, message: ApiMessage, main: bool) -> None:
+        message_id = message.id
+        if main and message.model and message.model != "<synthetic>":
+            self.model = message.model
+        if message_id:
+            seen = message_id in self._messages
+            if main and not seen:
+                self.turns += 1
+            if message.usage is not None:
+                now = _tokens(message.usage)
+                before = self._messages.get(message_id, (0, 0, 0, 0))
+                grown = tuple(max(n, b) for n, b in zip(now, before, strict=True))
+                for i in range(4):
+                    self.tokens[i] += grown[i] - before[i]
+                self._messages[message_id] = grown  # type: ignore[assignment]
+                if main:
+                    self._context = grown[0] + grown[2] + grown[3]
+            elif not seen:
+                self._messages[message_id] = (0, 0, 0, 0)
+            self._messages.move_to_end(message_id)
+            while len(self._messages) > _MEMORY:
+                self._messages.popitem(last=False)
+        for block in message.content if isinstance(message.content, list) else ():
+            if block.type in ("tool_use", "server_tool_use") and block.name:
+                if self._new_call(block.id):
+                    self.tool_calls[block.name] = self.tool_calls.get(block.name, 0) + 1
+                self.activity = first_line(tool_activity(block.name, block.input), _ACTIVITY)
+            elif main and block.type == "text" and block.text:
+                text = first_line(block.text, _LAST_TEXT)
+                if text:
+                    self.last_text = text
+
+    def _new_call(self, call_id: str | None) -> bool:
+        """Whether a tool call (or Codex item) is seen for the first time."""
+        if not call_id:
+            return True
+        if call_id in self._calls:
+            return False
+        self._calls[call_id] = None
+        while len(self._calls) > _MEMORY:
+            self._calls.popitem(last=False)
+        return True
+
+    def _codex(self, event: AgentEvent) -> None:
+        kind = event.type
+        if kind == "thread.started":
+            if event.thread_id:
+                self.session_id = event.thread_id
+        elif kind == "turn.started":
+            self.turns += 1
+            self.result = None
+            self.activity = "thinking"
+        elif kind == "turn.completed":
+            self.result = "completed"
+            self.activity = None
+            if event.usage is not None:
+                usage = event.usage
+                fresh = _count(usage.input_tokens)
+                cached = min(_count(usage.cached_input_tokens), fresh)
+                self.tokens[0] += fresh - cached
+                self.tokens[1] += _count(usage.output_tokens)
+                self.tokens[2] += cached
+        elif kind == "turn.failed":
+            self.result = "failed"
+            self.activity = None
+        elif kind.startswith("item.") and event.item is not None:
+            self._codex_item(event.item)
+
+    def _codex_item(self, item: CodexItem) -> None:
+        what = item.type
+        if what == "agent_message":
+            text = first_line(item.text or "", _LAST_TEXT)
+            if text:
+                self.last_text = text
+            return
+        if what == "reasoning":
+            self.activity = "thinking"
+            return
+        if what == "mcp_tool_call":
+            name = f"mcp__{item.server or 'unknown'}__{item.tool or 'unknown'}"
+            activity = f"mcp {item.server or '?'}.{item.tool or '?'}"
+        elif what in _CODEX_TOOLS:
+            name = _CODEX_TOOLS[what]
+            if what == "command_execution":
+                activity = f"shell: {shell_command(item.command or '')}"
+            elif what == "file_change":
+                paths = [c.path for c in item.changes or () if c.path]
+                activity = "edit " + ", ".join(paths) if paths else "file change"
+            else:
+                activity = f"web search: {item.query or ''}"
+        else:
+            return
+        if self._new_call(item.id):
+            self.tool_calls[name] = self.tool_calls.get(name, 0) + 1
+        self.activity = first_line(activity, _ACTIVITY)
+
+    # -- the JSON form -------------------------------------------------------------------
+
+    @property
+    def context_pct(self) -> float | None:
+        """How full the context window is, in percent; None while the window is unknown."""
+        if not self._window or self._window <= 0:
+            return None
+        return round(100 * self._context / self._window, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``agent`` object the API shows (a new dict each call)."""
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "sessionId": self.session_id,
+            "turns": self.turns,
+            "toolCalls": dict(self.tool_calls),
+            "tokens": {
+                "input": self.tokens[0],
+                "output": self.tokens[1],
+                "cacheRead": self.tokens[2],
+                "cacheWrite": self.tokens[3],
+            },
+            "costUsd": self.cost_usd,
+            "contextPct": self.context_pct,
+            "activity": self.activity,
+            "lastText": self.last_text,
+            "result": self.result,
+        }
