@@ -188,6 +188,15 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     show_envvar=True,
     help="Longest delay between reconnect attempts, in seconds.",
 )
+@click.option(
+    "--agent",
+    type=click.Choice(["auto", "claude", "codex", "none"]),
+    default="auto",
+    show_default=True,
+    envvar="TAILHUB_AGENT",
+    show_envvar=True,
+    help="Read stdout as Claude Code stream-json or Codex exec --json events (auto: either).",
+)
 @click.argument(
     "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]..."
 )
@@ -202,12 +211,15 @@ def run(
     stdin_mode: Literal["pipe", "inherit", "null"],
     quiet: bool,
     reconnect_max: float,
+    agent: Literal["auto", "claude", "codex", "none"],
     command: tuple[str, ...],
 ) -> None:
     """Run CMD and stream its output to the hub: tailhub run [OPTIONS] -- CMD [ARGS]...
 
     Each stdout line is a log at info, each stderr line a log at error; status, heartbeats and
     a final complete are sent too. Exits with CMD's exit code (128+N if killed by signal N).
+    A stdout line that is a Claude Code or Codex JSON event is sent as a one-line summary with
+    the event attached (see --agent).
     """
     from tailhub.runner import Runner, RunOptions
 
@@ -222,6 +234,7 @@ def run(
         echo=not quiet,
         stdin=stdin_mode,
         reconnect_max=reconnect_max,
+        agent=agent,
     )
 
     async def go() -> int:

@@ -13,6 +13,11 @@ What is guaranteed:
 - CMD never waits for the hub: when the hub is unreachable, output is kept in the publisher's
   spool (memory, or the file given with ``--spool``) and delivered when it comes back; at exit
   the runner waits at most ``--ack-timeout`` for the hub to acknowledge everything.
+- With ``--agent`` (default ``auto``), a stdout line that is a Claude Code stream-json or
+  Codex ``exec --json`` event becomes a ``log`` whose ``message`` is a one-line summary, whose
+  level says how it went, and whose ``metadata`` is ``{"agent": "claude"|"codex", "event":
+  <the line's JSON object, byte for byte>}`` (see :mod:`tailhub.agents`). An event too large
+  for one message is sent as plain lines instead.
 - SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to the runner are passed on to CMD's process group.
 - A ``cancel`` command sends SIGTERM to CMD's process group, then SIGKILL after ``--grace``
   seconds; ``input`` writes ``text`` to CMD's stdin (``"eof": true`` then closes it);
@@ -34,6 +39,7 @@ from typing import BinaryIO, Final, Literal, TextIO
 
 import msgspec
 
+from tailhub.agents import AgentMode, Recogniser
 from tailhub.client import (
     Backoff,
     HubError,
@@ -58,6 +64,8 @@ __all__ = [
 FORWARDED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 _READ_SIZE: Final = 64 << 10
 _FRAME_SLACK: Final = 64
+_EVENT_SLACK: Final = 64
+"""Bytes an agent event's ``metadata`` wrapper adds to a log message, with room to spare."""
 _encoder: Final = msgspec.json.Encoder()
 
 StdinMode = Literal["pipe", "inherit", "null"]
@@ -84,6 +92,8 @@ class RunOptions:
             runner's stdin; ``null``: /dev/null.
         reconnect_max: largest delay between reconnect attempts, in seconds.
         max_message_size: the hub's largest frame, in bytes.
+        agent: which agent event stream CMD's stdout carries: ``auto`` (recognise either),
+            ``claude``, ``codex``, or ``none`` (every line is plain text).
     """
 
     url: str | None = None
@@ -99,6 +109,7 @@ class RunOptions:
     stdin: StdinMode = "pipe"
     reconnect_max: float = 10.0
     max_message_size: int = 1 << 20
+    agent: AgentMode = "auto"
 
 
 def exit_status(returncode: int) -> int:
@@ -237,6 +248,7 @@ class Runner:
         self._noted: set[str] = set()
         self._publisher: Publisher | None = None
         self._budget = 0
+        self._agent = Recogniser(self.options.agent)
 
     def note(self, words: str, *, key: str | None = None) -> None:
         """Write one line ``tailhub run: <words>`` to stderr (once per ``key``, if given)."""
@@ -382,8 +394,23 @@ class Runner:
 
     async def _publish_line(self, line: str, level: str) -> None:
         assert self._publisher is not None
+        if level == "info" and await self._publish_event(line):  # stdout only
+            return
         for piece in split_text(line, self._budget):
             await self._send(self._publisher.log(piece, level))
+
+    async def _publish_event(self, line: str) -> bool:
+        """Publish ``line`` as an agent event if it is one that fits a message."""
+        event = self._agent.recognise(line)
+        if event is None:
+            return False
+        raw = line.strip().encode()
+        if len(raw) + _json_size(event.summary) + _EVENT_SLACK > self._budget:
+            return False
+        assert self._publisher is not None
+        metadata = {"agent": event.agent, "event": msgspec.Raw(raw)}
+        await self._send(self._publisher.log(event.summary, event.level, metadata=metadata))
+        return True
 
     def _signal(self, sig: int) -> None:
         proc = self._proc
