@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tailhub.client import Message, Subscriber
@@ -17,6 +18,7 @@ from tests.agents import streams
 from tests.client.procs import cli_env, finish, run_cli, start_cli
 from tests.helpers import TOKEN, UNIT, HubProcess
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RUN = ("run", "--reconnect-max", "0.3", "--ack-timeout", str(10 * UNIT))
 
 
@@ -354,6 +356,12 @@ class TestAgentStreams:
         ]
         expected.append({"level": "error", "message": "a note on stderr"})
         assert expected == [m.data for m in logs]
+        summary = streams.CLAUDE_SUMMARY if name == "claude" else streams.CODEX_SUMMARY
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{hub.http}/api/sessions/{container}", headers=AUTH) as resp,
+        ):
+            assert summary == (await resp.json())["agent"]
 
     async def test_agent_none_and_fixed(self, shared_hub: HubProcess, tmp_path: Path) -> None:
         """--agent none keeps every line plain; --agent codex takes a Codex-only error first."""

@@ -55,15 +55,21 @@ _Tokens = tuple[int, int, int, int]
 
 
 def _count(value: int | None) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+    return value if value is not None and value > 0 else 0
 
 
 def _tokens(usage: Usage) -> _Tokens:
+    i, o, r, w = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+    )
     return (
-        _count(usage.input_tokens),
-        _count(usage.output_tokens),
-        _count(usage.cache_read_input_tokens),
-        _count(usage.cache_creation_input_tokens),
+        i if i is not None and i > 0 else 0,
+        o if o is not None and o > 0 else 0,
+        r if r is not None and r > 0 else 0,
+        w if w is not None and w > 0 else 0,
     )
 
 
@@ -152,23 +158,30 @@ class AgentSummary:
         if main and message.model and message.model != "<synthetic>":
             self.model = message.model
         if message_id:
-            seen = message_id in self._messages
-            if main and not seen:
-                self.turns += 1
+            messages = self._messages
+            before = messages.get(message_id)
+            if before is None:
+                before = (0, 0, 0, 0)
+                if main:
+                    self.turns += 1
             if message.usage is not None:
                 now = _tokens(message.usage)
-                before = self._messages.get(message_id, (0, 0, 0, 0))
-                grown = tuple(max(n, b) for n, b in zip(now, before, strict=True))
-                for i in range(4):
-                    self.tokens[i] += grown[i] - before[i]
-                self._messages[message_id] = grown  # type: ignore[assignment]
+                if now != before:
+                    grown = (
+                        max(now[0], before[0]),
+                        max(now[1], before[1]),
+                        max(now[2], before[2]),
+                        max(now[3], before[3]),
+                    )
+                    tokens = self.tokens
+                    for i in range(4):
+                        tokens[i] += grown[i] - before[i]
+                    before = grown
                 if main:
-                    self._context = grown[0] + grown[2] + grown[3]
-            elif not seen:
-                self._messages[message_id] = (0, 0, 0, 0)
-            self._messages.move_to_end(message_id)
-            while len(self._messages) > _MEMORY:
-                self._messages.popitem(last=False)
+                    self._context = before[0] + before[2] + before[3]
+            messages[message_id] = before
+            if len(messages) > _MEMORY:
+                messages.popitem(last=False)
         for block in message.content if isinstance(message.content, list) else ():
             if block.type in ("tool_use", "server_tool_use") and block.name:
                 if self._new_call(block.id):

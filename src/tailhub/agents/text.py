@@ -13,14 +13,20 @@ __all__ = ["ToolInput", "first_line", "money", "shell_command", "tool_activity",
 
 _ELLIPSIS: Final = "…"
 _SHELL_WRAPPERS: Final = (("bash", "-lc"), ("/bin/bash", "-lc"), ("bash", "-c"), ("sh", "-c"))
+_WRAPPER_STARTS: Final = tuple(" ".join(wrapper) + " " for wrapper in _SHELL_WRAPPERS)
 
 
 def first_line(text: str, limit: int = 160) -> str:
     """The first non-blank line of ``text``, stripped, cut at ``limit`` characters with …."""
-    for line in text.splitlines():
-        line = line.strip()
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        if end < 0:
+            end = size
+        line = text[start:end].strip()
         if line:
             return line if len(line) <= limit else line[: limit - 1] + _ELLIPSIS
+        start = end + 1
     return ""
 
 
@@ -31,6 +37,8 @@ def money(usd: float) -> str:
 
 def shell_command(command: str) -> str:
     """A shell command as a person reads it: ``bash -lc 'pytest -q'`` becomes ``pytest -q``."""
+    if not command.startswith(_WRAPPER_STARTS):
+        return command
     try:
         words = shlex.split(command)
     except ValueError:

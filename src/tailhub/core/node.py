@@ -18,6 +18,7 @@ from typing import Any, Final
 import msgspec
 import structlog
 
+from tailhub.agents import AgentBook, looks_like_agent
 from tailhub.broker.base import Broker
 from tailhub.config import Settings
 from tailhub.core.hub import Connection, Hub, Peer
@@ -76,6 +77,8 @@ class Node:
         self.stats = Stats()
         self.hub = Hub(framer, settings.max_queue, self.stats)
         self.sessions = SessionRegistry(settings.max_sessions, settings.session_timeout)
+        self.agents = AgentBook(settings.max_sessions + 1000)
+        """Agent summaries per container, fed by ``log`` messages with agent metadata."""
         self.started_at = time.time()
         self._frame = framer
         self._stamp = TimeFormatter()
@@ -285,6 +288,7 @@ class Node:
                 )
             return None
         if started:
+            self.agents.forget(container_id)
             self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
         seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
@@ -404,6 +408,8 @@ class Node:
         """
         seq = self._last_seq.get(container_id, 0) + 1
         self._last_seq[container_id] = seq
+        if kind == "log" and looks_like_agent(data):
+            self.agents.observe(container_id, data)
         payload = encode_published(kind, container_id, timestamp, seq, data)
         self.store.append(container_id, seq, now, payload, producer, pub_id)
         self._lag += 1
@@ -653,6 +659,7 @@ class Node:
             "bytes": info.bytes if info else 0,
             "publishers": len(self.hub.publishers(container_id)),
             "subscribers": self.hub.subscriber_count(container_id),
+            "agent": self.agents.to_json(container_id),
         }
 
     def list(self) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from tailhub import __version__
+from tailhub.agents import fleet_totals
 from tailhub.core.node import Node
 from tailhub.protocol import (
     LEVELS,
@@ -284,6 +285,11 @@ async def _get_session(request: web.Request) -> web.StreamResponse:
     if session is None:
         raise ApiError(404, "not_found", f"no session for containerID {container_id!r}")
     return web.Response(body=encode(node.describe(session)), content_type="application/json")
+
+
+async def _fleet(request: web.Request) -> web.StreamResponse:
+    totals = fleet_totals(request.app[STATE].node.list())
+    return web.Response(body=encode(totals), content_type="application/json")
 
 
 def _known(node: Node, container_id: str) -> bool:
@@ -679,6 +685,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/openapi.json", openapi)
     router.add_get("/api/sessions", _endpoint(_list_sessions))
     router.add_get("/api/sessions/{id}", _endpoint(_get_session))
+    router.add_get("/api/fleet", _endpoint(_fleet))
     # No HEAD: a followed stream has no end to describe.
     router.add_get("/api/sessions/{id}/logs", _endpoint(_logs), allow_head=False)
     router.add_post("/api/sessions/{id}/messages", _endpoint(_post_messages))
