@@ -13,20 +13,24 @@ No I/O: lines and bytes in, descriptions and summaries out.
 from tailhub.agents.book import AGENT_KINDS, AgentBook, fleet_totals, looks_like_agent
 from tailhub.agents.describe import Describer
 from tailhub.agents.events import AgentEvent, decode_event
+from tailhub.agents.kinds import EVENT_KINDS, EventKind, event_kind
 from tailhub.agents.recognise import AGENT_MODES, AgentMode, Recognised, Recogniser
 from tailhub.agents.summary import AgentSummary
 
 __all__ = [
     "AGENT_KINDS",
     "AGENT_MODES",
+    "EVENT_KINDS",
     "AgentBook",
     "AgentEvent",
     "AgentMode",
     "AgentSummary",
     "Describer",
+    "EventKind",
     "Recognised",
     "Recogniser",
     "decode_event",
+    "event_kind",
     "fleet_totals",
     "looks_like_agent",
 ]

@@ -19,6 +19,7 @@ import msgspec
 
 from tailhub.agents.events import AgentEvent
 from tailhub.agents.summary import AgentSummary
+from tailhub.protocol import STATUSES
 
 __all__ = ["AGENT_KINDS", "AgentBook", "fleet_totals", "looks_like_agent"]
 
@@ -93,7 +94,8 @@ class AgentBook:
 def fleet_totals(sessions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Totals over sessions as the API lists them (``status``, ``active``, ``agent``).
 
-    Returns the ``GET /api/fleet`` object: ``sessions`` (how many are listed), ``byStatus``,
+    Returns the ``GET /api/fleet`` object: ``sessions`` (how many are listed), ``byStatus``
+    (in the order starting, running, completed, error),
     ``running`` (active sessions), ``failed`` (sessions whose status is ``error``),
     ``agents`` (sessions with an agent summary), ``costUsd`` and ``tokens`` (their sums).
     """
@@ -119,6 +121,8 @@ def fleet_totals(sessions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 value = counted.get(key)
                 if isinstance(value, int):
                     tokens[key] += value
+    order = {status: rank for rank, status in enumerate(STATUSES)}
+    by_status = dict(sorted(by_status.items(), key=lambda item: order.get(item[0], len(order))))
     return {
         "sessions": total,
         "byStatus": by_status,
