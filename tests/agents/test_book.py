@@ -69,6 +69,37 @@ class TestAgentBook:
         assert summary is not None
         assert ("claude", 0) == (summary["kind"], summary["turns"])
 
+    def test_kept_and_restored(self) -> None:
+        """What changed is handed out once; a restored summary counts on from its numbers."""
+        book = AgentBook()
+        for event, _, _ in CODEX[:12]:
+            book.observe("c", _data("codex", event))
+        kept = book.take_changed()
+        assert ["c"] == list(kept)
+        assert {} == book.take_changed()
+        again = AgentBook()
+        assert again.restore("c", json.loads(json.dumps(kept["c"])))
+        assert kept["c"] == again.to_json("c")
+        for event, _, _ in CODEX[12:]:
+            again.observe("c", _data("codex", event))
+        final = again.to_json("c")
+        assert final is not None
+        assert (CODEX_SUMMARY["turns"], CODEX_SUMMARY["tokens"], CODEX_SUMMARY["result"]) == (
+            final["turns"],
+            final["tokens"],
+            final["result"],
+        )
+
+    def test_restore_refuses_other_values(self) -> None:
+        """Values that are no summary are refused; odd numbers inside one are dropped."""
+        book = AgentBook()
+        assert not book.restore("c", {"kind": "gemini"})
+        assert not book.restore("c", "claude")
+        assert book.restore("c", {"kind": "claude", "turns": -1, "tokens": {"input": "x"}})
+        restored = book.to_json("c")
+        assert restored is not None
+        assert (0, 0) == (restored["turns"], restored["tokens"]["input"])
+
 
 class TestFleetTotals:
     def test_totals(self) -> None:

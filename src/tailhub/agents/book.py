@@ -53,6 +53,7 @@ class AgentBook:
     def __init__(self, limit: int = 10_000) -> None:
         self._limit = max(1, limit)
         self._summaries: OrderedDict[str, AgentSummary] = OrderedDict()
+        self._changed: set[str] = set()
 
     def observe(self, container_id: str, data: Any) -> bool:
         """Read one ``log``'s raw ``data``; returns whether it was an agent event it counted.
@@ -76,11 +77,34 @@ class AgentBook:
         else:
             summaries.move_to_end(container_id)
         summary.update(meta.event)
+        self._changed.add(container_id)
         return True
 
     def forget(self, container_id: str) -> None:
         """Drop a container's summary (its new session starts from nothing)."""
         self._summaries.pop(container_id, None)
+        self._changed.discard(container_id)
+
+    def restore(self, container_id: str, obj: Any) -> bool:
+        """Put back a summary kept elsewhere (its :meth:`to_json`); whether it was one."""
+        summary = AgentSummary.from_json(obj)
+        if summary is None:
+            return False
+        self._summaries[container_id] = summary
+        self._summaries.move_to_end(container_id)
+        if len(self._summaries) > self._limit:
+            self._summaries.popitem(last=False)
+        return True
+
+    def take_changed(self) -> dict[str, dict[str, Any]]:
+        """The summaries changed since the last call, by container, for keeping elsewhere."""
+        changed = {
+            container_id: summary.to_json()
+            for container_id in self._changed
+            if (summary := self._summaries.get(container_id)) is not None
+        }
+        self._changed.clear()
+        return changed
 
     def get(self, container_id: str) -> AgentSummary | None:
         return self._summaries.get(container_id)

@@ -258,6 +258,43 @@ class AgentSummary:
 
     # -- the JSON form -------------------------------------------------------------------
 
+    @classmethod
+    def from_json(cls, obj: Any) -> AgentSummary | None:
+        """A summary from what :meth:`to_json` gave (e.g. kept across a restart).
+
+        Counting goes on from the numbers; which message and call ids were already counted
+        is not kept, nor the context window. None when ``obj`` is not such an object.
+        """
+        if not isinstance(obj, dict) or obj.get("kind") not in ("claude", "codex"):
+            return None
+        summary = cls(obj["kind"])
+
+        def text(name: str) -> str | None:
+            value = obj.get(name)
+            return value if isinstance(value, str) else None
+
+        summary.model = text("model")
+        summary.session_id = text("sessionId")
+        summary.activity = text("activity")
+        summary.last_text = text("lastText")
+        summary.result = text("result")
+        turns = obj.get("turns")
+        summary.turns = turns if isinstance(turns, int) and turns >= 0 else 0
+        calls = obj.get("toolCalls")
+        if isinstance(calls, dict):
+            summary.tool_calls = {
+                str(k): v for k, v in calls.items() if isinstance(v, int) and v >= 0
+            }
+        tokens = obj.get("tokens")
+        if isinstance(tokens, dict):
+            for i, key in enumerate(("input", "output", "cacheRead", "cacheWrite")):
+                value = tokens.get(key)
+                summary.tokens[i] = value if isinstance(value, int) and value >= 0 else 0
+        cost = obj.get("costUsd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            summary.cost_usd = float(cost)
+        return summary
+
     @property
     def context_pct(self) -> float | None:
         """How full the context window is, in percent; None while the window is unknown."""
