@@ -30,6 +30,7 @@ from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.protocol import decode_client
+from tailhub.server.app import _tune_gc
 from tailhub.server.wire import text_frame
 from tailhub.store.memory import MemoryStore
 
@@ -195,6 +196,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--batches", type=int, default=400, help="batches per container and run")
     args = parser.parse_args()
+    _tune_gc()  # as the hub does at start-up
     names = ["plain", "plain-sized", "agent", "agent-no-summary"]
     results: dict[str, list[float]] = {name: [] for name in names}
     tmp = Path("/tmp")

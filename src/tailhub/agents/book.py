@@ -31,12 +31,12 @@ looks_like_agent: Final[Callable[[Any], re.Match[bytes] | None]] = re.compile(rb
 False positives (the word in a message) only cost a decode that finds no event."""
 
 
-class _Metadata(msgspec.Struct):
+class _Metadata(msgspec.Struct, gc=False):
     agent: str | None = None
     event: AgentEvent | None = None
 
 
-class _LogData(msgspec.Struct):
+class _LogData(msgspec.Struct, gc=False):
     metadata: _Metadata | None = None
 
 

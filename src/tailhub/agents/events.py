@@ -58,7 +58,7 @@ NO_RAW: Final = msgspec.Raw(b"")
 """The value of a raw field the event did not carry."""
 
 
-class Usage(msgspec.Struct):
+class Usage(msgspec.Struct, gc=False):
     """Token counts: Claude's (the API's ``usage``) and Codex's (``turn.completed``)."""
 
     input_tokens: int | None = None
@@ -68,7 +68,7 @@ class Usage(msgspec.Struct):
     cached_input_tokens: int | None = None
 
 
-class Block(msgspec.Struct):
+class Block(msgspec.Struct, gc=False):
     """One content block of a Claude message: text, thinking, a tool call or a tool result."""
 
     type: str = ""
@@ -82,7 +82,7 @@ class Block(msgspec.Struct):
     content: msgspec.Raw = NO_RAW
 
 
-class ApiMessage(msgspec.Struct):
+class ApiMessage(msgspec.Struct, gc=False):
     """The API message inside a Claude ``assistant`` or ``user`` event."""
 
     id: str | None = None
@@ -92,32 +92,32 @@ class ApiMessage(msgspec.Struct):
     usage: Usage | None = None
 
 
-class ModelUse(msgspec.Struct):
+class ModelUse(msgspec.Struct, gc=False):
     """One model's entry in a Claude ``result``'s ``modelUsage``."""
 
     contextWindow: int | None = None
     costUSD: float | None = None
 
 
-class CompactMetadata(msgspec.Struct):
+class CompactMetadata(msgspec.Struct, gc=False):
     trigger: str | None = None
     pre_tokens: int | None = None
 
 
-class RateLimitInfo(msgspec.Struct):
+class RateLimitInfo(msgspec.Struct, gc=False):
     status: str | None = None
     rateLimitType: str | None = None
     resetsAt: float | None = None
 
 
-class Change(msgspec.Struct):
+class Change(msgspec.Struct, gc=False):
     """One file of a Codex ``file_change`` item."""
 
     path: str | None = None
     kind: str | None = None
 
 
-class CodexItem(msgspec.Struct):
+class CodexItem(msgspec.Struct, gc=False):
     """The ``item`` of a Codex ``item.*`` event (only the fields tailhub reads)."""
 
     type: str = ""
@@ -135,7 +135,7 @@ class CodexItem(msgspec.Struct):
     items: msgspec.Raw = NO_RAW
 
 
-class AgentEvent(msgspec.Struct):
+class AgentEvent(msgspec.Struct, gc=False):
     """One event of either stream; see the module docstring for what is kept."""
 
     type: str

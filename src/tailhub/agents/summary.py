@@ -38,6 +38,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Final
 
+import msgspec
+
 from tailhub.agents.events import AgentEvent, ApiMessage, CodexItem, Usage
 from tailhub.agents.text import first_line, shell_command, tool_activity
 
@@ -81,14 +83,15 @@ class AgentSummary:
     """
 
     __slots__ = (
+        "_activity",
         "_calls",
         "_context",
+        "_last_text",
         "_messages",
+        "_tool",
         "_window",
-        "activity",
         "cost_usd",
         "kind",
-        "last_text",
         "model",
         "result",
         "session_id",
@@ -106,8 +109,10 @@ class AgentSummary:
         self.tokens = [0, 0, 0, 0]
         """input, output, cacheRead, cacheWrite"""
         self.cost_usd: float | None = None
-        self.activity: str | None = None
-        self.last_text: str | None = None
+        self._activity: str | None = None
+        self._tool: tuple[str, msgspec.Raw] | None = None
+        """The last tool call, made into the activity's words only when read."""
+        self._last_text: str | None = None
         self.result: str | None = None
         self._messages: OrderedDict[str, _Tokens] = OrderedDict()
         self._calls: OrderedDict[str, None] = OrderedDict()
@@ -186,11 +191,9 @@ class AgentSummary:
             if block.type in ("tool_use", "server_tool_use") and block.name:
                 if self._new_call(block.id):
                     self.tool_calls[block.name] = self.tool_calls.get(block.name, 0) + 1
-                self.activity = first_line(tool_activity(block.name, block.input), _ACTIVITY)
-            elif main and block.type == "text" and block.text:
-                text = first_line(block.text, _LAST_TEXT)
-                if text:
-                    self.last_text = text
+                self._tool = (block.name, block.input.copy())
+            elif main and block.type == "text" and block.text and not block.text.isspace():
+                self._last_text = block.text
 
     def _new_call(self, call_id: str | None) -> bool:
         """Whether a tool call (or Codex item) is seen for the first time."""
@@ -231,9 +234,8 @@ class AgentSummary:
     def _codex_item(self, item: CodexItem) -> None:
         what = item.type
         if what == "agent_message":
-            text = first_line(item.text or "", _LAST_TEXT)
-            if text:
-                self.last_text = text
+            if item.text and not item.text.isspace():
+                self._last_text = item.text
             return
         if what == "reasoning":
             self.activity = "thinking"
@@ -257,6 +259,29 @@ class AgentSummary:
         self.activity = first_line(activity, _ACTIVITY)
 
     # -- the JSON form -------------------------------------------------------------------
+
+    @property
+    def activity(self) -> str | None:
+        """What the agent is doing now, in a few words (None: nothing known, or finished)."""
+        if self._tool is not None:
+            self._activity = first_line(tool_activity(*self._tool), _ACTIVITY)
+            self._tool = None
+        return self._activity
+
+    @activity.setter
+    def activity(self, words: str | None) -> None:
+        self._tool = None
+        self._activity = words
+
+    @property
+    def last_text(self) -> str | None:
+        """The first line of the agent's last text, cut short."""
+        text = self._last_text
+        return first_line(text, _LAST_TEXT) if text is not None else None
+
+    @last_text.setter
+    def last_text(self, text: str | None) -> None:
+        self._last_text = text
 
     @classmethod
     def from_json(cls, obj: Any) -> AgentSummary | None:
