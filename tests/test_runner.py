@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import sys
@@ -13,7 +14,7 @@ import aiohttp
 import pytest
 
 from tailhub.client import Message, Subscriber
-from tailhub.runner import LineSplitter, exit_status, split_text
+from tailhub.runner import LineSplitter, Runner, RunOptions, exit_status, split_text
 from tests.agents import streams
 from tests.client.procs import cli_env, finish, run_cli, start_cli
 from tests.helpers import TOKEN, UNIT, HubProcess
@@ -415,3 +416,29 @@ class TestAgentStreams:
             logs[4]["message"],
             logs[4]["metadata"]["event"],
         )
+
+    async def test_event_too_large_sent_plain(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """An event that does not fit one message with its summary is sent as plain pieces."""
+        hub = shared_hub
+        text = "x" * 3000
+        big = json.dumps(
+            {
+                "type": "assistant",
+                "message": {"id": "m", "content": [{"type": "text", "text": text}]},
+            }
+        )
+        stream = [streams.lines(streams.CLAUDE)[0], big]
+        argv = _fake_agent(tmp_path, "big", stream)
+        options = RunOptions(
+            url=hub.url,
+            token=TOKEN,
+            container_id="agent-big",
+            max_message_size=2048,
+            echo=False,
+            ack_timeout=10 * UNIT,
+        )
+        assert 0 == await Runner(argv, options, notes=io.StringIO()).run()
+        logs = [m.data for m in await _history(hub, "agent-big") if m.type == "log"]
+        assert "metadata" in logs[1]
+        pieces = [d for d in logs[2:-1] if "metadata" not in d]
+        assert big == "".join(d["message"] for d in pieces)
