@@ -29,6 +29,25 @@ class TestAgentBook:
         assert CODEX_SUMMARY == book.to_json("c2")
         assert book.to_json("c3") is None
 
+    def test_as_the_runner_lays_it_out(self) -> None:
+        """Compact data as tailhub run sends it: events the summary does not read are passed
+        over undecoded, and the summary is the same."""
+        book = AgentBook()
+        counted = []
+        for event, words, level in CLAUDE:
+            line = json.dumps(event, separators=(",", ":")).encode()
+            data = msgspec.json.encode(
+                {
+                    "level": level,
+                    "message": words,
+                    "metadata": {"agent": "claude", "event": msgspec.Raw(line)},
+                }
+            )
+            counted.append(book.observe("c", msgspec.Raw(data)))
+        unread = {"user", "stream_event", "rate_limit_event", "control_request"}
+        assert [event["type"] not in unread for event, _, _ in CLAUDE] == counted
+        assert CLAUDE_SUMMARY == book.to_json("c")
+
     def test_not_agent_data(self) -> None:
         """Plain logs, other agents, events of the wrong shape, broken JSON: nothing counted."""
         book = AgentBook()

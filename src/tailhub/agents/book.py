@@ -4,7 +4,11 @@
 ``{"agent": "claude"|"codex", "event": {...}}``. The hub's publish path calls
 :func:`looks_like_agent` on the raw ``data`` (a byte search, no decoding) and only for the
 few that match :meth:`AgentBook.observe`, which decodes the fields the summary reads and
-nothing else. Fleet totals (:func:`fleet_totals`) are computed from the session list when
+nothing else. Events the summary does not read (Claude Code's tool results, token deltas,
+rate-limit notices and control requests) are passed over without decoding when their bytes
+are laid out as ``tailhub run`` sends them (``"agent":"claude","event":{"type":"user"...``
+where ``"agent"`` first appears); laid out otherwise, they are decoded and change nothing.
+Fleet totals (:func:`fleet_totals`) are computed from the session list when
 asked, never on the publish path.
 """
 
@@ -29,6 +33,13 @@ looks_like_agent: Final[Callable[[Any], re.Match[bytes] | None]] = re.compile(rb
 """Whether raw ``log`` data may carry an agent event: a byte search for ``"agent"``.
 
 False positives (the word in a message) only cost a decode that finds no event."""
+
+
+_AGENT_KEY: Final = re.compile(rb'"agent"')
+_UNREAD: Final = re.compile(
+    rb'"agent":"claude","event":\{"type":"(?:user|stream_event|rate_limit_event|control_request)"'
+)
+"""Claude events the summary does not read, as ``tailhub run`` lays them out."""
 
 
 class _Metadata(msgspec.Struct, gc=False):
@@ -59,8 +70,11 @@ class AgentBook:
         """Read one ``log``'s raw ``data``; returns whether it was an agent event it counted.
 
         Data that is not an agent event, or whose event has fields of the wrong types, changes
-        nothing. Never raises.
+        nothing; an event the summary does not read is passed over. Never raises.
         """
+        found = _AGENT_KEY.search(data)
+        if found is not None and _UNREAD.match(data, found.start()):
+            return False
         try:
             log = _log_decoder.decode(data)
         except msgspec.DecodeError:
