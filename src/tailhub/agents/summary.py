@@ -114,7 +114,8 @@ class AgentSummary:
         """The last tool call, made into the activity's words only when read."""
         self._last_text: str | None = None
         self.result: str | None = None
-        self._messages: OrderedDict[str, _Tokens] = OrderedDict()
+        self._messages: OrderedDict[str, tuple[Usage | None, _Tokens]] = OrderedDict()
+        """Per API message id: the usage last seen, and the tokens counted for it."""
         self._calls: OrderedDict[str, None] = OrderedDict()
         self._context = 0
         self._window: int | None = None
@@ -125,18 +126,18 @@ class AgentSummary:
         """Take one event of this summary's stream into account. Never raises."""
         if self.kind == "codex":
             self._codex(event)
-        else:
-            self._claude(event)
-
-    def _claude(self, event: AgentEvent) -> None:
+            return
         if event.session_id:
             self.session_id = event.session_id
         kind = event.type
-        main = not event.parent_tool_use_id
         if kind == "assistant":
             if isinstance(event.message, ApiMessage):
-                self._assistant(event.message, main)
-        elif kind == "result":
+                self._assistant(event.message, not event.parent_tool_use_id)
+        else:
+            self._claude(event, kind)
+
+    def _claude(self, event: AgentEvent, kind: str) -> None:
+        if kind == "result":
             self.result = event.subtype or "unknown"
             self.activity = None
             if event.total_cost_usd is not None:
@@ -164,36 +165,56 @@ class AgentSummary:
             self.model = message.model
         if message_id:
             messages = self._messages
-            before = messages.get(message_id)
-            if before is None:
-                before = (0, 0, 0, 0)
+            usage = message.usage
+            seen = messages.get(message_id)
+            if seen is None:
                 if main:
                     self.turns += 1
-            if message.usage is not None:
-                now = _tokens(message.usage)
-                if now != before:
-                    grown = (
-                        max(now[0], before[0]),
-                        max(now[1], before[1]),
-                        max(now[2], before[2]),
-                        max(now[3], before[3]),
-                    )
-                    tokens = self.tokens
-                    for i in range(4):
-                        tokens[i] += grown[i] - before[i]
-                    before = grown
-                if main:
-                    self._context = before[0] + before[2] + before[3]
-            messages[message_id] = before
-            if len(messages) > _MEMORY:
-                messages.popitem(last=False)
-        for block in message.content if isinstance(message.content, list) else ():
-            if block.type in ("tool_use", "server_tool_use") and block.name:
-                if self._new_call(block.id):
-                    self.tool_calls[block.name] = self.tool_calls.get(block.name, 0) + 1
-                self._tool = (block.name, block.input.copy())
-            elif main and block.type == "text" and block.text and not block.text.isspace():
-                self._last_text = block.text
+                self._count_usage(message_id, usage, (0, 0, 0, 0), main)
+            elif usage is not None and seen[0] != usage:
+                self._count_usage(message_id, usage, seen[1], main)
+        content = message.content
+        if isinstance(content, list):
+            for block in content:
+                kind = block.type
+                if kind == "text":
+                    text = block.text
+                    if main and text and not text.isspace():
+                        self._last_text = text
+                elif (kind == "tool_use" or kind == "server_tool_use") and block.name:
+                    name = block.name
+                    call_id = block.id
+                    calls = self._calls
+                    if not call_id or call_id not in calls:
+                        if call_id:
+                            calls[call_id] = None
+                            if len(calls) > _MEMORY:
+                                calls.popitem(last=False)
+                        self.tool_calls[name] = self.tool_calls.get(name, 0) + 1
+                    self._tool = (name, block.input.copy())
+
+    def _count_usage(
+        self, message_id: str, usage: Usage | None, before: _Tokens, main: bool
+    ) -> None:
+        """Add what a message's usage grew by since it was last counted."""
+        counted = before
+        if usage is not None:
+            now = _tokens(usage)
+            counted = (
+                max(now[0], before[0]),
+                max(now[1], before[1]),
+                max(now[2], before[2]),
+                max(now[3], before[3]),
+            )
+            tokens = self.tokens
+            for i in range(4):
+                tokens[i] += counted[i] - before[i]
+            if main:
+                self._context = counted[0] + counted[2] + counted[3]
+        messages = self._messages
+        messages[message_id] = (usage, counted)
+        if len(messages) > _MEMORY:
+            messages.popitem(last=False)
 
     def _new_call(self, call_id: str | None) -> bool:
         """Whether a tool call (or Codex item) is seen for the first time."""
