@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import time
@@ -200,8 +201,12 @@ async def main() -> None:
     names = ["plain", "plain-sized", "agent", "agent-no-summary"]
     results: dict[str, list[float]] = {name: [] for name in names}
     tmp = Path("/tmp")
-    for _ in range(args.rounds):
-        for name in names:
+    for round_number in range(args.rounds):
+        # Each round in another order, and the heap collected before each run: what ran
+        # before must not weigh on what runs next.
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
             results[name].append(await _measure(name, args.batches, tmp))
     medians = {name: statistics.median(values) for name, values in results.items()}
     size = {name: len(payloads("c0")[name][0]) for name in names}
