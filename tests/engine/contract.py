@@ -382,6 +382,9 @@ class HistoryContract:
         published = await one.logs("a", 3)
         position = await one.engine.position("a")
         again = await one.engine.position("a")
+        known = one.engine.known_position("a")
+        if known is not None:  # an engine that knows it without I/O agrees with position
+            assert position == known
         assert ((0, 0), (3, 1)) == (empty[:2], position[:2])
         assert position.epoch
         assert position == again == (3, 1, published.epoch)
@@ -519,24 +522,32 @@ class SessionContract:
         )
 
     async def test_expire_ends_each_timed_out_session_once(self, engines: Harness) -> None:
-        """expire ends sessions idle for timeout, returns each once, spares the busy."""
+        """expire ends sessions idle for timeout, each once, spares the busy; the final
+        status message is stored and delivered as the session's last message."""
         one = await engines.open()
-        await one.logs("idle", 1, now=10.0)
+        await one.logs("idle", 2, now=10.0)
         await one.logs("busy", 1, now=10.0)
         one.engine.touch("busy", 25.0)
-        ended = await one.engine.expire(30.0, 10.0)
-        again = await one.engine.expire(31.0, 10.0)
+        final = Entry(b'{"status":"error","reason":"timeout"}', TIMESTAMP, status="error")
+        ended = await one.engine.expire(30.0, 10.0, final)
+        again = await one.engine.expire(31.0, 10.0, final)
         session = await one.engine.session("idle")
         busy = await one.engine.session("busy")
-        assert (["idle"], [], "timeout", 30.0, True) == (
-            [s.container_id for s in ended],
+        got = await one.handler.until_delivered("idle", 3)
+        kept = await one.engine.read("idle")
+        expected = payload("status", "idle", 3, b'{"status":"error","reason":"timeout"}')
+        assert ["idle"] == [s.container_id for s in ended]
+        assert ([], "timeout", 30.0, "error", 3) == (
             again,
             ended[0].end_reason,
             ended[0].ended_at,
-            busy is not None and busy.active,
+            ended[0].status,
+            ended[0].last_seq,
         )
+        assert (expected, expected, 3) == (got[-1], kept[-1].payload, kept[-1].seq)
         assert session is not None
-        assert not session.active
+        assert busy is not None
+        assert (False, True) == (session.active, busy.active)
 
     async def test_end_session(self, engines: Harness) -> None:
         """end_session ends an active session once; None when none is active."""

@@ -216,6 +216,7 @@ class LocalEngine:
                     continue
                 producer_ids[key] = pub_id
             last += 1
+            # Raw of the node's msgspec.Raw or of bytes: either way no copy of the data.
             payload = encode_published(
                 kind, container_id, entry.timestamp, last, msgspec.Raw(entry.data)
             )
@@ -325,13 +326,19 @@ class LocalEngine:
         # The store's StoredMessage has the same fields: no copy per message.
         return cast(list[StoredMessage], kept)
 
-    async def position(self, container_id: str) -> Position:
+    def known_position(self, container_id: str) -> Position:
+        """Always known here, without I/O (see :meth:`position`)."""
         info = self.store.info(container_id)
         return Position(
             self._last_seq.get(container_id, 0),
             info.first_seq if info is not None else 0,
             self.store.epoch(container_id),
         )
+
+    async def position(self, container_id: str) -> Position:
+        """The last seq given (after an unclean stop: at least the reservation skipped), the
+        first kept seq, and the epoch ("" before the container's first message)."""
+        return self.known_position(container_id)
 
     async def prune(self, now: float) -> int:
         """Apply history retention, forget old ended sessions and expired records and claims."""
@@ -441,12 +448,24 @@ class LocalEngine:
         session = self._registry.get(container_id)
         return None if session is None else self._info(session)
 
-    async def expire(self, now: float, timeout: float) -> list[SessionInfo]:
-        """End timed-out sessions (status ``error``, reason ``timeout``); save activity."""
+    async def expire(self, now: float, timeout: float, final: Entry) -> list[SessionInfo]:
+        """End timed-out sessions: store and deliver ``final`` (a ``status`` message) as each
+        one's last message, set its status (``final.status``, else ``error``), end it with
+        reason ``timeout``; save activity."""
         ended = []
+        handler = self._handler
         for session in self._registry.expired(now, timeout):
-            session.status = "error"
-            done = await self.end_session(session.container_id, "timeout", now)
+            container_id = session.container_id
+            if handler is not None:
+                last = self._last_seq.get(container_id, 0) + 1
+                self._last_seq[container_id] = last
+                payload = encode_published(
+                    "status", container_id, final.timestamp, last, msgspec.Raw(final.data)
+                )
+                self.store.append(container_id, last, now, payload)
+                self._deliver(handler, container_id, "status", [payload], last)
+            session.status = final.status or "error"
+            done = await self.end_session(container_id, "timeout", now)
             if done is not None:
                 ended.append(done)
         self._save_activity()
