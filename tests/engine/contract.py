@@ -522,32 +522,45 @@ class SessionContract:
         )
 
     async def test_expire_ends_each_timed_out_session_once(self, engines: Harness) -> None:
-        """expire ends sessions idle for timeout, each once, spares the busy; the final
-        status message is stored and delivered as the session's last message."""
+        """expire ends sessions idle for timeout, each once, spares the busy; without a
+        final message the status is error and nothing is stored."""
         one = await engines.open()
         await one.logs("idle", 2, now=10.0)
         await one.logs("busy", 1, now=10.0)
         one.engine.touch("busy", 25.0)
-        final = Entry(b'{"status":"error","reason":"timeout"}', TIMESTAMP, status="error")
-        ended = await one.engine.expire(30.0, 10.0, final)
-        again = await one.engine.expire(31.0, 10.0, final)
+        ended = await one.engine.expire(30.0, 10.0)
+        again = await one.engine.expire(31.0, 10.0)
         session = await one.engine.session("idle")
         busy = await one.engine.session("busy")
-        got = await one.handler.until_delivered("idle", 3)
-        kept = await one.engine.read("idle")
-        expected = payload("status", "idle", 3, b'{"status":"error","reason":"timeout"}')
         assert ["idle"] == [s.container_id for s in ended]
-        assert ([], "timeout", 30.0, "error", 3) == (
+        assert ([], "timeout", 30.0, "error", 2) == (
             again,
             ended[0].end_reason,
             ended[0].ended_at,
             ended[0].status,
-            ended[0].last_seq,
+            len(await one.engine.read("idle")),
         )
-        assert (expected, expected, 3) == (got[-1], kept[-1].payload, kept[-1].seq)
         assert session is not None
         assert busy is not None
         assert (False, True) == (session.active, busy.active)
+
+    async def test_expire_stores_the_final_message(self, engines: Harness) -> None:
+        """A given final status is stored as the ended session's last message and delivered;
+        the session takes its status and reports its seq."""
+        one = await engines.open()
+        await one.logs("quiet", 2, now=10.0)
+        final = Entry(b'{"status":"stalled","reason":"timeout"}', TIMESTAMP, status="stalled")
+        ended = await one.engine.expire(30.0, 10.0, final)
+        got = await one.handler.until_delivered("quiet", 3)
+        kept = await one.engine.read("quiet")
+        expected = payload("status", "quiet", 3, b'{"status":"stalled","reason":"timeout"}')
+        assert (["quiet"], "stalled", 3, "timeout") == (
+            [s.container_id for s in ended],
+            ended[0].status,
+            ended[0].last_seq,
+            ended[0].end_reason,
+        )
+        assert (expected, expected, 3) == (got[-1], kept[-1].payload, kept[-1].seq)
 
     async def test_end_session(self, engines: Harness) -> None:
         """end_session ends an active session once; None when none is active."""

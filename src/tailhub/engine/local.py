@@ -64,6 +64,10 @@ _UNAVAILABLE: Final = "unavailable"
 _DAY: Final = 86400.0
 
 
+def _ignore(_result: Published) -> None:
+    """A ``done`` for runs the engine publishes itself."""
+
+
 def _row(session: Session) -> SessionRow:
     return SessionRow(
         session.container_id,
@@ -151,6 +155,9 @@ class LocalEngine:
         self._records = dict(snapshot.records)
         self._claims = dict(snapshot.claims)
         self._handler = handler
+        if self._last_seq:
+            # What was kept is durable (and a seq skipped past names no message).
+            handler.durable(list(self._last_seq.items()))
 
     async def close(self) -> None:
         """Save session activity, make every accepted run durable, close the store.
@@ -327,7 +334,7 @@ class LocalEngine:
         return cast(list[StoredMessage], kept)
 
     def known_position(self, container_id: str) -> Position:
-        """Always known here, without I/O (see :meth:`position`)."""
+        """Always known in this process: see :meth:`Engine.known_position`."""
         info = self.store.info(container_id)
         return Position(
             self._last_seq.get(container_id, 0),
@@ -448,23 +455,18 @@ class LocalEngine:
         session = self._registry.get(container_id)
         return None if session is None else self._info(session)
 
-    async def expire(self, now: float, timeout: float, final: Entry) -> list[SessionInfo]:
-        """End timed-out sessions: store and deliver ``final`` (a ``status`` message) as each
-        one's last message, set its status (``final.status``, else ``error``), end it with
-        reason ``timeout``; save activity."""
+    async def expire(
+        self, now: float, timeout: float, final: Entry | None = None
+    ) -> list[SessionInfo]:
+        """End timed-out sessions, each with ``final`` stored as its last message; save
+        activity. See :meth:`Engine.expire`."""
         ended = []
-        handler = self._handler
         for session in self._registry.expired(now, timeout):
             container_id = session.container_id
-            if handler is not None:
-                last = self._last_seq.get(container_id, 0) + 1
-                self._last_seq[container_id] = last
-                payload = encode_published(
-                    "status", container_id, final.timestamp, last, msgspec.Raw(final.data)
-                )
-                self.store.append(container_id, last, now, payload)
-                self._deliver(handler, container_id, "status", [payload], last)
-            session.status = final.status or "error"
+            if final is None:
+                session.status = "error"
+            else:
+                self.publish(container_id, "status", (final,), now, _ignore)
             done = await self.end_session(container_id, "timeout", now)
             if done is not None:
                 ended.append(done)
