@@ -7,8 +7,10 @@ returns a :class:`Harness` built from one factory, and one empty ``Test*`` subcl
     async def make(place: Path, options: Options) -> Engine:
         '''A new, unopened engine over the state kept at ``place``.'''
 
-``place`` is a directory of the test's own; the same ``place`` means the same kept state (an
-engine on a server keys its state by it, or wipes the server when the fixture starts).
+``place`` is a directory of the test's own; the same ``place`` means the same kept state,
+and a new ``place`` fresh state: an engine on a server keys its state by it, or wipes the
+server the first time it is given a ``place`` (no test uses an engine after opening another
+at a new place, so a wipe is what "Redis was flushed" means to the first).
 :class:`RestartContract` applies to engines whose state outlives a close (``keeps_state``).
 Nothing here knows which engine it tests.
 """
