@@ -394,8 +394,8 @@ class HistoryContract:
     async def test_fresh_state_has_a_new_epoch(self, engines: Harness) -> None:
         """Two engines over different state give a container different epochs."""
         one = await engines.open()
-        two = await engines.open()
         first = await one.logs("a", 1)
+        two = await engines.open()
         second = await two.logs("a", 1)
         assert first.epoch != second.epoch
 
