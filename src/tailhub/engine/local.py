@@ -109,6 +109,9 @@ class LocalEngine:
         self._clock = clock
         self._handler: EngineHandler | None = None
         self._last_seq: dict[str, int] = {}
+        """Per container, the last stored seq."""
+        self._skip_to: dict[str, int] = {}
+        """Containers whose next seq must be above this (an unclean stop's reservation)."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._reserved: dict[str, int] | None = None
         self._held: dict[str, list[tuple[int, str, list[bytes]]]] = {}
@@ -132,8 +135,7 @@ class LocalEngine:
             raise EngineError(str(exc)) from None
         for container_id, info in snapshot.containers.items():
             self._last_seq[container_id] = info.last_seq
-        for container_id, floor in snapshot.skip_to.items():
-            self._last_seq[container_id] = max(floor, self._last_seq.get(container_id, 0))
+        self._skip_to = dict(snapshot.skip_to)
         self._producer_ids = dict(snapshot.producers)
         self._reserved = None if snapshot.reserved is None else dict(snapshot.reserved)
         self._registry.restore(
@@ -211,6 +213,9 @@ class LocalEngine:
                 epoch = self.store.epoch(container_id)
                 done(Published(container_id, [], last, epoch, _MAX_SESSIONS, reason))
             return
+        stored = last
+        if self._skip_to and container_id in self._skip_to:  # the first run after an unclean stop
+            last = max(last, self._skip_to[container_id])
         append = self.store.append
         payloads: list[bytes] = []
         seqs = []
@@ -231,9 +236,11 @@ class LocalEngine:
             payloads.append(payload)
             seqs.append(last)
         if not payloads:
-            done(Published(container_id, seqs, last, self.store.epoch(container_id)))
+            done(Published(container_id, seqs, stored, self.store.epoch(container_id)))
             return
         self._last_seq[container_id] = last
+        if self._skip_to:
+            self._skip_to.pop(container_id, None)
         started = ended = False
         if session is None:
             session = registry.start(container_id, now)
@@ -336,15 +343,14 @@ class LocalEngine:
     def known_position(self, container_id: str) -> Position:
         """Always known in this process: see :meth:`Engine.known_position`."""
         info = self.store.info(container_id)
-        return Position(
-            self._last_seq.get(container_id, 0),
-            info.first_seq if info is not None else 0,
-            self.store.epoch(container_id),
-        )
+        if info is None:
+            return Position(0, 0, self.store.epoch(container_id))
+        return Position(info.last_seq, info.first_seq, self.store.epoch(container_id))
 
     async def position(self, container_id: str) -> Position:
-        """The last seq given (after an unclean stop: at least the reservation skipped), the
-        first kept seq, and the epoch ("" before the container's first message)."""
+        """The last stored and first kept seq, and the epoch ("" before the container's first
+        message). After an unclean stop the next seq is above the reservation skipped, not
+        ``last_seq + 1``."""
         return self.known_position(container_id)
 
     async def prune(self, now: float) -> int:
@@ -428,7 +434,7 @@ class LocalEngine:
             session.ended_at,
             session.end_reason,
             session.exit_code,
-            last_seq=self._last_seq.get(container_id, 0),
+            last_seq=info.last_seq if info is not None else 0,
             first_seq=info.first_seq if info is not None else 0,
             messages=info.messages if info is not None else 0,
             stored_bytes=info.bytes if info is not None else 0,
