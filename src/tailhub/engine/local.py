@@ -19,10 +19,11 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 - **Durability** comes from the store's ``on_durable`` callback, passed through to
   :meth:`EngineHandler.durable`.
 - **A seq shown is never reused.** A store that keeps history (SQLite) commits, ahead of use,
-  a reservation per container (see :mod:`tailhub.store.base`); runs with a seq above the
-  container's committed reservation are held and delivered, in order, once the commit that
-  covers them is reported (normally never needed: the reservation runs far ahead; a
-  container's very first message waits for one commit). After an unclean stop the store
+  a reservation per container (see :mod:`tailhub.store.base`); a run with a seq above its
+  container's committed reservation is held, with every run published after it (so the
+  order of deliveries stays the order of publishing, across containers too), until the
+  commit that covers it is reported. That is normally a container's first run only, for one
+  commit: the reservation runs far ahead. After an unclean stop the store
   names where each container continues, past anything that could have been shown, with a new
   epoch. The memory store reserves nothing: nothing survives its process anyway.
 - **Sessions** follow :mod:`tailhub.engine.sessions`. They are saved to the store when they
@@ -36,6 +37,7 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
@@ -114,7 +116,8 @@ class LocalEngine:
         """Containers whose next seq must be above this (an unclean stop's reservation)."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._reserved: dict[str, int] | None = None
-        self._held: dict[str, list[tuple[int, str, list[bytes]]]] = {}
+        self._held: deque[tuple[str, int, str, list[bytes]]] = deque()
+        """Runs waiting for their seqs to be reserved: container, last seq, kind, payloads."""
         self._saved_activity: dict[str, float] = {}
         self._attached: dict[str, int] = {}
         self._meta: dict[str, dict[str, bytes]] = {}
@@ -281,37 +284,32 @@ class LocalEngine:
         payloads: list[bytes],
         last: int,
     ) -> None:
-        """Hand a stored run to the handler, or hold it until its seqs are reserved."""
+        """Hand a stored run to the handler, or hold it until its seqs are reserved.
+
+        Held runs are one queue for all containers, and while any run is held every later
+        one waits behind it: subscribers (of a pattern too) get runs in the order they were
+        published. Only a container's first run normally waits (one commit).
+        """
         reserved = self._reserved
-        if reserved is None or (last <= reserved.get(container_id, 0) and not self._held):
+        if reserved is None or (not self._held and last <= reserved.get(container_id, 0)):
             handler.deliver(container_id, kind, payloads)
             return
-        held = self._held.get(container_id)
-        if held is None and last <= reserved.get(container_id, 0):
-            handler.deliver(container_id, kind, payloads)
-            return
-        if held is None:
-            held = self._held[container_id] = []
-        held.append((last, kind, payloads))
+        self._held.append((container_id, last, kind, payloads))
 
     def _on_reserved(self, pairs: Sequence[tuple[str, int]]) -> None:
-        """A commit raised reservations: deliver the held runs they now cover, in order."""
+        """A commit raised reservations: deliver the held runs now covered, in order."""
         reserved = self._reserved
         if reserved is None:
             reserved = self._reserved = {}
         for container_id, seq in pairs:
             if seq > reserved.get(container_id, 0):
                 reserved[container_id] = seq
-            held = self._held.get(container_id)
-            if not held:
-                continue
-            handler = self._handler
-            while held and held[0][0] <= seq:
-                _, kind, payloads = held.pop(0)
-                if handler is not None:
-                    handler.deliver(container_id, kind, payloads)
-            if not held:
-                del self._held[container_id]
+        held = self._held
+        handler = self._handler
+        while held and held[0][1] <= reserved.get(held[0][0], 0):
+            container_id, _, kind, payloads = held.popleft()
+            if handler is not None:
+                handler.deliver(container_id, kind, payloads)
 
     def _on_durable(self, pairs: Sequence[tuple[str, int]]) -> None:
         if self._handler is not None:
