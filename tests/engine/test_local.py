@@ -325,3 +325,20 @@ class TestSqliteReservations:
         await engine.close()
         assert (2, True) == (skipped.last_seq, skipped.epoch != before.epoch)
         assert ([1003], skipped.epoch, [1, 2, 1003]) == (after.seqs, after.epoch, kept)
+
+    async def test_held_runs_keep_the_order_of_publishing(self, tmp_path: Path) -> None:
+        """While a new container's first run waits, later runs of others wait behind it."""
+        engine = LocalEngine(SqliteStore(tmp_path / "history.db"), max_sessions=10)
+        handler = Recorder()
+        await engine.open(handler)
+        try:
+            await _publish(engine, [Entry(b"1", "t")])  # container "c"
+            await handler.until_delivered("c", 1)
+            for container_id, data in (("x", b"2"), ("c", b"3"), ("y", b"4"), ("c", b"5")):
+                answer: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
+                engine.publish(container_id, "log", [Entry(data, "t")], 1.0, answer.set_result)
+                await answer
+            await handler.until(lambda: len(handler.runs) == 5)
+        finally:
+            await engine.close()
+        assert ["c", "x", "c", "y", "c"] == [container_id for container_id, _, _ in handler.runs]
