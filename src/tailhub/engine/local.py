@@ -19,11 +19,10 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 - **Durability** comes from the store's ``on_durable`` callback, passed through to
   :meth:`EngineHandler.durable`.
 - **A seq shown is never reused.** A store that keeps history (SQLite) commits, ahead of use,
-  a reservation per container (see :mod:`tailhub.store.base`); a run with a seq above its
-  container's committed reservation is held, with every run published after it (so the
-  order of deliveries stays the order of publishing, across containers too), until the
-  commit that covers it is reported. That is normally a container's first run only, for one
-  commit: the reservation runs far ahead. After an unclean stop the store
+  a reservation per container (see :mod:`tailhub.store.base`); runs with a seq above the
+  container's committed reservation are held and delivered, in order, once the commit that
+  covers them is reported (normally never needed: the reservation runs far ahead; a
+  container's very first message waits for one commit). After an unclean stop the store
   names where each container continues, past anything that could have been shown, with a new
   epoch. The memory store reserves nothing: nothing survives its process anyway.
 - **Sessions** follow :mod:`tailhub.engine.sessions`. They are saved to the store when they
@@ -55,7 +54,13 @@ from tailhub.engine.base import (
     SessionPage,
     StoredMessage,
 )
-from tailhub.engine.sessions import Session, SessionRegistry, apply_message, limit_reason
+from tailhub.engine.sessions import (
+    Session,
+    SessionRegistry,
+    apply_message,
+    limit_reason,
+    run_messages,
+)
 from tailhub.protocol import encode_published
 from tailhub.store.base import HistoryStore, SessionRow, StoreError
 
@@ -111,13 +116,14 @@ class LocalEngine:
         self._clock = clock
         self._handler: EngineHandler | None = None
         self._last_seq: dict[str, int] = {}
-        """Per container, the last stored seq."""
-        self._skip_to: dict[str, int] = {}
-        """Containers whose next seq must be above this (an unclean stop's reservation)."""
+        """Per container, the last seq stored."""
+        self._shown: dict[str, int] = {}
+        """Containers with held runs: the last seq handed on (what a position may name)."""
+        self._floors: dict[str, int] = {}
+        """Containers whose next seq must pass this one (an unclean stop may have shown it)."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._reserved: dict[str, int] | None = None
         self._held: deque[tuple[str, int, str, list[bytes]]] = deque()
-        """Runs waiting for their seqs to be reserved: container, last seq, kind, payloads."""
         self._saved_activity: dict[str, float] = {}
         self._attached: dict[str, int] = {}
         self._meta: dict[str, dict[str, bytes]] = {}
@@ -138,7 +144,7 @@ class LocalEngine:
             raise EngineError(str(exc)) from None
         for container_id, info in snapshot.containers.items():
             self._last_seq[container_id] = info.last_seq
-        self._skip_to = dict(snapshot.skip_to)
+        self._floors = dict(snapshot.skip_to)
         self._producer_ids = dict(snapshot.producers)
         self._reserved = None if snapshot.reserved is None else dict(snapshot.reserved)
         self._registry.restore(
@@ -150,6 +156,7 @@ class LocalEngine:
                 row.ended_at,
                 row.end_reason,
                 row.exit_code,
+                run_seq=-1,  # where the run began is not kept: count all its history
             )
             for row in snapshot.sessions
         )
@@ -216,12 +223,11 @@ class LocalEngine:
                 epoch = self.store.epoch(container_id)
                 done(Published(container_id, [], last, epoch, _MAX_SESSIONS, reason))
             return
-        stored = last
-        if self._skip_to and container_id in self._skip_to:  # the first run after an unclean stop
-            last = max(last, self._skip_to[container_id])
         append = self.store.append
         payloads: list[bytes] = []
         seqs = []
+        floor = self._floors.get(container_id, 0) if self._floors else 0
+        before = last
         for entry in entries:
             pub_id = entry.id
             if pub_id is not None:
@@ -230,8 +236,7 @@ class LocalEngine:
                     seqs.append(DUPLICATE)
                     continue
                 producer_ids[key] = pub_id
-            last += 1
-            # Raw of the node's msgspec.Raw or of bytes: either way no copy of the data.
+            last = max(last, floor) + 1
             payload = encode_published(
                 kind, container_id, entry.timestamp, last, msgspec.Raw(entry.data)
             )
@@ -239,11 +244,11 @@ class LocalEngine:
             payloads.append(payload)
             seqs.append(last)
         if not payloads:
-            done(Published(container_id, seqs, stored, self.store.epoch(container_id)))
+            done(Published(container_id, seqs, last, self.store.epoch(container_id)))
             return
         self._last_seq[container_id] = last
-        if self._skip_to:
-            self._skip_to.pop(container_id, None)
+        if floor:
+            del self._floors[container_id]
         started = ended = False
         if session is None:
             session = registry.start(container_id, now)
@@ -254,7 +259,9 @@ class LocalEngine:
         if kind != "log":
             changed = False
             for entry in entries:
-                changed = apply_message(session, kind, entry.status, entry.exit_code) or changed
+                changed = (
+                    apply_message(session, kind, entry.status, entry.exit_code, now) or changed
+                )
             if kind == "complete":
                 registry.end(container_id, "complete", now)
                 ended = True
@@ -264,7 +271,9 @@ class LocalEngine:
                 self._forget_dropped()
         elif started:
             self._save(session)
-        self._deliver(handler, container_id, kind, payloads, last)
+        if not session.run_seq:  # the first message of a run
+            session.run_seq = next(seq for seq in seqs if seq)
+        self._deliver(handler, container_id, kind, payloads, last, before)
         done(
             Published(
                 container_id,
@@ -283,21 +292,27 @@ class LocalEngine:
         kind: str,
         payloads: list[bytes],
         last: int,
+        before: int,
     ) -> None:
         """Hand a stored run to the handler, or hold it until its seqs are reserved.
 
-        Held runs are one queue for all containers, and while any run is held every later
-        one waits behind it: subscribers (of a pattern too) get runs in the order they were
-        published. Only a container's first run normally waits (one commit).
+        ``last`` is the run's last seq, ``before`` the container's last seq before it.
+
+        Held runs wait in one queue, in the order they were stored, and every run stored
+        behind one waits too: subscribers of several containers (``*``) see runs in the
+        order they were received. Only a container's first run (or one past a reservation
+        that fell behind) is ever held, for one commit.
         """
         reserved = self._reserved
-        if reserved is None or (not self._held and last <= reserved.get(container_id, 0)):
+        held = self._held
+        if reserved is None or (not held and last <= reserved.get(container_id, 0)):
             handler.deliver(container_id, kind, payloads)
             return
-        self._held.append((container_id, last, kind, payloads))
+        self._shown.setdefault(container_id, before)
+        held.append((container_id, last, kind, payloads))
 
     def _on_reserved(self, pairs: Sequence[tuple[str, int]]) -> None:
-        """A commit raised reservations: deliver the held runs now covered, in order."""
+        """A commit raised reservations: deliver the held runs they now cover, in order."""
         reserved = self._reserved
         if reserved is None:
             reserved = self._reserved = {}
@@ -305,11 +320,18 @@ class LocalEngine:
             if seq > reserved.get(container_id, 0):
                 reserved[container_id] = seq
         held = self._held
+        if not held:
+            return
         handler = self._handler
+        shown = self._shown
         while held and held[0][1] <= reserved.get(held[0][0], 0):
-            container_id, _, kind, payloads = held.popleft()
+            container_id, last, kind, payloads = held.popleft()
+            shown[container_id] = last
             if handler is not None:
                 handler.deliver(container_id, kind, payloads)
+        waiting = {run[0] for run in held}
+        for container_id in [c for c in shown if c not in waiting]:
+            del shown[container_id]
 
     def _on_durable(self, pairs: Sequence[tuple[str, int]]) -> None:
         if self._handler is not None:
@@ -339,16 +361,20 @@ class LocalEngine:
         return cast(list[StoredMessage], kept)
 
     def known_position(self, container_id: str) -> Position:
-        """Always known in this process: see :meth:`Engine.known_position`."""
+        """Always known in this process: see :meth:`Engine.known_position`.
+
+        While runs of the container are held, the position names the last seq handed on, so
+        that a subscriber reads history up to it and gets the held runs live.
+        """
         info = self.store.info(container_id)
-        if info is None:
-            return Position(0, 0, self.store.epoch(container_id))
-        return Position(info.last_seq, info.first_seq, self.store.epoch(container_id))
+        last = self._shown.get(container_id)
+        return Position(
+            self._last_seq.get(container_id, 0) if last is None else last,
+            info.first_seq if info is not None else 0,
+            self.store.epoch(container_id),
+        )
 
     async def position(self, container_id: str) -> Position:
-        """The last stored and first kept seq, and the epoch ("" before the container's first
-        message). After an unclean stop the next seq is above the reservation skipped, not
-        ``last_seq + 1``."""
         return self.known_position(container_id)
 
     async def prune(self, now: float) -> int:
@@ -432,9 +458,13 @@ class LocalEngine:
             session.ended_at,
             session.end_reason,
             session.exit_code,
-            last_seq=info.last_seq if info is not None else 0,
+            last_seq=self._last_seq.get(container_id, 0),
             first_seq=info.first_seq if info is not None else 0,
-            messages=info.messages if info is not None else 0,
+            messages=run_messages(
+                session,
+                self._last_seq.get(container_id, 0),
+                info.messages if info is not None else 0,
+            ),
             stored_bytes=info.bytes if info is not None else 0,
             publishers=self._attached.get(container_id, 0),
             epoch=self.store.epoch(container_id),
