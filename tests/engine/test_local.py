@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -331,3 +331,25 @@ class TestSqliteReservations:
         finally:
             await engine.close()
         assert ["c", "x", "c", "y", "c"] == [container_id for container_id, _, _ in handler.runs]
+
+
+class TestRetention:
+    """What retention takes from the local engine beyond messages."""
+
+    @pytest.mark.parametrize("make", [_memory, _sqlite])
+    async def test_producer_ids_go_with_the_last_message(
+        self, make: Callable[[Path, Options], Awaitable[Engine]], tmp_path: Path
+    ) -> None:
+        """Once retention removed every message of a container, a repeated id is stored
+        anew, with the next seq; while one is kept, repeats are still dropped."""
+        harness = Harness(make, tmp_path, keeps_state=False)
+        try:
+            one = await harness.open(Options(max_age=10.0))
+            await one.logs("gone", 1, producer="p", ids=True, now=10.0)
+            await one.logs("kept", 1, producer="p", ids=True, now=95.0)
+            await one.engine.prune(100.0)
+            again = await one.logs("gone", 1, producer="p", ids=True, now=101.0)
+            repeat = await one.logs("kept", 1, producer="p", ids=True, now=101.0)
+        finally:
+            await harness.close()
+        assert ([2], [DUPLICATE]) == (again.seqs, repeat.seqs)

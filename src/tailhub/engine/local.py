@@ -378,11 +378,25 @@ class LocalEngine:
         return self.known_position(container_id)
 
     async def prune(self, now: float) -> int:
-        """Apply history retention, forget old ended sessions and expired records and claims."""
+        """Apply history retention, forget old ended sessions and expired records and claims.
+
+        As the store does, a producer's de-duplication state goes with its container's last
+        kept message (it only guards against repeats of kept messages).
+        """
         try:
             removed = await self.store.prune(now)
         except StoreError as exc:
             raise EngineError(str(exc)) from None
+        if removed:
+            emptied: dict[str, bool] = {}
+            for producer_key in list(self._producer_ids):
+                container_id = producer_key[0]
+                empty = emptied.get(container_id)
+                if empty is None:
+                    info = self.store.info(container_id)
+                    empty = emptied[container_id] = info is None or info.messages == 0
+                if empty:
+                    del self._producer_ids[producer_key]
         gone = self._registry.forget_ended_before(now - self._session_retention)
         for container_id in gone:
             self._meta.pop(container_id, None)
