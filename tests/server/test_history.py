@@ -53,7 +53,9 @@ class TestBacklog:
     async def test_since_tail_from(self, http: aiohttp.ClientSession, hub: HubProcess) -> None:
         """since, tail and from select exactly the kept messages they name, in order."""
         pub = await http.ws_connect(hub.ws_url())
-        await publish(pub, "hist", 10)
+        await publish(pub, "hist", 9)
+        await pub.send_str(log("hist", "9", id=1))
+        await receive_type(pub, "ack")  # stored and shown: a subscriber now reads it as history
         reply, got = await backlog(http, hub, "hist", since=0)
         assert (10, 1, False) == (reply["seq"], reply["firstSeq"], reply["truncated"])
         assert list(range(1, 11)) == [m["seq"] for m in got]

@@ -228,6 +228,7 @@ class LocalEngine:
         seqs = []
         floor = self._floors.get(container_id, 0) if self._floors else 0
         before = last
+        stamp = max(last, floor)  # past an unclean stop's reservation, once
         for entry in entries:
             pub_id = entry.id
             if pub_id is not None:
@@ -236,17 +237,17 @@ class LocalEngine:
                     seqs.append(DUPLICATE)
                     continue
                 producer_ids[key] = pub_id
-            last = max(last, floor) + 1
+            stamp += 1
             payload = encode_published(
-                kind, container_id, entry.timestamp, last, msgspec.Raw(entry.data)
+                kind, container_id, entry.timestamp, stamp, msgspec.Raw(entry.data)
             )
-            append(container_id, last, now, payload, entry.producer, pub_id)
+            append(container_id, stamp, now, payload, entry.producer, pub_id)
             payloads.append(payload)
-            seqs.append(last)
+            seqs.append(stamp)
         if not payloads:
             done(Published(container_id, seqs, last, self.store.epoch(container_id)))
             return
-        self._last_seq[container_id] = last
+        self._last_seq[container_id] = last = stamp
         if floor:
             del self._floors[container_id]
         started = ended = False
