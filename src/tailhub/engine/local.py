@@ -19,12 +19,15 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 - **Durability** comes from the store's ``on_durable`` callback, passed through to
   :meth:`EngineHandler.durable`.
 - **A seq shown is never reused.** A store that keeps history (SQLite) commits, ahead of use,
-  a reservation per container (see :mod:`tailhub.store.base`); runs with a seq above the
-  container's committed reservation are held and delivered, in order, once the commit that
-  covers them is reported (normally never needed: the reservation runs far ahead; a
-  container's very first message waits for one commit). After an unclean stop the store
-  names where each container continues, past anything that could have been shown, with a new
-  epoch. The memory store reserves nothing: nothing survives its process anyway.
+  a reservation per container (see :mod:`tailhub.store.base`); a run with a seq above its
+  container's committed reservation is held, with every run published after it (so the
+  order of deliveries stays the order of publishing, across containers too), until the
+  commit that covers it is reported. That is normally a container's first run only, for one
+  commit: the reservation runs far ahead. While a container's runs are held, its position
+  names the last seq handed on, so that no subscriber reads them as history before they are
+  reserved. After an unclean stop the store names where each container continues, past
+  anything that could have been shown, with a new epoch. The memory store reserves nothing:
+  nothing survives its process anyway.
 - **Sessions** follow :mod:`tailhub.engine.sessions`. They are saved to the store when they
   start, change status and end; ``last_activity`` is saved lazily, for every session whose
   activity moved, at each :meth:`LocalEngine.expire`, :meth:`LocalEngine.prune` and at close:
