@@ -408,16 +408,15 @@ class LocalEngine:
         except StoreError as exc:
             raise EngineError(str(exc)) from None
         if removed:
-            # As the store does: a producer's dedupe state goes with its container's last
-            # message (seq still never goes back).
-            store = self.store
-            emptied = [
-                pair
-                for pair in self._producer_ids
-                if (info := store.info(pair[0])) is None or info.messages == 0
-            ]
-            for pair in emptied:
-                del self._producer_ids[pair]
+            emptied: dict[str, bool] = {}
+            for producer_key in list(self._producer_ids):
+                container_id = producer_key[0]
+                empty = emptied.get(container_id)
+                if empty is None:
+                    info = self.store.info(container_id)
+                    empty = emptied[container_id] = info is None or info.messages == 0
+                if empty:
+                    del self._producer_ids[producer_key]
         gone = self._registry.forget_ended_before(now - self._session_retention)
         for container_id in gone:
             self._meta.pop(container_id, None)
