@@ -11,6 +11,7 @@ from tailhub.protocol.codec import (
     encode_published,
     format_time,
     parse_time,
+    published_parts,
     validate_container_id,
 )
 from tailhub.protocol.codes import CloseCode, ErrorCode
@@ -52,5 +53,6 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_parts",
     "validate_container_id",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_parts",
     "validate_container_id",
 ]
 
@@ -355,6 +356,25 @@ def encode_published(
 ) -> bytes:
     """The one encoding of a stored, routed message: what subscribers and history get."""
     return _encoder.encode(_Published(kind, container_id, timestamp, seq, data))
+
+
+_SEQ_MARK: Final = b',"seq":0,"data":'
+
+
+def published_parts(
+    kind: str, container_id: str, timestamp: str, data: msgspec.Raw
+) -> tuple[bytes, bytes]:
+    """The bytes of :func:`encode_published` before and after the ``seq`` digits.
+
+    For every ``seq``, ``head + str(seq).encode() + tail == encode_published(kind,
+    container_id, timestamp, seq, data)``: an engine that assigns ``seq`` where Python does
+    not run (a Redis script) joins the three.
+    """
+    encoded = encode_published(kind, container_id, timestamp, 0, data)
+    # The fields before seq are JSON strings, in which a quote is always escaped, so the
+    # first occurrence of the mark is the real one.
+    at = encoded.index(_SEQ_MARK) + len(b',"seq":')
+    return encoded[:at], encoded[at + 1 :]
 
 
 def encode(message: dict[str, Any]) -> bytes:
