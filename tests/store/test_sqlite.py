@@ -850,7 +850,7 @@ class TestUpgrade:
             again,
             reopened.containers,
         )
-        assert (3, False, True) == (version, "messages" in tables, "chunk_index" in tables)
+        assert (4, False, True) == (version, "messages" in tables, "chunk_index" in tables)
 
 
 # The version-2 schema (chunks with a per-commit index), as tailhub 0.2 wrote it.
@@ -949,4 +949,4 @@ class TestUpgradeFromChunks:
         ) == (snapshot.containers, snapshot.producers)
         assert (a, a[-3:], a[9:13], b[1:]) == read
         assert (a + later, info_of(a + later, 27)) == (again, reopened.containers["a"])
-        assert (3, False, (0, 0)) == (version, "chunks_by_seq" in names, _index_state(path))
+        assert (4, False, (0, 0)) == (version, "chunks_by_seq" in names, _index_state(path))
