@@ -76,8 +76,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +122,8 @@ _IDLE_EVERY: Final = 1.0
 _SUBSCRIBE_TIMEOUT: Final = 5.0
 _FILL_PAGE: Final = 1000
 _LIST_BATCH: Final = 200
+_COMMAND_ANSWER_TIMEOUT: Final = 1.0
+_ATTACHED_TTL: Final = 30.0
 
 
 def redact(url: str) -> str:
@@ -176,7 +180,17 @@ def _tag(container_id: str) -> str:
 class _Keys:
     """Key and channel names of one container."""
 
-    __slots__ = ("cmd", "containers", "meta", "producers", "pub", "session", "smeta", "stream")
+    __slots__ = (
+        "attached",
+        "cmd",
+        "containers",
+        "meta",
+        "producers",
+        "pub",
+        "session",
+        "smeta",
+        "stream",
+    )
 
     def __init__(self, prefix: str, container_id: str) -> None:
         base = f"{prefix}{{{_tag(container_id)}}}:"
@@ -185,6 +199,7 @@ class _Keys:
         self.producers = base + "p"
         self.session = base + "ss"
         self.smeta = base + "md"
+        self.attached = base + "a"
         self.pub = (base + "pub").encode()
         self.cmd = (base + "cmd").encode()
         self.containers = (self.meta, self.stream, self.producers, self.session, self.smeta)
@@ -223,8 +238,28 @@ class _Feed:
     queue: deque[_Fanout] = field(default_factory=deque)
     filling: bool = False
     stale: bool = False
-    again: bool = False
+    reach: int = 0
+    subscribed: bool = False
     ready: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    """A command this process sent, waiting for the answers of the processes that got it."""
+
+    done: asyncio.Future[None]
+    expected: int | None = None
+    answers: int = 0
+    taken: int = 0
+
+    def answer(self, taken: int) -> None:
+        self.answers += 1
+        self.taken += taken
+        self.check()
+
+    def check(self) -> None:
+        if self.expected is not None and self.answers >= self.expected and not self.done.done():
+            self.done.set_result(None)
 
 
 def _kind_of(payload: bytes) -> str:
@@ -366,6 +401,13 @@ class RedisEngine:
         self._active_key, self._idle_key, self._ended_key = g + "active", g + "idle", g + "ended"
         self._global = (self._active_key, self._idle_key, self._ended_key)
         self._star = (prefix + "*").encode()
+        self._id = secrets.token_hex(8)
+        self._reply = self._reply_channel(self._id)
+        self._plain: set[bytes] = set()
+        self._reply_on = False
+        self._requests: dict[int, _Request] = {}
+        self._request_ids = itertools.count(1)
+        self._cmd_subscribing: dict[bytes, asyncio.Future[None]] = {}
         self._client: Any = None
         self._handler: EngineHandler | None = None
         self._shas: dict[str, str] = {}
@@ -597,19 +639,20 @@ class RedisEngine:
             if self._handler is not None:
                 self._handler.availability(True, f"Redis at {self.shown} answers again")
         for container_id, feed in list(self._feeds.items()):
-            if feed.last is None:
-                if feed.listened:
-                    self._spawn(self._start_feed(container_id, feed))
-            elif feed.filling:
-                feed.again = True
-            else:
-                self._spawn(self._fill(container_id, feed, None))
+            feed.stale = True
+            self._catch_up(container_id, feed)
+        self._kick()
 
     async def _probe_loop(self) -> None:
+        refreshed = time.monotonic()
         while True:
             await asyncio.sleep(_PROBE_INTERVAL)
             if not self.available or self._client is None:
                 continue
+            if time.monotonic() - refreshed > _ATTACHED_TTL / 3:
+                refreshed = time.monotonic()
+                for container_id in self._attached:
+                    self._count_attached(container_id)
             try:
                 await asyncio.wait_for(self._client.ping(), _CONNECT_TIMEOUT)
             except (RedisError, OSError, TimeoutError) as exc:
@@ -693,7 +736,11 @@ class RedisEngine:
             batch = self._take_batch()
             if batch is None:
                 return
-            await self._send(*batch)
+            try:
+                await self._send(*batch)
+            except Exception as exc:  # a bug must not stop every later write
+                _log.exception("engine_write_failed", engine="redis")
+                self._fail_batch(batch[0], exc)
 
     def _take_batch(
         self,
@@ -752,23 +799,23 @@ class RedisEngine:
         for run in queue:
             run.done(self._refused(run, "unavailable", f"Redis at {self.shown}: {error}"))
 
-    def _publish_op(
-        self, container_id: str, runs: list[_Run]
-    ) -> tuple[Callable[[Any], None], Callable[[Any], Any]]:
+    def _publish_args(
+        self, container_id: str, runs: Sequence[_Run], mode: str, now: float
+    ) -> tuple[list[Any], list[list[tuple[bytes, bytes]]]]:
+        """The PUBLISH script's ARGV for ``runs``, and each entry's (head, tail) per run."""
         keys = self._keys_of(container_id)
-        admitted = container_id in self._admitted
-        now = runs[-1].now
         args: list[Any] = [
             repr(now),
             self.retention_messages,
             secrets.token_hex(8),
-            "1" if admitted else "0",
+            mode,
             container_id,
             keys.pub,
             self._star,
             "SPUBLISH",
             len(runs),
         ]
+        parts: list[list[tuple[bytes, bytes]]] = []
         for run in runs:
             status = ""
             exit_code = ""
@@ -779,8 +826,9 @@ class RedisEngine:
                     exit_code = str(entry.exit_code)
             if run.kind == "complete" and exit_code == "":
                 exit_code = "0"
-            args += (run.kind, status, exit_code, len(run.entries))
+            args += (run.kind, status, exit_code, len(run.entries), repr(run.now))
             previous = b""
+            mine: list[tuple[bytes, bytes]] = []
             for entry in run.entries:
                 head, tail = published_parts(
                     run.kind, container_id, entry.timestamp, msgspec.Raw(entry.data)
@@ -792,17 +840,32 @@ class RedisEngine:
                     "" if entry.id is None else entry.id,
                 )
                 previous = head
+                mine.append((head, tail))
+            parts.append(mine)
+        return args, parts
+
+    def _publish_op(
+        self, container_id: str, runs: list[_Run]
+    ) -> tuple[Callable[[Any], None], Callable[[Any], Any]]:
+        keys = self._keys_of(container_id)
+        admitted = container_id in self._admitted
+        args, parts = self._publish_args(container_id, runs, "1" if admitted else "0", runs[-1].now)
 
         def add(pipe: Any) -> None:
             pipe.evalsha(self._shas["PUBLISH"], 5, *keys.containers, *args)
 
         def result(reply: Any) -> list[tuple[str, int]]:
-            return self._published(container_id, runs, reply, admitted)
+            return self._published(container_id, runs, parts, reply, admitted)
 
         return add, result
 
     def _published(
-        self, container_id: str, runs: list[_Run], reply: Any, admitted: bool
+        self,
+        container_id: str,
+        runs: list[_Run],
+        parts: list[list[tuple[bytes, bytes]]],
+        reply: Any,
+        admitted: bool,
     ) -> list[tuple[str, int]]:
         if isinstance(reply, Exception):
             for run in runs:
@@ -825,6 +888,7 @@ class RedisEngine:
             self._known_active.discard(container_id)
         else:
             self._known_active.add(container_id)
+        self._deliver_own(container_id, epoch, runs, parts, reply)
         for i, run in enumerate(runs):
             seqs = [int(s) for s in reply[5 + i]]
             run.done(
@@ -842,6 +906,43 @@ class RedisEngine:
         else:
             self._note_idle(container_id, runs[-1].now)
         return [(container_id, last_seq)]
+
+    def _deliver_own(
+        self,
+        container_id: str,
+        epoch: str,
+        runs: Sequence[_Run],
+        parts: list[list[tuple[bytes, bytes]]],
+        reply: Any,
+    ) -> None:
+        """Deliver this process's stored runs at once, without waiting for Pub/Sub.
+
+        Through the container's feed when it has one (so they are ordered with the runs of
+        other processes, and the Pub/Sub copy is dropped as already delivered).
+        """
+        handler = self._handler
+        if handler is None:
+            return
+        feed = self._feeds.get(container_id)
+        for i, run in enumerate(runs):
+            payloads: list[bytes] = []
+            first = 0
+            for (head, tail), seq in zip(parts[i], reply[5 + i], strict=True):
+                if seq:
+                    first = first or int(seq)
+                    payloads.append(head + str(seq).encode() + tail)
+            if not payloads:
+                continue
+            if feed is None and self._star_on:
+                feed = self._feeds[container_id] = _Feed(listened=False, subscribed=True)
+                feed.last = first - 1
+                feed.epoch = epoch
+            if feed is None:
+                handler.deliver(container_id, run.kind, payloads)
+            else:
+                feed.queue.append(_Fanout(epoch, first, run.kind, payloads))
+        if feed is not None:
+            self._advance(container_id, feed)
 
     async def _send(
         self,
@@ -901,7 +1002,7 @@ class RedisEngine:
         feed = self._feeds.get(container_id)
         if feed is not None and feed.ready is not None and not feed.ready.done():
             with contextlib.suppress(Exception):
-                await asyncio.shield(feed.ready)
+                await asyncio.wait_for(asyncio.shield(feed.ready), _SUBSCRIBE_TIMEOUT)
 
     async def read(
         self,
@@ -937,6 +1038,10 @@ class RedisEngine:
                 return []
             entries = await self._call(lambda: client.xrange(keys.stream, start, "+", count=limit))
         return [_stored(entry) for entry in entries]
+
+    def known_position(self, container_id: str) -> Position | None:
+        """Always None: the position lives in Redis (see :meth:`position`)."""
+        return None
 
     async def position(self, container_id: str) -> Position:
         await self._ready(container_id)
@@ -976,51 +1081,113 @@ class RedisEngine:
     # -- fan-out --------------------------------------------------------------------------
 
     def listen(self, container_id: str) -> None:
+        """Subscribe to the container's runs (``"*"``: to every container's).
+
+        The position the feed starts from is read in this process's write pipeline, after
+        every run it published before, so all of those come before it and every later run is
+        delivered: once the subscription is confirmed, the feed is caught up from the stream,
+        and Pub/Sub takes over from there.
+        """
         if container_id == "*":
             if not self._star_on:
                 self._star_on = True
-                self._spawn(self._subscribe_star())
+                self._plain.add(self._star)
+                self._spawn(self._subscribe_plain(self._star))
             return
         feed = self._feeds.get(container_id)
         if feed is not None and feed.listened:
             return
-        loop = asyncio.get_running_loop()
-        if feed is None:
-            feed = self._feeds[container_id] = _Feed(listened=True)
-        feed.listened = True
-        feed.last = None
-        feed.ready = loop.create_future()
-        self._spawn(self._start_feed(container_id, feed))
-
-    async def _subscribe_star(self) -> None:
-        try:
-            await self._pubsub_for(None).subscribe(self._star, False)
-        except (RedisError, OSError, TimeoutError, EngineError) as exc:
-            self._pubsub_lost(f"cannot subscribe to every container: {exc}")
-
-    async def _start_feed(self, container_id: str, feed: _Feed) -> None:
         keys = self._keys_of(container_id)
-        try:
-            await self._pubsub_for(keys.pub).subscribe(keys.pub, True)
-            reply = await self._script("POSITION", [keys.meta, keys.stream], [secrets.token_hex(8)])
-        except (RedisError, OSError, TimeoutError, EngineError) as exc:
-            if feed.ready is not None and not feed.ready.done():
-                feed.ready.set_result(None)
-            self._pubsub_lost(f"cannot subscribe to {container_id!r}: {exc}")
+        if feed is not None:
+            # Followed under "*" already: keep its place, add the container's own channel.
+            feed.listened = True
+            self._spawn(self._subscribe_feed(container_id, feed, keys))
             return
-        if self._feeds.get(container_id) is not feed:
-            return
-        if feed.last is None:
+        feed = self._feeds[container_id] = _Feed(listened=True, stale=True)
+        feed.ready = asyncio.get_running_loop().create_future()
+        self._ops.append(self._baseline_op(container_id, feed, keys))
+        self._kick()
+        self._spawn(self._subscribe_feed(container_id, feed, keys))
+
+    def _baseline_op(
+        self, container_id: str, feed: _Feed, keys: _Keys
+    ) -> tuple[Callable[[Any], None], Callable[[Any], Any]]:
+        def add(pipe: Any) -> None:
+            pipe.evalsha(self._shas["POSITION"], 2, keys.meta, keys.stream, secrets.token_hex(8))
+
+        def result(reply: Any) -> None:
+            if self._feeds.get(container_id) is not feed:
+                return
+            if isinstance(reply, Exception):
+                if not self.available:
+                    # Sent again once Redis answers (no pipeline is sent before).
+                    self._ops.append(self._baseline_op(container_id, feed, keys))
+                else:
+                    _log.warning("engine_listen_failed", container=container_id, error=str(reply))
+                return
             feed.last = int(reply[0])
             feed.epoch = _text(reply[2])
-        if feed.ready is not None and not feed.ready.done():
-            feed.ready.set_result(None)
+            if feed.ready is not None and not feed.ready.done():
+                feed.ready.set_result(None)
+            self._catch_up(container_id, feed)
+
+        return add, result
+
+    async def _subscribe_feed(self, container_id: str, feed: _Feed, keys: _Keys) -> None:
+        try:
+            await self._pubsub_for(keys.pub).subscribe(keys.pub, True)
+        except (RedisError, OSError, TimeoutError, EngineError) as exc:
+            self._pubsub_lost(f"cannot subscribe to {container_id!r}: {exc}")
+            return
+        feed.subscribed = True
+        self._catch_up(container_id, feed)
+
+    def _catch_up(self, container_id: str, feed: _Feed) -> None:
+        """Once the feed has its start and its subscription, find how far it must reach.
+
+        Every run stored before the subscription took effect is at or below the position
+        read after it: the feed delivers up to there from what it holds and from the stream,
+        and Pub/Sub brings the rest.
+        """
+        if self._feeds.get(container_id) is not feed or feed.last is None:
+            return
+        if feed.subscribed and feed.stale:
+            self._spawn(self._reach(container_id, feed))
+
+    async def _reach(self, container_id: str, feed: _Feed) -> None:
+        keys = self._keys_of(container_id)
+        try:
+            reply = await self._script("POSITION", [keys.meta, keys.stream], [secrets.token_hex(8)])
+        except EngineError:
+            return  # unavailable: recovery comes back here
+        if self._feeds.get(container_id) is not feed or feed.last is None:
+            return
+        epoch = _text(reply[2])
+        if epoch != feed.epoch and not feed.filling and self._handler is not None:
+            self._handler.gap(
+                container_id,
+                feed.last,
+                1,
+                f"history of {container_id!r} was reset in Redis (new epoch {epoch})",
+            )
+            feed.epoch = epoch
+            feed.last = 0
+            feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
+        feed.reach = max(feed.reach, int(reply[0]))
+        feed.stale = False
         self._advance(container_id, feed)
+
+    async def _subscribe_plain(self, channel: bytes) -> None:
+        try:
+            await self._pubsub_for(None).subscribe(channel, False)
+        except (RedisError, OSError, TimeoutError, EngineError) as exc:
+            self._pubsub_lost(f"cannot subscribe to {channel.decode(errors='replace')}: {exc}")
 
     def unlisten(self, container_id: str) -> None:
         if container_id == "*":
             if self._star_on:
                 self._star_on = False
+                self._plain.discard(self._star)
                 for cid in [c for c, f in self._feeds.items() if not f.listened]:
                     del self._feeds[cid]
                 self._spawn(self._unsubscribe(None, self._star, False))
@@ -1078,10 +1245,14 @@ class RedisEngine:
                 waits.append(self._pubsub_for(pub).subscribe(pub, True))
         for channel in self._cmd_channels:
             waits.append(self._pubsub_for(channel).subscribe(channel, True))
-        if self._star_on:
-            waits.append(self._pubsub_for(None).subscribe(self._star, False))
+        for channel in self._plain:
+            waits.append(self._pubsub_for(None).subscribe(channel, False))
+        if self._reply_on:
+            waits.append(self._pubsub_for(self._reply).subscribe(self._reply, True))
         for wait in waits:
             await wait
+        for feed in self._feeds.values():
+            feed.subscribed = feed.listened or self._star_on
 
     def _on_unsubscribed(self, channel: bytes) -> None:
         # Redis Cluster moved the channel's slot to another master: subscribe there and
@@ -1094,9 +1265,17 @@ class RedisEngine:
     def _on_message(self, channel: bytes, data: bytes) -> None:
         command_of = self._cmd_channels.get(channel)
         if command_of is not None:
-            if self._handler is not None and self._attached.get(command_of):
-                self._handler.command(command_of, data)
+            self._on_command(command_of, data)
             return
+        if channel == self._reply:
+            with contextlib.suppress(ValueError):
+                request_id, taken = data.split(b" ", 1)
+                request = self._requests.get(int(request_id))
+                if request is not None:
+                    request.answer(int(taken))
+            return
+        if not channel.endswith(b":pub") and channel != self._star:
+            return  # a command channel this process let go of just now
         try:
             container_id, runs = _parse_fanout(data)
         except (ValueError, UnicodeDecodeError):
@@ -1106,7 +1285,7 @@ class RedisEngine:
         if feed is None:
             if not self._star_on:
                 return
-            feed = self._feeds[container_id] = _Feed(listened=False)
+            feed = self._feeds[container_id] = _Feed(listened=False, subscribed=True)
             feed.last = runs[0].first - 1
             feed.epoch = runs[0].epoch
         feed.queue.extend(runs)
@@ -1142,29 +1321,30 @@ class RedisEngine:
             payloads = run.payloads[last + 1 - run.first :]
             feed.last = run.last
             handler.deliver(container_id, run.kind, payloads)
+        if (
+            not queue
+            and not (feed.filling or feed.stale)
+            and feed.last is not None
+            and feed.last < feed.reach
+        ):
+            self._spawn(self._fill(container_id, feed, feed.reach))
 
-    async def _fill(self, container_id: str, feed: _Feed, upto: int | None) -> None:
-        """Deliver what Pub/Sub missed, from the stream: ``feed.last + 1 .. upto`` (None: all).
+    async def _fill(self, container_id: str, feed: _Feed, upto: int) -> None:
+        """Deliver what Pub/Sub missed, from the stream: ``feed.last + 1 .. upto``.
 
-        One fill at a time per feed; a catch-up asked for meanwhile (``again``) runs after it.
-        Nothing newer is delivered before it ends.
+        One fill at a time per feed; nothing newer is delivered before it ends.
         """
+        if feed.filling:
+            return
         feed.filling = True
-        while True:
-            if upto is None:
-                feed.stale = False
-            if not await self._fill_once(container_id, feed, upto):
-                feed.filling = False
-                feed.stale = True
-                return
-            if not feed.again:
-                break
-            feed.again = False
-            upto = None
+        ok = await self._fill_once(container_id, feed, upto)
         feed.filling = False
+        if not ok:
+            feed.stale = True  # unavailable: recovery catches it up
+            return
         self._advance(container_id, feed)
 
-    async def _fill_once(self, container_id: str, feed: _Feed, upto: int | None) -> bool:
+    async def _fill_once(self, container_id: str, feed: _Feed, upto: int) -> bool:
         keys = self._keys_of(container_id)
         client = self._client
         handler = self._handler
@@ -1182,8 +1362,10 @@ class RedisEngine:
                 )
                 feed.epoch = epoch
                 feed.last = 0
-            end = "+" if upto is None else f"{upto}-0"
-            while upto is None or feed.last < upto:
+                feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
+                return True
+            end = f"{upto}-0"
+            while feed.last < upto:
                 start = f"{feed.last + 1}-0"
                 entries = await self._call(
                     lambda start=start: client.xrange(  # type: ignore[misc]
@@ -1193,14 +1375,13 @@ class RedisEngine:
                 if self._feeds.get(container_id) is not feed:
                     return True
                 if not entries:
-                    if upto is not None:
-                        handler.gap(
-                            container_id,
-                            feed.last,
-                            upto + 1,
-                            f"Redis no longer keeps {container_id!r} {feed.last + 1}..{upto}",
-                        )
-                        feed.last = upto
+                    handler.gap(
+                        container_id,
+                        feed.last,
+                        upto + 1,
+                        f"Redis no longer keeps {container_id!r} {feed.last + 1}..{upto}",
+                    )
+                    feed.last = upto
                     break
                 first = _seq_of(entries[0][0])
                 if first > feed.last + 1:
@@ -1234,9 +1415,26 @@ class RedisEngine:
 
     # -- commands -------------------------------------------------------------------------
 
+    def _count_attached(self, container_id: str) -> None:
+        """Keep this process's count of the container's connections in Redis (for listing)."""
+        key = self._keys_of(container_id).attached
+        count = self._attached.get(container_id, 0)
+        field = self._id
+        expiry = (time.time() + _ATTACHED_TTL) * 1000
+
+        def add(pipe: Any) -> None:
+            if count:
+                pipe.hset(key, field, f"{count}:{expiry:.0f}")
+            else:
+                pipe.hdel(key, field)
+
+        self._ops.append((add, _ignore))
+        self._kick()
+
     def attach(self, container_id: str) -> None:
         count = self._attached.get(container_id, 0)
         self._attached[container_id] = count + 1
+        self._count_attached(container_id)
         if count:
             return
         channel = self._keys_of(container_id).cmd
@@ -1247,8 +1445,13 @@ class RedisEngine:
                 await self._pubsub_for(channel).subscribe(channel, True)
             except (RedisError, OSError, TimeoutError, EngineError) as exc:
                 self._pubsub_lost(f"cannot take commands for {container_id!r}: {exc}")
+            finally:
+                self._cmd_subscribing.pop(channel, None)
 
-        self._spawn(subscribe())
+        task = asyncio.ensure_future(subscribe())
+        self._cmd_subscribing[channel] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def detach(self, container_id: str) -> None:
         count = self._attached.get(container_id, 0)
@@ -1260,19 +1463,76 @@ class RedisEngine:
                 self._spawn(self._unsubscribe(channel, channel, True))
         else:
             self._attached[container_id] = count - 1
+        if count:
+            self._count_attached(container_id)
 
     async def command(self, container_id: str, payload: bytes) -> int:
+        """Publish the command; each process that gets it answers how many connections took it.
+
+        Returns the sum of the answers that came within a second (0: no process holds a
+        connection of the container, or none of those took it).
+        """
         client = self._client
         if client is None:
             raise EngineError(f"Redis at {self.shown} is not connected")
+        if not self._reply_on:
+            self._reply_on = True
+            try:
+                await self._pubsub_for(self._reply).subscribe(self._reply, True)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._reply_on = False
+                raise EngineError(f"Redis at {self.shown} cannot be reached: {exc}") from None
         channel = self._keys_of(container_id).cmd
-        return int(await self._call(lambda: client.spublish(channel, payload)))
+        subscribing = self._cmd_subscribing.get(channel)
+        if subscribing is not None:
+            # This process attached just now: its own subscription comes first.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(subscribing)
+        request_id = next(self._request_ids)
+        request = _Request(asyncio.get_running_loop().create_future())
+        self._requests[request_id] = request
+        message = f"{self._id} {request_id}\n".encode() + payload
+        try:
+            receivers = int(await self._call(lambda: client.spublish(channel, message)))
+            request.expected = receivers
+            request.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(request.done), _COMMAND_ANSWER_TIMEOUT)
+            return request.taken
+        finally:
+            del self._requests[request_id]
+
+    def _reply_channel(self, process_id: str) -> bytes:
+        return f"{self._prefix}{{reply:{process_id}}}:r".encode()
+
+    def _on_command(self, container_id: str, data: bytes) -> None:
+        try:
+            end = data.index(b"\n")
+            origin, request_id = data[:end].decode().split(" ", 1)
+        except (ValueError, UnicodeDecodeError):
+            return
+        taken = 0
+        if self._handler is not None and self._attached.get(container_id):
+            taken = self._handler.command(container_id, data[end + 1 :])
+        if origin == self._id:
+            request = self._requests.get(int(request_id))
+            if request is not None:
+                request.answer(taken)
+            return
+        answer = f"{request_id} {taken}".encode()
+        channel = self._reply_channel(origin)
+
+        def add(pipe: Any) -> None:
+            pipe.spublish(channel, answer)
+
+        self._ops.append((add, _ignore))
+        self._kick()
 
     # -- sessions -------------------------------------------------------------------------
 
     async def session(self, container_id: str) -> SessionInfo | None:
         keys = self._keys_of(container_id)
-        reply = await self._script("INFO", keys.containers, [])
+        reply = await self._script("INFO", (*keys.containers, keys.attached), [])
         return _session_info(container_id, reply)
 
     async def _infos(self, container_ids: Sequence[str]) -> list[SessionInfo | None]:
@@ -1283,7 +1543,8 @@ class RedisEngine:
         async def run() -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for cid in container_ids:
-                pipe.evalsha(self._shas["INFO"], 5, *self._keys_of(cid).containers)
+                keys = self._keys_of(cid)
+                pipe.evalsha(self._shas["INFO"], 6, *keys.containers, keys.attached)
             return list(await pipe.execute(raise_on_error=False))
 
         replies = await self._call(run)
@@ -1363,7 +1624,15 @@ class RedisEngine:
             next_cursor = f"{p}:{sc!r}:{cid}"
         return SessionPage(found, next_cursor)
 
-    async def expire(self, now: float, timeout: float) -> list[SessionInfo]:
+    async def expire(
+        self, now: float, timeout: float, final: Entry | None = None
+    ) -> list[SessionInfo]:
+        """End sessions idle for ``timeout``; each ended one gets ``final`` stored last.
+
+        The check and the end are one run of the container's PUBLISH script, so across all
+        processes one call ends a session and stores ``final`` (a ``status`` message; without
+        one the status becomes ``error``). Reason: ``timeout``.
+        """
         client = self._client
         if client is None or not self.available:
             return []
@@ -1373,10 +1642,37 @@ class RedisEngine:
         )
         ended: list[SessionInfo] = []
         for name in candidates:
-            info = await self._end(_text(name), now, repr(limit), "timeout")
+            info = await self._expire_one(_text(name), now, limit, final)
             if info is not None:
                 ended.append(info)
         return ended
+
+    async def _expire_one(
+        self, container_id: str, now: float, limit: float, final: Entry | None
+    ) -> SessionInfo | None:
+        keys = self._keys_of(container_id)
+        runs = [] if final is None else [_Run(container_id, "status", [final], now, _ignore)]
+        args, parts = self._publish_args(container_id, runs, f"e{limit!r}", now)
+        reply = await self._script("PUBLISH", keys.containers, args)
+        state = _text(reply[0])
+        if state == "alive":
+            client = self._client
+            await self._call(
+                lambda: client.zadd(
+                    self._idle_key, {container_id: float(reply[1])}, xx=True, gt=True
+                )
+            )
+            return None
+        self._known_active.discard(container_id)
+        self._idle_sent.pop(container_id, None)
+        if state == "gone":
+            await self._script("END_GLOBAL", self._global, [container_id, _text(reply[1])])
+            return None
+        self._deliver_own(container_id, _text(reply[1]), runs, parts, reply)
+        await self._script("END_GLOBAL", self._global, [container_id, repr(now)])
+        if self._handler is not None and runs:
+            self._handler.durable([(container_id, int(reply[2]))])
+        return await self.session(container_id)
 
     async def end_session(self, container_id: str, reason: str, now: float) -> SessionInfo | None:
         return await self._end(container_id, now, "", reason)
@@ -1419,7 +1715,10 @@ class RedisEngine:
     async def put_record(
         self, kind: str, key: str, value: bytes, *, ttl: float | None = None
     ) -> None:
-        ms = "" if ttl is None else max(1, round(ttl * 1000))
+        if ttl is not None and ttl <= 0:
+            await self.delete_record(kind, key)
+            return
+        ms = "" if ttl is None else max(1, math.ceil(ttl * 1000))
         await self._script("PUT_RECORD", self._record_keys(kind), [key, value, ms])
 
     async def records(self, kind: str) -> dict[str, bytes]:
@@ -1440,7 +1739,12 @@ class RedisEngine:
 
     async def claim(self, kind: str, key: str, owner: str, ttl: float) -> bool:
         name = f"{self._prefix}{{k:{_tag(kind)}}}:{key}"
-        reply = await self._script("CLAIM", [name], [owner, max(1, round(ttl * 1000))])
+        if ttl <= 0:
+            # Taken and let go at once: it is the owner's if nobody else holds it.
+            client = self._client
+            holder = await self._call(lambda: client.get(name))
+            return holder is None or _text(holder) == owner
+        reply = await self._script("CLAIM", [name], [owner, max(1, math.ceil(ttl * 1000))])
         return bool(reply == 1)
 
 

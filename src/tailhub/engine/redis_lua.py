@@ -40,15 +40,23 @@ __all__ = [
 
 PUBLISH: Final = r"""
 -- KEYS: meta, stream, producers, session, session metadata
--- ARGV: now, maxlen, epoch if none, admitted, container, channel, star channel,
---       publish command, run count, then per run: kind, status, exit code, entry count,
---       then per entry: head ('' = the previous one's), tail, producer, id ('' = none)
+-- ARGV: now, maxlen, epoch if none, mode, container, channel, star channel, publish
+--       command, run count, then per run: kind, status, exit code, entry count, receive
+--       time, then per entry: head ('' = the previous one's), tail, producer, id ('' = none)
+-- mode: '0' the session must be active (else {'admit'}), '1' admitted (may start it),
+--       'e<limit>' end it for inactivity if its last activity is at or before limit
+--       (else {'alive', last} or {'gone', ended}), storing the runs as its last messages.
 -- One call stores every run of one container of one write round: seq, de-duplication,
 -- XADD, the session, then one publication of what was stored, so they never disagree.
 local meta, stream, producers, sess, smeta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now = ARGV[1]
+local mode = ARGV[4]
 local active = redis.call('HGET', sess, 'active') == '1'
-if not active and ARGV[4] ~= '1' then
+local expiring = string.sub(mode, 1, 1) == 'e'
+if expiring then
+  if not active then return {'gone', redis.call('HGET', sess, 'ended') or ''} end
+  local last = redis.call('HGET', sess, 'last') or '0'
+  if tonumber(last) > tonumber(string.sub(mode, 2)) then return {'alive', last} end
+elseif not active and mode ~= '1' then
   return {'admit'}
 end
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -68,7 +76,8 @@ local i = 10
 for r = 1, tonumber(ARGV[9]) do
   local kind, status, exitcode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local count = tonumber(ARGV[i + 3])
-  i = i + 4
+  local now = ARGV[i + 4]
+  i = i + 5
   local seqs = {}
   local lens = {}
   local first = seq + 1
@@ -123,6 +132,11 @@ for r = 1, tonumber(ARGV[9]) do
     header[#header + 1] = kind .. ' ' .. string.format('%d', first) .. ' ' ..
       table.concat(lens, ',')
   end
+end
+if expiring then
+  if tonumber(ARGV[9]) == 0 then redis.call('HSET', sess, 'status', 'error') end
+  redis.call('HSET', sess, 'active', '0', 'ended', ARGV[1], 'reason', 'timeout')
+  ended = 1
 end
 for producer, id in pairs(lastids) do
   redis.call('HSET', producers, producer, string.format('%d', id))
@@ -225,9 +239,11 @@ return {'ended', ARGV[1]}
 """
 
 INFO: Final = r"""
--- KEYS: meta, stream, producers, session, session metadata.
+-- KEYS: meta, stream, producers, session, session metadata, attached connections.
 -- Returns false without a session, else {session fields, {seq, epoch, added, added_bytes},
--- stream length, first kept seq, producer count, metadata fields}.
+-- stream length, first kept seq, publishing connections, metadata fields}. Each process
+-- keeps its count of the container's connections as "count:expiry ms"; expired counts (of
+-- a process that died) are left out.
 local s = redis.call('HGETALL', KEYS[4])
 if #s == 0 then return false end
 local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'added', 'added_bytes')
@@ -235,7 +251,15 @@ local n = redis.call('XLEN', KEYS[2])
 local first = 0
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
 if head then first = tonumber(string.match(head[1], '^(%d+)')) end
-return {s, m, n, first, redis.call('HLEN', KEYS[3]), redis.call('HGETALL', KEYS[5])}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local attached = 0
+local counts = redis.call('HVALS', KEYS[6])
+for _, v in ipairs(counts) do
+  local count, expiry = string.match(v, '^(%d+):(%d+)$')
+  if count and tonumber(expiry) > now then attached = attached + tonumber(count) end
+end
+return {s, m, n, first, attached, redis.call('HGETALL', KEYS[5])}
 """
 
 ADMIT: Final = r"""
