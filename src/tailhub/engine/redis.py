@@ -95,6 +95,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from tailhub.config import redact_url
 from tailhub.engine import redis_lua as lua
 from tailhub.engine.base import (
     EngineError,
@@ -128,17 +129,7 @@ _ATTACHED_TTL: Final = 30.0
 
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***``, for logs and error messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "(an unparsable URL)"
+    return redact_url(url)
 
 
 @dataclass(frozen=True, slots=True)

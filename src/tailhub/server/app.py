@@ -24,16 +24,19 @@ from tailhub.auth import Authenticator, load_or_create_token
 from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.engine import EngineError
 from tailhub.log import configure_logging
 from tailhub.server import api, metrics
+from tailhub.server.engines import reach_redis
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
+from tailhub.server.workers import supervise
 from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import HistoryStore, Retention, StoreError
 from tailhub.store.memory import MemoryStore
 
-__all__ = ["create_app", "run"]
+__all__ = ["create_app", "run", "serve_worker"]
 
 _log = structlog.get_logger("tailhub")
 _SHUTDOWN_TIMEOUT = 5.0
@@ -136,7 +139,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
     return app
 
 
-async def _serve(settings: Settings, token: str) -> int:
+async def _serve(settings: Settings, token: str, *, reuse_port: bool = False) -> int:
     app = create_app(settings, token)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
@@ -147,7 +150,12 @@ async def _serve(settings: Settings, token: str) -> int:
     listener = Listener(app[STATE], runner.server)
     try:
         server = await loop.create_server(
-            listener, settings.host, settings.port, backlog=4096, reuse_address=True
+            listener,
+            settings.host,
+            settings.port,
+            backlog=4096,
+            reuse_address=True,
+            reuse_port=reuse_port or None,
         )
     except BaseException:
         await runner.cleanup()
@@ -195,6 +203,23 @@ def run(settings: Settings) -> int:
                 "header)."
             ),
         )
+    if settings.redis_url:
+        try:
+            asyncio.run(reach_redis(settings))
+        except EngineError as exc:
+            return _fail(str(exc))
+    if settings.workers > 1:
+        return supervise(settings, token, serve_worker)
+    return _run_loop(settings, token, reuse_port=False)
+
+
+def serve_worker(settings: Settings, token: str) -> int:
+    """One of ``--workers`` processes: a whole hub on the shared port (SO_REUSEPORT)."""
+    configure_logging(settings.log_level)
+    return _run_loop(settings, token, reuse_port=True)
+
+
+def _run_loop(settings: Settings, token: str, *, reuse_port: bool) -> int:
     loop_factory = None
     try:
         import uvloop
@@ -204,8 +229,8 @@ def run(settings: Settings) -> int:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_serve(settings, token))
-    except StoreError as exc:
+            return runner.run(_serve(settings, token, reuse_port=reuse_port))
+    except (StoreError, EngineError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")

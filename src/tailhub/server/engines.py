@@ -1,0 +1,76 @@
+"""Which engine a hub process runs on, chosen from its settings.
+
+``--redis`` (``TAILHUB_REDIS_URL``) selects the Redis engine, so several hub processes act as
+one hub; otherwise the local engine keeps everything in this process, over SQLite (the
+default) or in memory (``--history memory``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+from tailhub.config import Settings
+from tailhub.engine import Engine
+from tailhub.engine.local import LocalEngine
+from tailhub.engine.redis import RedisEngine
+from tailhub.store import MemoryStore, Retention, SqliteStore
+
+__all__ = ["make_engine", "reach_redis"]
+
+
+def make_engine(settings: Settings, on_batch: Callable[[int, float], None] | None = None) -> Engine:
+    """The engine the settings ask for, not yet opened.
+
+    Args:
+        settings: validated settings.
+        on_batch: for the SQLite store, called with each commit's size and duration.
+    """
+    if settings.redis_url:
+        return RedisEngine(
+            settings.redis_url,
+            max_sessions=settings.max_sessions,
+            retention_messages=settings.retention_messages,
+            retention_age=settings.retention_age,
+        )
+    retention = Retention(settings.retention_messages, settings.retention_age)
+    if settings.history == "memory":
+        engine = LocalEngine(MemoryStore(retention), max_sessions=settings.max_sessions)
+    else:
+        store = SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
+        engine = LocalEngine(store, max_sessions=settings.max_sessions)
+    return engine  # type: ignore[return-value]  # until LocalEngine.expire takes ``final``
+
+
+class _Quiet:
+    """A handler for an engine opened only to see that it can be."""
+
+    def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
+        return None
+
+    def durable(self, positions: Sequence[tuple[str, int]]) -> None:
+        return None
+
+    def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
+        return None
+
+    def command(self, container_id: str, payload: bytes) -> int:
+        return 0
+
+    def availability(self, available: bool, reason: str) -> None:
+        return None
+
+
+async def reach_redis(settings: Settings) -> None:
+    """Connect to the configured Redis once and let go (before serving, or forking workers).
+
+    Raises:
+        EngineError: the URL cannot be used or the server cannot be reached; the words name
+            the server without its password.
+    """
+    if not settings.redis_url:
+        return
+    engine = RedisEngine(settings.redis_url)
+    await engine.open(_Quiet())
+    with contextlib.suppress(Exception):
+        await engine.close()
