@@ -546,3 +546,17 @@ async def test_check_raises_while_redis_is_down(tmp_path: Path) -> None:
     finally:
         await engines.close()
         server.stop()
+
+
+async def test_waitaof_needs_redis_7_2(standalone: RedisServer) -> None:
+    """The installed Redis (7.0) has no WAITAOF: asking for it stops open with words."""
+    version = standalone.command("INFO", "server").split(b"redis_version:")[1].split(b"\r")[0]
+    engine = RedisEngine(standalone.url + "?waitaof=1")
+    if tuple(int(p) for p in version.split(b".")[:2]) >= (7, 2):
+        await engine.open(Recorder())
+        await engine.close()
+        return
+    with pytest.raises(EngineError, match=r"WAITAOF.*7\.2"):
+        await engine.open(Recorder())
+    with pytest.raises(EngineError, match="one server"):
+        RedisEngine("redis+cluster://h:1?waitaof=1")

@@ -158,6 +158,11 @@ def _parse_url(url: str) -> _Target:
     del port
     query = parse_qs(parts.query)
     wait_aof = query.pop("waitaof", ["0"])[-1] in ("1", "true", "yes")
+    if wait_aof and cluster:
+        raise EngineError(
+            f"cannot use the Redis URL {shown}: waitaof=1 is for one server (on Redis Cluster,"
+            " each master's appendfsync decides when a write is on disk)"
+        )
     plain = urlunsplit(parts._replace(scheme=base, query=urlencode(query, doseq=True)))
     return _Target(plain, cluster, wait_aof, shown)
 
