@@ -521,6 +521,7 @@ async def test_redis_killed_and_restarted_loses_no_acked_message(tmp_path: Path)
         assert set(acked) <= set(stored)
         await wait_for(lambda: len(seen.seqs("c")) >= len(stored), 20 * UNIT)
         assert stored == seen.seqs("c")
+        assert [] == seen.gaps
     finally:
         await engines.close()
         server.stop()
