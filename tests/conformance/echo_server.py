@@ -24,9 +24,9 @@ from typing import Final
 from aiohttp import web
 
 from tailhub.auth import Authenticator
-from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.engine.local import LocalEngine
 from tailhub.log import configure_logging
 from tailhub.server.listener import Listener
 from tailhub.server.state import ServerState
@@ -67,7 +67,9 @@ async def serve(host: str, port: int, token: str) -> None:
         heartbeat_interval=3600.0,
         auth_timeout=30.0,
     )
-    node = Node(settings, MemoryStore(), MemoryBroker(), text_frame)
+    node = Node(
+        settings, LocalEngine(MemoryStore(), max_sessions=settings.max_sessions), text_frame
+    )
     state = ServerState(settings=settings, node=node, auth=Authenticator(token))
     await node.start()
     http = web.Server(_not_found)

@@ -538,6 +538,21 @@ class SessionContract:
         assert session is not None
         assert not session.active
 
+    async def test_expire_stores_the_final_message(self, engines: Harness) -> None:
+        """A given final status is stored as the ended session's last message and delivered."""
+        one = await engines.open()
+        await one.logs("quiet", 2, now=10.0)
+        final = Entry(b'{"status":"error","reason":"timeout"}', TIMESTAMP, status="error")
+        ended = await one.engine.expire(30.0, 10.0, final)
+        kept = await one.engine.read("quiet")
+        assert (["quiet"], [3], "error") == (
+            [s.container_id for s in ended],
+            [m.seq for m in kept][2:],
+            ended[0].status,
+        )
+        assert b'"reason":"timeout"' in kept[-1].payload
+        assert b'"type":"status"' in kept[-1].payload
+
     async def test_end_session(self, engines: Harness) -> None:
         """end_session ends an active session once; None when none is active."""
         one = await engines.open()

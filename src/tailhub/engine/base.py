@@ -355,13 +355,16 @@ class Engine(Protocol):
         """The container's session (active, else its last ended one), or None."""
         ...
 
-    async def expire(self, now: float, timeout: float, final: Entry) -> list[SessionInfo]:
+    async def expire(
+        self, now: float, timeout: float, final: Entry | None = None
+    ) -> list[SessionInfo]:
         """End active sessions with no traffic for ``timeout`` seconds, as of ``now``.
 
         Each ended session gets ``final`` (a ``status`` message saying why) stored as its last
         message with the next ``seq``, and fanned out like any run; its ``status`` becomes
-        ``final.status`` and its end reason ``"timeout"``. Returns only the sessions this call
-        ended (each with ``last_seq`` the final message's ``seq``).
+        ``final.status`` (``error`` when no ``final`` is given, and nothing is stored) and its
+        end reason ``"timeout"``. Returns only the sessions this call ended (each with
+        ``last_seq`` the final message's ``seq``).
         """
         ...
 

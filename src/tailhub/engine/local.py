@@ -64,6 +64,10 @@ _UNAVAILABLE: Final = "unavailable"
 _DAY: Final = 86400.0
 
 
+def _ignore(_result: Published) -> None:
+    """A ``done`` for runs the engine publishes itself."""
+
+
 def _row(session: Session) -> SessionRow:
     return SessionRow(
         session.container_id,
@@ -83,7 +87,8 @@ class LocalEngine:
         store: where messages (and, for SQLite, sessions, metadata and records) are kept;
             opened by :meth:`open`, closed by :meth:`close`.
         max_sessions: most active sessions at once.
-        keep_ended: most ended sessions listed (None: all within ``session_retention``).
+        keep_ended: most ended sessions listed and kept (None: all within
+            ``session_retention``).
         session_retention: ended sessions are forgotten this many seconds after they ended
             (at :meth:`prune`).
         clock: wall time (Unix seconds) for record and claim expiry.
@@ -94,7 +99,7 @@ class LocalEngine:
         store: HistoryStore,
         *,
         max_sessions: int,
-        keep_ended: int | None = 1000,
+        keep_ended: int | None = None,
         session_retention: float = 7 * _DAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -143,12 +148,16 @@ class LocalEngine:
             )
             for row in snapshot.sessions
         )
+        self._forget_dropped()
         self._saved_activity = {row.container_id: row.last_activity for row in snapshot.sessions}
         for (container_id, name), value in snapshot.meta.items():
             self._meta.setdefault(container_id, {})[name] = value
         self._records = dict(snapshot.records)
         self._claims = dict(snapshot.claims)
         self._handler = handler
+        if self._last_seq:
+            # What was kept is durable (and a seq skipped past names no message).
+            handler.durable(list(self._last_seq.items()))
 
     async def close(self) -> None:
         """Save session activity, make every accepted run durable, close the store.
@@ -240,6 +249,8 @@ class LocalEngine:
                 ended = True
             if changed or started:
                 self._save(session)
+            if ended:
+                self._forget_dropped()
         elif started:
             self._save(session)
         self._deliver(handler, container_id, kind, payloads, last)
@@ -321,13 +332,17 @@ class LocalEngine:
         # The store's StoredMessage has the same fields: no copy per message.
         return cast(list[StoredMessage], kept)
 
-    async def position(self, container_id: str) -> Position:
+    def known_position(self, container_id: str) -> Position:
+        """Always known in this process: see :meth:`Engine.known_position`."""
         info = self.store.info(container_id)
         return Position(
             self._last_seq.get(container_id, 0),
             info.first_seq if info is not None else 0,
             self.store.epoch(container_id),
         )
+
+    async def position(self, container_id: str) -> Position:
+        return self.known_position(container_id)
 
     async def prune(self, now: float) -> int:
         """Apply history retention, forget old ended sessions and expired records and claims."""
@@ -378,6 +393,16 @@ class LocalEngine:
 
     # -- sessions ------------------------------------------------------------------------
 
+    def _forget_dropped(self) -> None:
+        """Forget, where they are kept, the ended sessions the registry stopped listing."""
+        dropped = self._registry.dropped
+        if dropped:
+            for container_id in dropped:
+                self._meta.pop(container_id, None)
+                self._saved_activity.pop(container_id, None)
+            self.store.forget_sessions(dropped)
+            self._registry.dropped = []
+
     def _save(self, session: Session) -> None:
         self._saved_activity[session.container_id] = session.last_activity
         self.store.save_session(_row(session))
@@ -427,12 +452,19 @@ class LocalEngine:
         session = self._registry.get(container_id)
         return None if session is None else self._info(session)
 
-    async def expire(self, now: float, timeout: float) -> list[SessionInfo]:
-        """End timed-out sessions (status ``error``, reason ``timeout``); save activity."""
+    async def expire(
+        self, now: float, timeout: float, final: Entry | None = None
+    ) -> list[SessionInfo]:
+        """End timed-out sessions, each with ``final`` stored as its last message; save
+        activity. See :meth:`Engine.expire`."""
         ended = []
         for session in self._registry.expired(now, timeout):
-            session.status = "error"
-            done = await self.end_session(session.container_id, "timeout", now)
+            container_id = session.container_id
+            if final is None:
+                session.status = "error"
+            else:
+                self.publish(container_id, "status", (final,), now, _ignore)
+            done = await self.end_session(container_id, "timeout", now)
             if done is not None:
                 ended.append(done)
         self._save_activity()
@@ -443,6 +475,7 @@ class LocalEngine:
         if session is None:
             return None
         self._save(session)
+        self._forget_dropped()
         return self._info(session)
 
     # -- metadata and records ------------------------------------------------------------

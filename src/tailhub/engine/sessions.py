@@ -97,8 +97,13 @@ def parse_cursor(cursor: str) -> tuple[int, float, str]:
     Raises:
         ValueError: ``cursor`` was not made by :func:`cursor_after`.
     """
-    group, at, container_id = cursor.split(":", 2)
-    return (int(group), float(at), container_id)
+    parts = cursor.split(":", 2)
+    try:
+        if len(parts) != 3:
+            raise ValueError(cursor)
+        return (int(parts[0]), float(parts[1]), parts[2])
+    except ValueError:
+        raise ValueError(f"{cursor!r} is not a session listing cursor") from None
 
 
 def selects(session: Session, status: str | None) -> bool:
@@ -125,6 +130,9 @@ class SessionRegistry:
         self._keep_ended = keep_ended
         self.active: dict[str, Session] = {}
         self.ended: OrderedDict[str, Session] = OrderedDict()
+        self.dropped: list[str] = []
+        """Containers whose ended session stopped being listed (``keep_ended``), for the
+        caller to forget where it keeps them; the caller empties it."""
 
     def restore(self, sessions: Iterable[Session]) -> None:
         """Take back sessions kept from an earlier run (active ones count against the limit)."""
@@ -181,7 +189,7 @@ class SessionRegistry:
     def _trim(self) -> None:
         if self._keep_ended is not None:
             while len(self.ended) > self._keep_ended:
-                self.ended.popitem(last=False)
+                self.dropped.append(self.ended.popitem(last=False)[0])
 
     def get(self, container_id: str) -> Session | None:
         """The active session of ``container_id``, else its last ended one, else None."""

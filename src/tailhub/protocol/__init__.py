@@ -2,6 +2,7 @@
 
 from tailhub.protocol.codec import (
     MAX_ID_LENGTH,
+    MAX_SESSION_PAGE,
     ProtocolError,
     TimeFormatter,
     decode_client,
@@ -12,6 +13,7 @@ from tailhub.protocol.codec import (
     format_time,
     parse_time,
     published_parts,
+    published_seq,
     validate_container_id,
 )
 from tailhub.protocol.codes import CloseCode, ErrorCode
@@ -32,6 +34,7 @@ from tailhub.protocol.messages import (
 __all__ = [
     "LEVELS",
     "MAX_ID_LENGTH",
+    "MAX_SESSION_PAGE",
     "PUBLISH_TYPES",
     "ROUTED_TYPES",
     "STATUSES",
@@ -54,5 +57,6 @@ __all__ = [
     "format_time",
     "parse_time",
     "published_parts",
+    "published_seq",
     "validate_container_id",
 ]

@@ -8,6 +8,7 @@ the words sent back to the client.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -36,6 +37,7 @@ from tailhub.protocol.messages import (
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_SESSION_PAGE",
     "ProtocolError",
     "TimeFormatter",
     "decode_client",
@@ -46,6 +48,7 @@ __all__ = [
     "format_time",
     "parse_time",
     "published_parts",
+    "published_seq",
     "validate_container_id",
 ]
 
@@ -268,7 +271,24 @@ def _subscribe(env: Envelope, token: str | None) -> Subscribe:
         tail=env.tail,
         from_time=from_time,
         token=token,
+        epoch=env.epoch,
     )
+
+
+MAX_SESSION_PAGE: Final = 1000
+"""The most sessions one listing page holds."""
+
+
+def _sessions(env: Envelope, token: str | None) -> SessionsRequest:
+    if env.limit is not None and not 1 <= env.limit <= MAX_SESSION_PAGE:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"limit must be from 1 to {MAX_SESSION_PAGE}"
+        )
+    if env.status is not None and not 0 < len(env.status) <= 32:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "status must be 1 to 32 characters")
+    if env.cursor is not None and len(env.cursor) > MAX_ID_LENGTH * 2:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "cursor is too long")
+    return SessionsRequest(token=token, status=env.status, limit=env.limit, cursor=env.cursor)
 
 
 def _field(name: str) -> str:
@@ -333,7 +353,7 @@ def _dispatch(env: Envelope, token: str | None) -> ClientMessage:
     if kind == "command":
         return _command(env, token)
     if kind == "sessions":
-        return SessionsRequest(token=token)
+        return _sessions(env, token)
     if kind == "auth":
         if not token:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "auth needs a token")
@@ -375,6 +395,19 @@ def published_parts(
     # first occurrence of the mark is the real one.
     at = encoded.index(_SEQ_MARK) + len(b',"seq":')
     return encoded[:at], encoded[at + 1 :]
+
+
+_SEQ_FIELD: Final = re.compile(rb',"seq":(\d+)')
+
+
+def published_seq(encoded: bytes) -> int:
+    """The ``seq`` of a message made by :func:`encode_published` (also inside a frame).
+
+    Its ``seq`` is the first ``,"seq":`` in the bytes: the fields before it are strings, in
+    which JSON escapes every quote. Returns 0 for bytes that hold none.
+    """
+    found = _SEQ_FIELD.search(encoded)
+    return int(found.group(1)) if found else 0
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -1,6 +1,6 @@
 """Build the hub application from settings, and run it until SIGTERM or SIGINT.
 
-``create_app(settings, token)`` builds everything (store, broker, node, routes) from the
+``create_app(settings, token)`` builds everything (engine, node, routes) from the
 settings passed in; nothing is read from module globals. The application's start-up and
 shutdown own every background task.
 """
@@ -12,7 +12,6 @@ import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -21,20 +20,18 @@ from aiohttp import web
 
 from tailhub import __version__
 from tailhub.auth import Authenticator, load_or_create_token
-from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import configure_logging
 from tailhub.server import api, metrics
-from tailhub.server.engines import reach_redis
+from tailhub.server.engines import make_engine, reach_redis
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
 from tailhub.server.workers import supervise
 from tailhub.server.ws_aiohttp import handle_websocket
-from tailhub.store.base import HistoryStore, Retention, StoreError
-from tailhub.store.memory import MemoryStore
+from tailhub.store.base import StoreError
 
 __all__ = ["create_app", "run", "serve_worker"]
 
@@ -64,15 +61,6 @@ def _static_dir() -> Path:
     return Path(str(resources.files("tailhub.server") / "static"))
 
 
-def _make_store(settings: Settings, on_batch: Callable[[int, float], None]) -> HistoryStore:
-    retention = Retention(settings.retention_messages, settings.retention_age)
-    if settings.history == "memory":
-        return MemoryStore(retention)
-    from tailhub.store.sqlite import SqliteStore
-
-    return SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
-
-
 def create_app(settings: Settings, token: str) -> web.Application:
     """The complete hub as an aiohttp application.
 
@@ -81,7 +69,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
         token: the shared token every connection must present.
     """
     store_metrics = metrics.StoreMetrics()
-    node = Node(settings, _make_store(settings, store_metrics.on_batch), MemoryBroker(), text_frame)
+    node = Node(settings, make_engine(settings, store_metrics.on_batch), text_frame)
     state = ServerState(settings=settings, node=node, auth=Authenticator(token))
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
@@ -100,11 +88,10 @@ def create_app(settings: Settings, token: str) -> web.Application:
 
     async def readyz(_request: web.Request) -> web.Response:
         problems = {}
-        for name, part in (("store", node.store), ("broker", node.broker)):
-            try:
-                await part.check()
-            except Exception as exc:
-                problems[name] = str(exc)
+        try:
+            await node.engine.check()
+        except Exception as exc:
+            problems["engine"] = str(exc)
         if problems:
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})

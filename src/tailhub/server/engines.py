@@ -14,17 +14,16 @@ from tailhub.config import Settings
 from tailhub.engine import Engine
 from tailhub.engine.local import LocalEngine
 from tailhub.engine.redis import RedisEngine
-from tailhub.store import MemoryStore, Retention, SqliteStore
+from tailhub.store.base import HistoryStore, Retention
+from tailhub.store.memory import MemoryStore
 
 __all__ = ["make_engine", "reach_redis"]
 
 
-def make_engine(settings: Settings, on_batch: Callable[[int, float], None] | None = None) -> Engine:
-    """The engine the settings ask for, not yet opened.
+def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> Engine:
+    """The engine ``settings`` ask for, not yet opened: Redis, in memory, or SQLite.
 
-    Args:
-        settings: validated settings.
-        on_batch: for the SQLite store, called with each commit's size and duration.
+    ``on_batch(messages, seconds)`` is told of each SQLite commit, for the metrics.
     """
     if settings.redis_url:
         return RedisEngine(
@@ -34,12 +33,14 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None] | Non
             retention_age=settings.retention_age,
         )
     retention = Retention(settings.retention_messages, settings.retention_age)
+    store: HistoryStore
     if settings.history == "memory":
-        engine = LocalEngine(MemoryStore(retention), max_sessions=settings.max_sessions)
+        store = MemoryStore(retention)
     else:
+        from tailhub.store.sqlite import SqliteStore
+
         store = SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
-        engine = LocalEngine(store, max_sessions=settings.max_sessions)
-    return engine  # type: ignore[return-value]  # until LocalEngine.expire takes ``final``
+    return LocalEngine(store, max_sessions=settings.max_sessions)
 
 
 class _Quiet:
