@@ -199,3 +199,99 @@ async def test_sessions_are_the_same_on_both_processes(
         listings[0]["fleet-5"]["status"],
         listings[0]["fleet-6"]["status"],
     )
+
+
+async def test_max_sessions_holds_across_processes(
+    http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    redis = RedisServer(tmp_path_factory.mktemp("limit-redis")).start()
+    hubs = [
+        HubProcess(
+            tmp_path_factory.mktemp(f"limit{i}"), args=["--redis", redis.url, "--max-sessions", "2"]
+        ).start()
+        for i in range(2)
+    ]
+    try:
+        one, two = hubs
+        for hub, name in ((one, "s1"), (two, "s2")):
+            ws = await http.ws_connect(hub.ws_url())
+            await publish(ws, name, range(1, 2))
+            await ws.close()
+        for hub in hubs:
+            ws = await http.ws_connect(hub.ws_url())
+            await ws.send_str(log("s3", "one too many", id=1))
+            refused = await receive_type(ws, "error")
+            assert "max_sessions" == refused["data"]["code"]
+            await ws.close()
+    finally:
+        for hub in hubs:
+            hub.stop()
+        redis.stop()
+
+
+async def test_redis_killed_and_restarted_mid_stream_loses_no_acked_line(
+    http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """AOF on: every acked line is kept once, and the subscriber on the other process gets
+    every kept line once, in order, with no gap."""
+    redis = RedisServer(tmp_path_factory.mktemp("aof-redis"), appendonly=True).start()
+    hubs = [
+        HubProcess(tmp_path_factory.mktemp(f"aof{i}"), args=["--redis", redis.url]).start()
+        for i in range(2)
+    ]
+    try:
+        one, two = hubs
+        watcher, _ = await subscribe(http, two, "crash", since=0)
+        publisher = await http.ws_connect(one.ws_url())
+        acked: list[int] = []
+        refused = 0
+        n = 1
+        while n <= 300:
+            await publisher.send_str(log("crash", f"line {n}", id=n))
+            reply = await answer_to(publisher, n)
+            if reply["type"] == "ack":
+                acked.append(n)
+                n += 1
+            else:
+                assert "unavailable" == reply["data"]["code"], reply
+                refused += 1
+                if redis.process is not None and redis.process.poll() is not None:
+                    redis.start()
+                await wait_until_ready(http, one)
+            if n == 100 and refused == 0:
+                redis.kill()
+        assert refused >= 1
+        assert list(range(1, 301)) == acked
+        async with http.get(f"{one.http}/api/sessions/crash/logs", headers=AUTH) as response:
+            history = [json.loads(line) for line in (await response.text()).splitlines()]
+        texts = [m["data"]["message"] for m in history]
+        assert [f"line {n}" for n in range(1, 301)] == texts
+        got = await collect(watcher, "crash", len(history))
+        assert [m["seq"] for m in history] == [m["seq"] for m in got]
+        await watcher.close()
+        await publisher.close()
+    finally:
+        for hub in hubs:
+            hub.stop()
+        redis.stop()
+
+
+async def answer_to(ws: aiohttp.ClientWebSocketResponse, id: int) -> dict[str, Any]:
+    """The (cumulative) ack covering ``id``, or the error refusing it; others are skipped."""
+    async with asyncio.timeout(30 * UNIT):
+        while True:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            data = json.loads(msg.data)
+            if data.get("type") == "ack" and data["id"] >= id:
+                return dict(data)
+            if data.get("type") == "error" and data.get("id") == id:
+                return dict(data)
+
+
+async def wait_until_ready(http: aiohttp.ClientSession, hub: HubProcess) -> None:
+    async def ready() -> bool:
+        async with http.get(f"{hub.http}/readyz") as response:
+            return response.status == 200
+
+    await wait_for(ready, 30 * UNIT)
