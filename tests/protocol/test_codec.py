@@ -345,3 +345,20 @@ def test_published_parts_join_around_the_seq(
     assert encode_published(kind, container_id, stamp, seq, msgspec.Raw(data)) == (
         head + str(seq).encode() + tail
     )
+
+
+@given(
+    kind=st.sampled_from(["log", "status", "complete", "error"]),
+    container_id=st.text(min_size=1, max_size=40),
+    stamp=st.text(max_size=30),
+    data=st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=4),
+    seq=st.integers(min_value=1, max_value=2**63),
+)
+def test_published_parts_join_for_any_fields(
+    kind: str, container_id: str, stamp: str, data: dict[str, str], seq: int
+) -> None:
+    raw = msgspec.Raw(json.dumps(data).encode())
+    head, tail = published_parts(kind, container_id, stamp, raw)
+    assert encode_published(kind, container_id, stamp, seq, raw) == (
+        head + str(seq).encode() + tail
+    )

@@ -305,6 +305,7 @@ class _PubSub:
         self.conn = conn
         self.name = name
         self.waiting: dict[bytes, list[asyncio.Future[None]]] = {}
+        self.unsubscribing: dict[bytes, int] = {}
         self.task: asyncio.Task[None] | None = None
         self.closed = False
         self._starting: asyncio.Future[None] | None = None
@@ -330,6 +331,7 @@ class _PubSub:
 
     async def unsubscribe(self, channel: bytes, sharded: bool) -> None:
         await self._ensure()
+        self.unsubscribing[channel] = self.unsubscribing.get(channel, 0) + 1
         await self.conn.send_command("SUNSUBSCRIBE" if sharded else "UNSUBSCRIBE", channel)
 
     async def _read(self) -> None:
@@ -347,7 +349,13 @@ class _PubSub:
                         if not fut.done():
                             fut.set_result(None)
                 elif kind == b"sunsubscribe" and not self.closed:
-                    engine._on_unsubscribed(reply[1])
+                    asked = self.unsubscribing.get(reply[1], 0)
+                    if asked > 1:
+                        self.unsubscribing[reply[1]] = asked - 1
+                    elif asked == 1:
+                        del self.unsubscribing[reply[1]]
+                    else:
+                        engine._on_unsubscribed(reply[1])
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -379,6 +379,7 @@ def encode_published(
 
 
 _SEQ_MARK: Final = b',"seq":0,"data":'
+_NO_DATA: Final = msgspec.Raw(b"0")
 
 
 def published_parts(
@@ -390,11 +391,11 @@ def published_parts(
     container_id, timestamp, seq, data)``: an engine that assigns ``seq`` where Python does
     not run (a Redis script) joins the three.
     """
-    encoded = encode_published(kind, container_id, timestamp, 0, data)
+    encoded = encode_published(kind, container_id, timestamp, 0, _NO_DATA)
     # The fields before seq are JSON strings, in which a quote is always escaped, so the
-    # first occurrence of the mark is the real one.
+    # first occurrence of the mark is the real one; data is written as it came (Raw).
     at = encoded.index(_SEQ_MARK) + len(b',"seq":')
-    return encoded[:at], encoded[at + 1 :]
+    return encoded[:at], b',"data":' + bytes(data) + b"}"
 
 
 _SEQ_FIELD: Final = re.compile(rb',"seq":(\d+)')
