@@ -94,9 +94,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
 
 
 @pytest.fixture(params=["standalone", "cluster"])
-def url(request: pytest.FixtureRequest) -> str:
-    server = request.getfixturevalue(request.param)
-    return str(server.url)
+def servers(request: pytest.FixtureRequest) -> list[RedisServer]:
+    """Every redis-server of the deployment under test (one, or the Cluster's masters)."""
+    found = request.getfixturevalue(request.param)
+    return list(found.nodes) if isinstance(found, RedisCluster) else [found]
+
+
+@pytest.fixture
+def url(request: pytest.FixtureRequest, servers: list[RedisServer]) -> str:
+    found = request.getfixturevalue(request.node.callspec.params["servers"])
+    return str(found.url)
+
+
+def on_every_node(servers: list[RedisServer], *command: str) -> None:
+    for server in servers:
+        server.command(*command)
 
 
 class Engines:
@@ -203,15 +215,15 @@ async def test_prune_keeps_seq_and_removes_old_messages(engines: Engines) -> Non
 
 
 async def test_epoch_changes_when_redis_loses_the_data(
-    standalone: RedisServer, tmp_path: Path
+    url: str, servers: list[RedisServer]
 ) -> None:
-    engines = Engines(standalone.url)
+    engines = Engines(url)
     try:
         engine = await engines.open()
         await publish(engine, "c", [entry("a"), entry("b")])
         before = await engine.position("c")
         assert before == await engine.position("c")
-        standalone.command("FLUSHALL")
+        on_every_node(servers, "FLUSHALL")
         after = await engine.position("c")
         assert (0, 0) == after[:2]
         assert before.epoch != after.epoch
@@ -249,9 +261,9 @@ async def test_fanout_reaches_every_listening_process_once_in_order(engines: Eng
 
 
 async def test_a_lost_pubsub_connection_is_caught_up_from_the_stream(
-    standalone: RedisServer,
+    url: str, servers: list[RedisServer]
 ) -> None:
-    engines = Engines(standalone.url)
+    engines = Engines(url)
     try:
         sender = await engines.open()
         seen = Recorder()
@@ -260,7 +272,7 @@ async def test_a_lost_pubsub_connection_is_caught_up_from_the_stream(
         await listener.position("c")
         await publish(sender, "c", [entry("1")])
         await wait_for(lambda: seen.seqs("c") == [1])
-        standalone.command("CLIENT", "KILL", "TYPE", "pubsub")
+        on_every_node(servers, "CLIENT", "KILL", "TYPE", "pubsub")
         for i in range(2, 30):
             await publish(sender, "c", [entry(str(i))])
         await wait_for(lambda: len(seen.seqs("c")) >= 29)
@@ -312,8 +324,10 @@ async def test_a_gap_history_cannot_fill_is_reported(engines: Engines) -> None:
     assert seen.seqs("c") == sorted(set(seen.seqs("c")))
 
 
-async def test_listeners_are_told_when_the_epoch_changes(standalone: RedisServer) -> None:
-    engines = Engines(standalone.url)
+async def test_listeners_are_told_when_the_epoch_changes(
+    url: str, servers: list[RedisServer]
+) -> None:
+    engines = Engines(url)
     try:
         sender = await engines.open()
         seen = Recorder()
@@ -322,7 +336,7 @@ async def test_listeners_are_told_when_the_epoch_changes(standalone: RedisServer
         await listener.position("c")
         await publish(sender, "c", [entry("1"), entry("2")])
         await wait_for(lambda: seen.seqs("c") == [1, 2])
-        standalone.command("FLUSHALL")
+        on_every_node(servers, "FLUSHALL")
         await publish(sender, "c", [entry("new")])
         await wait_for(lambda: len(seen.seqs("c")) == 3)
         assert [1, 2, 1] == seen.seqs("c")

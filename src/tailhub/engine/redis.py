@@ -1176,6 +1176,7 @@ class RedisEngine:
             )
             feed.epoch = epoch
             feed.last = 0
+            feed.reach = 0
             feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
         feed.reach = max(feed.reach, int(reply[0]))
         feed.stale = False
@@ -1314,6 +1315,7 @@ class RedisEngine:
                 )
                 feed.epoch = run.epoch
                 feed.last = 0
+                feed.reach = 0
             last = feed.last
             if run.last <= last:
                 queue.popleft()
@@ -1366,6 +1368,7 @@ class RedisEngine:
                 )
                 feed.epoch = epoch
                 feed.last = 0
+                feed.reach = 0
                 feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
                 return True
             end = f"{upto}-0"
