@@ -79,6 +79,7 @@ import contextlib
 import itertools
 import math
 import secrets
+import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -125,6 +126,7 @@ _FILL_PAGE: Final = 1000
 _LIST_BATCH: Final = 200
 _COMMAND_ANSWER_TIMEOUT: Final = 1.0
 _ATTACHED_TTL: Final = 30.0
+_ENTRY: Final = struct.Struct(">IIHB")
 
 
 def redact(url: str) -> str:
@@ -830,21 +832,28 @@ class RedisEngine:
                     exit_code = str(entry.exit_code)
             if run.kind == "complete" and exit_code == "":
                 exit_code = "0"
-            args += (run.kind, status, exit_code, len(run.entries), repr(run.now))
             previous = b""
             mine: list[tuple[bytes, bytes]] = []
+            blob: list[bytes] = []
             for entry in run.entries:
                 head, tail = published_parts(
                     run.kind, container_id, entry.timestamp, msgspec.Raw(entry.data)
                 )
-                args += (
-                    b"" if head == previous else head,
-                    tail,
-                    entry.producer,
-                    "" if entry.id is None else entry.id,
-                )
+                sent = b"" if head == previous else head
+                producer = entry.producer.encode()
+                id = b"" if entry.id is None else str(entry.id).encode()
+                blob += (_ENTRY.pack(len(sent), len(tail), len(producer), len(id)), sent, tail)
+                blob += (producer, id)
                 previous = head
                 mine.append((head, tail))
+            args += (
+                run.kind,
+                status,
+                exit_code,
+                len(run.entries),
+                repr(run.now),
+                b"".join(blob),
+            )
             parts.append(mine)
         return args, parts
 

@@ -42,7 +42,10 @@ PUBLISH: Final = r"""
 -- KEYS: meta, stream, producers, session, session metadata
 -- ARGV: now, maxlen, epoch if none, mode, container, channel, star channel, publish
 --       command, run count, then per run: kind, status, exit code, entry count, receive
---       time, then per entry: head ('' = the previous one's), tail, producer, id ('' = none)
+--       time, entries: per entry the lengths of head, tail, producer and id (big-endian
+--       uint32, uint32, uint16, uint8), then those four (an empty head: the previous
+--       entry's; an empty id: not de-duplicated). One argument per run, not four per
+--       message: the client's cost is per argument.
 -- mode: '0' the session must be active (else {'admit'}), '1' admitted (may start it),
 --       'e<limit>' end it for inactivity if its last activity is at or before limit
 --       (else {'alive', last} or {'gone', ended}), storing the runs as its last messages.
@@ -77,14 +80,24 @@ for r = 1, tonumber(ARGV[9]) do
   local kind, status, exitcode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local count = tonumber(ARGV[i + 3])
   local now = ARGV[i + 4]
-  i = i + 5
+  local blob = ARGV[i + 5]
+  i = i + 6
   local seqs = {}
   local lens = {}
   local first = seq + 1
   local head = ''
+  local pos = 1
   for e = 1, count do
-    if ARGV[i] ~= '' then head = ARGV[i] end
-    local producer, id = ARGV[i + 2], ARGV[i + 3]
+    local hl, tl, pl, il
+    hl, tl, pl, il, pos = struct.unpack('>I4I4I2I1', blob, pos)
+    if hl > 0 then head = string.sub(blob, pos, pos + hl - 1) end
+    pos = pos + hl
+    local tail = string.sub(blob, pos, pos + tl - 1)
+    pos = pos + tl
+    local producer = string.sub(blob, pos, pos + pl - 1)
+    pos = pos + pl
+    local id = string.sub(blob, pos, pos + il - 1)
+    pos = pos + il
     local dup = false
     if id ~= '' then
       local nid = tonumber(id)
@@ -97,7 +110,7 @@ for r = 1, tonumber(ARGV[9]) do
     else
       seq = seq + 1
       seqs[e] = seq
-      local payload = head .. string.format('%d', seq) .. ARGV[i + 1]
+      local payload = head .. string.format('%d', seq) .. tail
       redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0',
         't', now, 'd', payload)
       lens[#lens + 1] = tostring(#payload)
@@ -105,7 +118,6 @@ for r = 1, tonumber(ARGV[9]) do
       stored = stored + 1
       stored_bytes = stored_bytes + #payload
     end
-    i = i + 4
   end
   reply[#reply + 1] = seqs
   if #lens > 0 then
