@@ -575,3 +575,84 @@ async def test_waitaof_needs_redis_7_2(standalone: RedisServer) -> None:
         await engine.open(Recorder())
     with pytest.raises(EngineError, match="one server"):
         RedisEngine("redis+cluster://h:1?waitaof=1")
+
+
+def _owner_and_other(cluster: RedisCluster, slot: int) -> tuple[RedisServer, str, RedisServer, str]:
+    """The master serving ``slot`` and another one, each with its node id."""
+    nodes = {}
+    owner = None
+    for line in cluster.nodes[0].command("CLUSTER", "NODES").decode().split("\n"):
+        fields = line.split()
+        if len(fields) < 8 or "master" not in fields[2]:
+            continue
+        port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        nodes[port] = fields[0]
+        for part in fields[8:]:
+            low, _, high = part.partition("-")
+            if low.isdigit() and int(low) <= slot <= int(high or low):
+                owner = port
+    source = next(n for n in cluster.nodes if n.port == owner)
+    target = next(n for n in cluster.nodes if n.port != owner)
+    return source, nodes[source.port], target, nodes[target.port]
+
+
+def _move_slot(cluster: RedisCluster, slot: int) -> None:
+    """Move ``slot`` and its keys to another master, as ``redis-cli --cluster reshard`` does."""
+    source, source_id, target, target_id = _owner_and_other(cluster, slot)
+    target.command("CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+    source.command("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+    while True:
+        raw = source.command("CLUSTER", "GETKEYSINSLOT", str(slot), "100")
+        keys = [k for k in raw.split(b"\r\n")[1:] if k and not k.startswith((b"$", b"*"))]
+        if not keys:
+            break
+        reply = source.command(
+            "MIGRATE",
+            "127.0.0.1",
+            str(target.port),
+            '""',
+            "0",
+            "5000",
+            "KEYS",
+            *(k.decode() for k in keys),
+        )
+        assert reply.startswith(b"+"), reply
+    for node in cluster.nodes:
+        node.command("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+
+async def test_a_moved_slot_keeps_seqs_fanout_and_commands(cluster: RedisCluster) -> None:
+    from redis.crc import key_slot
+
+    engines = Engines(cluster.url)
+    try:
+        sender = await engines.open()
+        seen, holder = Recorder(), Recorder()
+        listener = await engines.open(seen)
+        attached = await engines.open(holder)
+        listener.listen("moving")
+        await listener.position("moving")
+        attached.attach("moving")
+
+        async def reached() -> bool:
+            return await sender.command("moving", b"before") == 1
+
+        await wait_for(reached)
+        await publish(sender, "moving", [entry("1"), entry("2")])
+        await wait_for(lambda: seen.seqs("moving") == [1, 2])
+        _move_slot(cluster, key_slot(b"moving"))
+        done = await publish(sender, "moving", [entry("3")])
+        assert [3] == done.seqs
+        for n in range(4, 8):
+            await publish(sender, "moving", [entry(str(n))])
+        await wait_for(lambda: len(seen.seqs("moving")) >= 7, 10 * UNIT)
+        assert list(range(1, 8)) == seen.seqs("moving")
+        assert [] == seen.gaps
+
+        async def still() -> bool:
+            return await sender.command("moving", b"after") == 1
+
+        await wait_for(still, 10 * UNIT)
+        assert [1, 2, 3, 4, 5, 6, 7] == [m.seq for m in await listener.read("moving")]
+    finally:
+        await engines.close()

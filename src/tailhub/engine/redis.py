@@ -361,6 +361,11 @@ class _PubSub:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            for futures in self.waiting.values():
+                for fut in futures:
+                    if not fut.done():
+                        fut.set_exception(EngineError(f"subscribing on {self.name}: {exc}"))
+            self.waiting.clear()
             if not self.closed:
                 engine._pubsub_lost(f"Pub/Sub connection to {self.name} lost: {exc}")
 
@@ -628,10 +633,17 @@ class RedisEngine:
             try:
                 await asyncio.wait_for(self._client.ping(), _CONNECT_TIMEOUT)
                 await self._load_scripts()
-                await self._rebuild_pubsub()
             except (RedisError, OSError, TimeoutError, EngineError) as exc:
                 if self.available:
                     self._down(f"Redis at {self.shown} cannot be reached: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            try:
+                await self._rebuild_pubsub()
+            except (RedisError, OSError, TimeoutError, EngineError) as exc:
+                # Redis answers (publishing goes on); only Pub/Sub is not back yet.
+                _log.warning("engine_resubscribe_failed", engine="redis", reason=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
@@ -1251,7 +1263,8 @@ class RedisEngine:
             await ps.close()
         self._pubsubs.clear()
         if self._target.cluster:
-            await self._client.initialize()
+            # Slots may have moved (a sunsubscribe, a MOVED on subscribe): ask the cluster.
+            await self._client.nodes_manager.initialize()
         waits = []
         for container_id, feed in self._feeds.items():
             if feed.listened:
