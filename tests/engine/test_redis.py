@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -654,5 +655,29 @@ async def test_a_moved_slot_keeps_seqs_fanout_and_commands(cluster: RedisCluster
 
         await wait_for(still, 10 * UNIT)
         assert [1, 2, 3, 4, 5, 6, 7] == [m.seq for m in await listener.read("moving")]
+    finally:
+        await engines.close()
+
+
+async def test_star_catches_up_containers_that_started_while_pubsub_was_lost(
+    url: str, servers: list[RedisServer]
+) -> None:
+    engines = Engines(url)
+    try:
+        sender = await engines.open()
+        star = Recorder()
+        everything = await engines.open(star)
+        everything.listen("*")
+        await wait_for(lambda: bool(everything._pubsubs))
+        # Receive times are real here: the catch-up looks for what was received since the loss.
+        await publish(sender, "known", [entry("1")], now=time.time())
+        await wait_for(lambda: star.seqs("known") == [1])
+        on_every_node(servers, "CLIENT", "KILL", "TYPE", "pubsub")
+        for n in range(1, 4):
+            await publish(sender, "fresh", [entry(str(n))], now=time.time())
+            await publish(sender, "known", [entry(str(n + 1))], now=time.time())
+        await wait_for(lambda: len(star.seqs("fresh")) >= 3 and len(star.seqs("known")) >= 4)
+        assert ([1, 2, 3], [1, 2, 3, 4]) == (star.seqs("fresh"), star.seqs("known"))
+        assert [] == star.gaps
     finally:
         await engines.close()

@@ -39,7 +39,8 @@ Fan-out
     container is caught up from the stream the same way before anything newer is delivered.
     A run under another epoch is reported as a gap ``(last, 1)`` and delivery goes on from
     ``seq`` 1 of the new epoch. Under ``"*"``, a container is followed from the first run of
-    it this process sees.
+    it this process sees; after a lost Pub/Sub connection, the containers that received
+    messages meanwhile (found in the session index) are followed from the first of those.
 
 Sessions
     Sessions are hashes next to their container's keys; three sorted sets tagged
@@ -127,6 +128,7 @@ _LIST_BATCH: Final = 200
 _COMMAND_ANSWER_TIMEOUT: Final = 1.0
 _ATTACHED_TTL: Final = 30.0
 _ENTRY: Final = struct.Struct(">IIHB")
+_STAR_MARGIN: Final = 2.0
 
 
 def redact(url: str) -> str:
@@ -416,6 +418,8 @@ class RedisEngine:
         self._reply = self._reply_channel(self._id)
         self._plain: set[bytes] = set()
         self._reply_on = False
+        self._lost_at: float | None = None
+        self._star_recovering = False
         self._requests: dict[int, _Request] = {}
         self._request_ids = itertools.count(1)
         self._cmd_subscribing: dict[bytes, asyncio.Future[None]] = {}
@@ -597,6 +601,10 @@ class RedisEngine:
         # What Pub/Sub brings from now on waits until the feed is caught up from the stream.
         for feed in self._feeds.values():
             feed.stale = True
+        if self._lost_at is None:
+            self._lost_at = time.time()
+        if self._star_on:
+            self._star_recovering = True
 
     def _down(self, reason: str) -> None:
         if self._closing:
@@ -659,7 +667,50 @@ class RedisEngine:
         for container_id, feed in list(self._feeds.items()):
             feed.stale = True
             self._catch_up(container_id, feed)
+        lost, self._lost_at = self._lost_at, None
+        if self._star_on and lost is not None:
+            self._spawn(self._star_catch_up(lost - _STAR_MARGIN))
+        else:
+            self._star_recovering = False
         self._kick()
+
+    async def _star_catch_up(self, since: float) -> None:
+        """Under ``*``: find the containers that stored messages while Pub/Sub was lost.
+
+        The session index has every container active since (its idle score is at most a
+        second behind); each one this process did not follow yet is followed from its first
+        message received since then. Runs of new containers that came meanwhile wait.
+        """
+        client = self._client
+        try:
+            names: set[str] = set()
+            for key in (self._idle_key, self._ended_key):
+                found = await self._call(
+                    lambda key=key: client.zrangebyscore(key, since, "+inf")  # type: ignore[misc]
+                )
+                names.update(_text(name) for name in found)
+            for container_id in names:
+                feed = self._feeds.get(container_id)
+                if feed is not None and (feed.last is not None or feed.listened):
+                    continue
+                keys = self._keys_of(container_id)
+                start = int(await self._script("SEEK", [keys.stream], [repr(since)]))
+                last, _, epoch = await self.position(container_id)
+                if feed is None:
+                    feed = self._feeds[container_id] = _Feed(listened=False, subscribed=True)
+                feed.epoch = _text(epoch)
+                feed.last = start - 1 if start else last
+                feed.stale = True
+                self._catch_up(container_id, feed)
+        except EngineError:
+            return  # unavailable again: the next recovery looks again
+        finally:
+            self._star_recovering = False
+        for container_id, feed in list(self._feeds.items()):
+            if feed.last is None and not feed.listened and feed.queue:
+                feed.last = feed.queue[0].first - 1
+                feed.epoch = feed.queue[0].epoch
+                self._advance(container_id, feed)
 
     async def _probe_loop(self) -> None:
         refreshed = time.monotonic()
@@ -959,9 +1010,7 @@ class RedisEngine:
             if not payloads:
                 continue
             if feed is None and self._star_on:
-                feed = self._feeds[container_id] = _Feed(listened=False, subscribed=True)
-                feed.last = first - 1
-                feed.epoch = epoch
+                feed = self._star_feed(container_id, _Fanout(epoch, first, run.kind, payloads))
             if feed is None:
                 handler.deliver(container_id, run.kind, payloads)
             else:
@@ -1312,11 +1361,18 @@ class RedisEngine:
         if feed is None:
             if not self._star_on:
                 return
-            feed = self._feeds[container_id] = _Feed(listened=False, subscribed=True)
-            feed.last = runs[0].first - 1
-            feed.epoch = runs[0].epoch
+            feed = self._star_feed(container_id, runs[0])
         feed.queue.extend(runs)
         self._advance(container_id, feed)
+
+    def _star_feed(self, container_id: str, run: _Fanout) -> _Feed:
+        """Follow a container first seen under ``*`` from ``run`` on (or, while Pub/Sub is
+        being caught up, from where the catch-up finds it)."""
+        feed = self._feeds[container_id] = _Feed(listened=False, subscribed=True)
+        if not self._star_recovering:
+            feed.last = run.first - 1
+            feed.epoch = run.epoch
+        return feed
 
     def _advance(self, container_id: str, feed: _Feed) -> None:
         handler = self._handler
