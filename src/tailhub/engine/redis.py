@@ -129,6 +129,7 @@ _COMMAND_ANSWER_TIMEOUT: Final = 1.0
 _ATTACHED_TTL: Final = 30.0
 _ENTRY: Final = struct.Struct(">IIHB")
 _STAR_MARGIN: Final = 2.0
+_FORGET_AFTER: Final = 600.0
 
 
 def redact(url: str) -> str:
@@ -240,6 +241,7 @@ class _Feed:
     stale: bool = False
     reach: int = 0
     subscribed: bool = False
+    heard: float = field(default_factory=time.monotonic)
     ready: asyncio.Future[None] | None = None
 
 
@@ -722,10 +724,27 @@ class RedisEngine:
                 refreshed = time.monotonic()
                 for container_id in self._attached:
                     self._count_attached(container_id)
+                self._forget_idle()
             try:
                 await asyncio.wait_for(self._client.ping(), _CONNECT_TIMEOUT)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._down(f"Redis at {self.shown} does not answer: {exc}")
+
+    def _forget_idle(self) -> None:
+        """Stop following containers seen only under ``*`` that were quiet for a while (a
+        later run of one is followed from that run on), and forget old activity stamps."""
+        quiet = time.monotonic() - _FORGET_AFTER
+        for container_id, feed in list(self._feeds.items()):
+            if (
+                not feed.listened
+                and feed.heard < quiet
+                and not (feed.queue or feed.filling or feed.stale)
+                and feed.last is not None
+            ):
+                del self._feeds[container_id]
+        stale = time.time() - _FORGET_AFTER
+        for container_id in [c for c, t in self._idle_sent.items() if t < stale]:
+            del self._idle_sent[container_id]
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -1404,6 +1423,7 @@ class RedisEngine:
             queue.popleft()
             payloads = run.payloads[last + 1 - run.first :]
             feed.last = run.last
+            feed.heard = time.monotonic()
             handler.deliver(container_id, run.kind, payloads)
         if (
             not queue
