@@ -376,10 +376,14 @@ class HistoryContract:
         assert list(range(1, 21)) == [m.seq for m in paged]
 
     async def test_position_and_epoch(self, engines: Harness) -> None:
-        """position gives last and first seq and an epoch that stays while history does."""
+        """position gives last and first seq and an epoch that stays while history does.
+
+        It names what was handed on to listeners: a subscriber reads history up to it and gets
+        what follows live."""
         one = await engines.open()
         empty = await one.engine.position("a")
         published = await one.logs("a", 3)
+        await one.handler.until_delivered("a", 3)
         position = await one.engine.position("a")
         again = await one.engine.position("a")
         assert ((0, 0), (3, 1)) == (empty[:2], position[:2])

@@ -12,6 +12,7 @@ from tailhub.engine.sessions import (
     cursor_after,
     listing_key,
     parse_cursor,
+    run_messages,
 )
 
 
@@ -109,6 +110,33 @@ class TestRules:
             done,
             session.status,
             session.exit_code,
+        )
+
+    def test_cancelled_stays_cancelled_at_complete(self) -> None:
+        """A cancelled run's complete (a non-zero exit code) keeps the status cancelled."""
+        session = Session("a", 1.0, 1.0)
+        apply_message(session, "status", "cancelled", None, 2.0)
+        apply_message(session, "complete", None, 143, 3.0)
+        assert ("cancelled", 143) == (session.status, session.exit_code)
+
+    def test_starting_begins_a_new_run(self) -> None:
+        """A starting status on a session with a run starts its run again, from now."""
+        session = Session("a", 1.0, 1.0, run_seq=1, exit_code=3)
+        apply_message(session, "status", "starting", None, 5.0)
+        assert (5.0, 0, None, "starting") == (
+            session.started_at,
+            session.run_seq,
+            session.exit_code,
+            session.status,
+        )
+
+    def test_a_run_counts_its_own_messages(self) -> None:
+        """A run's messages are those from its first seq, at most those kept; a run whose
+        start is not known counts everything kept."""
+        assert (6, 10, 10) == (
+            run_messages(Session("a", 1.0, 1.0, run_seq=15), 20, 10),
+            run_messages(Session("a", 1.0, 1.0, run_seq=5), 20, 10),
+            run_messages(Session("a", 1.0, 1.0, run_seq=-1), 20, 10),
         )
 
     def test_cursor_round_trips(self) -> None:

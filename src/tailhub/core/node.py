@@ -53,6 +53,7 @@ from tailhub.store.base import StoreError
 __all__ = ["Node"]
 
 _BACKLOG_PAGE: Final = 1000
+_AGAIN: Final = "message refused, send it again later"
 _log = structlog.get_logger("tailhub.node")
 
 
@@ -89,8 +90,12 @@ class Node:
         self._durable: dict[str, int] = {}
         self._lag = 0
         """Messages handed to the engine but not yet durable: how far history is behind."""
-        self._in_flight: dict[str, deque[tuple[int, int]]] = {}
-        """Per container, ``(last seq, messages)`` of stored runs not yet durable."""
+        self._lag_bytes = 0
+        """The bytes of those messages' ``data`` (what holding them costs in memory)."""
+        self._stored: dict[str, int] = {}
+        """Per container, the highest seq this process had stored."""
+        self._in_flight: dict[str, deque[tuple[int, int, int]]] = {}
+        """Per container, ``(last seq, messages, bytes)`` of stored runs not yet durable."""
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
         self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -297,28 +302,39 @@ class Node:
     # -- admission ---------------------------------------------------------------------
 
     def admit(
-        self, conn: Connection | None, count: int, mono: float
+        self, conn: Connection | None, count: int, size: int, mono: float
     ) -> tuple[ErrorCode, str] | None:
-        """The one admission rule for ``count`` messages a client publishes together.
+        """The one admission rule for ``count`` messages (``size`` bytes of ``data`` in all)
+        that a client publishes together.
 
         ``conn`` is the publishing connection (None for the HTTP API, which has no rate).
-        Returns None when they may be stored, and counts them as not yet durable; else the
-        error code and words to answer with, and a refused message changes nothing. Session
-        limits and repeated ids are the engine's to decide, since they must agree across
-        processes.
+        History may fall at most ``max_store_lag`` messages and ``max_store_lag_bytes`` bytes
+        behind (accepted, not yet durable, held in memory meanwhile): past either, a publish
+        is refused with ``unavailable``, so that a failing disk costs publishers an error and
+        not the hub its memory. Returns None when they may be stored, and counts them as not
+        yet durable; else the error code and words to answer with, and a refused message
+        changes nothing. Session limits and repeated ids are the engine's to decide, since
+        they must agree across processes.
         """
         if conn is not None and not conn.allow_publish(mono):
             return (
                 ErrorCode.RATE_LIMITED,
                 f"more than {self.settings.publish_rate} messages a second; message dropped",
             )
-        if count and self._lag + count > self.settings.max_store_lag:
-            return (
-                ErrorCode.UNAVAILABLE,
-                f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG); message "
-                "refused, send it again later",
-            )
+        if count:
+            settings = self.settings
+            if self._lag + count > settings.max_store_lag:
+                return (
+                    ErrorCode.UNAVAILABLE,
+                    f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG)",
+                )
+            if self._lag_bytes + size > settings.max_store_lag_bytes:
+                return (
+                    ErrorCode.UNAVAILABLE,
+                    f"history is {self._lag_bytes} bytes behind (TAILHUB_MAX_STORE_LAG_BYTES)",
+                )
         self._lag += count
+        self._lag_bytes += size
         return None
 
     # -- publishing --------------------------------------------------------------------
@@ -351,15 +367,16 @@ class Node:
                     run = []
                 self._heartbeat(conn, msg, now)
                 continue
-            refusal = self.admit(conn, 1, mono)
+            refusal = self.admit(conn, 1, len(msg.data), mono)
             if refusal is not None:
                 if run:
                     self._submit(conn, run, now, stamp)
                     run = []
+                code, words = refusal
                 self.error(
                     conn,
-                    refusal[0],
-                    refusal[1],
+                    code,
+                    words if code is not ErrorCode.UNAVAILABLE else f"{words}; {_AGAIN}",
                     container_id=msg.container_id,
                     id=msg.id,
                     producer=msg.producer,
@@ -427,6 +444,7 @@ class Node:
         container_id = result.container_id
         if result.refused is not None:
             self._lag -= len(run)
+            self._lag_bytes -= sum(len(msg.data) for msg in run)
             if conn is not None:
                 code = ErrorCode(result.refused)
                 for msg in run:
@@ -441,30 +459,36 @@ class Node:
             return
         stats = self.stats
         stored = 0
-        seqs = result.seqs
-        # The container's last seq as each message was taken: a repeat is acked with it.
-        top = result.last_seq - sum(1 for seq in seqs if seq != DUPLICATE)
-        for msg, seq in zip(run, seqs, strict=True):
+        size = 0
+        # The highest seq stored for the container as each message was taken: a repeat is
+        # acked with it, once it is durable (the message it repeats may still be in flight).
+        top = self._durable.get(container_id, 0)
+        top = max(top, self._stored.get(container_id, 0))
+        for msg, seq in zip(run, result.seqs, strict=True):
             if seq == DUPLICATE:
                 stats.duplicates += 1
                 self._lag -= 1
+                self._lag_bytes -= len(msg.data)
                 if conn is not None and msg.id is not None:
                     self._ack_when_durable(conn, container_id, msg.producer, msg.id, top)
                 continue
             stored += 1
             top = seq
-            stats.bytes_in += len(msg.data)
+            size += len(msg.data)
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
+            self._stored[container_id] = top
             stats.messages_in[run[0].type] += stored
+            stats.bytes_in += size
             if top <= self._durable.get(container_id, 0):
                 self._lag -= stored
+                self._lag_bytes -= size
             else:
                 queue = self._in_flight.get(container_id)
                 if queue is None:
                     queue = self._in_flight[container_id] = deque()
-                queue.append((top, stored))
+                queue.append((top, stored, size))
         if result.started:
             stats.sessions_started += 1
             _log.info("session_started", container=container_id)
@@ -500,7 +524,8 @@ class Node:
         mono = self._turn()
         now = self._now
         stamp = self._stamp(now)
-        refusal = self.admit(None, sum(1 for m in messages if m.type != "heartbeat"), mono)
+        stored = [m for m in messages if m.type != "heartbeat"]
+        refusal = self.admit(None, len(stored), sum(len(m.data) for m in stored), mono)
         if refusal is not None:
             raise PublishRefusedError(*refusal)
         loop = asyncio.get_running_loop()
@@ -560,7 +585,9 @@ class Node:
             flight = self._in_flight.get(container_id)
             if flight:
                 while flight and flight[0][0] <= seq:
-                    self._lag -= flight.popleft()[1]
+                    _, count, size = flight.popleft()
+                    self._lag -= count
+                    self._lag_bytes -= size
                 if not flight:
                     del self._in_flight[container_id]
             waiters = self._durable_waiters.get(container_id)
@@ -885,6 +912,10 @@ class Node:
     def not_durable(self) -> int:
         """Messages accepted but not yet durable in history: how far the engine lags behind."""
         return self._lag
+
+    def not_durable_bytes(self) -> int:
+        """The bytes of ``data`` of the messages :meth:`not_durable` counts."""
+        return self._lag_bytes
 
 
 class PublishRefusedError(Exception):

@@ -163,7 +163,9 @@ class StoredMessage(NamedTuple):
 
 
 class Position(NamedTuple):
-    """Where a container's history stands: last and first kept ``seq`` (0: none), epoch."""
+    """Where a container's history stands: the ``seq`` of the last message stored and of the
+    first still kept (0: none), and the epoch. After an unclean stop the next ``seq`` may be
+    well above ``last_seq``: seqs in between were never stored, and may have been shown."""
 
     last_seq: int
     first_seq: int
@@ -301,6 +303,12 @@ class Engine(Protocol):
 
     async def position(self, container_id: str) -> Position:
         """The container's last and first kept ``seq`` and its epoch.
+
+        ``last_seq`` names the last message handed on to listeners (:meth:`listen`): a
+        subscriber that reads history up to it and then takes what this process delivers
+        misses nothing and gets nothing twice. An engine that holds a stored run back for a
+        moment (the SQLite engine holds a container's first run until its seqs are reserved
+        on disk) names the last seq before it.
 
         Raises:
             EngineError: the engine cannot answer now.

@@ -36,6 +36,7 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
@@ -53,7 +54,13 @@ from tailhub.engine.base import (
     SessionPage,
     StoredMessage,
 )
-from tailhub.engine.sessions import Session, SessionRegistry, apply_message, limit_reason
+from tailhub.engine.sessions import (
+    Session,
+    SessionRegistry,
+    apply_message,
+    limit_reason,
+    run_messages,
+)
 from tailhub.protocol import encode_published
 from tailhub.store.base import HistoryStore, SessionRow, StoreError
 
@@ -109,9 +116,14 @@ class LocalEngine:
         self._clock = clock
         self._handler: EngineHandler | None = None
         self._last_seq: dict[str, int] = {}
+        """Per container, the last seq stored."""
+        self._shown: dict[str, int] = {}
+        """Containers with held runs: the last seq handed on (what a position may name)."""
+        self._floors: dict[str, int] = {}
+        """Containers whose next seq must pass this one (an unclean stop may have shown it)."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._reserved: dict[str, int] | None = None
-        self._held: dict[str, list[tuple[int, str, list[bytes]]]] = {}
+        self._held: deque[tuple[str, int, str, list[bytes]]] = deque()
         self._saved_activity: dict[str, float] = {}
         self._attached: dict[str, int] = {}
         self._meta: dict[str, dict[str, bytes]] = {}
@@ -132,8 +144,7 @@ class LocalEngine:
             raise EngineError(str(exc)) from None
         for container_id, info in snapshot.containers.items():
             self._last_seq[container_id] = info.last_seq
-        for container_id, floor in snapshot.skip_to.items():
-            self._last_seq[container_id] = max(floor, self._last_seq.get(container_id, 0))
+        self._floors = dict(snapshot.skip_to)
         self._producer_ids = dict(snapshot.producers)
         self._reserved = None if snapshot.reserved is None else dict(snapshot.reserved)
         self._registry.restore(
@@ -145,6 +156,7 @@ class LocalEngine:
                 row.ended_at,
                 row.end_reason,
                 row.exit_code,
+                run_seq=-1,  # where the run began is not kept: count all its history
             )
             for row in snapshot.sessions
         )
@@ -214,6 +226,8 @@ class LocalEngine:
         append = self.store.append
         payloads: list[bytes] = []
         seqs = []
+        floor = self._floors.get(container_id, 0) if self._floors else 0
+        before = last
         for entry in entries:
             pub_id = entry.id
             if pub_id is not None:
@@ -222,7 +236,7 @@ class LocalEngine:
                     seqs.append(DUPLICATE)
                     continue
                 producer_ids[key] = pub_id
-            last += 1
+            last = max(last, floor) + 1
             payload = encode_published(
                 kind, container_id, entry.timestamp, last, msgspec.Raw(entry.data)
             )
@@ -233,6 +247,8 @@ class LocalEngine:
             done(Published(container_id, seqs, last, self.store.epoch(container_id)))
             return
         self._last_seq[container_id] = last
+        if floor:
+            del self._floors[container_id]
         started = ended = False
         if session is None:
             session = registry.start(container_id, now)
@@ -243,7 +259,9 @@ class LocalEngine:
         if kind != "log":
             changed = False
             for entry in entries:
-                changed = apply_message(session, kind, entry.status, entry.exit_code) or changed
+                changed = (
+                    apply_message(session, kind, entry.status, entry.exit_code, now) or changed
+                )
             if kind == "complete":
                 registry.end(container_id, "complete", now)
                 ended = True
@@ -253,7 +271,9 @@ class LocalEngine:
                 self._forget_dropped()
         elif started:
             self._save(session)
-        self._deliver(handler, container_id, kind, payloads, last)
+        if not session.run_seq:  # the first message of a run
+            session.run_seq = next(seq for seq in seqs if seq)
+        self._deliver(handler, container_id, kind, payloads, last, before)
         done(
             Published(
                 container_id,
@@ -272,19 +292,24 @@ class LocalEngine:
         kind: str,
         payloads: list[bytes],
         last: int,
+        before: int,
     ) -> None:
-        """Hand a stored run to the handler, or hold it until its seqs are reserved."""
+        """Hand a stored run to the handler, or hold it until its seqs are reserved.
+
+        ``last`` is the run's last seq, ``before`` the container's last seq before it.
+
+        Held runs wait in one queue, in the order they were stored, and every run stored
+        behind one waits too: subscribers of several containers (``*``) see runs in the
+        order they were received. Only a container's first run (or one past a reservation
+        that fell behind) is ever held, for one commit.
+        """
         reserved = self._reserved
-        if reserved is None or (last <= reserved.get(container_id, 0) and not self._held):
+        held = self._held
+        if reserved is None or (not held and last <= reserved.get(container_id, 0)):
             handler.deliver(container_id, kind, payloads)
             return
-        held = self._held.get(container_id)
-        if held is None and last <= reserved.get(container_id, 0):
-            handler.deliver(container_id, kind, payloads)
-            return
-        if held is None:
-            held = self._held[container_id] = []
-        held.append((last, kind, payloads))
+        self._shown.setdefault(container_id, before)
+        held.append((container_id, last, kind, payloads))
 
     def _on_reserved(self, pairs: Sequence[tuple[str, int]]) -> None:
         """A commit raised reservations: deliver the held runs they now cover, in order."""
@@ -294,16 +319,19 @@ class LocalEngine:
         for container_id, seq in pairs:
             if seq > reserved.get(container_id, 0):
                 reserved[container_id] = seq
-            held = self._held.get(container_id)
-            if not held:
-                continue
-            handler = self._handler
-            while held and held[0][0] <= seq:
-                _, kind, payloads = held.pop(0)
-                if handler is not None:
-                    handler.deliver(container_id, kind, payloads)
-            if not held:
-                del self._held[container_id]
+        held = self._held
+        if not held:
+            return
+        handler = self._handler
+        shown = self._shown
+        while held and held[0][1] <= reserved.get(held[0][0], 0):
+            container_id, last, kind, payloads = held.popleft()
+            shown[container_id] = last
+            if handler is not None:
+                handler.deliver(container_id, kind, payloads)
+        waiting = {run[0] for run in held}
+        for container_id in [c for c in shown if c not in waiting]:
+            del shown[container_id]
 
     def _on_durable(self, pairs: Sequence[tuple[str, int]]) -> None:
         if self._handler is not None:
@@ -333,10 +361,15 @@ class LocalEngine:
         return cast(list[StoredMessage], kept)
 
     def known_position(self, container_id: str) -> Position:
-        """Always known in this process: see :meth:`Engine.known_position`."""
+        """Always known in this process: see :meth:`Engine.known_position`.
+
+        While runs of the container are held, the position names the last seq handed on, so
+        that a subscriber reads history up to it and gets the held runs live.
+        """
         info = self.store.info(container_id)
+        last = self._shown.get(container_id)
         return Position(
-            self._last_seq.get(container_id, 0),
+            self._last_seq.get(container_id, 0) if last is None else last,
             info.first_seq if info is not None else 0,
             self.store.epoch(container_id),
         )
@@ -427,7 +460,11 @@ class LocalEngine:
             session.exit_code,
             last_seq=self._last_seq.get(container_id, 0),
             first_seq=info.first_seq if info is not None else 0,
-            messages=info.messages if info is not None else 0,
+            messages=run_messages(
+                session,
+                self._last_seq.get(container_id, 0),
+                info.messages if info is not None else 0,
+            ),
             stored_bytes=info.bytes if info is not None else 0,
             publishers=self._attached.get(container_id, 0),
             epoch=self.store.epoch(container_id),

@@ -33,6 +33,7 @@ __all__ = [
     "limit_reason",
     "listing_key",
     "parse_cursor",
+    "run_messages",
     "selects",
 ]
 
@@ -51,7 +52,13 @@ def limit_reason(max_sessions: int) -> str:
 
 @dataclass(slots=True)
 class Session:
-    """One container's session. ``status`` is the last status it reported; times are Unix."""
+    """One container's session. ``status`` is the last status it reported; times are Unix.
+
+    A session is one run of its container: ``run_seq`` is the ``seq`` of the run's first
+    message (0 until the engine stores it; -1 when not known, as for a session restored after
+    a restart, whose whole kept history counts); a ``starting`` status on an open session
+    begins a new run.
+    """
 
     container_id: str
     started_at: float
@@ -60,23 +67,47 @@ class Session:
     ended_at: float | None = None
     end_reason: str | None = None
     exit_code: int | None = None
+    run_seq: int = 0
 
     @property
     def active(self) -> bool:
         return self.ended_at is None
 
 
-def apply_message(session: Session, kind: str, status: str | None, exit_code: int | None) -> bool:
-    """Apply what one stored message says to ``session``; True if its status changed."""
+def apply_message(
+    session: Session,
+    kind: str,
+    status: str | None,
+    exit_code: int | None,
+    now: float | None = None,
+) -> bool:
+    """Apply what one stored message says to ``session``; True if its status changed.
+
+    ``starting`` on a session that already has a run begins a new one at ``now`` (its
+    ``run_seq`` goes back to 0 for the engine to set); a cancelled run stays ``cancelled``
+    when its ``complete`` arrives.
+    """
     before = session.status
     if status is not None:
+        if status == "starting" and session.run_seq and now is not None:
+            session.started_at = now
+            session.exit_code = None
+            session.run_seq = 0
         session.status = status
     elif kind == "complete":
         session.exit_code = exit_code
-        session.status = "completed" if exit_code == 0 else "error"
+        if session.status != "cancelled":
+            session.status = "completed" if exit_code == 0 else "error"
     elif kind == "error":
         session.status = "error"
     return session.status != before or kind == "complete"
+
+
+def run_messages(session: Session, last_seq: int, kept: int) -> int:
+    """The messages of the session's run (from its first message), at most the ``kept``."""
+    if session.run_seq <= 0:
+        return kept
+    return min(kept, last_seq - session.run_seq + 1)
 
 
 def listing_key(session: Session) -> tuple[int, float, str]:

@@ -39,7 +39,12 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> E
     else:
         from tailhub.store.sqlite import SqliteStore
 
-        store = SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
+        store = SqliteStore(
+            settings.data_dir / "history.db",
+            retention,
+            on_batch=on_batch,
+            check_timeout=settings.startup_check_timeout,
+        )
     return LocalEngine(store, max_sessions=settings.max_sessions)
 
 
