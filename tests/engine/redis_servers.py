@@ -92,7 +92,7 @@ class RedisServer:
                 log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"redis-server exited: {log}")
             try:
-                if _command(self.port, "PING").startswith(b"+PONG"):
+                if _command(self.port, "PING").startswith((b"+PONG", b"-NOAUTH")):
                     return
             except OSError:
                 pass

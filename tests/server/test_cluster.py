@@ -295,3 +295,30 @@ async def wait_until_ready(http: aiohttp.ClientSession, hub: HubProcess) -> None
             return response.status == 200
 
     await wait_for(ready, 30 * UNIT)
+
+
+async def test_the_redis_password_is_never_logged(
+    http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With a password in the URL, no line of the hub's log holds it, even when Redis goes."""
+    password = "pw-never-in-logs"
+    redis = RedisServer(
+        tmp_path_factory.mktemp("auth-redis"), extra=("--requirepass", password)
+    ).start()
+    url = f"redis://:{password}@127.0.0.1:{redis.port}/0"
+    hub = HubProcess(tmp_path_factory.mktemp("auth-hub"), args=["--redis", url]).start()
+    try:
+        ws = await http.ws_connect(hub.ws_url())
+        await publish(ws, "secret", range(1, 3))
+        redis.kill()
+        await ws.send_str(log("secret", "refused", id=3))
+        refused = await answer_to(ws, 3)
+        assert "unavailable" == refused["data"]["code"]
+        assert password not in json.dumps(refused)
+        await ws.close()
+    finally:
+        hub.stop()
+        redis.stop()
+    text = hub.log()
+    assert "engine_unavailable" in text
+    assert password not in text
