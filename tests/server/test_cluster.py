@@ -322,3 +322,61 @@ async def test_the_redis_password_is_never_logged(
     text = hub.log()
     assert "engine_unavailable" in text
     assert password not in text
+
+
+async def test_a_timed_out_session_ends_once_across_processes(
+    http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Both processes look for timed-out sessions; one ends each, with one final message."""
+    redis = RedisServer(tmp_path_factory.mktemp("timeout-redis")).start()
+    hubs = [
+        HubProcess(
+            tmp_path_factory.mktemp(f"timeout{i}"),
+            args=["--redis", redis.url, "--session-timeout", "600"],
+        ).start()
+        for i in range(2)
+    ]
+    try:
+        one, two = hubs
+        ws = await http.ws_connect(one.ws_url())
+        await publish(ws, "quiet", range(1, 3))
+        await ws.close()
+
+        async def ended_everywhere() -> bool:
+            for hub in hubs:
+                async with http.get(f"{hub.http}/api/sessions/quiet", headers=AUTH) as response:
+                    if (await response.json()).get("endReason") != "timeout":
+                        return False
+            return True
+
+        await wait_for(ended_everywhere, 10 * UNIT)
+        async with http.get(f"{two.http}/api/sessions/quiet/logs", headers=AUTH) as response:
+            history = [json.loads(line) for line in (await response.text()).splitlines()]
+        assert ["log", "log", "status"] == [m["type"] for m in history]
+        assert [1, 2, 3] == [m["seq"] for m in history]
+    finally:
+        for hub in hubs:
+            hub.stop()
+        redis.stop()
+
+
+async def test_sessions_survive_a_restart_of_every_hub(
+    http: aiohttp.ClientSession, pair: tuple[HubProcess, HubProcess]
+) -> None:
+    async def listing(hub: HubProcess) -> dict[str, Any]:
+        async with http.get(f"{hub.http}/api/sessions?limit=1000", headers=AUTH) as response:
+            body = await response.json()
+        rows = body["sessions"] if isinstance(body, dict) else body
+        return {row["containerID"]: row for row in rows}
+
+    ws = await http.ws_connect(pair[0].ws_url())
+    await publish(ws, "kept", range(1, 4))
+    await ws.close()
+    before = await listing(pair[0])
+    for hub in pair:
+        hub.stop()
+    for hub in pair:
+        hub.start()
+    after = [await listing(hub) for hub in pair]
+    assert before["kept"] == after[0]["kept"] == after[1]["kept"]
+    assert before.keys() == after[0].keys() == after[1].keys()
