@@ -681,3 +681,29 @@ async def test_star_catches_up_containers_that_started_while_pubsub_was_lost(
         assert [] == star.gaps
     finally:
         await engines.close()
+
+
+async def test_redis_back_with_older_data_gets_a_new_epoch(tmp_path: Path) -> None:
+    """Redis restarted from a snapshot older than the last acked writes: the seqs after it
+    would repeat ones already handed on, so they go under a new epoch."""
+    server = RedisServer(tmp_path / "rdb").start()
+    engines = Engines(server.url)
+    try:
+        seen = Recorder()
+        sender = await engines.open(seen)
+        first = await publish(sender, "c", [entry("1"), entry("2")])
+        server.command("SAVE")
+        later = await publish(sender, "c", [entry("3"), entry("4")])
+        assert (first.epoch, [3, 4]) == (later.epoch, later.seqs)
+        server.kill()
+        server.start()  # loads the snapshot: seq 2
+        again = await publish(sender, "c", [entry("5")])
+        while again.refused is not None:  # the engine finds the old connection dead first
+            assert "unavailable" == again.refused
+            await wait_for(lambda: sender.available, 20 * UNIT)
+            again = await publish(sender, "c", [entry("5")])
+        assert again.epoch != first.epoch
+        assert again.epoch == (await sender.position("c")).epoch
+    finally:
+        await engines.close()
+        server.stop()

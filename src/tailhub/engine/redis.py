@@ -25,6 +25,9 @@ Epoch
     Each container's hash holds an ``epoch``, created (at random) when absent. Redis losing
     the container's keys (``FLUSHALL``, a restart without persistence) loses it, so the next
     publish or :meth:`position` makes a new one, and ``seq`` starts again at 1 under it.
+    Each process also passes, with every publish, the highest ``seq`` of the epoch it has
+    handed on: Redis being behind it (it came back with older data) starts a new epoch too,
+    before any ``seq`` is given again.
 
 Fan-out
     One Pub/Sub connection per process (on Cluster, one per master holding a listened
@@ -130,6 +133,7 @@ _ATTACHED_TTL: Final = 30.0
 _ENTRY: Final = struct.Struct(">IIHB")
 _STAR_MARGIN: Final = 2.0
 _FORGET_AFTER: Final = 600.0
+_SEEN_MAX: Final = 1_000_000
 
 
 def redact(url: str) -> str:
@@ -421,6 +425,7 @@ class RedisEngine:
         self._plain: set[bytes] = set()
         self._reply_on = False
         self._lost_at: float | None = None
+        self._seen: dict[str, tuple[str, int]] = {}
         self._star_recovering = False
         self._requests: dict[int, _Request] = {}
         self._request_ids = itertools.count(1)
@@ -902,6 +907,7 @@ class RedisEngine:
             self._star,
             "SPUBLISH",
             len(runs),
+            *self._seen.get(container_id, ("", 0)),
         ]
         parts: list[list[tuple[bytes, bytes]]] = []
         for run in runs:
@@ -977,6 +983,7 @@ class RedisEngine:
             self._admitted.discard(container_id)
         epoch = _text(reply[1])
         last_seq = int(reply[2])
+        self._saw(container_id, epoch, last_seq)
         started = reply[3] == 1
         ended = reply[4] == 1
         if ended:
@@ -1001,6 +1008,14 @@ class RedisEngine:
         else:
             self._note_idle(container_id, runs[-1].now)
         return [(container_id, last_seq)]
+
+    def _saw(self, container_id: str, epoch: str, seq: int) -> None:
+        """Remember the highest seq of an epoch this process handed on (see PUBLISH)."""
+        seen = self._seen.get(container_id)
+        if seen is None or seen[0] != epoch or seen[1] < seq:
+            if len(self._seen) > _SEEN_MAX:
+                self._seen.clear()
+            self._seen[container_id] = (epoch, seq)
 
     def _deliver_own(
         self,
@@ -1424,6 +1439,7 @@ class RedisEngine:
             payloads = run.payloads[last + 1 - run.first :]
             feed.last = run.last
             feed.heard = time.monotonic()
+            self._saw(container_id, feed.epoch, run.last)
             handler.deliver(container_id, run.kind, payloads)
         if (
             not queue
@@ -1498,6 +1514,7 @@ class RedisEngine:
                     )
                 self._deliver_entries(container_id, entries)
                 feed.last = _seq_of(entries[-1][0])
+                self._saw(container_id, feed.epoch, feed.last)
         except (EngineError, RedisError, OSError, TimeoutError):
             # Unavailable: recovery catches this feed up once Redis answers.
             return False

@@ -40,8 +40,9 @@ __all__ = [
 
 PUBLISH: Final = r"""
 -- KEYS: meta, stream, producers, session, session metadata
--- ARGV: now, maxlen, epoch if none, mode, container, channel, star channel, publish
---       command, run count, then per run: kind, status, exit code, entry count, receive
+-- ARGV: now, maxlen, a new epoch, mode, container, channel, star channel, publish
+--       command, run count, the epoch and highest seq the caller has seen of the
+--       container ('' and 0: none), then per run: kind, status, exit code, entry count, receive
 --       time, entries: per entry the lengths of head, tail, producer and id (big-endian
 --       uint32, uint32, uint16, uint8), then those four (an empty head: the previous
 --       entry's; an empty id: not de-duplicated). One argument per run, not four per
@@ -63,11 +64,15 @@ elseif not active and mode ~= '1' then
   return {'admit'}
 end
 local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
+local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
+-- No epoch: the container is new, or Redis lost it. An epoch the caller saw with a higher
+-- seq than Redis has now: Redis lost the last writes (an older snapshot, a failover to a
+-- replica that was behind). Either way the seqs to come would repeat ones already seen:
+-- they go under a new epoch.
+if not epoch or (epoch == ARGV[10] and tonumber(ARGV[11]) > seq) then
   epoch = ARGV[3]
   redis.call('HSET', meta, 'epoch', epoch)
 end
-local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
 local maxlen = ARGV[2]
 local lastids = {}
 local started, ended = 0, 0
@@ -75,7 +80,7 @@ local reply = {'ok', epoch, 0, 0, 0}
 local header = {}
 local bodies = {}
 local stored, stored_bytes = 0, 0
-local i = 10
+local i = 12
 for r = 1, tonumber(ARGV[9]) do
   local kind, status, exitcode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local count = tonumber(ARGV[i + 3])
