@@ -297,7 +297,7 @@ async def wait_until_ready(http: aiohttp.ClientSession, hub: HubProcess) -> None
     await wait_for(ready, 30 * UNIT)
 
 
-async def test_the_redis_password_is_never_logged(
+async def test_the_redis_password_is_never_logged_and_readyz_tells_redis_is_gone(
     http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """With a password in the URL, no line of the hub's log holds it, even when Redis goes."""
@@ -315,6 +315,10 @@ async def test_the_redis_password_is_never_logged(
         refused = await answer_to(ws, 3)
         assert "unavailable" == refused["data"]["code"]
         assert password not in json.dumps(refused)
+        async with http.get(f"{hub.http}/readyz", headers=AUTH) as response:
+            body = await response.text()
+        assert 503 == response.status
+        assert password not in body
         await ws.close()
     finally:
         hub.stop()
