@@ -1067,10 +1067,16 @@ class RedisEngine:
         except (RedisError, OSError, TimeoutError) as exc:
             replies = [exc] * len(ops)
             if isinstance(exc, (OSError, TimeoutError)) or _is_connection_error(exc):
-                self._fail_batch(ops, exc)
+                # Unavailable first, so that what the batch held is asked again on recovery.
                 self._down(f"Redis at {self.shown} cannot be reached: {exc}")
+                self._fail_batch(ops, exc)
                 return
         replies = list(replies)[: len(ops)]
+        lost = next(
+            (r for r in replies if isinstance(r, Exception) and _is_connection_error(r)), None
+        )
+        if lost is not None:
+            self._down(f"Redis at {self.shown} cannot be reached: {lost}")
         redo = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if redo:
             # Redis lost its scripts (restarted, SCRIPT FLUSH): none of those calls ran.
@@ -1874,7 +1880,7 @@ def _ignore(_reply: Any) -> None:
     return None
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def _is_connection_error(exc: object) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
