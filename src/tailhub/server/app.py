@@ -22,7 +22,7 @@ from aiohttp import web
 
 from tailhub import __version__
 from tailhub.auth import Authenticator, load_or_create_token
-from tailhub.config import Settings
+from tailhub.config import Settings, redact_url
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
@@ -195,7 +195,8 @@ async def _serve(settings: Settings, token: str, *, reuse_port: bool = False) ->
         "hub_started",
         version=__version__,
         url=f"ws://{settings.host}:{settings.port}/",
-        history=settings.history,
+        history="redis" if settings.redis_url else settings.history,
+        redis=redact_url(settings.redis_url) if settings.redis_url else None,
         data_dir=str(settings.data_dir),
     )
     if sys.stdout.isatty() and LEVEL_NUMBERS[settings.log_level] <= LEVEL_NUMBERS["info"]:
