@@ -809,12 +809,22 @@ class Node:
             return
         if not holding:
             hub.start_catch_up(conn, container_id)
-        self._spawn(conn, self._send_backlog(conn, sub_after, last))
+        # The backlog task owns this catch-up (its list of held live frames) from now, not
+        # from when it first runs: a subscribe or unsubscribe read in the same turn replaces
+        # or ends it before the task starts, and the task must then send nothing.
+        mine = conn.catching_up[container_id]
+        self._spawn(conn, self._send_backlog(conn, sub_after, last, mine))
 
-    async def _send_backlog(self, conn: Connection, sub: Subscribe, last: int) -> None:
+    async def _send_backlog(
+        self, conn: Connection, sub: Subscribe, last: int, mine: list[bytes]
+    ) -> None:
+        """Send ``sub``'s backlog up to ``last``, then switch to live.
+
+        Stops, sending nothing more, as soon as ``mine`` is no longer the connection's
+        catch-up of the container (a later subscribe or an unsubscribe replaced it).
+        """
         hub = self.hub
         container_id = sub.container_id
-        mine = conn.catching_up[container_id]
         after = max(0, last - sub.tail) if sub.tail is not None else sub.since or 0
         budget = max(self.settings.max_queue // 4, 1)
         try:
@@ -849,19 +859,41 @@ class Node:
             hub.send_frame(conn, frame)
 
     async def _drained(self, conn: Connection, container_id: str, mine: list[bytes]) -> bool:
-        """Wait until ``conn`` has taken most of what it was sent; False if it went away."""
+        """Wait until ``conn`` has taken most of what it was sent; False if it went away.
+
+        A reader that holds more than ``max_queue`` of live messages meanwhile, or that takes
+        nothing of what it owes for :meth:`_stall_limit` seconds, is closed as too slow (4429).
+        """
         limit = self.settings.max_queue
         await asyncio.sleep(0)
+        last = conn.peer.buffered()
+        since = self._clock()
         while True:
             if conn.closed or conn.catching_up.get(container_id) is not mine:
                 return False
-            if self.hub.held_bytes(conn, container_id) > limit:
+            buffered = conn.peer.buffered()
+            now = self._clock()
+            if buffered < last:
+                since = now
+            last = buffered
+            if self.hub.held_bytes(conn, container_id) > limit or (
+                buffered > limit // 2 and now - since > self._stall_limit()
+            ):
                 self.stats.slow_closes += 1
+                _log.info("catch_up_too_slow", conn=conn.id, container=container_id)
                 self.hub.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
                 return False
-            if conn.peer.buffered() <= limit // 2:
+            if buffered <= limit // 2:
                 return True
             await asyncio.sleep(0.005)
+
+    def _stall_limit(self) -> float:
+        """Seconds a catching-up reader may take nothing before it is closed as too slow.
+
+        Under half the heartbeat interval, so that a stuck reader is closed as slow (4429,
+        resume with ``since``) before the liveness round would close it as gone (4408).
+        """
+        return min(max(self.settings.heartbeat_interval / 2, 0.05), 10.0)
 
     def unsubscribe(self, conn: Connection, container_id: str) -> None:
         if self.hub.unsubscribe(conn, container_id):

@@ -35,6 +35,7 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -117,8 +118,8 @@ class LocalEngine:
         self._handler: EngineHandler | None = None
         self._last_seq: dict[str, int] = {}
         """Per container, the last seq stored."""
-        self._shown: dict[str, int] = {}
-        """Containers with held runs: the last seq handed on (what a position may name)."""
+        self._holding: dict[str, list[asyncio.Future[None]]] = {}
+        """Containers with held runs, and who waits for them to be handed on."""
         self._floors: dict[str, int] = {}
         """Containers whose next seq must pass this one (an unclean stop may have shown it)."""
         self._producer_ids: dict[tuple[str, str], int] = {}
@@ -308,7 +309,7 @@ class LocalEngine:
         if reserved is None or (not held and last <= reserved.get(container_id, 0)):
             handler.deliver(container_id, kind, payloads)
             return
-        self._shown.setdefault(container_id, before)
+        self._holding.setdefault(container_id, [])
         held.append((container_id, last, kind, payloads))
 
     def _on_reserved(self, pairs: Sequence[tuple[str, int]]) -> None:
@@ -323,15 +324,16 @@ class LocalEngine:
         if not held:
             return
         handler = self._handler
-        shown = self._shown
         while held and held[0][1] <= reserved.get(held[0][0], 0):
-            container_id, last, kind, payloads = held.popleft()
-            shown[container_id] = last
+            container_id, _, kind, payloads = held.popleft()
             if handler is not None:
                 handler.deliver(container_id, kind, payloads)
-        waiting = {run[0] for run in held}
-        for container_id in [c for c in shown if c not in waiting]:
-            del shown[container_id]
+        still = {run[0] for run in held}
+        holding = self._holding
+        for container_id in [c for c in holding if c not in still]:
+            for waiter in holding.pop(container_id):
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _on_durable(self, pairs: Sequence[tuple[str, int]]) -> None:
         if self._handler is not None:
@@ -360,22 +362,36 @@ class LocalEngine:
         # The store's StoredMessage has the same fields: no copy per message.
         return cast(list[StoredMessage], kept)
 
-    def known_position(self, container_id: str) -> Position:
-        """Always known in this process: see :meth:`Engine.known_position`.
-
-        While runs of the container are held, the position names the last seq handed on, so
-        that a subscriber reads history up to it and gets the held runs live.
-        """
+    def known_position(self, container_id: str) -> Position | None:
+        """Known at once in this process, unless runs of the container are held (see
+        :meth:`position`). See :meth:`Engine.known_position`."""
+        if container_id in self._holding:
+            return None
         info = self.store.info(container_id)
-        last = self._shown.get(container_id)
         return Position(
-            self._last_seq.get(container_id, 0) if last is None else last,
+            self._last_seq.get(container_id, 0),
             info.first_seq if info is not None else 0,
             self.store.epoch(container_id),
         )
 
     async def position(self, container_id: str) -> Position:
-        return self.known_position(container_id)
+        """The position once no run of the container is held: the seq it names has been
+        handed on, so a subscriber that reads history up to it misses nothing.
+
+        Raises:
+            EngineError: the engine closed while waiting.
+        """
+        while True:
+            holding = self._holding.get(container_id)
+            if holding is None:
+                position = self.known_position(container_id)
+                assert position is not None
+                return position
+            waiter = asyncio.get_running_loop().create_future()
+            holding.append(waiter)
+            await waiter
+            if self._handler is None:
+                raise EngineError("the engine is closed")
 
     async def prune(self, now: float) -> int:
         """Apply history retention, forget old ended sessions and expired records and claims."""
@@ -383,6 +399,17 @@ class LocalEngine:
             removed = await self.store.prune(now)
         except StoreError as exc:
             raise EngineError(str(exc)) from None
+        if removed:
+            # As the store does: a producer's dedupe state goes with its container's last
+            # message (seq still never goes back).
+            store = self.store
+            emptied = [
+                pair
+                for pair in self._producer_ids
+                if (info := store.info(pair[0])) is None or info.messages == 0
+            ]
+            for pair in emptied:
+                del self._producer_ids[pair]
         gone = self._registry.forget_ended_before(now - self._session_retention)
         for container_id in gone:
             self._meta.pop(container_id, None)
