@@ -98,7 +98,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tailhub.config import redact_url
 from tailhub.engine import redis_lua as lua
@@ -1881,9 +1883,6 @@ def _ignore(_reply: Any) -> None:
 
 
 def _is_connection_error(exc: object) -> bool:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError)) or (
         isinstance(exc, ResponseError) and str(exc).startswith(("LOADING", "CLUSTERDOWN"))
     )
