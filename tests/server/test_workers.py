@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.engine.redis_servers import RedisServer
-from tests.helpers import UNIT, HubProcess, wait_for
+from tests.helpers import UNIT, HubProcess, receive_type, wait_for
 
 
 @pytest.fixture
@@ -61,6 +62,30 @@ async def test_workers_share_the_port_restart_and_stop_together(
             os.kill(first[0], signal.SIGKILL)
             await wait_for(lambda: _workers(hub).get(0) not in (None, first[0]), 20 * UNIT)
             await wait_for(answers, 20 * UNIT)
+            # Connections land on either worker; both are one hub through Redis.
+            watchers = []
+            for _ in range(6):
+                ws = await http.ws_connect(hub.ws_url())
+                await ws.send_str(json.dumps({"type": "subscribe", "containerID": "w"}))
+                await receive_type(ws, "subscribed")
+                watchers.append(ws)
+            publisher = await http.ws_connect(hub.ws_url())
+            for n in range(1, 51):
+                await publisher.send_str(
+                    json.dumps(
+                        {
+                            "type": "log",
+                            "containerID": "w",
+                            "id": n,
+                            "data": {"level": "info", "message": str(n)},
+                        }
+                    )
+                )
+            for ws in watchers:
+                got = [(await receive_type(ws, "log"))["seq"] for _ in range(50)]
+                assert list(range(1, 51)) == got
+                await ws.close()
+            await publisher.close()
         pids = list(_workers(hub).values())
         started = time.monotonic()
         assert 0 == hub.stop()
