@@ -1088,7 +1088,11 @@ class RedisEngine:
                 replies[i] = reply
         durable: list[tuple[str, int]] = []
         for (_, result), reply in zip(ops, replies, strict=False):
-            got = result(reply)
+            try:
+                got = result(reply)
+            except Exception:  # one failing callback must not cost the others their answer
+                _log.exception("engine_callback_failed", engine="redis")
+                continue
             if got:
                 durable.extend(got)
         if durable and self._handler is not None:
