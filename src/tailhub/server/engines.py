@@ -45,7 +45,14 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> E
             on_batch=on_batch,
             check_timeout=settings.startup_check_timeout,
         )
-    return LocalEngine(store, max_sessions=settings.max_sessions)
+    # Ended sessions are kept as long as history: on disk all of them; in memory, as the hub
+    # always did, the last 1,000.
+    return LocalEngine(
+        store,
+        max_sessions=settings.max_sessions,
+        keep_ended=1000 if settings.history == "memory" else None,
+        session_retention=settings.retention_age,
+    )
 
 
 class _Quiet:
