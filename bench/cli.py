@@ -6,6 +6,7 @@ import argparse
 import os
 import resource
 import signal
+import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -28,14 +29,14 @@ from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps
 
 __all__ = ["main"]
 
-KNOWN_SERVERS = ("tailhub", "node", "picows", "aiohttp")
-DEFAULT_SERVERS = "tailhub,node,picows"
+KNOWN_SERVERS = ("tailhub", "node", "bun", "picows", "aiohttp")
+DEFAULT_SERVERS = "tailhub,node,bun,picows"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark tailhub against a Node ws relay and a picows relay.",
+        description="Benchmark tailhub against relays on Node's ws, Bun and picows.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="CI smoke test: short runs, about a minute"
@@ -161,11 +162,11 @@ def _run(
     # This process only waits on its children: keep it off the server's core.
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(GENERATOR_CORE)})
-    if "node" in servers:
+    if "node" in servers or "bun" in servers:
         try:
             ensure_node_deps()
-        except (ServerError, OSError) as exc:
-            print(f"bench: cannot install the Node peer's dependencies: {exc}", file=sys.stderr)
+        except (ServerError, OSError, subprocess.SubprocessError) as exc:
+            print(f"bench: cannot install the node and bun peers: {exc}", file=sys.stderr)
             return 1
 
     meta = machine_info()

@@ -69,6 +69,8 @@ def _format(value: float | None, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == "ms":
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    if unit == "us":
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return f"{value:.1f}"
 
 
@@ -352,7 +354,13 @@ def write_json(
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
-_COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138", "aiohttp": "#999999"}
+_COLOURS = {
+    "tailhub": "#2b7bba",
+    "node": "#6aa84f",
+    "bun": "#c27ba0",
+    "picows": "#e69138",
+    "aiohttp": "#999999",
+}
 _BASELINE_COLOUR = "#9cc3e6"  # a lighter tailhub blue, for tailhub@<sha>
 
 
@@ -361,7 +369,7 @@ def _colour(server: str) -> str | None:
 
 
 def _charted(row: Row) -> bool:
-    if not row.values or row.unit not in ("/s", "ms", "KiB", "%"):
+    if not row.values or row.unit not in ("/s", "ms", "us", "KiB", "%"):
         return False
     # An open-loop scenario's delivered rate only repeats its offered rate.
     return not (row.unit == "/s" and SCENARIOS[row.scenario].kind == "open_loop")
@@ -398,7 +406,8 @@ def _draw(axis: Any, group: list[Row], servers: Sequence[str]) -> None:
     else:
         what = group[0].metric
     axis.set_title(f"{scenario.key} {scenario.title}: {what}", fontsize=9)
-    axis.set_ylabel({"/s": "per second", "ms": "ms", "KiB": "KiB", "%": "share of one core"}[unit])
+    ylabel = {"/s": "per second", "ms": "ms", "us": "µs of server CPU", "KiB": "KiB"}
+    axis.set_ylabel(ylabel.get(unit, "share of one core"))
     if unit == "/s":
         axis.yaxis.set_major_formatter(lambda value, _: f"{value / 1000:.0f}k")
     elif unit == "%":

@@ -23,6 +23,7 @@ from typing import Any
 from bench.loadgen import Spec
 from bench.scenarios import Scenario
 from bench.servers import (
+    BUN,
     MEMORY_TWIN,
     ROOT,
     SERVERS,
@@ -239,6 +240,7 @@ def machine_info() -> dict[str, Any]:
             ws_version = json.load(handle)["version"]
     except (OSError, ValueError, KeyError):
         pass
+    bun_version = _command_output([str(BUN), "--version"]) if BUN.is_file() else "missing"
     versions: dict[str, str] = {}
     for name in ("picows", "aiohttp", "uvloop", "msgspec"):
         try:
@@ -256,6 +258,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "node": _command_output([node, "--version"]) if node else "missing",
         "ws": ws_version,
+        "bun": bun_version,
         **versions,
         "commit": _command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
         "src_dirty": dirty not in ("", "unknown"),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 __all__ = [
     "BENCH_DIR",
+    "BUN",
     "MEMORY_TWIN",
     "SERVERS",
     "RunningServer",
@@ -37,6 +38,8 @@ __all__ = [
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+BUN = BENCH_DIR / "node_modules" / "@oven" / "bun-linux-x64" / "bin" / "bun"
+"""Bun's binary, installed from bench/package-lock.json by :func:`ensure_node_deps`."""
 SERVER_CORE = "0"
 
 # tailhub runs with every feature on; only the session cap is raised so that scenario F's
@@ -54,7 +57,7 @@ class ServerSpec:
 
     name: str
     label: str
-    kind: str  # "tailhub", "node", "picows" or "aiohttp"
+    kind: str  # "tailhub", "node", "bun", "picows" or "aiohttp"
     extra_args: tuple[str, ...] = ()
     # Put first on the server's PYTHONPATH: a baseline's checkout, whose ``src`` then shadows
     # the working tree's editable install (see bench/baseline.py).
@@ -79,6 +82,12 @@ class ServerSpec:
             flags = ["--single-threaded-gc"] if realtime else []
             relay = str(BENCH_DIR / "peers" / "node_relay.js")
             command = [node, *flags, relay, "--port", str(port)]
+        elif self.kind == "bun":
+            # As for node: JavaScriptCore's concurrent collector threads could never run
+            # beside a SCHED_FIFO main thread on the same core.
+            flags = ["env", "BUN_JSC_useConcurrentGC=0"] if realtime else []
+            relay = str(BENCH_DIR / "peers" / "bun_relay.js")
+            command = [*flags, str(BUN), relay, "--port", str(port)]
         elif self.kind in ("picows", "aiohttp"):
             module = f"bench.peers.{self.kind}_relay"
             command = [sys.executable, "-m", module, "--port", str(port)]
@@ -109,6 +118,7 @@ def tailhub_specs(name: str, label: str, python_path: Path | None = None) -> dic
 SERVERS: dict[str, ServerSpec] = {
     **tailhub_specs("tailhub", "tailhub"),
     "node": ServerSpec("node", "node ws relay", "node"),
+    "bun": ServerSpec("bun", "bun relay", "bun"),
     "picows": ServerSpec("picows", "picows relay", "picows"),
     "aiohttp": ServerSpec("aiohttp", "aiohttp relay", "aiohttp"),
 }
@@ -161,12 +171,12 @@ def free_port() -> int:
 
 
 def ensure_node_deps() -> None:
-    """Install the Node peer's dependencies from the lock file when they are missing."""
-    if (BENCH_DIR / "node_modules" / "ws").is_dir():
+    """Install the node and bun peers' packages from the lock file when any is missing."""
+    if (BENCH_DIR / "node_modules" / "ws").is_dir() and BUN.is_file():
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise ServerError("npm not found: the node peer needs Node.js and npm")
+        raise ServerError("npm not found: the node and bun peers are installed with npm")
     subprocess.run(
         [npm, "ci", "--prefix", str(BENCH_DIR), "--no-audit", "--no-fund"],
         check=True,
