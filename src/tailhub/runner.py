@@ -68,7 +68,8 @@ class RunOptions:
     """How ``tailhub run`` runs CMD and talks to the hub.
 
     Attributes:
-        url: the hub (default from the environment, see :func:`tailhub.client.resolve_url`).
+        url: the hub, or several of its processes comma-separated (default from the
+            environment, see :func:`tailhub.client.resolve_urls`).
         token: the token (default from the environment or the hub's token file).
         container_id: the container ID (default ``$CONTAINER_ID``, else the host name).
         grace: seconds between SIGTERM and SIGKILL after a ``cancel`` command.
