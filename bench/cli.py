@@ -25,7 +25,7 @@ from bench.report import (
 )
 from bench.runner import GENERATOR_CORE, Outcome, Settings, machine_info, run_scenario
 from bench.scenarios import SCENARIOS
-from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps
+from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps, redis_missing
 
 __all__ = ["main"]
 
@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="CI smoke test: short runs, about a minute"
     )
     parser.add_argument(
-        "--scenarios", default=",".join(SCENARIOS), help="comma-separated, from A,B,C,D,E,F"
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {','.join(SCENARIOS)} (G and H need redis-server and a "
+        "tailhub with the Redis engine; they are skipped, saying why, without them)",
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per server (default 3)")
     parser.add_argument(
@@ -195,9 +198,13 @@ def _run(
     )
     started = time.perf_counter()
     results: dict[str, dict[str, Outcome]] = {}
+    no_redis = redis_missing() if any(SCENARIOS[k].needs_redis for k in scenarios) else None
     for key in scenarios:
         scenario = SCENARIOS[key]
         print(f"{key}: {scenario.title} — {scenario.why}", file=sys.stderr, flush=True)
+        if scenario.needs_redis and no_redis is not None:
+            print(f"  {key}: skipped ({no_redis})", file=sys.stderr)
+            continue
         outcomes = run_scenario(scenario, servers, settings, catalogue)
         if outcomes:
             results[key] = outcomes
@@ -208,8 +215,17 @@ def _run(
 
     rows = build_rows(results, servers)
     paired = paired_ratios(results, baseline.name if baseline is not None else None)
-    print()
-    print(render_table(rows, servers))
+    # One table for the scenarios run on --servers, one for each that has its own servers.
+    tables = [(servers, [row for row in rows if not SCENARIOS[row.scenario].servers])]
+    tables += [
+        (list(SCENARIOS[key].servers), [row for row in rows if row.scenario == key])
+        for key in results
+        if SCENARIOS[key].servers
+    ]
+    for names, part in tables:
+        if part:
+            print()
+            print(render_table(part, names))
     if paired:
         print()
         print(render_paired(paired))
@@ -233,7 +249,9 @@ def _run(
         title = f"tailhub bench · {meta['date']} · {meta['cpu_model']} · {meta['commit']}"
         if baseline is not None:
             title += f" vs {baseline.short}"
-        if write_chart(args.chart, rows, servers, title):
+        charted = [*servers]
+        charted += [n for key in results for n in SCENARIOS[key].servers if n not in charted]
+        if write_chart(args.chart, rows, charted, title):
             print(f"chart: {args.chart}")
         else:
             print("chart: skipped (pip install matplotlib)", file=sys.stderr)

@@ -113,8 +113,9 @@ def build_rows(results: dict[str, dict[str, Outcome]], servers: Sequence[str]) -
             rows += _history_rows(scenario, outcomes, servers)
             continue
         gen = _generator_cpu(list(outcomes.values()))
+        names = scenario.servers or servers
         for metric in scenario.metrics:
-            rows.append(_metric_row(key, scenario.title, metric, outcomes, servers, gen))
+            rows.append(_metric_row(key, scenario.title, metric, outcomes, names, gen))
     return rows
 
 
@@ -185,9 +186,12 @@ def _metric_row(
     if target is None:
         verdict = ""
     elif target.against is not None:
-        verdict = _verdict(target, ratios.get(target.against))
+        ratio = _ratio(values.get(target.subject), values.get(target.against))
+        verdict = _verdict(target, ratio)
+        if target.subject != "tailhub" and ratio is not None:
+            verdict += f" ({ratio:.2f}x)"  # not among the ratio columns, which are tailhub's
     else:
-        verdict = _verdict(target, values.get("tailhub"))
+        verdict = _verdict(target, values.get(target.subject))
     return Row(
         key,
         f"{key} {title}",
@@ -265,7 +269,13 @@ def _pairs(scenario: Scenario, baseline: str | None) -> list[tuple[str, str, str
             ]
         return pairs
     pairs = [
-        ("tailhub", m.target.against, m.field, f"{key} vs {m.target.against}")
+        (
+            m.target.subject,
+            m.target.against,
+            m.field,
+            f"{key} {'' if m.target.subject == 'tailhub' else m.target.subject + ' '}"
+            f"vs {m.target.against}",
+        )
         for m in scenario.metrics
         if m.target is not None and m.target.against is not None
     ]
@@ -360,6 +370,9 @@ _COLOURS = {
     "bun": "#c27ba0",
     "picows": "#e69138",
     "aiohttp": "#999999",
+    "tailhub-redis": "#cc0000",
+    "tailhub-redis-w2": "#e06666",
+    "tailhub-redis-pair": "#990000",
 }
 _BASELINE_COLOUR = "#9cc3e6"  # a lighter tailhub blue, for tailhub@<sha>
 

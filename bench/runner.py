@@ -79,6 +79,8 @@ def _drive(
         port=server.port,
         token=server.token,
         server_pid=server.pid,
+        subscribe_port=server.subscribe_port,
+        extra_pids=tuple(server.extra_pids),
         duration=settings.duration,
         warmup=settings.warmup,
         **params,
@@ -122,6 +124,8 @@ def _drive(
 def _servers_for(
     scenario: Scenario, chosen: list[str], catalogue: Mapping[str, ServerSpec]
 ) -> list[ServerSpec]:
+    if scenario.servers:  # G, H: their own tailhub variants, whatever --servers says
+        return [catalogue[name] for name in scenario.servers]
     if scenario.history_pair:  # every chosen tailhub, each beside its in-memory twin
         return [
             catalogue[name]
