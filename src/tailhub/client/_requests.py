@@ -62,18 +62,20 @@ class HubClient(Connected):
         """
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        if self._ws is not None:
+            return
+        last = len(self.urls) - 1
         for index, url in enumerate(self.urls):
-            if self._ws is not None:
-                return
             try:
-                self._ws = await open_websocket(
+                ws = await open_websocket(
                     self._session, url, self._token, connect_timeout=self._timeout
                 )
             except HubUnreachableError:
-                if index == len(self.urls) - 1:
+                if index == last:
                     raise
-            else:
-                self.url = url
+                continue
+            self._ws, self.url = ws, url
+            return
 
     async def sessions(self) -> list[dict[str, Any]]:
         """The hub's sessions, active and recently ended (see the protocol's ``sessions``).
