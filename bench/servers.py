@@ -211,6 +211,21 @@ def redis_missing() -> str | None:
     return None
 
 
+def _listening(port: int) -> int:
+    """How many IPv4 sockets listen on ``port`` (``/proc/net/tcp``, state 0A)."""
+    count = 0
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 0
+    return count
+
+
 def _ping_redis(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -395,6 +410,10 @@ class RunningServer:
                 raise ServerError(f"{name} exited with {process.returncode}: {said}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                # With --workers N, the kernel spreads connections over the sockets listening
+                # now: wait for every worker's, or the first ones would all land on one.
+                if _listening(port) < self.spec.workers:
+                    raise OSError("not every worker listens yet")
             except OSError:
                 if time.perf_counter() > deadline:
                     self.stop()
