@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
-from typing import Protocol
+from typing import Final, Protocol
 
 from tailhub.core.stats import Stats
 from tailhub.protocol import CloseCode
@@ -38,6 +38,27 @@ class Peer(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Start closing with ``code``; the transport is released even if the peer is stuck."""
         ...
+
+
+class _Gone:
+    """The peer of a connection that has gone: it takes nothing and holds nothing."""
+
+    __slots__ = ()
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def buffered(self) -> int:
+        return 0
+
+    def ping(self) -> None:
+        pass
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+_GONE: Final = _Gone()
 
 
 class Connection:
@@ -133,12 +154,18 @@ class Hub:
         return conn
 
     def disconnect(self, conn: Connection) -> None:
-        """Forget a connection and release everything it held. Idempotent."""
+        """Forget a connection and release everything it held. Idempotent.
+
+        The connection lets go of its peer too (the peer usually holds the connection), so
+        that what they held is freed as soon as the transport lets go of them, without
+        waiting for the garbage collector to find the cycle.
+        """
         if self.connections.pop(conn.id, None) is None:
             return
         conn.closed = True
         self._stats.connections_closed += 1
         self.release(conn)
+        conn.peer = _GONE
         for task in list(conn.tasks):
             task.cancel()
 

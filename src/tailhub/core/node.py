@@ -83,6 +83,10 @@ class Node:
         self._durable: dict[str, int] = {}
         self._lag = 0
         """Messages stored but not yet durable: how far the history store is behind."""
+        self._lag_bytes = 0
+        """The bytes of those messages (what holding them costs in memory)."""
+        self._pending_bytes: dict[str, int] = {}
+        """Per container, the bytes of its messages not yet durable."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
         self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
@@ -165,6 +169,15 @@ class Node:
         removed = await self.store.prune(time.time())
         if removed:
             _log.info("history_pruned", messages=removed)
+        # As the store does: a producer's dedupe state goes with its container's last message.
+        store = self.store
+        gone = [
+            key
+            for key in self._producer_ids
+            if (info := store.info(key[0])) is None or info.messages == 0
+        ]
+        for key in gone:
+            del self._producer_ids[key]
 
     def _mono(self) -> float:
         assert self._loop is not None
@@ -257,20 +270,20 @@ class Node:
                     conn, container_id, msg.producer, pub_id, self._last_seq.get(container_id, 0)
                 )
             return None
-        if self._lag >= self.settings.max_store_lag:
+        behind = self.store_lag_refusal(1, len(msg.data))
+        if behind is not None:
             if conn is not None:
                 self.error(
                     conn,
                     ErrorCode.UNAVAILABLE,
-                    f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG); message "
-                    "refused, send it again later",
+                    f"{behind}; message refused, send it again later",
                     container_id=container_id,
                     id=msg.id,
                     producer=msg.producer,
                 )
             return None
         try:
-            _, started = self.sessions.on_publish(
+            session, started = self.sessions.on_publish(
                 container_id, kind, now, mono, status=msg.status, exit_code=msg.exit_code
             )
         except SessionLimitError as exc:
@@ -288,6 +301,8 @@ class Node:
             self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
         seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
+        if session is not None and not session.run_seq:
+            session.run_seq = seq
         if pub_id is not None and conn is not None:
             self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
         if conn is not None and container_id not in conn.published:
@@ -310,7 +325,6 @@ class Node:
         now = self._now
         active = self.sessions.active
         producer_ids = self._producer_ids
-        max_lag = self.settings.max_store_lag
         stamp = self._stamp(now)
         run_id = ""
         run: list[bytes] = []
@@ -325,7 +339,7 @@ class Node:
                     pub_id is not None
                     and pub_id <= producer_ids.get((container_id, msg.producer), 0)
                 )
-                or self._lag >= max_lag
+                or self.store_lag_refusal(1, len(msg.data)) is not None
                 or not conn.allow_publish(mono)
             ):
                 if run:
@@ -407,6 +421,10 @@ class Node:
         payload = encode_published(kind, container_id, timestamp, seq, data)
         self.store.append(container_id, seq, now, payload, producer, pub_id)
         self._lag += 1
+        size = len(payload)
+        self._lag_bytes += size
+        pending = self._pending_bytes
+        pending[container_id] = pending.get(container_id, 0) + size
         if pub_id is not None:
             self._producer_ids[container_id, producer] = pub_id
         return seq, payload
@@ -457,6 +475,8 @@ class Node:
             if seq > before:
                 self._durable[container_id] = seq
                 self._lag -= seq - before
+                pending = self._last_seq.get(container_id, seq) - before
+                self._settle_bytes(container_id, seq - before, pending)
             waiters = self._durable_waiters.get(container_id)
             if waiters:
                 while waiters and waiters[0][0] <= seq:
@@ -531,14 +551,24 @@ class Node:
             hub.subscribe_live(conn, container_id)
             return
         hub.start_catch_up(conn, container_id)
-        task = asyncio.create_task(self._send_backlog(conn, sub, last))
+        # The backlog task owns this catch-up (its list of held live frames) from now, not
+        # from when it first runs: a subscribe or unsubscribe read in the same turn replaces
+        # or ends it before the task starts, and the task must then send nothing.
+        mine = conn.catching_up[container_id]
+        task = asyncio.create_task(self._send_backlog(conn, sub, last, mine))
         conn.tasks.add(task)
         task.add_done_callback(conn.tasks.discard)
 
-    async def _send_backlog(self, conn: Connection, sub: Subscribe, last: int) -> None:
+    async def _send_backlog(
+        self, conn: Connection, sub: Subscribe, last: int, mine: list[bytes]
+    ) -> None:
+        """Send ``sub``'s backlog up to ``last``, then switch to live.
+
+        Stops, sending nothing more, as soon as ``mine`` is no longer the connection's
+        catch-up of the container (a later subscribe or an unsubscribe replaced it).
+        """
         hub = self.hub
         container_id = sub.container_id
-        mine = conn.catching_up[container_id]
         after = max(0, last - sub.tail) if sub.tail is not None else sub.since or 0
         budget = max(self.settings.max_queue // 4, 1)
         try:
@@ -573,19 +603,41 @@ class Node:
             hub.send_frame(conn, frame)
 
     async def _drained(self, conn: Connection, container_id: str, mine: list[bytes]) -> bool:
-        """Wait until ``conn`` has taken most of what it was sent; False if it went away."""
+        """Wait until ``conn`` has taken most of what it was sent; False if it went away.
+
+        A reader that holds more than ``max_queue`` of live messages meanwhile, or that takes
+        nothing of what it owes for :meth:`_stall_limit` seconds, is closed as too slow (4429).
+        """
         limit = self.settings.max_queue
         await asyncio.sleep(0)
+        last = conn.peer.buffered()
+        since = self._clock()
         while True:
             if conn.closed or conn.catching_up.get(container_id) is not mine:
                 return False
-            if self.hub.held_bytes(conn, container_id) > limit:
+            buffered = conn.peer.buffered()
+            now = self._clock()
+            if buffered < last:
+                since = now
+            last = buffered
+            if self.hub.held_bytes(conn, container_id) > limit or (
+                buffered > limit // 2 and now - since > self._stall_limit()
+            ):
                 self.stats.slow_closes += 1
+                _log.info("catch_up_too_slow", conn=conn.id, container=container_id)
                 self.hub.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
                 return False
-            if conn.peer.buffered() <= limit // 2:
+            if buffered <= limit // 2:
                 return True
             await asyncio.sleep(0.005)
+
+    def _stall_limit(self) -> float:
+        """Seconds a catching-up reader may take nothing before it is closed as too slow.
+
+        Under half the heartbeat interval, so that a stuck reader is closed as slow (4429,
+        resume with ``since``) before the liveness round would close it as gone (4408).
+        """
+        return min(max(self.settings.heartbeat_interval / 2, 0.05), 10.0)
 
     def unsubscribe(self, conn: Connection, container_id: str) -> None:
         if self.hub.unsubscribe(conn, container_id):
@@ -649,11 +701,17 @@ class Node:
             "exitCode": session.exit_code,
             "lastSeq": self._last_seq.get(container_id, 0),
             "firstSeq": info.first_seq if info else 0,
-            "messages": info.messages if info else 0,
+            "messages": self._run_messages(session, info.messages if info else 0),
             "bytes": info.bytes if info else 0,
             "publishers": len(self.hub.publishers(container_id)),
             "subscribers": self.hub.subscriber_count(container_id),
         }
+
+    def _run_messages(self, session: Session, kept: int) -> int:
+        """Messages of the session's run (from its first message), at most those kept."""
+        if not session.run_seq:
+            return kept
+        return min(kept, self._last_seq.get(session.container_id, 0) - session.run_seq + 1)
 
     def list(self) -> list[dict[str, Any]]:
         """Every listed session: active first, then recently ended, newest first."""
@@ -662,6 +720,45 @@ class Node:
     def not_durable(self) -> int:
         """Messages accepted but not yet durable in history: how far the store lags behind."""
         return self._lag
+
+    def not_durable_bytes(self) -> int:
+        """The bytes of the messages :meth:`not_durable` counts."""
+        return self._lag_bytes
+
+    def store_lag_refusal(self, messages: int, size: int) -> str | None:
+        """Why ``messages`` more messages of ``size`` bytes in all must be refused, or None.
+
+        The one rule for every transport: history may fall at most ``max_store_lag``
+        messages and ``max_store_lag_bytes`` bytes behind (messages accepted but not yet
+        durable, held in memory meanwhile). A publish that would take it past either is
+        refused with ``unavailable``, so that a failing disk costs publishers an error, not
+        the hub its memory. ``size`` is the bytes of the messages' ``data``; the bound counts
+        them as stored, envelope included.
+
+        Returns:
+            None to accept; else the reason, in words naming the setting.
+        """
+        settings = self.settings
+        if self._lag + messages > settings.max_store_lag:
+            return f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG)"
+        if self._lag_bytes + size > settings.max_store_lag_bytes:
+            return f"history is {self._lag_bytes} bytes behind (TAILHUB_MAX_STORE_LAG_BYTES)"
+        return None
+
+    def _settle_bytes(self, container_id: str, durable: int, pending: int) -> None:
+        """``durable`` of the ``pending`` messages of ``container_id`` became durable.
+
+        Their bytes are not kept per message: the container's pending bytes go down by the
+        same share, exactly to zero once all of them are durable.
+        """
+        held = self._pending_bytes.get(container_id, 0)
+        if durable >= pending:
+            self._pending_bytes.pop(container_id, None)
+            self._lag_bytes -= held
+            return
+        share = held * durable // pending
+        self._pending_bytes[container_id] = held - share
+        self._lag_bytes -= share
 
     def last_seq(self, container_id: str) -> int:
         return self._last_seq.get(container_id, 0)

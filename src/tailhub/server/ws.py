@@ -36,13 +36,20 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import ServerState
+from tailhub.server.wire import TEXT, pong_frame, valid_key
 
 __all__ = [
     "CLOSE_GRACE",
+    "FRAMES_PER_TURN",
+    "ControlAllowance",
     "Refusal",
+    "answer_ping",
+    "authenticated_connections",
+    "count_control",
     "forget",
     "handle_frame",
     "handle_messages",
+    "handshake_refusal",
     "open_connection",
     "refusal",
     "request_token",
@@ -54,6 +61,8 @@ _log = structlog.get_logger("tailhub.ws")
 
 CLOSE_GRACE: Final = 5.0
 """Seconds a closing connection has to take its last bytes and answer the close frame."""
+FRAMES_PER_TURN: Final = 1024
+"""The most frames of one connection read (and handled) in one turn of the event loop."""
 
 
 def token_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -74,20 +83,62 @@ class Refusal(NamedTuple):
     headers: dict[str, str]
 
 
+def handshake_refusal(headers: Mapping[str, str], version: tuple[int, int]) -> Refusal | None:
+    """Why an upgrade request is not an RFC 6455 handshake (section 4.2.1), or None.
+
+    The words are fixed: an answer never quotes a header of the request (which could hold
+    a token, or bytes that are not text).
+    """
+    if headers.get("Upgrade", "").strip().lower() != "websocket" or "upgrade" not in {
+        part.strip().lower() for part in headers.get("Connection", "").split(",")
+    }:
+        return Refusal(400, "an upgrade needs Upgrade: websocket and Connection: Upgrade\n", {})
+    if headers.get("Sec-WebSocket-Version", "") != "13":
+        return Refusal(
+            426,
+            "Sec-WebSocket-Version 13 is the only version this hub speaks\n",
+            {"Sec-WebSocket-Version": "13"},
+        )
+    if version < (1, 1) or not valid_key(headers.get("Sec-WebSocket-Key", "")):
+        return Refusal(
+            400,
+            "an upgrade needs HTTP/1.1 and a Sec-WebSocket-Key of 16 bytes in base64\n",
+            {},
+        )
+    return None
+
+
 def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | None:
     """Why an upgrade must be refused before the handshake, or None to accept it.
 
     A wrong token is refused at once (401); a missing one may still come in the first
-    message. A hub at ``max_connections`` refuses with 503.
+    message. A hub whose authenticated connections reach ``max_connections`` refuses one with
+    a token with 503; connections without a token have their own budget,
+    ``max_unauthenticated``, so that they can never take the places of those with one.
     """
-    if token is not None and not state.auth.check(token):
+    settings = state.settings
+    if token is None:
+        if state.unauthenticated >= settings.max_unauthenticated:
+            return Refusal(
+                503,
+                '{"error":"too many connections without a token (TAILHUB_MAX_UNAUTHENTICATED);'
+                ' send the token with the upgrade request"}',
+                {},
+            )
+        return None
+    if not state.auth.check(token):
         _log.warning("auth_failed", remote=remote, where="handshake")
         return Refusal(
             401, '{"error":"invalid token"}', {"WWW-Authenticate": 'Bearer realm="tailhub"'}
         )
-    if len(state.node.hub.connections) >= state.settings.max_connections:
+    if authenticated_connections(state) >= settings.max_connections:
         return Refusal(503, '{"error":"too many connections (TAILHUB_MAX_CONNECTIONS)"}', {})
     return None
+
+
+def authenticated_connections(state: ServerState) -> int:
+    """The hub's connections that presented the token (those ``max_connections`` bounds)."""
+    return len(state.node.hub.connections) - state.unauthenticated
 
 
 def open_connection(
@@ -97,6 +148,8 @@ def open_connection(
     _log.info(
         "connection_opened", conn=conn.id, remote=conn.remote, authenticated=conn.authenticated
     )
+    if not conn.authenticated:
+        state.unauthenticated += 1
     allowed = state.settings.allowed_origins
     if allowed and origin and origin not in allowed:
         _log.warning("origin_refused", conn=conn.id, origin=origin)
@@ -111,10 +164,74 @@ def forget(state: ServerState, conn: Connection, code: int | None, seconds: floa
     ``code`` is the close code sent or answered (None if the peer just went away) and
     ``seconds`` how long the connection lasted, for the log.
     """
+    if not conn.authenticated and conn.id in state.node.hub.connections:
+        state.unauthenticated -= 1
     state.node.disconnect(conn)
     _log.info("connection_closed", conn=conn.id, code=code, seconds=round(seconds, 3))
     if state.drained is not None and not state.node.hub.connections:
         state.drained.set()
+
+
+class ControlAllowance:
+    """Pings and pongs one connection may still send: ``rate`` a second, bursts of ``rate``.
+
+    Args:
+        rate: control frames a second (``max_pings``).
+    """
+
+    __slots__ = ("_allowance", "_at", "rate")
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._allowance = float(rate)
+        self._at = -1.0
+
+    def take(self, now: float) -> bool:
+        """Spend one at loop time ``now``; False once the allowance is spent."""
+        if self._at >= 0.0:
+            self._allowance = min(float(self.rate), self._allowance + (now - self._at) * self.rate)
+        self._at = now
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True
+
+
+def count_control(
+    state: ServerState, conn: Connection, allowance: ControlAllowance, now: float
+) -> bool:
+    """A ping or a pong from ``conn``: False, and a 4429 close, once it sent too many.
+
+    Pongs count as well as pings: an unsolicited pong is allowed (RFC 6455, 5.5.3) but a flood
+    of them would cost the hub as much to read.
+    """
+    if conn.closed:
+        return False
+    if allowance.take(now):
+        return True
+    _log.info("too_many_pings", conn=conn.id, remote=conn.remote)
+    state.node.hub.close(
+        conn, CloseCode.TOO_SLOW, f"more than {allowance.rate} pings and pongs a second"
+    )
+    return False
+
+
+def answer_ping(
+    state: ServerState,
+    conn: Connection,
+    allowance: ControlAllowance,
+    payload: bytes,
+    now: float,
+) -> None:
+    """A client's ping, on either transport: a pong, nothing, or a 4429 close.
+
+    The pong is queued like any reply, so it counts against ``max_queue`` and keeps its place
+    behind what the connection is already owed. A connection that has not authenticated gets
+    no pong, and one that sends more than ``max_pings`` pings and pongs a second is closed
+    with 4429 (:func:`count_control`).
+    """
+    if count_control(state, conn, allowance, now) and conn.authenticated:
+        state.node.hub.send_frame(conn, pong_frame(payload))
 
 
 def time_out_authentication(state: ServerState, conn: Connection) -> None:
@@ -135,12 +252,21 @@ def _subscribe_from_url(state: ServerState, conn: Connection, container_id: str)
 
 
 def handle_frame(
-    state: ServerState, conn: Connection, data: str | bytes, url_container: str | None
+    state: ServerState,
+    conn: Connection,
+    data: str | bytes,
+    url_container: str | None,
+    *,
+    utf8_checked: bool = False,
 ) -> None:
-    """Act on one data message of ``conn``: authenticate it, or hand it to the node."""
+    """Act on one data message of ``conn``: authenticate it, or hand it to the node.
+
+    ``utf8_checked`` says the transport has already checked ``data`` is UTF-8 (a text frame
+    of the hub's own transport); anything else is checked by the codec.
+    """
     node = state.node
     try:
-        message = decode_client(data)
+        message = decode_client(data, utf8_checked=utf8_checked)
     except ProtocolError as exc:
         if not conn.authenticated:
             if not state.auth.check(exc.token):
@@ -170,18 +296,19 @@ def handle_messages(
 
     Consecutive publishes go to the node together (``Node.publish_many``); anything else
     first lets the publishes before it through, so every effect and every reply keeps the
-    order of the messages.
+    order of the messages. Text messages come checked as UTF-8 by the frame reader; binary
+    ones are checked by the codec.
     """
     node = state.node
     run: list[Publish] = []
-    for _opcode, data in messages:
+    for opcode, data in messages:
         if conn.closed:
             break
         if not conn.authenticated:
-            handle_frame(state, conn, data, url_container)
+            handle_frame(state, conn, data, url_container, utf8_checked=opcode == TEXT)
             continue
         try:
-            message = decode_client(data)
+            message = decode_client(data, utf8_checked=opcode == TEXT)
         except ProtocolError as exc:
             if run:
                 node.publish_many(conn, run)
@@ -230,6 +357,7 @@ def _refuse_message(state: ServerState, conn: Connection, exc: ProtocolError) ->
 
 def _authenticate(state: ServerState, conn: Connection, url_container: str | None) -> None:
     conn.authenticated = True
+    state.unauthenticated -= 1
     if url_container:
         _subscribe_from_url(state, conn, url_container)
 
