@@ -485,7 +485,8 @@ class Runner:
                 break
             except HubUnreachableError:
                 error = publisher.last_error
-                if error is None and loop.time() < deadline:
+                # With several hub URLs, one down is no news while the next may answer.
+                if not publisher.unreachable and loop.time() < deadline:
                     continue
                 words = str(error) if error else "no answer from the hub yet"
                 self.note(

@@ -70,6 +70,16 @@ class TestRotation:
         assert rotation.url == "ws://a"
         assert 0.0 == rotation.failed()
 
+    def test_exhausted_until_connected(self) -> None:
+        """Exhausted once every URL failed since the last connection, not before."""
+        rotation = Rotation(["ws://a", "ws://b"], Backoff())
+        rotation.failed()
+        assert not rotation.exhausted
+        rotation.failed()
+        assert rotation.exhausted
+        rotation.connected()
+        assert not rotation.exhausted
+
     def test_needs_a_url(self) -> None:
         """An empty list is refused."""
         with pytest.raises(ValueError, match="at least one URL"):

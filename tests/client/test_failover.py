@@ -219,6 +219,17 @@ class TestRunFailover:
         assert set(sent) == set(on_a) | set(_texts(history_b))
         # SHARED ENGINE: B's history is A's; then: _texts(history_b) == sent, seqs gapless.
 
+    async def test_first_url_down(self, second: HubProcess) -> None:
+        """``tailhub run --url DEAD,B``: every line reaches B, and no line says the hub is
+        unreachable (one URL down is no news while the next answers)."""
+        env = cli_env(second, TAILHUB_URL=f"{_dead_url()},{second.url}")
+        result = await run_cli(
+            None, *RUN, "--container-id", "f2", "--", "sh", "-c", "echo one; echo two", env=env
+        )
+        assert result.status == 0, result.stderr
+        assert "cannot reach" not in result.stderr
+        assert ["one", "two"] == _texts(await _history(second, "f2"))
+
     @pytest.mark.parametrize(
         ("value", "words"),
         [

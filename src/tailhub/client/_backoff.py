@@ -76,6 +76,15 @@ class Rotation:
         """The URL to connect to now."""
         return self.urls[self.index]
 
+    @property
+    def exhausted(self) -> bool:
+        """Every URL has failed at least once since the last connection."""
+        return self.failures >= len(self.urls)
+
+    def connected(self) -> None:
+        """A connection to :attr:`url` is up: no URL has failed since."""
+        self.failures = 0
+
     def failed(self) -> float:
         """The attempt on :attr:`url` failed: move on; returns the seconds to wait first."""
         self._advance()

@@ -281,6 +281,12 @@ class Publisher:
         return self._connected.is_set()
 
     @property
+    def unreachable(self) -> bool:
+        """True when not connected and every URL of the hub failed since the last connection
+        (with one URL: its latest attempt failed); :attr:`last_error` says why."""
+        return not self.connected and self._rotation.exhausted
+
+    @property
     def pending(self) -> int:
         """Messages published but not yet acknowledged."""
         return len(self._spool)
@@ -483,6 +489,7 @@ class Publisher:
                 self._fail(exc)
                 return
             started = loop.time()
+            rotation.connected()
             self._ws = ws
             self._connected.set()
             self._notify()
