@@ -17,12 +17,15 @@ import { Filter } from "./filter.js";
 import { FILTER_LEVELS } from "./entry.js";
 import { SessionsView } from "./sessions-view.js";
 import { Workspace } from "./workspace.js";
+import { FleetCost } from "./fleet.js";
 import { askForToken, forgetToken, saveToken, storedToken, takeTokenFromUrl } from "./token.js";
 
 /** How many recent messages a container's log starts with. */
 const TAIL = 5000;
 /** How often the session list is asked for again (live events keep it current between). */
 const REFRESH_MS = 5000;
+/** After an agent event, how soon the list (with the hub's agent summaries) is asked for. */
+const AGENT_REFRESH_MS = 1500;
 
 /** @param {string} id @returns {any} */
 function $(id) {
@@ -78,6 +81,9 @@ class Dashboard {
       selected: () => new Set(this.selected),
       onPick: (id, additive) => this.pick(id, additive),
     });
+    this.fleet = new FleetCost($("fleet-cost"), () => this.token);
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.agentTimer = undefined;
     this.sessions.listeners.add(() => this.workspace.scheduleStatus());
     this.bindToolbar();
     this.bindStatus();
@@ -112,7 +118,7 @@ class Dashboard {
   /** Sends every subscription this page needs; called on each (re)connection. */
   resubscribe() {
     this.send({ type: "subscribe", containerID: "*" });
-    this.send({ type: "sessions" });
+    this.refreshSessions();
     for (const id of this.selected) this.send(this.logs.open(id).subscribeMessage(TAIL));
   }
 
@@ -127,6 +133,7 @@ class Dashboard {
           this.sessions.note(msg);
           this.logs.get(msg.containerID)?.add(msg);
           if (this.sessions.stale || msg.type === "complete") this.refreshSoon();
+          else if (msg.data?.metadata?.agent) this.refreshForAgents();
         } else if (msg.type === "error" && !this.commands.take(msg)) {
           this.hubError(msg);
         }
@@ -164,7 +171,20 @@ class Dashboard {
   }
 
   refreshSessions() {
-    this.send({ type: "sessions" });
+    if (this.send({ type: "sessions" })) this.fleet.refresh();
+  }
+
+  /**
+   * Asks for the list a little after agent events, once however many arrive: the hub folds
+   * them into its summaries (cost, activity) about once a second.
+   */
+  refreshForAgents() {
+    if (this.agentTimer === undefined) {
+      this.agentTimer = setTimeout(() => {
+        this.agentTimer = undefined;
+        this.refreshSessions();
+      }, AGENT_REFRESH_MS);
+    }
   }
 
   /** Asks for the session list soon, once, however many events ask for it. */

@@ -7,8 +7,24 @@
  * @module sessions-view
  */
 
-import { ago, count, duration, moment } from "./format.js";
+import { ago, count, duration, moment, money } from "./format.js";
 import { attention } from "./sessions.js";
+
+/**
+ * An agent session's cost and what it is doing, as a card shows them ("" when unknown).
+ * @param {Record<string, any> | null} agent the hub's summary
+ */
+function agentFacts(agent) {
+  if (!agent) return { cost: "", doing: "" };
+  const cost = typeof agent.costUsd === "number" ? money(agent.costUsd) : "";
+  const doing =
+    typeof agent.activity === "string" && agent.activity
+      ? agent.activity
+      : typeof agent.result === "string" && agent.result
+        ? `done: ${agent.result}`
+        : "";
+  return { cost, doing };
+}
 
 /**
  * Whether a session passes the status filter.
@@ -37,6 +53,8 @@ function passes(s, filter, now) {
  * @property {HTMLElement} last
  * @property {HTMLElement} messages
  * @property {HTMLElement} viewers
+ * @property {HTMLElement} cost an agent's cost so far
+ * @property {HTMLElement} doing what an agent is doing now
  */
 
 /** @param {HTMLElement} node @param {string} text */
@@ -135,9 +153,11 @@ export class SessionsView {
     const last = span("fact");
     const messages = span("fact");
     const viewers = span("fact");
-    facts.append(started, took, last, messages, viewers);
+    const cost = span("fact fact-cost");
+    const doing = span("fact fact-activity");
+    facts.append(started, took, last, messages, viewers, cost, doing);
     item.append(check, open, facts);
-    card = { item, check, open, badge, started, took, last, messages, viewers };
+    card = { item, check, open, badge, started, took, last, messages, viewers, cost, doing };
     this.cards.set(id, card);
     return card;
   }
@@ -218,6 +238,11 @@ export class SessionsView {
     card.messages.title = `last seq ${s.lastSeq}`;
     setText(card.viewers, `${count(s.subscribers)} viewer${s.subscribers === 1 ? "" : "s"}`);
     card.viewers.title = `${s.subscribers} viewer${s.subscribers === 1 ? "" : "s"}, ${s.publishers} publisher${s.publishers === 1 ? "" : "s"}`;
+    const agent = agentFacts(s.agent);
+    setText(card.cost, agent.cost);
+    card.cost.title = agent.cost ? "agent cost so far" : "";
+    setText(card.doing, agent.doing);
+    card.doing.title = agent.doing;
   }
 
   /** Arrow keys move between the cards' open buttons. @param {KeyboardEvent} event */

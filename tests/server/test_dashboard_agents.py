@@ -1,0 +1,311 @@
+"""The dashboard's agent view and "needs me", in real headless Chromium against a real hub.
+
+Agent events are published as ``tailhub run --agent`` publishes them (a ``log`` whose
+``data.metadata`` is ``{"agent": ..., "event": ...}``), from the sample streams of
+``tests/agents/streams.py``. Screenshots go to ``test-output/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Locator, expect
+
+from tests.agents.streams import CLAUDE, CODEX, MODEL
+from tests.helpers import UNIT, HubProcess
+from tests.server.test_dashboard import Dashboard, Publisher, connect_publisher, open_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+async def publish_event(
+    pub: Publisher, container: str, agent: str, event: Any, message: str, level: str = "info"
+) -> None:
+    """Publishes one agent event the way ``tailhub run --agent`` does."""
+    await pub.log(container, message, level=level, metadata={"agent": agent, "event": event})
+
+
+async def publish_stream(
+    pub: Publisher, container: str, agent: str, stream: list[tuple[dict[str, Any], str, str]]
+) -> None:
+    for event, message, level in stream:
+        await publish_event(pub, container, agent, event, message, level)
+
+
+def step(page_or_pane: Any, call_id: str) -> Locator:
+    """The timeline row of a tool call (or Codex item) by its id."""
+    return page_or_pane.locator(f'.arow[data-id="{call_id}"]')
+
+
+async def open_step(row: Locator) -> None:
+    await row.locator(".a-toggle").click()
+    await expect(row.locator(".a-toggle")).to_have_attribute("aria-expanded", "true")
+
+
+class TestAgentView:
+    async def test_claude_run_calls_diffs_subagent_raw_toggle_and_live_cost(
+        self, dashboard: Dashboard, publisher: Publisher
+    ) -> None:
+        """Each tool call shows with its result, an Edit as a diff, a subagent under its Task;
+        the header follows the run live; the raw view is a click away; the list and top bar
+        show the cost."""
+        cid = "claude-1"
+        *before_result, (result, result_line, result_level) = CLAUDE
+        await publish_stream(publisher, cid, "claude", before_result)
+        await publisher.flush()
+
+        await dashboard.open(hash=f"#view={cid}")
+        page = dashboard.page
+        head = page.locator(".agent-head")
+        await expect(head.locator(".agent-model")).to_have_text(MODEL)
+        await expect(head.locator(".agent-cost")).to_have_text("$ \N{EN DASH}")
+
+        # A failed Bash call, joined to its result: command, output, exit code.
+        bash = step(page, "toolu_01")
+        await expect(bash.locator(".a-text")).to_have_text("Bash: pytest -q → exit 1")
+        await expect(bash.locator(".a-state")).to_have_text("exit 1")
+        await expect(bash.locator(".a-state")).to_have_class(re.compile(r"\bst-failed\b"))
+        await expect(bash.locator(".a-details")).to_have_count(0)  # collapsed by default
+        await open_step(bash)
+        details = bash.locator(".a-details")
+        await expect(details.locator(".d-cmd")).to_have_text("$ pytest -q")
+        await expect(details).to_contain_text("FAILED tests/test_app.py::test_add")
+        await expect(details.locator(".d-bad").last).to_have_text("exit 1")
+
+        # The Edit as a diff, from its structuredPatch.
+        edit = step(page, "toolu_02")
+        await expect(edit.locator(".a-text")).to_have_text("Edit src/app.py (+3 \N{MINUS SIGN}1)")
+        await open_step(edit)
+        diff = edit.locator(".a-details")
+        await expect(diff.locator(".d-file")).to_have_text("src/app.py")
+        await expect(diff.locator(".d-hunk")).to_have_text("@@ -1,2 +1,4 @@")
+        await expect(diff.locator(".d-del")).to_have_text(["-    return a - b"])
+        await expect(diff.locator(".d-add")).to_have_text(["+    return a + b", "+", "+# fixed"])
+
+        # The subagent's steps are nested under the Task call that started them.
+        task = step(page, "toolu_03")
+        await expect(task.locator(".a-children")).to_have_text("1 step")
+        await expect(step(page, "toolu_s1")).to_have_count(0)
+        await open_step(task)
+        nested = step(page, "toolu_s1")
+        await expect(nested).to_have_class(re.compile(r"\bnested\b"))
+        await expect(nested.locator(".a-text")).to_have_text("Read README.md → ok")
+        task_box = await task.bounding_box()
+        nested_box = await nested.bounding_box()
+        assert task_box is not None
+        assert nested_box is not None
+        assert nested_box["y"] > task_box["y"]
+        await dashboard.screenshot("agent-view")
+
+        # The header's cost follows the run live.
+        await publish_event(publisher, cid, "claude", result, result_line, result_level)
+        await expect(head.locator(".agent-cost")).to_have_text("$0.042")
+        await expect(head.locator(".agent-turns")).to_have_text("5 turns · 5 tool calls")
+        await expect(head.locator(".agent-activity")).to_have_text("done: success")
+        await expect(head.locator(".ctx-text")).to_have_text("context 1.1%")
+        later = copy.deepcopy(result)
+        later["total_cost_usd"] = 0.1234
+        await publish_event(publisher, cid, "claude", later, "result: success · $0.123")
+        await expect(head.locator(".agent-cost")).to_have_text("$0.123")
+
+        # The session list and the top bar show the cost the hub adds up.
+        card = dashboard.session(cid)
+        await expect(card.locator(".fact-cost")).to_have_text("$0.123")
+        await expect(card.locator(".fact-activity")).to_have_text("done: success")
+        await expect(page.locator("#fleet-cost")).to_have_text("Fleet $0.123")
+
+        # The raw view shows the log's lines; the agent view comes back.
+        raw = page.get_by_role("button", name="Raw view")
+        await raw.click()
+        await expect(page.locator(".agent-viewport")).to_be_hidden()
+        await expect(dashboard.rows()).to_have_count(len(CLAUDE) + 1)
+        await expect(dashboard.rows().first).to_contain_text(f"init · {MODEL}")
+        await page.get_by_role("button", name="Agent view").click()
+        await expect(page.locator(".agent-viewport")).to_be_visible()
+        await expect(dashboard.page.locator(".pane > .viewport")).to_be_hidden()
+        await expect(bash.locator(".a-details")).to_have_count(1)  # still open
+        dashboard.assert_no_errors()
+
+    async def test_codex_run_shell_file_change_and_turns(
+        self, shared_dashboard: Dashboard, shared_publisher: Publisher
+    ) -> None:
+        """A Codex run: its turns, a command with output and exit code, a file change."""
+        cid = "codex-1"
+        stream = copy.deepcopy(CODEX)
+        change = stream[5][0]["item"]["changes"][0]
+        change["diff"] = "@@ -1 +1 @@\n-return a - b\n+return a + b\n"
+        await publish_stream(shared_publisher, cid, "codex", stream)
+        await shared_publisher.flush()
+        await shared_dashboard.open(hash=f"#view={cid}")
+        page = shared_dashboard.page
+        await expect(page.locator(".agent-kind")).to_have_text("Codex")
+        await expect(page.locator(".arow.k-turn")).to_have_text(
+            [re.compile("Turn 1"), re.compile("Turn 2")]
+        )
+        shell = step(page, "item_1")
+        await expect(shell.locator(".a-text")).to_have_text("shell: pytest -q → exit 1")
+        await expect(shell.locator(".a-state")).to_have_text("exit 1")
+        await open_step(shell)
+        await expect(shell.locator(".d-cmd")).to_have_text("$ bash -lc 'pytest -q'")
+        await expect(shell.locator(".d-out")).to_have_text("1 failed, 4 passed")
+        files = step(page, "item_2")
+        await open_step(files)
+        await expect(files.locator(".d-file")).to_have_text(
+            ["src/app.py (update)", "tests/test_new.py (add)"]
+        )
+        await expect(files.locator(".d-add")).to_have_text("+return a + b")
+        await expect(files.locator(".d-del")).to_have_text("-return a - b")
+        running = step(page, "item_7")
+        await expect(running.locator(".a-state")).to_have_text("running")
+        await expect(page.locator(".agent-turns")).to_have_text("2 turns · 5 tool calls")
+        await shared_dashboard.screenshot("agent-codex")
+        shared_dashboard.assert_no_errors()
+
+    async def test_hostile_results_are_inert_and_cut_and_bad_events_show_raw(
+        self, shared_dashboard: Dashboard, shared_publisher: Publisher
+    ) -> None:
+        """Escape sequences, markup and a huge output stay text, cut with *Show all*; events
+        the view cannot read are shown raw and the rest still works."""
+        cid = "hostile"
+        pub = shared_publisher
+        call = {
+            "type": "assistant",
+            "message": {
+                "id": "m1",
+                "model": MODEL,
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "cat x"}}
+                ],
+            },
+            "parent_tool_use_id": None,
+        }
+        big = "\x1b[31m<img src=x onerror=window.__xss=1>\x1b[0m\x1b]0;title\x07 <b>bold</b>\n"
+        big += "".join(f"line {i} " + "x" * 2000 + "\n" for i in range(300))
+        output = {
+            "type": "user",
+            "message": {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": big}],
+            },
+            "parent_tool_use_id": None,
+        }
+        await publish_event(pub, cid, "claude", {"type": "assistant", "message": "oops"}, "odd")
+        await publish_event(pub, cid, "claude", ["not", "an", "event"], "odder")
+        await publish_event(pub, cid, "claude", call, "Bash: cat x")
+        await publish_event(pub, cid, "claude", output, "Bash: cat x → ok")
+        await pub.flush()
+        await shared_dashboard.open(hash=f"#view={cid}")
+        page = shared_dashboard.page
+        await expect(page.locator(".arow.k-raw")).to_have_count(2)
+        await open_step(page.locator(".arow.k-raw").first)
+        await expect(page.locator(".arow.k-raw .a-details")).to_contain_text('"message": "oops"')
+
+        row = step(page, "t1")
+        await open_step(row)
+        lines = row.locator(".a-details .dl")
+        await expect(lines.nth(1)).to_have_text("<img src=x onerror=window.__xss=1> <b>bold</b>")
+        assert await page.locator(".agent-viewport img, .agent-viewport b").count() == 0
+        assert await page.evaluate("window.__xss") is None
+        show_all = row.get_by_role("button", name="Show all")
+        await expect(show_all).to_be_visible()
+        count = await lines.count()
+        assert count < 50
+        longest = max(len(t) for t in await lines.all_text_contents())
+        assert longest <= 1001
+        await show_all.click()
+        await expect(show_all).to_have_count(0)
+        assert await lines.count() > 300
+        shared_dashboard.assert_no_errors()
+
+
+class TestManyEvents:
+    async def test_ten_thousand_events_stay_virtualised_and_resume_after_a_restart(
+        self, browser: Browser, fast_hub: HubProcess
+    ) -> None:
+        """10,000 events: the DOM holds a window of rows. Killed and restarted, the hub is
+        rejoined with `since`: a result for a call made before is joined to it, once."""
+        cid = "busy-agent"
+        async with open_page(browser, fast_hub) as dash:
+            # Half before the page opens (its backlog), half live while it watches.
+            async with connect_publisher(fast_hub) as pub:
+                await publish_calls(pub, cid, 0, 2500)
+                await pub.flush()
+            await dash.open(hash=f"#view={cid}")
+            page = dash.page
+            turns = page.locator(".agent-turns")
+            await expect(turns).to_have_text("2,500 turns · 2,500 tool calls")
+            async with connect_publisher(fast_hub) as pub:
+                await publish_calls(pub, cid, 2500, 5000)
+                await pub.flush()
+            await expect(turns).to_have_text(
+                "5,000 turns · 5,000 tool calls", timeout=60_000 * UNIT
+            )
+            await expect(step(page, "call-4999").locator(".a-state")).to_have_text("exit 0")
+            assert await page.locator(".arow").count() < 200
+            await page.locator(".agent-viewport").press("Home")
+            await expect(step(page, "call-0")).to_be_visible()
+            assert await page.locator(".arow").count() < 200
+            await page.locator(".agent-viewport").press("End")
+
+            async with connect_publisher(fast_hub) as pub:
+                await publish_event(pub, cid, "claude", tool_call(5000), "Bash: echo 5000")
+                await pub.flush()
+            await expect(step(page, "call-5000").locator(".a-state")).to_have_text("running")
+
+            fast_hub.kill()
+            await expect(page.locator("#conn")).not_to_have_attribute("data-state", "open")
+            fast_hub.start()
+            async with connect_publisher(fast_hub) as pub:
+                await publish_event(pub, cid, "claude", tool_result(5000), "Bash: echo 5000 → ok")
+                await publish_calls(pub, cid, 5001, 5003)
+                await pub.flush()
+            await expect(page.locator("#conn-text")).to_have_text("Live")
+            await expect(step(page, "call-5000").locator(".a-state")).to_have_text("exit 0")
+            await expect(turns).to_have_text("5,003 turns · 5,003 tool calls")
+            await expect(step(page, "call-5002").locator(".a-state")).to_have_text("exit 0")
+            assert await step(page, "call-5000").count() == 1
+            await dash.screenshot("agent-many-events")
+            dash.assert_no_errors(allowed=re.compile(r"WebSocket connection to .* failed"))
+
+
+def tool_call(n: int) -> dict[str, Any]:
+    return {
+        "type": "assistant",
+        "message": {
+            "id": f"msg-{n}",
+            "model": MODEL,
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": f"call-{n}",
+                    "name": "Bash",
+                    "input": {"command": f"echo {n}"},
+                }
+            ],
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        },
+        "parent_tool_use_id": None,
+    }
+
+
+def tool_result(n: int) -> dict[str, Any]:
+    return {
+        "type": "user",
+        "message": {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": f"call-{n}", "content": str(n)}],
+        },
+        "parent_tool_use_id": None,
+    }
+
+
+async def publish_calls(pub: Publisher, cid: str, start: int, stop: int) -> None:
+    for n in range(start, stop):
+        await publish_event(pub, cid, "claude", tool_call(n), f"Bash: echo {n}")
+        await publish_event(pub, cid, "claude", tool_result(n), f"Bash: echo {n} → ok")
