@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, Locator, expect
 
 from tests.agents.streams import CLAUDE, CODEX, MODEL
-from tests.helpers import UNIT, HubProcess
+from tests.helpers import UNIT, HubProcess, receive_type
 from tests.server.test_dashboard import Dashboard, Publisher, connect_publisher, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -309,3 +309,188 @@ async def publish_calls(pub: Publisher, cid: str, start: int, stop: int) -> None
     for n in range(start, stop):
         await publish_event(pub, cid, "claude", tool_call(n), f"Bash: echo {n}")
         await publish_event(pub, cid, "claude", tool_result(n), f"Bash: echo {n} → ok")
+
+
+WAITING = {
+    "state": "waiting",
+    "reason": "permission",
+    "since": "2026-12-05T08:40:00.000Z",
+    "request": {
+        "id": "req_1",
+        "kind": "permission",
+        "tool": "Bash",
+        "input": {"command": "rm -rf build <b>now</b>"},
+        "question": None,
+        "options": None,
+    },
+}
+QUESTION = {
+    "state": "waiting",
+    "reason": "question",
+    "since": "2026-12-05T08:41:00.000Z",
+    "request": {
+        "id": "toolu_q1",
+        "kind": "question",
+        "tool": "AskUserQuestion",
+        "input": {"questions": [{"question": "Which test runner?"}]},
+        "question": "Which test runner?",
+        "options": ["pytest", "unittest"],
+    },
+}
+
+
+async def inject(page: Any, container: str, data: dict[str, Any] | None) -> None:
+    """Hands the page's attention store a hub `attention` message, as the route would."""
+    message = {"type": "attention", "containerID": container, "data": data}
+    taken = await page.evaluate(
+        """async (msg) => {
+            const { attention } = await import("/static/js/attention.js");
+            return attention.receive(msg);
+        }""",
+        message,
+    )
+    assert taken is True
+
+
+async def next_command(pub: Publisher) -> dict[str, Any]:
+    """The next command the hub routes to this publisher's container (acks skipped), without
+    the time the hub stamped on it."""
+    message: dict[str, Any] = await receive_type(pub.ws, "command", timeout=10 * UNIT)
+    assert isinstance(message.pop("timestamp"), str)
+    return message
+
+
+class TestNeedsMe:
+    async def test_waiting_request_answers_filter_title_and_notification(
+        self, dashboard: Dashboard, publisher: Publisher
+    ) -> None:
+        """A waiting session shows its request; Approve, Deny and a reply reach the
+        container as the documented commands; the filter, count and title follow; a session
+        that starts waiting while the tab is hidden raises a browser notification."""
+        await publisher.log("asker", "about to ask")
+        await publisher.log("calm", "nothing to ask")
+        await publisher.flush()
+        page = dashboard.page
+        await page.context.grant_permissions(["notifications"], origin=dashboard.hub.http)
+        await dashboard.open(hash="#view=asker")
+        await expect(page.locator("#conn-text")).to_have_text("Live")
+        panel = page.get_by_role("region", name="asker needs you")
+        await expect(dashboard.session("calm")).to_be_visible()
+        await expect(panel).to_be_hidden()
+        await expect(page.get_by_role("button", name="Approve for asker")).to_be_hidden()
+        await expect(page).to_have_title("tailhub")
+
+        await inject(page, "asker", WAITING)
+        await expect(panel).to_be_visible()
+        await expect(panel.locator(".needs-head")).to_contain_text("Waiting for you: permission")
+        await expect(panel.locator(".needs-tool")).to_have_text("Bash")
+        await expect(panel.locator(".needs-input")).to_contain_text(
+            '"command": "rm -rf build <b>now</b>"'
+        )
+        assert await panel.locator("b").count() == 0
+        await expect(page.locator("#needs-me-count")).to_have_text("1")
+        await expect(page).to_have_title("(1) tailhub")
+        await expect(dashboard.session("asker").locator(".fact-needs")).to_have_text(
+            "needs you: Bash: rm -rf build <b>now</b>"
+        )
+        await dashboard.screenshot("needs-me")
+
+        # The filter shows only the sessions that wait.
+        await page.get_by_role("button", name=re.compile("^Needs me")).click()
+        await expect(page.locator(".session")).to_have_count(1)
+        await expect(dashboard.session("asker")).to_be_visible()
+
+        # Approve and Deny carry the request's id; a reply its text.
+        await page.get_by_role("button", name="Approve for asker").click()
+        assert await next_command(publisher) == {
+            "type": "command",
+            "containerID": "asker",
+            "data": {"action": "approve", "requestId": "req_1"},
+        }
+        await expect(panel.locator(".needs-outcome")).to_have_text("approve sent to 1 connection")
+        await page.get_by_label("Reason to deny, for asker").fill("not that")
+        await page.get_by_role("button", name="Deny for asker").click()
+        assert (await next_command(publisher))["data"] == {
+            "action": "deny",
+            "requestId": "req_1",
+            "message": "not that",
+        }
+        reply = page.get_by_role("textbox", name="Reply to asker")
+        await reply.fill("use pytest -x")
+        await reply.press("Enter")
+        assert (await next_command(publisher))["data"] == {
+            "action": "reply",
+            "text": "use pytest -x",
+        }
+        await expect(reply).to_have_value("")
+
+        # A question shows its options; choosing one replies with it.
+        await inject(page, "asker", QUESTION)
+        await expect(panel.locator(".needs-question")).to_have_text("Which test runner?")
+        await expect(page.get_by_role("button", name="Approve for asker")).to_be_hidden()
+        await page.get_by_role("button", name="Answer pytest").click()
+        assert (await next_command(publisher))["data"] == {"action": "reply", "text": "pytest"}
+
+        # Cleared: the controls go, the count and title follow.
+        await inject(page, "asker", None)
+        await expect(panel).to_be_hidden()
+        await expect(page.locator("#needs-me-count")).to_be_hidden()
+        await expect(page).to_have_title("tailhub")
+        await expect(page.locator(".session")).to_have_count(0)
+        await page.get_by_role("button", name=re.compile("^Needs me")).click()
+        await expect(page.locator(".session")).to_have_count(2)
+
+        # In the background, a session that starts waiting raises a notification.
+        await page.evaluate(
+            """() => {
+                Object.defineProperty(document, "visibilityState", {value: "hidden",
+                                                                    configurable: true});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }"""
+        )
+        await inject(page, "calm", WAITING)
+        shown = await page.evaluate(
+            """async () => {
+                const { notifications } = await import("/static/js/needs-me.js");
+                return notifications.map((n) => [n.title, n.body, n.tag]);
+            }"""
+        )
+        body = "permission: Bash: rm -rf build <b>now</b>"
+        assert shown == [["calm needs you", body, "tailhub-calm"]]
+        dashboard.assert_no_errors()
+
+    async def test_sessions_field_is_taken_unless_a_push_is_newer(
+        self, shared_dashboard: Dashboard
+    ) -> None:
+        """The session objects' `attention` field sets the state; a field left out (a hub
+        that does not derive attention) and a push newer than the reply are kept."""
+        await shared_dashboard.open()
+        seen = await shared_dashboard.page.evaluate(
+            """async ([waiting]) => {
+                const { AttentionStore } = await import("/static/js/attention.js");
+                const store = new AttentionStore();
+                const changes = [];
+                store.listeners.add((id, _, after) => changes.push([id, after?.state ?? null]));
+                store.fromSessions([
+                    {containerID: "a", active: true, attention: waiting},
+                    {containerID: "b", active: true},
+                    {containerID: "c", active: false, attention: {state: "done", reason: "x"}},
+                    {containerID: "c", active: true, attention: null},
+                    {containerID: "d", active: true, attention: {state: "bogus"}},
+                ]);
+                const first = store.waitingIds();
+                store.receive({type: "attention", containerID: "b", data: waiting});
+                store.fromSessions([{containerID: "b", active: true, attention: null}]);
+                const kept = store.waiting("b")?.request?.id ?? null;
+                store.fromSessions([{containerID: "a", active: true, attention: null}]);
+                return {first, kept, changes, a: store.get("a")};
+            }""",
+            [WAITING],
+        )
+        assert seen == {
+            "first": ["a"],
+            "kept": "req_1",
+            "changes": [["a", "waiting"], ["b", "waiting"], ["a", None]],
+            "a": None,
+        }
+        shared_dashboard.assert_no_errors()

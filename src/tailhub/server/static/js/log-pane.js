@@ -16,6 +16,7 @@ import { count, duration, hueOf, startOfDay } from "./format.js";
 import { saveFile, toNdjson, toText } from "./download.js";
 import { SteerBar } from "./steer.js";
 import { AgentView } from "./agent-view.js";
+import { NeedsPanel } from "./needs-me.js";
 
 /** @typedef {import("./entry.js").Entry} Entry */
 /** @typedef {import("./container-log.js").ContainerLog} ContainerLog */
@@ -85,6 +86,9 @@ export class LogPane {
     this.steer = this.merged ? null : new SteerBar(logs[0].id, commands);
     if (this.steer) header.appendChild(this.steer.element);
     this.element.appendChild(header);
+    /** What the container waits for, and the answers to it (for a container shown alone). */
+    this.needs = this.merged ? null : new NeedsPanel(logs[0].id, commands);
+    if (this.needs) this.element.appendChild(this.needs.element);
     /** The agent's steps, for a container shown alone that turns out to run an agent. */
     this.agent = this.merged ? null : new AgentView({ log: logs[0], pane: this.element, lineHeight });
     if (this.agent) this.element.appendChild(this.agent.element);
@@ -343,6 +347,7 @@ export class LogPane {
     this.filter.listeners.delete(this.onFilter);
     this.steer?.destroy();
     this.agent?.destroy();
+    this.needs?.destroy();
     this.resizeObserver.disconnect();
     this.list.destroy();
     this.element.remove();

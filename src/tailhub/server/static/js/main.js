@@ -18,6 +18,8 @@ import { FILTER_LEVELS } from "./entry.js";
 import { SessionsView } from "./sessions-view.js";
 import { Workspace } from "./workspace.js";
 import { FleetCost } from "./fleet.js";
+import { attention } from "./attention.js";
+import { NeedsMe, describeRequest } from "./needs-me.js";
 import { askForToken, forgetToken, saveToken, storedToken, takeTokenFromUrl } from "./token.js";
 
 /** How many recent messages a container's log starts with. */
@@ -70,6 +72,13 @@ class Dashboard {
       onClose: (id) => this.pick(id, true),
       onEarlier: (id) => this.send(this.logs.open(id).earlierMessage(TAIL)),
     });
+    this.needsMe = new NeedsMe({
+      toggle: $("needs-me"),
+      count: $("needs-me-count"),
+      allow: $("allow-notify"),
+      onOpen: (id) => this.pick(id, false),
+      onChange: () => this.sessionsView.schedule(),
+    });
     this.sessionsView = new SessionsView({
       list: $("session-list"),
       summary: $("session-summary"),
@@ -80,6 +89,13 @@ class Dashboard {
       store: this.sessions,
       selected: () => new Set(this.selected),
       onPick: (id, additive) => this.pick(id, additive),
+      needsMe: {
+        passes: (id) => this.needsMe.passes(id),
+        waiting: (id) => {
+          const waiting = attention.waiting(id);
+          return waiting ? describeRequest(waiting.request) || waiting.reason : "";
+        },
+      },
     });
     this.fleet = new FleetCost($("fleet-cost"), () => this.token);
     /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -154,8 +170,14 @@ class Dashboard {
         }
         break;
       }
-      case "sessions":
-        this.sessions.replace(Array.isArray(msg.data?.sessions) ? msg.data.sessions : []);
+      case "sessions": {
+        const list = Array.isArray(msg.data?.sessions) ? msg.data.sessions : [];
+        attention.fromSessions(list);
+        this.sessions.replace(list);
+        break;
+      }
+      case "attention":
+        attention.receive(msg);
         break;
       default:
         break; // heartbeat, unsubscribed, ack: nothing to show

@@ -55,6 +55,7 @@ function passes(s, filter, now) {
  * @property {HTMLElement} viewers
  * @property {HTMLElement} cost an agent's cost so far
  * @property {HTMLElement} doing what an agent is doing now
+ * @property {HTMLElement} needs what the session waits for, when it waits for a person
  */
 
 /** @param {HTMLElement} node @param {string} text */
@@ -82,8 +83,11 @@ export class SessionsView {
    * @param {SessionStore} options.store
    * @param {() => Set<string>} options.selected the containers in view
    * @param {(id: string, additive: boolean) => void} options.onPick
+   * @param {{passes: (id: string) => boolean, waiting: (id: string) => string}} [options.needsMe]
+   *   the "needs me" filter, and what a session waits for ("" when it does not)
    */
-  constructor({ list, summary, search, showEnded, status, compact, store, selected, onPick }) {
+  constructor({ list, summary, search, showEnded, status, compact, store, selected, onPick, needsMe }) {
+    this.needsMe = needsMe;
     this.list = list;
     this.status = status;
     this.compact = compact;
@@ -155,9 +159,10 @@ export class SessionsView {
     const viewers = span("fact");
     const cost = span("fact fact-cost");
     const doing = span("fact fact-activity");
-    facts.append(started, took, last, messages, viewers, cost, doing);
+    const needs = span("fact fact-needs");
+    facts.append(needs, started, took, last, messages, viewers, cost, doing);
     item.append(check, open, facts);
-    card = { item, check, open, badge, started, took, last, messages, viewers, cost, doing };
+    card = { item, check, open, badge, started, took, last, messages, viewers, cost, doing, needs };
     this.cards.set(id, card);
     return card;
   }
@@ -183,6 +188,7 @@ export class SessionsView {
       (s) =>
         (s.active || this.showEnded.checked || selected.has(s.containerID) || filter !== "all") &&
         passes(s, filter, now) &&
+        (this.needsMe?.passes(s.containerID) ?? true) &&
         (!needle || s.containerID.toLowerCase().includes(needle)),
     );
     const keep = new Set(shown.map((s) => s.containerID));
@@ -238,6 +244,10 @@ export class SessionsView {
     card.messages.title = `last seq ${s.lastSeq}`;
     setText(card.viewers, `${count(s.subscribers)} viewer${s.subscribers === 1 ? "" : "s"}`);
     card.viewers.title = `${s.subscribers} viewer${s.subscribers === 1 ? "" : "s"}, ${s.publishers} publisher${s.publishers === 1 ? "" : "s"}`;
+    const waits = this.needsMe?.waiting(s.containerID) ?? "";
+    card.item.classList.toggle("waiting", waits !== "");
+    setText(card.needs, waits ? `needs you: ${waits}` : "");
+    card.needs.title = waits;
     const agent = agentFacts(s.agent);
     setText(card.cost, agent.cost);
     card.cost.title = agent.cost ? "agent cost so far" : "";
