@@ -101,7 +101,6 @@ class TestAgentView:
         assert task_box is not None
         assert nested_box is not None
         assert nested_box["y"] > task_box["y"]
-        await dashboard.screenshot("agent-view")
 
         # The header's cost follows the run live.
         await publish_event(publisher, cid, "claude", result, result_line, result_level)
@@ -109,6 +108,8 @@ class TestAgentView:
         await expect(head.locator(".agent-turns")).to_have_text("5 turns · 5 tool calls")
         await expect(head.locator(".agent-activity")).to_have_text("done: success")
         await expect(head.locator(".ctx-text")).to_have_text("context 1.1%")
+        await expect(head.locator(".agent-took")).to_have_text("12.0 s")
+        await dashboard.screenshot("agent-view")
         later = copy.deepcopy(result)
         later["total_cost_usd"] = 0.1234
         await publish_event(publisher, cid, "claude", later, "result: success · $0.123")

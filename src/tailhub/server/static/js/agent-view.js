@@ -142,7 +142,6 @@ export class AgentView {
     this.tokenText = el("span", "agent-tokens");
     this.turnText = el("span", "agent-turns");
     this.took = el("span", "agent-took");
-    this.took.title = "how long the run has taken";
     const context = el("span", "agent-context");
     this.contextBar = el("span", "ctx-bar");
     this.contextBar.setAttribute("role", "meter");
@@ -285,13 +284,15 @@ export class AgentView {
     this.turnText.title = Object.entries(s.toolCalls)
       .map(([name, n]) => `${name}: ${n}`)
       .join(", ");
+    // The agent's own duration once its result says it; until then, the session's.
     const session = this.session;
     let took = s.durationMs;
-    if (session && Number.isFinite(session.startedAt)) {
+    if (took === null && session && Number.isFinite(session.startedAt)) {
       const end = session.active ? Date.now() : session.endedAt;
       if (Number.isFinite(end)) took = end - session.startedAt;
     }
     setText(this.took, took === null ? "–" : duration(took));
+    this.took.title = s.durationMs === null ? "how long the run has taken" : "the run's duration, as its result says";
     const pct = s.contextPct;
     this.contextBar.hidden = pct === null;
     if (pct !== null) {
