@@ -102,8 +102,11 @@ class TestAgentView:
         assert nested_box is not None
         assert nested_box["y"] > task_box["y"]
 
-        # The header's cost follows the run live.
+        # The header's cost follows the run live; a call left without a result says so.
+        search = step(page, "srvtoolu_01").locator(".a-state")
+        await expect(search).to_have_text("running")
         await publish_event(publisher, cid, "claude", result, result_line, result_level)
+        await expect(search).to_have_text("no result")
         await expect(head.locator(".agent-cost")).to_have_text("$0.042")
         await expect(head.locator(".agent-turns")).to_have_text("5 turns · 5 tool calls")
         await expect(head.locator(".agent-activity")).to_have_text("done: success")
@@ -162,8 +165,9 @@ class TestAgentView:
         )
         await expect(files.locator(".d-add")).to_have_text("+return a + b")
         await expect(files.locator(".d-del")).to_have_text("-return a - b")
-        running = step(page, "item_7")
-        await expect(running.locator(".a-state")).to_have_text("running")
+        # The second turn failed while its command ran: the command never got a result.
+        unfinished = step(page, "item_7")
+        await expect(unfinished.locator(".a-state")).to_have_text("no result")
         await expect(page.locator(".agent-turns")).to_have_text("2 turns · 5 tool calls")
         await shared_dashboard.screenshot("agent-codex")
         shared_dashboard.assert_no_errors()

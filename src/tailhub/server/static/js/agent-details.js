@@ -321,7 +321,8 @@ export function details(step) {
 }
 
 /**
- * How a tool step stands: `running` (no result yet), `ok` or `failed`.
+ * How a tool step stands: `running` (no result yet), `ok`, `failed`, or `no result` (the run
+ * or turn ended without one).
  * @param {Step} step
  */
 export function toolState(step) {
@@ -329,8 +330,10 @@ export function toolState(step) {
     if (step.level === "error") return "failed";
     const latest = /** @type {any} */ ((step.last ?? step.entry).raw);
     const type = latest?.data?.metadata?.event?.type;
-    return type === "item.started" || step.item?.status === "in_progress" ? "running" : "ok";
+    const unfinished = type === "item.started" || step.item?.status === "in_progress";
+    if (unfinished) return step.ended ? "no result" : "running";
+    return "ok";
   }
-  if (!step.result) return "running";
+  if (!step.result) return step.ended ? "no result" : "running";
   return step.result.isError ? "failed" : "ok";
 }

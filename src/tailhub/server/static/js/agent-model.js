@@ -39,6 +39,7 @@
  * @property {ToolResult | null} result a Claude tool call's result, once it came
  * @property {Step[]} children a subagent's steps (for the call that started it)
  * @property {Step | null} parent the call whose subagent took this step
+ * @property {boolean} ended the run or turn ended before this call had a result
  * @property {boolean} open whether its details are shown
  * @property {boolean} full whether long details are shown whole
  * @property {number} version bumped on every change (details are cached by it)
@@ -166,6 +167,8 @@ export class AgentTimeline {
     this.steps = [];
     /** @type {Map<string, Step>} tool calls and Codex items by id */
     this.byId = new Map();
+    /** @type {Set<Step>} tool calls still waiting for their result */
+    this.running = new Set();
     /** @type {Map<string, Step>} Codex text and reasoning items by id */
     this.textById = new Map();
     /** @type {Set<string>} Claude API message ids of the main thread seen */
@@ -229,6 +232,7 @@ export class AgentTimeline {
       result: null,
       children: [],
       parent: null,
+      ended: false,
       open: false,
       full: false,
       version: 0,
@@ -251,6 +255,15 @@ export class AgentTimeline {
       this.steps.push(step);
     }
     return step;
+  }
+
+  /** A run or turn ended: the calls still without a result will not get one. */
+  endRunning() {
+    for (const step of this.running) {
+      step.ended = true;
+      step.version++;
+    }
+    this.running.clear();
   }
 
   // -- Claude Code -------------------------------------------------------------------
@@ -289,6 +302,7 @@ export class AgentTimeline {
             // A server tool's result (web search, code execution) comes in the same message.
             const call = this.byId.get(str(block.tool_use_id));
             if (call) {
+              this.running.delete(call);
               const failed = isObject(block.content) && typeof block.content.error_code === "string";
               call.result = { content: block.content, isError: failed, structured: null, entry };
               call.last = entry;
@@ -311,6 +325,7 @@ export class AgentTimeline {
               input: block.input ?? null,
             });
             if (callId) this.byId.set(callId, step);
+            this.running.add(step);
             this.push(step, parentId);
           }
         }
@@ -344,6 +359,7 @@ export class AgentTimeline {
           }
           call.result = result;
           call.last = entry;
+          this.running.delete(call);
           call.text = entry.text.replace(/^↳ /, "");
           call.level = result.isError ? "error" : call.level === "error" ? "info" : call.level;
           call.version++;
@@ -370,6 +386,7 @@ export class AgentTimeline {
           }
         }
         const level = event.is_error === true ? "error" : entry.level;
+        this.endRunning();
         this.push(this.step("result", "claude", entry, { event, level }), null);
         return;
       }
@@ -416,6 +433,7 @@ export class AgentTimeline {
         summary.tokens.output += num(usage.output_tokens);
         summary.tokens.cacheRead += cached;
       }
+      this.endRunning();
       this.push(this.step("result", "codex", entry, { event }), null);
       return;
     }
@@ -456,16 +474,19 @@ export class AgentTimeline {
       (typeof item.exit_code === "number" && item.exit_code !== 0) ||
       (item.error !== undefined && item.error !== null);
     const level = failed ? "error" : entry.level === "error" ? "error" : "info";
+    const done = event.type === "item.completed";
     if (known) {
       known.item = item;
       known.text = entry.text;
       known.last = entry;
       known.level = level;
       known.version++;
+      if (done) this.running.delete(known);
       return;
     }
     const step = this.step("tool", "codex", entry, { name: item.type, id, item, level });
     if (id) this.byId.set(id, step);
+    if (!done) this.running.add(step);
     this.push(step, null);
   }
 }

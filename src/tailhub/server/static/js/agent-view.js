@@ -332,7 +332,8 @@ export class AgentView {
     } else {
       line.append(el("span", "a-toggle-space"));
     }
-    const label = step.kind === "tool" ? toolLabel(step) : KIND_LABELS[step.kind];
+    let label = step.kind === "tool" ? toolLabel(step) : KIND_LABELS[step.kind];
+    if (step.kind === "text" && step.name === "user") label = "USER";
     line.append(el("span", "a-kind", label));
     const text = el("span", "a-text", step.text.replace(/^↳ /, ""));
     line.append(text);
@@ -341,7 +342,7 @@ export class AgentView {
       const code = exitCode(step);
       let words = state;
       if (typeof code === "number" && state !== "running") words = `exit ${code}`;
-      const badge = el("span", `a-state st-${state}`, words);
+      const badge = el("span", `a-state st-${state.replace(" ", "-")}`, words);
       line.append(badge);
       if (step.children.length) {
         line.append(el("span", "a-children", `${step.children.length} step${step.children.length === 1 ? "" : "s"}`));
