@@ -499,3 +499,67 @@ class TestNeedsMe:
             "a": None,
         }
         shared_dashboard.assert_no_errors()
+
+
+class TestTimelineModel:
+    async def test_odd_events_new_runs_and_the_merged_summary(
+        self, shared_dashboard: Dashboard
+    ) -> None:
+        """A result before its call, wrong field types and non-objects never throw; a new run
+        starts the timeline afresh; the header's numbers never go below the hub's."""
+        await shared_dashboard.open()
+        seen = await shared_dashboard.page.evaluate(
+            """async () => {
+                const { toEntry, startsRun } = await import("/static/js/entry.js");
+                const { AgentTimeline, mergeSummary } = await import("/static/js/agent-model.js");
+                let seq = 0;
+                let previous;
+                const entry = (type, data) => {
+                    const e = toEntry({type, containerID: "m", seq: ++seq, data});
+                    e.runStart = startsRun(previous, e);
+                    previous = e;
+                    return e;
+                };
+                const ev = (event, message = "x") =>
+                    entry("log", {level: "info", message, metadata: {agent: "claude", event}});
+                const t = new AgentTimeline();
+                const odd = [
+                    {type: "user", message: {content: [{type: "tool_result",
+                        tool_use_id: "early", content: "done"}]}},
+                    {type: "assistant", message: {id: 5, content: "text, not blocks"}},
+                    {type: "assistant", message: {id: "m1", content: [null, 3,
+                        {type: "tool_use", id: {}, name: ["Bash"], input: "rm"}],
+                        usage: {input_tokens: "many", output_tokens: -4}}},
+                    {type: "result", total_cost_usd: "free", modelUsage: {x: null}},
+                    42,
+                    null,
+                ];
+                for (const event of odd) t.add(ev(event));
+                const kinds = t.steps.map((s) => s.kind);
+                const tokens = {...t.summary.tokens};
+                t.add(entry("complete", {exitCode: 0}));
+                t.add(entry("status", {status: "starting"}));
+                t.add(ev({type: "assistant", message: {id: "n1", content: [
+                    {type: "text", text: "second run"}], usage: {input_tokens: 7}}}));
+                const afterRun = t.steps.map((s) => s.kind);
+                const merged = mergeSummary(
+                    {kind: "claude", turns: 9, tokens: {input: 100, output: 5},
+                     toolCalls: {Bash: 2}, costUsd: 0.5, contextWindow: 1000, activity: "x"},
+                    t.summary);
+                return {kinds, tokens, afterRun, merged: {
+                    turns: merged.turns, input: merged.tokens.input, cost: merged.costUsd,
+                    calls: merged.toolCalls, ctx: merged.contextPct, lastText: merged.lastText}};
+            }"""
+        )
+        assert seen["kinds"] == ["tool", "raw", "turn", "tool", "result", "raw", "raw"]
+        assert seen["tokens"] == {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0}
+        assert seen["afterRun"] == ["turn", "text"]
+        assert seen["merged"] == {
+            "turns": 9,
+            "input": 100,
+            "cost": 0.5,
+            "calls": {"Bash": 2},
+            "ctx": 0.7,
+            "lastText": "second run",
+        }
+        shared_dashboard.assert_no_errors()

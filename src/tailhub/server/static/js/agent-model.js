@@ -192,8 +192,8 @@ export class AgentTimeline {
    * @returns {boolean} whether the timeline changed
    */
   add(entry) {
-    if (entry.seq > this.lastSeq) this.lastSeq = entry.seq;
     if (entry.runStart && this.events) this.reset();
+    if (entry.seq > this.lastSeq) this.lastSeq = entry.seq;
     const found = agentEvent(entry);
     if (!found) return false;
     this.events++;
