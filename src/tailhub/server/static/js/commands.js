@@ -27,7 +27,13 @@
  * the others may also answer a subscription, so they count only while a command is waiting.
  */
 const NO_CONTAINER = "no_container";
-const COMMAND_ERRORS = new Set([NO_CONTAINER, "forbidden", "invalid_message", "rate_limited"]);
+const COMMAND_ERRORS = new Set([
+  NO_CONTAINER,
+  "forbidden",
+  "invalid_message",
+  "rate_limited",
+  "not_pending", // an approve or deny of a request that is no longer pending
+]);
 
 /** @param {number} n */
 function connections(n) {

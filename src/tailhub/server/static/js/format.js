@@ -110,3 +110,8 @@ export function hueOf(id) {
   }
   return (h >>> 0) % 360;
 }
+
+/** A cost in US dollars: `$0.042` under a dollar (three decimals), `$4.22` above. @param {number} usd */
+export function money(usd) {
+  return usd < 1 ? `$${usd.toFixed(3)}` : `$${usd.toFixed(2)}`;
+}

@@ -15,6 +15,8 @@ import { bySeq, byTime, heightOf } from "./entry.js";
 import { count, duration, hueOf, startOfDay } from "./format.js";
 import { saveFile, toNdjson, toText } from "./download.js";
 import { SteerBar } from "./steer.js";
+import { AgentView } from "./agent-view.js";
+import { NeedsPanel } from "./needs-me.js";
 
 /** @typedef {import("./entry.js").Entry} Entry */
 /** @typedef {import("./container-log.js").ContainerLog} ContainerLog */
@@ -84,6 +86,12 @@ export class LogPane {
     this.steer = this.merged ? null : new SteerBar(logs[0].id, commands);
     if (this.steer) header.appendChild(this.steer.element);
     this.element.appendChild(header);
+    /** What the container waits for, and the answers to it (for a container shown alone). */
+    this.needs = this.merged ? null : new NeedsPanel(logs[0].id, commands);
+    if (this.needs) this.element.appendChild(this.needs.element);
+    /** The agent's steps, for a container shown alone that turns out to run an agent. */
+    this.agent = this.merged ? null : new AgentView({ log: logs[0], pane: this.element, lineHeight });
+    if (this.agent) this.element.appendChild(this.agent.element);
 
     this.viewport = el("div", "viewport");
     this.viewport.tabIndex = 0;
@@ -318,6 +326,7 @@ export class LogPane {
       if (badge.textContent !== text) badge.textContent = text;
     }
     this.steer?.update(this.sessions.get(this.logs[0].id));
+    this.agent?.update(this.sessions.get(this.logs[0].id));
   }
 
   /** @param {Entry} entry */
@@ -337,6 +346,8 @@ export class LogPane {
     for (const log of this.logs) log.listeners.delete(this.listener);
     this.filter.listeners.delete(this.onFilter);
     this.steer?.destroy();
+    this.agent?.destroy();
+    this.needs?.destroy();
     this.resizeObserver.disconnect();
     this.list.destroy();
     this.element.remove();

@@ -17,12 +17,17 @@ import { Filter } from "./filter.js";
 import { FILTER_LEVELS } from "./entry.js";
 import { SessionsView } from "./sessions-view.js";
 import { Workspace } from "./workspace.js";
+import { FleetCost } from "./fleet.js";
+import { attention } from "./attention.js";
+import { NeedsMe, describeRequest } from "./needs-me.js";
 import { askForToken, forgetToken, saveToken, storedToken, takeTokenFromUrl } from "./token.js";
 
 /** How many recent messages a container's log starts with. */
 const TAIL = 5000;
 /** How often the session list is asked for again (live events keep it current between). */
 const REFRESH_MS = 5000;
+/** After an agent event, how soon the list (with the hub's agent summaries) is asked for. */
+const AGENT_REFRESH_MS = 1500;
 
 /** @param {string} id @returns {any} */
 function $(id) {
@@ -67,6 +72,13 @@ class Dashboard {
       onClose: (id) => this.pick(id, true),
       onEarlier: (id) => this.send(this.logs.open(id).earlierMessage(TAIL)),
     });
+    this.needsMe = new NeedsMe({
+      toggle: $("needs-me"),
+      count: $("needs-me-count"),
+      allow: $("allow-notify"),
+      onOpen: (id) => this.pick(id, false),
+      onChange: () => this.sessionsView.schedule(),
+    });
     this.sessionsView = new SessionsView({
       list: $("session-list"),
       summary: $("session-summary"),
@@ -77,7 +89,17 @@ class Dashboard {
       store: this.sessions,
       selected: () => new Set(this.selected),
       onPick: (id, additive) => this.pick(id, additive),
+      needsMe: {
+        passes: (id) => this.needsMe.passes(id),
+        waiting: (id) => {
+          const waiting = attention.waiting(id);
+          return waiting ? describeRequest(waiting.request) || waiting.reason : "";
+        },
+      },
     });
+    this.fleet = new FleetCost($("fleet-cost"), () => this.token);
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.agentTimer = undefined;
     this.sessions.listeners.add(() => this.workspace.scheduleStatus());
     this.bindToolbar();
     this.bindStatus();
@@ -112,7 +134,7 @@ class Dashboard {
   /** Sends every subscription this page needs; called on each (re)connection. */
   resubscribe() {
     this.send({ type: "subscribe", containerID: "*" });
-    this.send({ type: "sessions" });
+    this.refreshSessions();
     for (const id of this.selected) this.send(this.logs.open(id).subscribeMessage(TAIL));
   }
 
@@ -127,6 +149,7 @@ class Dashboard {
           this.sessions.note(msg);
           this.logs.get(msg.containerID)?.add(msg);
           if (this.sessions.stale || msg.type === "complete") this.refreshSoon();
+          else if (msg.data?.metadata?.agent) this.refreshForAgents();
         } else if (msg.type === "error" && !this.commands.take(msg)) {
           this.hubError(msg);
         }
@@ -147,8 +170,14 @@ class Dashboard {
         }
         break;
       }
-      case "sessions":
-        this.sessions.replace(Array.isArray(msg.data?.sessions) ? msg.data.sessions : []);
+      case "sessions": {
+        const list = Array.isArray(msg.data?.sessions) ? msg.data.sessions : [];
+        attention.fromSessions(list);
+        this.sessions.replace(list);
+        break;
+      }
+      case "attention":
+        attention.receive(msg);
         break;
       default:
         break; // heartbeat, unsubscribed, ack: nothing to show
@@ -164,7 +193,20 @@ class Dashboard {
   }
 
   refreshSessions() {
-    this.send({ type: "sessions" });
+    if (this.send({ type: "sessions" })) this.fleet.refresh();
+  }
+
+  /**
+   * Asks for the list a little after agent events, once however many arrive: the hub folds
+   * them into its summaries (cost, activity) about once a second.
+   */
+  refreshForAgents() {
+    if (this.agentTimer === undefined) {
+      this.agentTimer = setTimeout(() => {
+        this.agentTimer = undefined;
+        this.refreshSessions();
+      }, AGENT_REFRESH_MS);
+    }
   }
 
   /** Asks for the session list soon, once, however many events ask for it. */

@@ -7,8 +7,24 @@
  * @module sessions-view
  */
 
-import { ago, count, duration, moment } from "./format.js";
+import { ago, count, duration, moment, money } from "./format.js";
 import { attention } from "./sessions.js";
+
+/**
+ * An agent session's cost and what it is doing, as a card shows them ("" when unknown).
+ * @param {Record<string, any> | null} agent the hub's summary
+ */
+function agentFacts(agent) {
+  if (!agent) return { cost: "", doing: "" };
+  const cost = typeof agent.costUsd === "number" ? money(agent.costUsd) : "";
+  const doing =
+    typeof agent.activity === "string" && agent.activity
+      ? agent.activity
+      : typeof agent.result === "string" && agent.result
+        ? `done: ${agent.result}`
+        : "";
+  return { cost, doing };
+}
 
 /**
  * Whether a session passes the status filter.
@@ -37,6 +53,9 @@ function passes(s, filter, now) {
  * @property {HTMLElement} last
  * @property {HTMLElement} messages
  * @property {HTMLElement} viewers
+ * @property {HTMLElement} cost an agent's cost so far
+ * @property {HTMLElement} doing what an agent is doing now
+ * @property {HTMLElement} needs what the session waits for, when it waits for a person
  */
 
 /** @param {HTMLElement} node @param {string} text */
@@ -64,8 +83,11 @@ export class SessionsView {
    * @param {SessionStore} options.store
    * @param {() => Set<string>} options.selected the containers in view
    * @param {(id: string, additive: boolean) => void} options.onPick
+   * @param {{passes: (id: string) => boolean, waiting: (id: string) => string}} [options.needsMe]
+   *   the "needs me" filter, and what a session waits for ("" when it does not)
    */
-  constructor({ list, summary, search, showEnded, status, compact, store, selected, onPick }) {
+  constructor({ list, summary, search, showEnded, status, compact, store, selected, onPick, needsMe }) {
+    this.needsMe = needsMe;
     this.list = list;
     this.status = status;
     this.compact = compact;
@@ -135,9 +157,12 @@ export class SessionsView {
     const last = span("fact");
     const messages = span("fact");
     const viewers = span("fact");
-    facts.append(started, took, last, messages, viewers);
+    const cost = span("fact fact-cost");
+    const doing = span("fact fact-activity");
+    const needs = span("fact fact-needs");
+    facts.append(needs, started, took, last, messages, viewers, cost, doing);
     item.append(check, open, facts);
-    card = { item, check, open, badge, started, took, last, messages, viewers };
+    card = { item, check, open, badge, started, took, last, messages, viewers, cost, doing, needs };
     this.cards.set(id, card);
     return card;
   }
@@ -163,6 +188,7 @@ export class SessionsView {
       (s) =>
         (s.active || this.showEnded.checked || selected.has(s.containerID) || filter !== "all") &&
         passes(s, filter, now) &&
+        (this.needsMe?.passes(s.containerID) ?? true) &&
         (!needle || s.containerID.toLowerCase().includes(needle)),
     );
     const keep = new Set(shown.map((s) => s.containerID));
@@ -218,6 +244,15 @@ export class SessionsView {
     card.messages.title = `last seq ${s.lastSeq}`;
     setText(card.viewers, `${count(s.subscribers)} viewer${s.subscribers === 1 ? "" : "s"}`);
     card.viewers.title = `${s.subscribers} viewer${s.subscribers === 1 ? "" : "s"}, ${s.publishers} publisher${s.publishers === 1 ? "" : "s"}`;
+    const waits = this.needsMe?.waiting(s.containerID) ?? "";
+    card.item.classList.toggle("waiting", waits !== "");
+    setText(card.needs, waits ? `needs you: ${waits}` : "");
+    card.needs.title = waits;
+    const agent = agentFacts(s.agent);
+    setText(card.cost, agent.cost);
+    card.cost.title = agent.cost ? "agent cost so far" : "";
+    setText(card.doing, agent.doing);
+    card.doing.title = agent.doing;
   }
 
   /** Arrow keys move between the cards' open buttons. @param {KeyboardEvent} event */

@@ -23,6 +23,7 @@ import { parseTime } from "./format.js";
  * @property {number} messages
  * @property {number} subscribers
  * @property {number} publishers
+ * @property {Record<string, any> | null} agent the hub's agent summary (docs/agents.md)
  */
 
 /** @param {Record<string, any>} raw @returns {Session} */
@@ -40,6 +41,7 @@ function fromWire(raw) {
     messages: Number(raw.messages) || 0,
     subscribers: Number(raw.subscribers) || 0,
     publishers: Number(raw.publishers) || 0,
+    agent: raw.agent && typeof raw.agent === "object" ? raw.agent : null,
   };
 }
 
@@ -153,6 +155,7 @@ export class SessionStore {
         messages: 0,
         subscribers: session?.subscribers ?? 0,
         publishers: 1,
+        agent: null,
       };
       this.sessions.set(id, session);
       this.stale = true;
