@@ -122,7 +122,7 @@ class Node:
                     "reason": "timeout",
                 }
             ),
-            "",
+            None,  # stamped by the engine with the time it ends the session
             status="error",
         )
 
@@ -190,8 +190,9 @@ class Node:
             self.hub.close(conn, CloseCode.TIMED_OUT, "no answer to ping")
 
     async def _expire(self) -> None:
-        entry = self._timeout_entry._replace(timestamp=format_time(time.time()))
-        ended = await self.engine.expire(time.time(), self.settings.session_timeout, entry)
+        ended = await self.engine.expire(
+            time.time(), self.settings.session_timeout, self._timeout_entry
+        )
         for session in ended:
             self._ended(session.container_id, "timeout", session.status, session.exit_code)
 
