@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -105,11 +105,17 @@ def metric(text: str, name: str) -> float:
 
 
 class RawSocket:
-    """A client socket driven by hand: request heads, frames, and reading what comes back."""
+    """A client socket driven by hand: request heads, frames, and reading what comes back.
+
+    Every one still open when its arena ends is closed then (an attack that fails half-way
+    leaves no socket for the garbage collector to warn about)."""
+
+    open: ClassVar[set[RawSocket]] = set()
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        RawSocket.open.add(self)
 
     @classmethod
     async def connect(cls, port: int) -> RawSocket:
@@ -181,6 +187,12 @@ class RawSocket:
 
     def close(self) -> None:
         self.writer.transport.abort()
+        RawSocket.open.discard(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        for sock in list(cls.open):
+            sock.close()
 
 
 def frame_head(opcode: int, length: int, *, fin: bool = True) -> bytes:
@@ -544,6 +556,7 @@ class Arena:
         await self._teardown()
 
     async def _teardown(self) -> None:
+        RawSocket.close_all()
         await asyncio.to_thread(self.control.stop)
         if self.hub.proc is not None and self.hub.proc.poll() is None:
             await asyncio.to_thread(self.hub.stop)
@@ -551,6 +564,17 @@ class Arena:
     def observe(self, what: str, data: bytes | str) -> None:
         """Keep an error body, error frame or page for the canary check."""
         self.observed.append((what, data.encode() if isinstance(data, str) else data))
+
+    def closes(self) -> list[int | None]:
+        """Close codes of the connections the hub has logged as closed, oldest first, apart
+        from the control pair's (the first two): what the hub sent, whether or not the client
+        could read it (a socket closed with unread input is reset, which can drop the close
+        frame on its way)."""
+        return [
+            event.get("code")
+            for event in self.hub.log_events()
+            if event.get("event") == "connection_closed" and event.get("conn") not in (1, 2)
+        ]
 
     def alive(self) -> bool:
         return self.hub.proc is not None and self.hub.proc.poll() is None

@@ -22,6 +22,8 @@ from tests.client.procs import finish, start_cli
 from tests.helpers import UNIT, HubProcess, client_frame, wait_for
 from tests.hostile.harness import CANARY_TOKEN, FULL, Arena, Figures, RawSocket, record, size
 
+pytestmark = pytest.mark.hostile
+
 MiB = 1 << 20
 TEXT = 1
 

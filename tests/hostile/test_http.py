@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.helpers import UNIT, client_frame, wait_for
 from tests.hostile.harness import (
@@ -24,6 +25,8 @@ from tests.hostile.harness import (
     size,
     upgrade_head,
 )
+
+pytestmark = pytest.mark.hostile
 
 MiB = 1 << 20
 TEXT = 1
