@@ -260,7 +260,7 @@ class TestHeadsAndConnections:
             port = arena.hub.port
             publisher = await RawSocket.websocket(port, "/", arena.auth)
             message = {"type": "log", "containerID": "big", "id": 0, "data": {}}
-            for number in range(1, 401):
+            for number in range(1, 201):
                 message["id"] = number
                 message["data"] = {"level": "info", "message": "b" * 60_000}
                 await publisher.send(
@@ -269,11 +269,11 @@ class TestHeadsAndConnections:
             # Wait for the last ack: the backlog is stored.
             while True:
                 opcode, payload = await publisher.frame()
-                if opcode == TEXT and json.loads(payload).get("id") == 400:
+                if opcode == TEXT and json.loads(payload).get("id") == 200:
                     break
             publisher.close()
             codes = []
-            for _ in range(size(2, 10)):
+            for _ in range(size(1, 10)):
                 reader = await RawSocket.websocket(port, "/", arena.auth)
                 reader.writer.transport.get_extra_info("socket").setsockopt(
                     socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
@@ -342,10 +342,6 @@ class TestRequests:
                     {400, 401},
                 ),
                 (b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer \xc3\r\n\r\n", {400, 401}),
-            ]
-            # Requests the API's handlers answer: with the API's JSON error body.
-            api: list[tuple[bytes, set[int]]] = [
-                (head("GET", "/api/sessions/x/logs?since=%C2%B2", bearer, port=port), {400}),
                 (
                     head(
                         "GET",
@@ -355,6 +351,10 @@ class TestRequests:
                     ),
                     {400},
                 ),
+            ]
+            # Requests the API's handlers answer: with the API's JSON error body.
+            api: list[tuple[bytes, set[int]]] = [
+                (head("GET", "/api/sessions/x/logs?since=%C2%B2", bearer, port=port), {400}),
                 (head("GET", "/api/sessions/x/logs?tail=%C2%B2", bearer, port=port), {400}),
                 (head("GET", "/api/sessions/x/logs?since=-1", bearer, port=port), {400}),
                 (head("GET", "/api/sessions/x/logs?since=1e999", bearer, port=port), {400}),
@@ -428,8 +428,12 @@ class TestRequests:
                 if status not in expected:
                     failures.append((request[:120], status, answer[:300]))
                 elif (request, expected) in api:
-                    error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-                    assert error["type"] == "error", error
+                    try:
+                        error = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+                    except ValueError:
+                        error = {}
+                    if not isinstance(error, dict) or error.get("type") != "error":
+                        failures.append((request[:120], status, b"no JSON error: " + answer[:300]))
                 sock.close()
             assert not failures, failures
             assert (await _logs_status(arena, "bad")) == 404, "a refused body was stored"
@@ -439,16 +443,21 @@ class TestRequests:
         """4 MiB NDJSON publishes do not stall the loop: the control pair's latency stays
         low while they are decoded."""
         posts = size(4, 30)
-        line = json.dumps({"type": "log", "data": {"level": "info", "message": "n" * 150}})
-        body = ("\n".join([line] * (4 * MiB // (len(line) + 1) - 1)) + "\n").encode()
+
+        def body(text: int) -> bytes:
+            line = json.dumps({"type": "log", "data": {"level": "info", "message": "n" * text}})
+            return ("\n".join([line] * (4 * MiB // (len(line) + 1) - 1)) + "\n").encode()
+
+        # Lines of 450 bytes (about 9,300 in 4 MiB) and of 100 (about 33,000: too many).
+        bodies = [body(400), body(50)]
         async with Arena(tmp_path, "4 MiB NDJSON posts", unit="posts") as arena:
             mark = len(arena.control.latencies)
             statuses = []
             async with aiohttp.ClientSession() as session:
-                for _ in range(posts):
+                for number in range(posts):
                     async with session.post(
                         f"{arena.hub.http}/api/sessions/bulk/messages",
-                        data=io.BytesIO(body),
+                        data=io.BytesIO(bodies[number % 2]),
                         headers={**arena.auth, "Content-Type": "application/x-ndjson"},
                     ) as answer:
                         statuses.append(answer.status)
@@ -462,7 +471,8 @@ class TestRequests:
                 f"control latency during posts: p50 {statistics.median(during) * 1000:.1f} ms,"
                 f" max {max(during) * 1000:.1f} ms"
             )
-            assert set(statuses) <= {200, 429, 503}, statuses
+            assert set(statuses) <= {200, 413, 429}, statuses
+            assert 200 in statuses, statuses
             assert max(during) < 0.25 * UNIT, f"the loop stalled {max(during):.2f} s"
             await arena.finish(peak_budget=256 * MiB)
 
