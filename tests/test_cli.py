@@ -132,13 +132,64 @@ class TestLogs:
         assert line == "tailhub: the hub has no messages for container 'nobody'"
 
     async def test_usage_errors(self, shared_hub: HubProcess) -> None:
-        """Conflicting options are usage errors (exit 2), not tracebacks."""
+        """Conflicting options are usage errors (exit 2), one line, not tracebacks."""
         hub = shared_hub
         both = await run_cli(hub, "logs", "x", "--tail", "1", "--since", "1")
         assert both.status == 2
-        assert "not both" in both.stderr
+        assert _one_line_error(both) == (
+            "tailhub: give --tail or --since, not both (see 'tailhub logs --help')"
+        )
         pattern = await run_cli(hub, "logs", "x-*")
         assert pattern.status == 2
+
+    async def test_since_time(self, shared_hub: HubProcess) -> None:
+        """--since takes a duration back from now or an RFC 3339 time, as well as a seq."""
+        hub = shared_hub
+        await _publish_session(hub, "v6")
+        recent = await run_cli(hub, "logs", "v6", "--since", "10m")
+        assert len(recent.lines) == 6, recent.stderr
+        future = await run_cli(hub, "logs", "v6", "--since", "2999-01-01T00:00:00Z")
+        assert (future.status, future.lines) == (0, [])
+        past = await run_cli(hub, "logs", "v6", "--since", "2000-01-01T00:00:00+01:00")
+        assert len(past.lines) == 6
+        bad = await run_cli(hub, "logs", "v6", "--since", "-10m")
+        assert bad.status == 2
+        assert _one_line_error(bad) == (
+            "tailhub: Invalid value for '--since': '-10m' is negative: a duration must be "
+            "positive (see 'tailhub logs --help')"
+        )
+
+    async def test_seq_column(self, shared_hub: HubProcess) -> None:
+        """--seq shows each message's seq in front of it."""
+        hub = shared_hub
+        await _publish_session(hub, "v7")
+        result = await run_cli(hub, "logs", "v7", "--seq", "--since", "4")
+        assert result.lines == [
+            "#5 ERROR broken",
+            "#6 ── complete, exit code 3 after 1.5 s",
+        ]
+
+    async def test_run_marker(self, shared_hub: HubProcess) -> None:
+        """Two runs of one container ID are separated by a marker line, in -f too."""
+        hub = shared_hub
+        await _publish_session(hub, "v8", exit_code=0)
+        async with Publisher("v8", url=hub.url, token=TOKEN) as pub:
+            await pub.status("starting")
+            await pub.log("second run")
+            await pub.complete(0, duration=500)
+            assert await pub.flush(timeout=10 * UNIT)
+        for args in (("logs", "v8", "--since", "5"), ("logs", "-f", "v8", "--since", "5")):
+            result = await run_cli(hub, *args)
+            assert result.lines[0] == "── complete, exit code 0 after 1.5 s"
+            assert result.lines[1].startswith("════ new run · ")
+            assert result.lines[2:] == [
+                "── status starting",
+                "INFO  second run",
+                "── complete, exit code 0 after 0.5 s",
+            ]
+        listed = json.loads((await run_cli(hub, "sessions", "--json")).stdout)
+        second = next(s for s in listed if s["containerID"] == "v8")
+        assert (second["messages"], second["lastSeq"]) == (3, 9)  # this run's own count
 
 
 class TestSessions:
@@ -175,11 +226,13 @@ class TestCommands:
         assert "no_container" in line
 
     async def test_send_input_needs_text(self, shared_hub: HubProcess) -> None:
-        """input without --text is a usage error."""
+        """input without --text or --eof is a usage error, one line."""
         hub = shared_hub
         result = await run_cli(hub, "send", "ghost", "input")
         assert result.status == 2
-        assert "--text" in result.stderr
+        assert _one_line_error(result) == (
+            "tailhub: input needs --text, --eof or both (see 'tailhub send --help')"
+        )
 
 
 class TestFailures:
@@ -188,12 +241,77 @@ class TestFailures:
         [("logs", "x"), ("logs", "-f", "x"), ("sessions",), ("cancel", "x"), ("send", "x", "go")],
     )
     async def test_wrong_token(self, shared_hub: HubProcess, args: tuple[str, ...]) -> None:
-        """A wrong token: one line saying so, without the token, exit 1."""
+        """A wrong token: one line saying so and where it came from, without it, exit 1."""
         hub = shared_hub
         env = cli_env(hub, TAILHUB_TOKEN="not-the-token")
         line = _one_line_error(await run_cli(hub, *args, env=env))
         assert "refused the token" in line
+        assert line.endswith("; the token came from TAILHUB_TOKEN")
         assert "not-the-token" not in line
+
+    async def test_wrong_token_sources(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """The refusal names the flag, or the token file's path, whichever was used."""
+        hub = shared_hub
+        flag = await run_cli(hub, "sessions", "--token", "flag-token")
+        assert _one_line_error(flag) == (
+            f"tailhub: the hub refused the token (HTTP 401 from {hub.url}); the token came "
+            "from --token"
+        )
+        data_dir = tmp_path / "data"
+        data_dir.mkdir()
+        (data_dir / "token").write_text("stale-file-token\n")
+        env = cli_env(hub, TAILHUB_DATA_DIR=str(data_dir))
+        del env["TAILHUB_TOKEN"]
+        stale = await run_cli(hub, "sessions", env=env)
+        assert _one_line_error(stale) == (
+            f"tailhub: the hub refused the token (HTTP 401 from {hub.url}); the token came "
+            f"from the token file {data_dir / 'token'}"
+        )
+
+    async def test_bad_container_id(self, shared_hub: HubProcess) -> None:
+        """An ID the protocol refuses is one line too, for run (125) and the viewers (2)."""
+        hub = shared_hub
+        run = await run_cli(hub, "run", "--container-id", "bad*id", "--", "true")
+        assert (run.status, _one_line_error(run)) == (
+            125,
+            "tailhub: containerID may contain '*' only in a subscribe",
+        )
+        logs = await run_cli(hub, "logs", "x" * 300)
+        assert logs.status == 2
+        assert _one_line_error(logs).startswith("tailhub: containerID ")
+
+    @pytest.mark.parametrize(
+        ("args", "expected"),
+        [
+            (
+                ("run", "--grace", "-1", "--", "true"),
+                "tailhub: Invalid value for '--grace' (env var: 'TAILHUB_GRACE'): '-1' is "
+                "negative: a duration must be positive (see 'tailhub run --help')",
+            ),
+            (
+                ("run", "--heartbeat", "-5s", "--", "true"),
+                "tailhub: Invalid value for '--heartbeat' (env var: 'TAILHUB_HEARTBEAT'): "
+                "'-5s' is negative: a duration must be positive (see 'tailhub run --help')",
+            ),
+            (
+                ("logs",),
+                "tailhub: Missing argument 'ID'. (see 'tailhub logs --help')",
+            ),
+            (
+                ("frobnicate",),
+                "tailhub: No such command 'frobnicate'. (see 'tailhub --help')",
+            ),
+            (
+                ("send", "x", "input", "--raw", "--eof"),
+                "tailhub: --raw needs --text (see 'tailhub send --help')",
+            ),
+        ],
+    )
+    async def test_one_error_shape(self, args: tuple[str, ...], expected: str) -> None:
+        """Usage errors are one line in the same shape as every other failure, exit 2."""
+        result = await run_cli(None, *args)
+        assert result.status == 2
+        assert _one_line_error(result) == expected
 
     @pytest.mark.parametrize("args", [("logs", "x"), ("sessions",), ("cancel", "x")])
     async def test_hub_down(self, tmp_path: Path, args: tuple[str, ...]) -> None:
@@ -236,3 +354,37 @@ class TestEnvironment:
             assert "TAILHUB_TOKEN" in line
         finally:
             hub.stop()
+
+
+class TestLocal:
+    async def test_token_show(self, tmp_path: Path) -> None:
+        """token show prints the token alone: TAILHUB_TOKEN, else the hub's token file."""
+        hub = HubProcess(tmp_path / "hub", token=None).start()
+        try:
+            env = cli_env(hub, TAILHUB_DATA_DIR=str(hub.data_dir))
+            shown = await run_cli(hub, "token", "show", env=env)
+            stored = (hub.data_dir / "token").read_text().strip()
+            assert (shown.status, shown.stdout, shown.stderr) == (0, stored + "\n", "")
+        finally:
+            hub.stop()
+        from_env = await run_cli(None, "token", "show", env=cli_env(None, TAILHUB_TOKEN="abc"))
+        assert from_env.stdout == "abc\n"
+        none = await run_cli(None, "token", "show")
+        assert _one_line_error(none) == (
+            "tailhub: no token: TAILHUB_TOKEN is not set and there is no token file at "
+            "/nonexistent/cli/token (a hub started there without AUTH_TOKEN writes one)"
+        )
+
+    async def test_open(self, shared_hub: HubProcess) -> None:
+        """open prints the dashboard's address with a login link that the hub serves."""
+        hub = shared_hub
+        result = await run_cli(hub, "open")
+        assert (result.status, result.stderr) == (0, "")
+        assert result.lines == [f"http://127.0.0.1:{hub.port}/?token={TOKEN}"]
+        wss = await run_cli(None, "open", "--hub", "wss://hub.example:8443", "--token", "a b")
+        assert wss.lines == ["https://hub.example:8443/?token=a%20b"]
+        bare = await run_cli(None, "open")
+        assert (bare.lines, bare.stderr) == (
+            ["http://localhost:8080/"],
+            "tailhub: no token found; the page will ask for it\n",
+        )

@@ -99,7 +99,7 @@ class TestExitStatus:
 
 class TestRun:
     async def test_both_streams_and_exit_code(self, shared_hub: HubProcess) -> None:
-        """stdout at info, stderr at error, the exit code passed through and in complete."""
+        """stdout at info, stderr as its own stream (at warn), the exit code passed through."""
         hub = shared_hub
         script = "echo to-stdout; echo to-stderr >&2; printf no-newline; exit 3"
         result = await run_cli(hub, *RUN, "--container-id", "r1", "--", "sh", "-c", script)
@@ -111,8 +111,11 @@ class TestRun:
         messages = [json.loads(line) for line in logs.lines]
         got = [(m["data"].get("level"), m["data"].get("message")) for m in messages]
         assert ("info", "to-stdout") in got
-        assert ("error", "to-stderr") in got
         assert ("info", "no-newline") in got
+        stderr = [m["data"] for m in messages if m["data"].get("stream") == "stderr"]
+        assert stderr == [{"level": "warn", "message": "to-stderr", "stream": "stderr"}]
+        shown = await run_cli(hub, "logs", "r1", "--level", "warn")
+        assert "STDERR to-stderr" in shown.lines
         kinds = [(m["type"], m["data"].get("status")) for m in messages]
         assert kinds[:2] == [("status", "starting"), ("status", "running")]
         assert kinds[-2:] == [("status", "error"), ("complete", None)]
@@ -146,6 +149,16 @@ class TestRun:
         history = await _history(hub, "r2")
         assert (history[-1].type, history[-1].data["exitCode"]) == ("complete", 143)
         assert history[-1].data["message"] == "cancelled"
+        assert history[-1].data["cancelled"] is True
+        assert history[-2].data == {
+            "status": "cancelled",
+            "message": "cancelled: sleep killed by SIGTERM",
+        }
+        listed = json.loads((await run_cli(hub, "sessions", "--json")).stdout)
+        assert {s["containerID"]: s["status"] for s in listed}["r2"] == "cancelled"
+        shown = await run_cli(hub, "logs", "r2", "--tail", "2")
+        assert shown.lines[0] == "── status cancelled: cancelled: sleep killed by SIGTERM"
+        assert shown.lines[1].startswith("── cancelled, exit code 143 after ")
 
     async def test_cancel_kills_after_grace(self, shared_hub: HubProcess) -> None:
         """A command that ignores SIGTERM gets SIGKILL after --grace seconds (exit 137)."""
@@ -176,15 +189,29 @@ class TestRun:
         }
 
     async def test_input_command(self, shared_hub: HubProcess) -> None:
-        """`send ID input --text` is written to CMD's stdin."""
+        """With --stdin hub, `send ID input --text` is a line on CMD's stdin; --raw is exact;
+        --eof alone closes it."""
         hub = shared_hub
-        script = 'read line; echo "got $line"'
-        runner = await start_cli(hub, *RUN, "--container-id", "r5", "--", "sh", "-c", script)
+        runner = await start_cli(
+            hub, *RUN, "--stdin", "hub", "--container-id", "r5", "--", "od", "-c", "-A", "n"
+        )
         await _wait_until(hub, "r5", {"status": "running"})
-        sent = await run_cli(hub, "send", "r5", "input", "--text", "hello\n")
-        assert sent.status == 0, sent.stderr
+        line = await run_cli(hub, "send", "r5", "input", "--text", "yes")
+        assert (line.status, line.stdout) == (0, "input sent to r5 (1 connection)\n")
+        raw = await run_cli(hub, "send", "r5", "input", "--text", "ab", "--raw")
+        assert raw.status == 0, raw.stderr
+        eof = await run_cli(hub, "send", "r5", "input", "--eof")
+        assert eof.status == 0, eof.stderr
         assert (await finish(runner, 10 * UNIT)).status == 0
-        assert ("info", "got hello") in _logs(await _history(hub, "r5"))
+        written = "".join(text for level, text in _logs(await _history(hub, "r5")))
+        assert written.split() == ["y", "e", "s", "\\n", "a", "b"]
+
+    async def test_stdin_empty_by_default(self, shared_hub: HubProcess) -> None:
+        """Without --stdin, CMD's stdin is empty even when the runner's own stays open."""
+        hub = shared_hub
+        go = "import sys; data = sys.stdin.read(); print(f'read {len(data)} bytes')"
+        result = await run_cli(hub, *RUN, "--container-id", "r12", "--", sys.executable, "-c", go)
+        assert (result.status, result.stdout) == (0, "read 0 bytes\n")
 
     async def test_bytes_as_they_are(self, shared_hub: HubProcess) -> None:
         """ANSI codes kept, bad bytes replaced, a 1.5 MiB line cut into frames that fit."""
@@ -250,24 +277,79 @@ class TestRun:
             hub.stop()
 
     async def test_hub_unreachable_to_the_end(self, tmp_path: Path) -> None:
-        """No hub at all: CMD's exit code still, and one line saying what was not delivered."""
+        """No hub at all: said at once while CMD runs on; at exit no long wait for acks that
+        cannot come, CMD's exit code, and one line saying how CMD ended and what was lost."""
         hub = HubProcess(tmp_path / "hub")
-        result = await run_cli(
+        go = tmp_path / "go"
+        code = (
+            "import os, time\n"
+            "print('hi', flush=True)\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            "raise SystemExit(4)\n"
+        )
+        runner = await start_cli(
             hub,
             "run",
             "--ack-timeout",
-            "0.2",
+            "60",
             "-q",
             "--container-id",
             "r9",
             "--",
+            "python3",
+            "-c",
+            code,
+        )
+        assert runner.stderr is not None
+        first = await asyncio.wait_for(runner.stderr.readline(), 10 * UNIT)
+        refused = f"cannot reach the hub at {hub.url}: connection refused (is the hub running?)"
+        assert first.decode() == (
+            f"tailhub run: {refused}; python3 runs on, its output is kept and sent when the "
+            "hub is back\n"
+        )
+        go.touch()
+        started = asyncio.get_running_loop().time()
+        result = await finish(runner, 20 * UNIT)
+        assert asyncio.get_running_loop().time() - started < 10 * UNIT  # not --ack-timeout
+        assert result.status == 4
+        assert result.stderr == (
+            f"tailhub run: python3 exited with code 4; 5 messages were not delivered ({refused})\n"
+        )
+
+    async def test_readme_agent_reads_stdin(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """The README's command, as written, with an agent that reads its stdin to the end
+        before it starts (as `claude -p` does when stdin is not a terminal): it runs."""
+        hub = shared_hub
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        agent = bin_dir / "claude"
+        agent.write_text(
+            f"#!{sys.executable}\n"
+            "import sys\n"
+            "data = sys.stdin.read()\n"
+            "print(f'read {len(data)} bytes of stdin; working on: {sys.argv[2]}', flush=True)\n"
+        )
+        agent.chmod(0o755)
+        env = cli_env(hub, PATH=f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+        command = (
+            f"TAILHUB_URL={hub.url} TAILHUB_TOKEN={TOKEN} tailhub run --container-id task-42 "
+            '-- claude -p "fix the tests"'
+        )
+        shell = await asyncio.create_subprocess_exec(
             "sh",
             "-c",
-            "echo hi; exit 4",
+            command,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,  # the runner's own stdin stays open, as in docker -i
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        assert result.status == 4
-        assert "not delivered" in result.stderr
-        assert "Traceback" not in result.stderr
+        result = await finish(shell, 20 * UNIT)
+        assert (result.status, result.stderr) == (0, "")
+        assert result.stdout == "read 0 bytes of stdin; working on: fix the tests\n"
+        history = await _history(hub, "task-42")
+        assert ("info", "read 0 bytes of stdin; working on: fix the tests") in _logs(history)
+        assert history[-1].data["exitCode"] == 0
 
     async def test_wrong_token(self, shared_hub: HubProcess) -> None:
         """A refused token: CMD still runs to its exit code; one line about the token."""
@@ -276,6 +358,7 @@ class TestRun:
         result = await run_cli(hub, "run", "-q", "--", "sh", "-c", "exit 5", env=env)
         assert result.status == 5
         assert "refused the token" in result.stderr
+        assert "(the token came from TAILHUB_TOKEN); sh keeps running" in result.stderr
         assert "wrong-token" not in result.stderr
         assert "Traceback" not in result.stderr
 

@@ -2,4 +2,4 @@
 
 from tailhub.cli import main
 
-main()
+main(prog_name="tailhub")

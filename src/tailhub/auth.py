@@ -77,4 +77,9 @@ class Authenticator:
         """True when ``presented`` is the shared token."""
         if not presented:
             return False
-        return hmac.compare_digest(self._token, presented.encode("utf-8"))
+        try:
+            # A header aiohttp could not decode as UTF-8 keeps its bytes as surrogates.
+            given = presented.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return False  # lone surrogates (from JSON escapes): no token has them
+        return hmac.compare_digest(self._token, given)

@@ -1,14 +1,16 @@
 """The ``tailhub`` command: ``serve`` runs a hub; the other commands talk to one.
 
 Every option of ``serve`` is also read from its environment variable (the original hub's
-names: ``PORT``, ``AUTH_TOKEN``, ...); a flag wins over the variable. Failures are one line on
-stderr and a non-zero exit status, never a traceback.
+names: ``PORT``, ``AUTH_TOKEN``, ...); a flag wins over the variable. Every failure, a usage
+error included, is one line on stderr in one shape, ``tailhub: <what went wrong>``, and a
+non-zero exit status (2 for a usage error), never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -29,10 +31,69 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group: reports every click failure as one ``tailhub: ...`` line."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        kwargs["standalone_mode"] = False
+        try:
+            status = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            raise SystemExit(0) from None
+        except click.ClickException as exc:
+            words = " ".join(exc.format_message().split())
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                words += f" (see '{exc.ctx.command_path} --help')"
+            _fail(words, exc.exit_code)
+        except click.exceptions.Abort:
+            raise SystemExit(130) from None
+        raise SystemExit(status if isinstance(status, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tailhub")
 def main() -> None:
     """tailhub: watch and steer fleets of agent containers in real time."""
+
+
+_DURATION: Final = re.compile(r"(?P<number>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: a number of seconds, or one with a unit (``500ms``, ``10m``, ``2h``).
+
+    Raises:
+        ValueError: not a duration, or a negative one (the message says it must be positive).
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration (seconds, or a number with ms, s, m, h, d)")
+    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"] or "s"]
+    if seconds < 0:
+        raise ValueError(f"{text!r} is negative: a duration must be positive")
+    return seconds
+
+
+class _Seconds(click.ParamType[float]):
+    """A duration option: seconds, or a number with a unit; never negative."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float):
+            value = str(value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is too short: it must be at least {self.minimum:g} s", param, ctx)
+        return seconds
 
 
 def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,20 +159,44 @@ class _CommandFailedError(Exception):
 
 
 def _fail(words: str, status: int = 1) -> NoReturn:
+    """Report a failure the one way every command does: ``tailhub: <words>`` on stderr."""
     click.echo(f"tailhub: {words}", err=True)
     raise SystemExit(status)
 
 
-def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> NoReturn:
-    """Run ``coro`` and exit with its status; every hub failure is one line on stderr."""
-    from tailhub.client import HubError, NoContainerError
+def _token_source() -> str:
+    """Where the running command's token came from, in words (never the token itself)."""
+    from tailhub.paths import token_path
 
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("token"):
+        source = ctx.get_parameter_source("token")
+        return "--token" if source == click.core.ParameterSource.COMMANDLINE else "TAILHUB_TOKEN"
+    return f"the token file {token_path()}"
+
+
+def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> NoReturn:
+    """Run ``coro`` and exit with its status; every hub failure is one line on stderr.
+
+    A refused token also says where the token came from (``--token``, ``TAILHUB_TOKEN`` or
+    the token file), since a stale variable is the usual cause.
+    """
+    from tailhub.client import AuthenticationError, HubError, NoContainerError
+
+    source = _token_source()
     try:
         status = asyncio.run(coro)
     except NoContainerError as exc:
         _fail(f"{exc.words or 'no such container is connected'} (no_container)", failure_status)
+    except AuthenticationError as exc:
+        words = str(exc)
+        if "refused the token" in words:
+            words += f"; the token came from {source}"
+        _fail(words, failure_status)
     except (HubError, _CommandFailedError) as exc:
         _fail(str(exc), failure_status)
+    except ValueError as exc:  # the SDK's check of an argument (a container ID, a time)
+        _fail(str(exc), 2 if failure_status == 1 else failure_status)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     raise SystemExit(status)
@@ -129,7 +214,7 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
+    type=_Seconds(),
     default=10.0,
     show_default=True,
     envvar="TAILHUB_GRACE",
@@ -138,7 +223,7 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
 )
 @click.option(
     "--heartbeat",
-    type=click.FloatRange(min=0.1),
+    type=_Seconds(minimum=0.1),
     default=30.0,
     show_default=True,
     envvar="TAILHUB_HEARTBEAT",
@@ -147,12 +232,12 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
 )
 @click.option(
     "--ack-timeout",
-    type=click.FloatRange(min=0),
+    type=_Seconds(),
     default=10.0,
     show_default=True,
     envvar="TAILHUB_ACK_TIMEOUT",
     show_envvar=True,
-    help="Seconds to wait at exit for the hub to acknowledge every message.",
+    help="Seconds to wait at exit for the hub's last acknowledgements (while it is connected).",
 )
 @click.option(
     "--spool",
@@ -164,12 +249,13 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
 @click.option(
     "--stdin",
     "stdin_mode",
-    type=click.Choice(["pipe", "inherit", "null"]),
-    default="pipe",
+    type=click.Choice(["null", "hub", "inherit", "pipe"]),
+    default="null",
     show_default=True,
     envvar="TAILHUB_STDIN",
     show_envvar=True,
-    help="CMD's stdin: fed by input commands (pipe), this process's (inherit), or none.",
+    help="CMD's stdin: empty (null), fed by input commands until EOF (hub; pipe is its old "
+    "name), or this process's (inherit).",
 )
 @click.option(
     "-q",
@@ -181,7 +267,7 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
 )
 @click.option(
     "--reconnect-max",
-    type=click.FloatRange(min=0.01),
+    type=_Seconds(minimum=0.01),
     default=10.0,
     show_default=True,
     envvar="TAILHUB_RECONNECT_MAX",
@@ -199,15 +285,16 @@ def run(
     heartbeat: float,
     ack_timeout: float,
     spool: Path | None,
-    stdin_mode: Literal["pipe", "inherit", "null"],
+    stdin_mode: Literal["null", "hub", "inherit", "pipe"],
     quiet: bool,
     reconnect_max: float,
     command: tuple[str, ...],
 ) -> None:
     """Run CMD and stream its output to the hub: tailhub run [OPTIONS] -- CMD [ARGS]...
 
-    Each stdout line is a log at info, each stderr line a log at error; status, heartbeats and
-    a final complete are sent too. Exits with CMD's exit code (128+N if killed by signal N).
+    Each stdout line is a log at info, each stderr line a log marked as stderr (at warn);
+    status, heartbeats and a final complete are sent too. CMD's stdin is empty unless --stdin
+    says otherwise. Exits with CMD's exit code (128+N if killed by signal N).
     """
     from tailhub.runner import Runner, RunOptions
 
@@ -220,7 +307,8 @@ def run(
         ack_timeout=ack_timeout,
         spool=spool,
         echo=not quiet,
-        stdin=stdin_mode,
+        stdin="hub" if stdin_mode == "pipe" else stdin_mode,
+        token_source=_token_source(),
         reconnect_max=reconnect_max,
     )
 
@@ -230,26 +318,67 @@ def run(
     _run_async(go(), failure_status=_RUN_FAILED)
 
 
+class _Since(click.ParamType[int | float]):
+    """``--since``: a ``seq`` (digits), a duration back from now (``10m``), or an RFC 3339 time.
+
+    Converts to an ``int`` (a seq) or a ``float`` (a Unix time).
+    """
+
+    name = "seq|duration|time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float):
+            return value
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        if _DURATION.fullmatch(text) and not text.lstrip("+-").replace(".", "").isdigit():
+            try:
+                return time.time() - parse_duration(text)
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if text.startswith("-"):
+            self.fail(f"{text!r} is negative: it must be positive", param, ctx)
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is not a seq, a duration (10m, 2h) or an RFC 3339 time "
+                "(2026-01-31T09:00:00Z)",
+                param,
+                ctx,
+            )
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()  # a time without a zone is local time
+        return parsed.timestamp()
+
+
 @main.command()
 @click.argument("container_id", metavar="ID")
 @click.option("-f", "--follow", is_flag=True, help="Keep following; exit when complete arrives.")
 @click.option("--tail", type=click.IntRange(min=0), help="Start with the last N messages.")
-@click.option("--since", type=click.IntRange(min=0), help="Start after sequence number SEQ.")
+@click.option(
+    "--since",
+    type=_Since(),
+    help="Start after sequence number SEQ, or at a time: 10m, 2h (ago) or an RFC 3339 time.",
+)
 @click.option(
     "--level",
     type=click.Choice(list(_LEVEL_ORDER), case_sensitive=False),
-    help="Show only log lines at this level or above.",
+    help="Show only log lines at this level or above (stderr lines are at warn).",
 )
 @click.option("-t", "--timestamps", is_flag=True, help="Show each message's time.")
+@click.option("--seq", "show_seq", is_flag=True, help="Show each message's seq.")
 @click.option("--json", "as_json", is_flag=True, help="Print each message as received (NDJSON).")
 @_hub_options
 def logs(
     container_id: str,
     follow: bool,
     tail: int | None,
-    since: int | None,
+    since: int | float | None,
     level: str | None,
     timestamps: bool,
+    show_seq: bool,
     as_json: bool,
     url: str | None,
     token: str | None,
@@ -258,17 +387,28 @@ def logs(
 
     Without -f, prints the history (or --tail/--since) and exits; a container the hub has
     no messages for is an error. With -f, exits with the container's exit code when its
-    complete arrives.
+    complete arrives. --since with a time keeps the messages stamped at or after it. A line
+    marks where a new run of the same container ID begins.
     """
     if tail is not None and since is not None:
         raise click.UsageError("give --tail or --since, not both")
     if "*" in container_id and not follow:
         raise click.UsageError("a pattern (with '*') needs --follow: it has no history")
     minimum = _LEVEL_ORDER[level.lower()] if level else 0
+    after = since if isinstance(since, float) else None
     printer = _LogPrinter(
-        as_json=as_json, timestamps=timestamps, minimum=minimum, show_id="*" in container_id
+        as_json=as_json,
+        timestamps=timestamps,
+        show_seq=show_seq,
+        minimum=minimum,
+        show_id="*" in container_id,
+        after=after,
     )
-    _run_async(_follow_logs(container_id, follow, tail, since, printer, url, token))
+    # A time reads the history from the start and keeps what is stamped at or after it; a
+    # pattern has no history (live messages only), so the time only filters those.
+    from_start = after is not None and "*" not in container_id
+    seq = since if isinstance(since, int) else (0 if from_start else None)
+    _run_async(_follow_logs(container_id, follow, tail, seq, printer, url, token))
 
 
 async def _follow_logs(
@@ -316,19 +456,46 @@ async def _follow_logs(
     return 0
 
 
-class _LogPrinter:
-    """Prints messages as ``logs`` shows them: coloured lines, or the raw frames."""
+def _message_time(message: Message) -> float | None:
+    parsed = _parse_time(message.timestamp)
+    return parsed.timestamp() if parsed is not None else None
 
-    def __init__(self, *, as_json: bool, timestamps: bool, minimum: int, show_id: bool) -> None:
+
+class _LogPrinter:
+    """Prints messages as ``logs`` shows them: coloured lines, or the raw frames.
+
+    A run of a container ends with its ``complete``; a message after one, or a ``starting``
+    status after other messages, begins a new run, and a marker line is printed before it.
+    """
+
+    def __init__(
+        self,
+        *,
+        as_json: bool,
+        timestamps: bool,
+        minimum: int,
+        show_id: bool,
+        show_seq: bool = False,
+        after: float | None = None,
+    ) -> None:
         from rich.console import Console
 
         self._as_json = as_json
         self._timestamps = timestamps
+        self._show_seq = show_seq
         self._minimum = minimum
         self._show_id = show_id
+        self._after = after
+        self._state: dict[str | None, str] = {}
+        """Per container: "" before any message, "run" inside a run, "ended" after complete."""
         self._console = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
 
     def show(self, message: Message) -> None:
+        if self._after is not None:
+            stamped = _message_time(message)
+            if stamped is not None and stamped < self._after:
+                return
+        new_run = self._track_run(message)
         if message.type == "log":
             level = str(message.data.get("level", "info"))
             if _LEVEL_ORDER.get(level, 1) < self._minimum:
@@ -337,12 +504,32 @@ class _LogPrinter:
             sys.stdout.write(message.raw + "\n")
             sys.stdout.flush()
             return
+        if new_run:
+            self._console.print(self._run_marker(message))
         self._console.print(self._render(message))
+
+    def _track_run(self, message: Message) -> bool:
+        """Whether ``message`` begins a new run after an earlier one was shown."""
+        if message.type not in ("log", "status", "complete", "error"):
+            return False
+        key = message.container_id
+        before = self._state.get(key, "")
+        starting = message.type == "status" and message.data.get("status") == "starting"
+        self._state[key] = "ended" if message.type == "complete" else "run"
+        return before == "ended" or (before == "run" and starting)
+
+    def _run_marker(self, message: Message) -> Text:
+        from rich.text import Text
+
+        who = f" of {message.container_id}" if self._show_id and message.container_id else ""
+        return Text(f"════ new run{who} · {_when(message.timestamp)} ════", style="bold")
 
     def _render(self, message: Message) -> Text:
         from rich.text import Text
 
         line = Text()
+        if self._show_seq and message.seq is not None:
+            line.append(f"#{message.seq} ", style="dim")
         if self._timestamps and message.timestamp:
             line.append(message.timestamp + " ", style="dim")
         if self._show_id and message.container_id:
@@ -350,17 +537,23 @@ class _LogPrinter:
         data = message.data
         if message.type == "log":
             level = str(data.get("level", "info"))
-            line.append(f"{level.upper():<5} ", style=_LEVEL_STYLES.get(level, ""))
+            if data.get("stream") == "stderr":
+                line.append("STDERR ", style="magenta")
+            else:
+                line.append(f"{level.upper():<5} ", style=_LEVEL_STYLES.get(level, ""))
             line.append_text(Text.from_ansi(str(data.get("message", ""))))
         elif message.type == "status":
             status = str(data.get("status", ""))
             words = f": {data['message']}" if data.get("message") else ""
-            style = "red" if status == "error" else "cyan"
+            style = {"error": "red", "cancelled": "yellow"}.get(status, "cyan")
             line.append(f"── status {status}{words}", style=style)
         elif message.type == "complete":
             code = data.get("exitCode")
             duration = data.get("duration")
             took = f" after {duration / 1000:.1f} s" if isinstance(duration, int | float) else ""
+            if data.get("cancelled") is True:
+                line.append(f"── cancelled, exit code {code}{took}", style="yellow")
+                return line
             words = f": {data['message']}" if data.get("message") else ""
             style = "green" if code == 0 else "red"
             line.append(f"── complete, exit code {code}{took}{words}", style=style)
@@ -408,7 +601,12 @@ def _print_sessions(found: list[dict[str, Any]]) -> None:
         status = str(session.get("status") or "")
         if session.get("active") is False and status in ("running", "starting"):
             status = f"{status} (ended)"
-        style = {"error": "red", "completed": "green", "running": "cyan"}.get(status, "")
+        style = {
+            "error": "red",
+            "completed": "green",
+            "running": "cyan",
+            "cancelled": "yellow",
+        }.get(status, "")
         table.add_row(
             str(session.get("containerID", "")),
             f"[{style}]{status}[/]" if style else status,
@@ -461,23 +659,37 @@ def cancel(container_id: str, url: str | None, token: str | None) -> None:
 @main.command()
 @click.argument("container_id", metavar="ID")
 @click.argument("action")
-@click.option("--text", help="Text for the action (input: written to the container's stdin).")
-@click.option("--eof", is_flag=True, help="input: close the container's stdin afterwards.")
+@click.option(
+    "--text",
+    help="Text for the action (input: a line written to the container's stdin; a newline is "
+    "added, as the dashboard does).",
+)
+@click.option("--raw", is_flag=True, help="input: send --text exactly, without the newline.")
+@click.option("--eof", is_flag=True, help="input: close the container's stdin (after --text).")
 @_hub_options
 def send(
     container_id: str,
     action: str,
     text: str | None,
+    raw: bool,
     eof: bool,
     url: str | None,
     token: str | None,
 ) -> None:
-    """Send a command (cancel, input, signal, or your own ACTION) to a container."""
-    if action == "input" and text is None:
-        raise click.UsageError("input needs --text (use --text '' --eof to close stdin only)")
+    """Send a command (cancel, input, signal, or your own ACTION) to a container.
+
+    tailhub send ID input --text yes writes the line "yes\\n"; --raw writes the text as
+    given; --eof alone closes the container's stdin.
+    """
+    if action == "input" and text is None and not eof:
+        raise click.UsageError("input needs --text, --eof or both")
+    if raw and text is None:
+        raise click.UsageError("--raw needs --text")
     fields: dict[str, Any] = {}
     if text is not None:
-        fields["text"] = text
+        fields["text"] = text if raw or action != "input" else text + "\n"
+    elif action == "input":
+        fields["text"] = ""
     if eof:
         fields["eof"] = True
     _send_command(container_id, action, fields, url, token)
@@ -496,3 +708,119 @@ def _send_command(
         return 0
 
     _run_async(go())
+
+
+# -- the machine the hub runs on: open, token show, backup ------------------------------------
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _data_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data-dir DIR``, from ``TAILHUB_DATA_DIR``: where a hub on this machine keeps files."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="TAILHUB_DATA_DIR",
+        show_envvar=True,
+        help="The hub's data directory [default: ~/.local/share/tailhub].",
+    )(func)
+
+
+def _dashboard_url(url: str | None) -> str:
+    """The dashboard's address for the hub at ``url`` (ws becomes http, wss https)."""
+    import yarl
+
+    from tailhub.client import ConfigurationError, resolve_url
+
+    try:
+        hub = yarl.URL(resolve_url(url))
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    scheme = "https" if hub.scheme == "wss" else "http"
+    host = "localhost" if hub.host in ("0.0.0.0", "::") else hub.host
+    base = hub.with_scheme(scheme).with_host(host or "localhost").with_query(None)
+    return str(base.with_path(hub.path if hub.path.endswith("/") else hub.path + "/"))
+
+
+def _local_token(token: str | None, data_dir: Path | None) -> str | None:
+    from tailhub.client import resolve_token
+    from tailhub.paths import token_path
+
+    return resolve_token(token, token_file=token_path(data_dir))
+
+
+@main.command("open")
+@click.option("--browser", is_flag=True, help="Open the link in a web browser too.")
+@_data_dir_option
+@_hub_options
+def open_dashboard(
+    browser: bool, data_dir: Path | None, url: str | None, token: str | None
+) -> None:
+    """Print the dashboard's address with a login link (the page drops the token at once).
+
+    The token is the one the other commands use: --token, TAILHUB_TOKEN, or the token file
+    of a hub on this machine. Without one, the plain address is printed and the page asks.
+    """
+    from urllib.parse import quote
+
+    address = _dashboard_url(url)
+    secret = _local_token(token, data_dir)
+    link = f"{address}?token={quote(secret, safe='')}" if secret else address
+    click.echo(link)
+    if not secret:
+        click.echo("tailhub: no token found; the page will ask for it", err=True)
+    if browser:
+        import webbrowser
+
+        if not webbrowser.open(link):
+            _fail("no web browser found here; open the address above")
+
+
+@main.group()
+def token() -> None:
+    """The shared token the CLI uses."""
+
+
+@token.command("show")
+@_data_dir_option
+@click.option("--token", envvar="TAILHUB_TOKEN", hidden=True)
+def token_show(data_dir: Path | None, token: str | None) -> None:
+    """Print the token: TAILHUB_TOKEN, else the token file of a hub on this machine.
+
+    The token alone goes to stdout (for $(tailhub token show)); nothing else is printed.
+    """
+    from tailhub.paths import token_path
+
+    secret = _local_token(token, data_dir)
+    if not secret:
+        _fail(
+            f"no token: TAILHUB_TOKEN is not set and there is no token file at "
+            f"{token_path(data_dir)} (a hub started there without AUTH_TOKEN writes one)"
+        )
+    click.echo(secret)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@_data_dir_option
+def backup(path: Path, data_dir: Path | None) -> None:
+    """Copy the hub's history (history.db and its WAL) to PATH, safely while the hub runs.
+
+    Uses SQLite's online backup API from a read-only connection: the copy is one consistent
+    file with everything committed when it began; the hub is not paused. PATH must not exist.
+    """
+    from tailhub.backup import HISTORY_FILE, BackupError, backup_history
+    from tailhub.paths import default_data_dir
+
+    source = (data_dir or default_data_dir()) / HISTORY_FILE
+    try:
+        result = backup_history(source, path)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"backed up {source} to {result.path}: schema {result.schema}, "
+        f"{_count(result.containers, 'container')}, {_count(result.messages, 'message')}, "
+        f"{_count(result.size, 'byte')}"
+    )

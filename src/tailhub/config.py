@@ -58,6 +58,13 @@ OPTIONS: Final = (
     ),
     Option("retention_age", "TAILHUB_RETENTION_AGE", "7d", "ms", "how long messages are kept"),
     Option(
+        "startup_check_timeout",
+        "TAILHUB_STARTUP_CHECK_TIMEOUT",
+        "30s",
+        "ms0",
+        "time the start-up damage check of the history database may take (ms; 0: skip it)",
+    ),
+    Option(
         "max_message_size",
         "TAILHUB_MAX_MESSAGE_SIZE",
         "1MiB",
@@ -65,6 +72,13 @@ OPTIONS: Final = (
         "largest frame accepted (close 1009 above it)",
     ),
     Option("max_connections", "TAILHUB_MAX_CONNECTIONS", "20000", "count", "most connections"),
+    Option(
+        "max_request_messages",
+        "TAILHUB_MAX_REQUEST_MESSAGES",
+        "10000",
+        "count",
+        "most messages one HTTP publish request may carry (413 above it)",
+    ),
     Option(
         "max_subscriptions",
         "TAILHUB_MAX_SUBSCRIPTIONS",
@@ -94,12 +108,48 @@ OPTIONS: Final = (
         "messages history may lag behind before publishes are refused (unavailable)",
     ),
     Option(
+        "max_store_lag_bytes",
+        "TAILHUB_MAX_STORE_LAG_BYTES",
+        "64MiB",
+        "size",
+        "bytes of messages history may lag behind before publishes are refused (unavailable)",
+    ),
+    Option(
         "auth_timeout",
         "TAILHUB_AUTH_TIMEOUT",
         "5000",
         "ms",
         "time a new connection has to send its request head, and a WebSocket without a"
         " token to send one (ms)",
+    ),
+    Option(
+        "max_unauthenticated",
+        "TAILHUB_MAX_UNAUTHENTICATED",
+        "1000",
+        "count",
+        "most WebSocket connections still without a token (apart from max-connections)",
+    ),
+    Option(
+        "max_connections_per_ip",
+        "TAILHUB_MAX_CONNECTIONS_PER_IP",
+        "15000",
+        "count0",
+        "most open TCP connections from one client address (0: no limit)",
+    ),
+    Option(
+        "keepalive_timeout",
+        "TAILHUB_KEEPALIVE_TIMEOUT",
+        "30s",
+        "ms",
+        "time an HTTP connection may stay idle, or send its next request head, between"
+        " requests (ms)",
+    ),
+    Option(
+        "body_timeout",
+        "TAILHUB_BODY_TIMEOUT",
+        "30s",
+        "ms",
+        "time a client has to send a whole request body (ms)",
     ),
     Option(
         "allowed_origins",
@@ -126,13 +176,20 @@ class Settings:
     history: str = "sqlite"
     retention_messages: int = 100_000
     retention_age: float = 7 * 86400.0
+    startup_check_timeout: float = 30.0
     max_message_size: int = 1 << 20
     max_connections: int = 20_000
+    max_request_messages: int = 10_000
     max_subscriptions: int = 100
     publish_rate: int = 20_000
     max_queue: int = 8 << 20
     max_store_lag: int = 250_000
+    max_store_lag_bytes: int = 64 << 20
     auth_timeout: float = 5.0
+    max_unauthenticated: int = 1000
+    max_connections_per_ip: int = 15_000
+    keepalive_timeout: float = 30.0
+    body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
 
 
@@ -170,12 +227,12 @@ def _convert(option: Option, raw: str) -> object:
         if raw not in ("sqlite", "memory"):
             raise ValueError("must be sqlite or memory")
         return raw
-    if kind == "ms":
+    if kind in ("ms", "ms0"):
         match = _DURATION.match(raw)
         if match is None:
             raise ValueError("must be a duration in milliseconds (or with a unit: 30s, 5m, 7d)")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        if seconds <= 0:
+        if seconds <= 0 and kind == "ms":
             raise ValueError("must be greater than 0")
         return seconds
     if kind == "size":

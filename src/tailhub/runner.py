@@ -1,9 +1,11 @@
 """``tailhub run -- CMD``: run a process and stream its output to a hub as a container.
 
-Each line CMD writes to stdout becomes a ``log`` at ``info``, each line on stderr a ``log``
-at ``error``; the session gets ``status`` starting, running, then completed or error,
-heartbeats while it runs, and a final ``complete`` with ``exitCode`` and ``duration`` (ms).
-The runner exits with CMD's exit code (128 + N when CMD was killed by signal N).
+Each line CMD writes to stdout becomes a ``log`` at ``info``; each line on stderr a ``log``
+with ``"stream": "stderr"`` at ``warn`` (stderr carries diagnostics, not only errors). The
+session gets ``status`` starting, running, then completed, error or cancelled, heartbeats
+while it runs, and a final ``complete`` with ``exitCode`` and ``duration`` (ms), and
+``"cancelled": true`` after a ``cancel`` command. The runner exits with CMD's exit code
+(128 + N when CMD was killed by signal N).
 
 What is guaranteed:
 
@@ -11,12 +13,17 @@ What is guaranteed:
   by U+FFFD, a final line without a newline kept. A line is one message up to the hub's frame
   limit (1 MiB); a longer one is cut into several messages that each fit.
 - CMD never waits for the hub: when the hub is unreachable, output is kept in the publisher's
-  spool (memory, or the file given with ``--spool``) and delivered when it comes back; at exit
-  the runner waits at most ``--ack-timeout`` for the hub to acknowledge everything.
+  spool (memory, or the file given with ``--spool``) and delivered when it comes back. The
+  runner says so on stderr as soon as the first connection attempt fails. At exit it waits at
+  most ``--ack-timeout`` for the hub to acknowledge everything while connected; when not
+  connected, it gives the hub one short chance (at most ``EXIT_RECONNECT`` seconds) and then
+  writes one line saying how CMD ended and what was not delivered.
 - SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to the runner are passed on to CMD's process group.
 - A ``cancel`` command sends SIGTERM to CMD's process group, then SIGKILL after ``--grace``
-  seconds; ``input`` writes ``text`` to CMD's stdin (``"eof": true`` then closes it);
-  ``signal`` sends the signal named in ``signal``.
+  seconds; ``input`` writes ``text`` to CMD's stdin when it was started with ``--stdin hub``
+  (``"eof": true`` then closes it); ``signal`` sends the signal named in ``signal``.
+- CMD's stdin is empty (/dev/null) unless asked otherwise, so a program that reads its stdin
+  to the end before it starts (``claude -p``, ``cat``) is never left waiting.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import BinaryIO, Final, Literal, TextIO
 import msgspec
 
 from tailhub.client import (
+    AuthenticationError,
     Backoff,
     HubError,
     HubUnreachableError,
@@ -46,6 +54,7 @@ from tailhub.client import (
 )
 
 __all__ = [
+    "EXIT_RECONNECT",
     "FORWARDED_SIGNALS",
     "LineSplitter",
     "RunOptions",
@@ -59,8 +68,12 @@ FORWARDED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal
 _READ_SIZE: Final = 64 << 10
 _FRAME_SLACK: Final = 64
 _encoder: Final = msgspec.json.Encoder()
+EXIT_RECONNECT: Final = 1.0
+"""Seconds CMD's end waits for a hub that is not connected before giving up on it."""
+_FIRST_ATTEMPT: Final = 3.0
+"""Seconds after which a first connection attempt that has not answered is reported."""
 
-StdinMode = Literal["pipe", "inherit", "null"]
+StdinMode = Literal["hub", "inherit", "null"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +93,12 @@ class RunOptions:
         max_pending: most unacknowledged messages kept; beyond it new lines are dropped from
             the stream (never from CMD's own output, which is still echoed).
         echo: also copy CMD's stdout and stderr to the runner's own (``docker logs`` works).
-        stdin: ``pipe``: CMD's stdin is fed by ``input`` commands; ``inherit``: CMD reads the
-            runner's stdin; ``null``: /dev/null.
+        stdin: ``null``: /dev/null, so CMD sees the end of its input at once; ``hub``: a pipe
+            fed by ``input`` commands, open until an ``eof``; ``inherit``: the runner's own.
         reconnect_max: largest delay between reconnect attempts, in seconds.
         max_message_size: the hub's largest frame, in bytes.
+        token_source: where the token came from, in words (``--token``, ``TAILHUB_TOKEN``,
+            the token file's path), said when the hub refuses it.
     """
 
     url: str | None = None
@@ -96,9 +111,10 @@ class RunOptions:
     spool: Path | None = None
     max_pending: int = 100_000
     echo: bool = True
-    stdin: StdinMode = "pipe"
+    stdin: StdinMode = "null"
     reconnect_max: float = 10.0
     max_message_size: int = 1 << 20
+    token_source: str | None = None
 
 
 def exit_status(returncode: int) -> int:
@@ -237,6 +253,7 @@ class Runner:
         self._noted: set[str] = set()
         self._publisher: Publisher | None = None
         self._budget = 0
+        self._outcome = f"{Path(self.argv[0]).name} did not start"
 
     def note(self, words: str, *, key: str | None = None) -> None:
         """Write one line ``tailhub run: <words>`` to stderr (once per ``key``, if given)."""
@@ -282,6 +299,7 @@ class Runner:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 words = f"cannot run {self.argv[0]}: {exc.strerror or exc}"
                 self.note(words)
+                self._outcome = f"{Path(self.argv[0]).name} could not be started"
                 await self._send(publisher.status("error", words))
                 await self._send(publisher.complete(code, message=words, duration=0))
                 return code
@@ -298,8 +316,23 @@ class Runner:
                     self._kill_timer.cancel()
             code = exit_status(returncode)
             duration = round((time.monotonic() - started) * 1000)
-            words = "cancelled" if self._cancelled else _describe(returncode)
-            if code == 0 and not self._cancelled:
+            words = _describe(returncode)
+            self._outcome = f"{Path(self.argv[0]).name} {words}"
+            if self._cancelled:
+                await self._send(publisher.status("cancelled", f"cancelled: {self._outcome}"))
+                self._outcome += " after a cancel command"
+                await self._send(
+                    publisher.publish(
+                        "complete",
+                        {
+                            "exitCode": code,
+                            "message": "cancelled",
+                            "duration": duration,
+                            "cancelled": True,
+                        },
+                    )
+                )
+            elif code == 0:
                 await self._send(publisher.status("completed"))
                 await self._send(publisher.complete(0, duration=duration))
             else:
@@ -308,20 +341,36 @@ class Runner:
             return code
         finally:
             watch.cancel()
-            delivered = await publisher.close(options.ack_timeout)
-            if not delivered and publisher.failure is None:
-                reason = f" ({publisher.last_error})" if publisher.last_error else ""
-                self.note(
-                    f"{publisher.pending} messages were not delivered to the hub at "
-                    f"{display_url(publisher.url)}{reason}"
-                    + (f"; they stay in {options.spool}" if options.spool else "")
-                )
+            await self._deliver_rest(publisher)
+
+    async def _deliver_rest(self, publisher: Publisher) -> None:
+        """Wait for the last acks while the hub can send them, then close; say what was lost.
+
+        Connected: up to ``ack_timeout``. Not connected: one short wait (``EXIT_RECONNECT``)
+        for the hub to come back, then no more; a hub that is down sends no acks.
+        """
+        options = self.options
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + options.ack_timeout
+        if not publisher.connected and publisher.failure is None and publisher.pending:
+            with contextlib.suppress(HubError):
+                await publisher.wait_connected(min(options.ack_timeout, EXIT_RECONNECT))
+        wait = max(0.0, deadline - loop.time()) if publisher.connected else 0.0
+        delivered = await publisher.close(wait)
+        if not delivered and publisher.failure is None:
+            reason = publisher.last_error or (
+                f"no acknowledgement from the hub at {display_url(publisher.url)} in time"
+            )
+            self.note(
+                f"{self._outcome}; {publisher.pending} messages were not delivered ({reason})"
+                + (f"; they stay in {options.spool}" if options.spool else "")
+            )
 
     # -- the process ---------------------------------------------------------------------
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         stdin: int | None = {
-            "pipe": asyncio.subprocess.PIPE,
+            "hub": asyncio.subprocess.PIPE,
             "inherit": None,
             "null": asyncio.subprocess.DEVNULL,
         }[self.options.stdin]
@@ -341,10 +390,10 @@ class Runner:
         splitters = (LineSplitter(self._budget), LineSplitter(self._budget))
         pumps = [
             asyncio.create_task(
-                self._pump(proc.stdout, splitters[0], "info", self._stdout if echo else None)
+                self._pump(proc.stdout, splitters[0], "stdout", self._stdout if echo else None)
             ),
             asyncio.create_task(
-                self._pump(proc.stderr, splitters[1], "error", self._stderr if echo else None)
+                self._pump(proc.stderr, splitters[1], "stderr", self._stderr if echo else None)
             ),
         ]
         try:
@@ -358,32 +407,38 @@ class Runner:
             await asyncio.gather(*pumps, return_exceptions=True)
             if proc.stdin is not None:
                 proc.stdin.close()
-        for splitter, level in zip(splitters, ("info", "error"), strict=True):
+        for splitter, stream in zip(splitters, ("stdout", "stderr"), strict=True):
             for line in splitter.finish():
-                await self._publish_line(line, level)
+                await self._publish_line(line, stream)
         return returncode
 
     async def _pump(
         self,
-        stream: asyncio.StreamReader,
+        source: asyncio.StreamReader,
         splitter: LineSplitter,
-        level: str,
+        stream: Literal["stdout", "stderr"],
         echo: BinaryIO | None,
     ) -> None:
-        while chunk := await stream.read(_READ_SIZE):
+        while chunk := await source.read(_READ_SIZE):
             if echo is not None:
                 with contextlib.suppress(OSError, ValueError):
                     echo.write(chunk)
                     echo.flush()
             for line in splitter.feed(chunk):
-                await self._publish_line(line, level)
+                await self._publish_line(line, stream)
         for line in splitter.finish():
-            await self._publish_line(line, level)
+            await self._publish_line(line, stream)
 
-    async def _publish_line(self, line: str, level: str) -> None:
-        assert self._publisher is not None
+    async def _publish_line(self, line: str, stream: str) -> None:
+        """One line of CMD's: stdout at ``info``; stderr at ``warn``, marked as its stream."""
+        publisher = self._publisher
+        assert publisher is not None
         for piece in split_text(line, self._budget):
-            await self._send(self._publisher.log(piece, level))
+            if stream == "stderr":
+                data = {"level": "warn", "message": piece, "stream": "stderr"}
+                await self._send(publisher.publish("log", data))
+            else:
+                await self._send(publisher.log(piece, "info"))
 
     def _signal(self, sig: int) -> None:
         proc = self._proc
@@ -420,17 +475,42 @@ class Runner:
         return len(_encoder.encode(sample)) + _FRAME_SLACK
 
     async def _watch_connection(self, publisher: Publisher) -> None:
-        try:
-            await publisher.wait_connected(timeout=max(5.0, self.options.reconnect_max))
-        except HubUnreachableError as exc:
-            self.note(f"{exc}; output is kept and sent when the hub is back", key="unreachable")
-        except HubError:
-            pass
+        """Say at once when the hub cannot be reached (CMD runs on), and when it is back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _FIRST_ATTEMPT
+        while True:
+            try:
+                await publisher.wait_connected(timeout=0.05)
+                break
+            except HubUnreachableError:
+                error = publisher.last_error
+                if error is None and loop.time() < deadline:
+                    continue
+                words = str(error) if error else "no answer from the hub yet"
+                self.note(
+                    f"{words}; {Path(self.argv[0]).name} runs on, its output is kept and sent "
+                    "when the hub is back",
+                    key="unreachable",
+                )
+                break
+            except HubError:
+                return
+        if "unreachable" in self._noted:
+            with contextlib.suppress(HubError):
+                await publisher.wait_connected()
+                self.note(f"connected to the hub at {display_url(publisher.url)}")
 
     def _on_error(self, error: HubError) -> None:
         publisher = self._publisher
         if publisher is not None and publisher.failure is error:
-            self.note(f"{error}; CMD keeps running but its output is not streamed")
+            source = self.options.token_source
+            came = (
+                f" (the token came from {source})"
+                if source and isinstance(error, AuthenticationError) and "refused" in str(error)
+                else ""
+            )
+            name = Path(self.argv[0]).name
+            self.note(f"{error}{came}; {name} keeps running but its output is not streamed")
         elif isinstance(error, RequestError):
             self.note(f"the hub refused a message: {error}", key=error.code)
         else:
@@ -475,7 +555,11 @@ class Runner:
         stdin = proc.stdin if proc is not None else None
         if stdin is None or stdin.is_closing():
             await self._send(
-                publisher.log("tailhub: input ignored: CMD's stdin is not open to the hub", "warn")
+                publisher.log(
+                    "tailhub: input ignored: the command's stdin is not open to the hub "
+                    "(start tailhub run with --stdin hub)",
+                    "warn",
+                )
             )
             return
         text = command.data.get("text")

@@ -32,6 +32,26 @@ class TestSessionRegistry:
         _, started = reg.on_publish("a", "log", now=3.0, mono=3.0)
         assert not started
 
+    def test_cancelled_stays_cancelled_at_complete(self) -> None:
+        """A cancelled run's complete (a non-zero exit code) keeps the status cancelled."""
+        reg = SessionRegistry(max_sessions=2, timeout=10)
+        reg.on_publish("a", "status", now=1.0, mono=1.0, status="running")
+        reg.on_publish("a", "status", now=2.0, mono=2.0, status="cancelled")
+        session, _ = reg.on_publish("a", "complete", now=3.0, mono=3.0, exit_code=143)
+        assert session is not None
+        assert ("cancelled", 143) == (session.status, session.exit_code)
+
+    def test_starting_begins_a_new_run(self) -> None:
+        """A starting status on an open session starts its run again, from now."""
+        reg = SessionRegistry(max_sessions=2, timeout=10)
+        first, _ = reg.on_publish("a", "log", now=1.0, mono=1.0)
+        assert first is not None
+        first.run_seq = 1
+        session, started = reg.on_publish("a", "status", now=5.0, mono=5.0, status="starting")
+        assert session is first
+        assert not started
+        assert (5.0, 0, "starting") == (session.started_at, session.run_seq, session.status)
+
     def test_room(self) -> None:
         """An active container always has room; a new one only below the limit."""
         reg = SessionRegistry(max_sessions=1, timeout=10)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -570,6 +571,7 @@ class TestSteering:
             proc = await asyncio.create_subprocess_exec(
                 *[sys.executable, "-m", "tailhub", "run", "--hub", shared_hub.url],
                 *["--token", shared_hub.token or "", "--container-id", "steer", "--grace", "10"],
+                *["--stdin", "hub"],
                 *["--", "sh", "-c", script],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -609,7 +611,12 @@ class TestSteering:
             await page.get_by_role("button", name="Yes, cancel steer").click()
             await expect(outcome).to_have_text("cancel sent to 1 connection")
             await expect(rows.filter(has_text="cancel requested")).to_have_count(1)
-            await expect(page.locator(".pane-head .badge")).to_contain_text("exit 143")
+            await expect(page.locator(".pane-head .badge")).to_contain_text("cancelled")
+            await expect(page.locator(".pane-head .badge")).not_to_contain_text("exit")
+            await expect(shared_dashboard.session("steer").locator(".badge")).to_have_text(
+                "cancelled"
+            )
+            await expect(rows.filter(has_text="cancelled after")).to_have_count(1)
             await expect(field).to_be_hidden()
             assert await asyncio.wait_for(proc.wait(), 20 * UNIT) == 143
         finally:
@@ -679,3 +686,149 @@ class TestSteering:
         await expect(page.locator("#conn-text")).to_have_text("Live")
         await expect(field).to_be_enabled()
         shared_dashboard.assert_no_errors()
+
+
+async def _box(locator: Locator) -> dict[str, float]:
+    box = await locator.bounding_box()
+    assert box is not None
+    return box
+
+
+class TestReadingLogs:
+    async def test_wrap_sticky_columns_dates_json_stderr_and_runs(
+        self, shared_dashboard: Dashboard, shared_publisher: Publisher
+    ) -> None:
+        """Time and level stay in view scrolled sideways; Wrap lines wraps; older lines show
+        their date; a JSON message expands as fields; stderr is its own filter; a new run of
+        the container is marked and counted from its start."""
+        pub = shared_publisher
+        cid = "reader"
+        await pub.log(cid, "from an earlier day", timestamp="2024-05-01T10:00:00.000Z")
+        await pub.log(cid, "long " + "x" * 600 + " END")
+        await pub.log(cid, "cannot find config, using defaults", level="warn", stream="stderr")
+        await pub.log(cid, '{"tool": "bash", "args": {"cmd": "ls -la"}, "ok": true}')
+        await pub.send(cid, "complete", {"exitCode": 0, "duration": 1200})
+        await pub.send(cid, "status", {"status": "starting"})
+        await pub.log(cid, "second run begins")
+        await pub.flush()
+
+        await shared_dashboard.open(hash=f"#view={cid}")
+        page = shared_dashboard.page
+        rows = shared_dashboard.rows()
+        await expect(rows).to_have_count(7)
+
+        # Dates on times before today; today's lines show the time alone.
+        await expect(rows.nth(0).locator(".cell-time")).to_have_text(
+            re.compile(r"^2024-05-0[12] \d\d:\d\d:\d\d\.\d{3}$")
+        )
+        await expect(rows.nth(1).locator(".cell-time")).to_have_text(
+            re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$")
+        )
+
+        # stderr: its own label and filter choice, whatever its level.
+        stderr = rows.filter(has_text="cannot find config")
+        await expect(stderr.locator(".cell-level")).to_have_text("STDERR")
+        await page.get_by_label("warn", exact=True).uncheck()
+        await expect(rows.filter(has_text="cannot find config")).to_have_count(1)
+        await page.get_by_label("stderr", exact=True).uncheck()
+        await expect(rows.filter(has_text="cannot find config")).to_have_count(0)
+        await page.get_by_label("stderr", exact=True).check()
+        await page.get_by_label("warn", exact=True).check()
+
+        # A message that is a JSON object expands as fields, nothing cut off.
+        json_row = rows.filter(has_text='"tool"')
+        await json_row.get_by_role("button", name="Show fields").click()
+        await expect(json_row.locator(".cell-meta")).to_contain_text('"cmd": "ls -la"')
+
+        # The second run is marked, and the container's card counts from its start.
+        second = rows.filter(has_text="status → starting")
+        await expect(second).to_have_class(re.compile(r"\brun-start\b"))
+        await expect(second.locator(".run-marker")).to_have_text(re.compile(r"^new run · "))
+        await expect(shared_dashboard.session(cid)).to_contain_text("2 msgs")
+
+        # Scrolled sideways: the long line's end comes into view, time and level stay.
+        viewport = page.locator(".pane .viewport")
+        long_row = rows.filter(has_text="long xxx")
+        await viewport.evaluate("v => { v.scrollLeft = v.scrollWidth; }")
+        await expect(long_row.locator(".cell-msg")).to_contain_text("END")
+        view = await _box(viewport)
+        time_box = await _box(long_row.locator(".cell-time"))
+        level_box = await _box(long_row.locator(".cell-level"))
+        assert view["x"] - 1 <= time_box["x"] < view["x"] + 40
+        assert time_box["x"] + time_box["width"] <= level_box["x"]
+        assert level_box["x"] + level_box["width"] < view["x"] + view["width"]
+        await shared_dashboard.screenshot("scrolled-sideways")
+
+        # Wrapped: no sideways scrolling, the long line takes several lines, rows never overlap.
+        await page.get_by_label("Wrap lines").check()
+        await expect(viewport).to_have_class(re.compile(r"\bwrap\b"))
+        assert await viewport.evaluate("v => v.scrollWidth <= v.clientWidth")
+        wrapped = await _box(long_row)
+        assert wrapped["height"] >= 3 * 20
+        message = await _box(long_row.locator(".cell-msg"))
+        assert message["y"] + message["height"] <= wrapped["y"] + wrapped["height"] + 1
+        tops = await rows.evaluate_all(
+            "rows => rows.map(r => [r.getBoundingClientRect().top, r.offsetHeight])"
+        )
+        tops.sort()
+        for (top, height), (next_top, _) in itertools.pairwise(tops):
+            assert next_top >= top + height - 1
+        await shared_dashboard.screenshot("wrapped")
+        await page.get_by_label("Wrap lines").uncheck()
+        shared_dashboard.assert_no_errors()
+
+
+class TestSessionList:
+    async def test_attention_first_status_filter_compact_and_cancelled(
+        self, dashboard: Dashboard, publisher: Publisher
+    ) -> None:
+        """Sessions that need attention come first; the status filter narrows the list; a
+        cancelled run says so; compact cards fit 40 sessions on a laptop screen."""
+        for n in range(37):
+            await publisher.send(f"agent-{n:02d}", "status", {"status": "running"})
+        await publisher.send("broken", "status", {"status": "running"})
+        await publisher.send("broken", "complete", {"exitCode": 2, "message": "exited with 2"})
+        await publisher.send("stopped", "status", {"status": "cancelled", "message": "cancelled"})
+        await publisher.send(
+            "stopped", "complete", {"exitCode": 143, "message": "cancelled", "cancelled": True}
+        )
+        await publisher.send("finished", "complete", {"exitCode": 0, "duration": 5000})
+        await publisher.flush()
+
+        page = dashboard.page
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await dashboard.open()
+        cards = page.locator(".session")
+        await expect(cards).to_have_count(40)
+        await expect(cards.first).to_have_attribute("data-cid", "broken")
+        await expect(cards.first).to_have_class(re.compile(r"\battention\b"))
+        await expect(dashboard.session("broken").locator(".badge")).to_have_text("error · exit 2")
+        await expect(dashboard.session("stopped").locator(".badge")).to_have_text("cancelled")
+        await expect(page.locator("#session-summary")).to_have_text(
+            "37 active · 3 ended · 1 need attention"
+        )
+
+        status = page.get_by_label("Show sessions")
+        await status.select_option("attention")
+        await expect(cards).to_have_count(1)
+        await expect(page.locator("#status-filter option[value=attention]")).to_have_text(
+            "Needs attention (1)"
+        )
+        await status.select_option("cancelled")
+        await expect(cards).to_have_count(1)
+        await expect(cards.first).to_have_attribute("data-cid", "stopped")
+        await status.select_option("all")
+        await expect(cards).to_have_count(40)
+
+        # Compact: one line per session, all 40 in view without scrolling the list.
+        await page.get_by_label("Compact").check()
+        listed = page.locator("#session-list")
+        await expect(listed).to_have_class(re.compile(r"\bcompact\b"))
+        assert await listed.evaluate("l => l.scrollHeight <= l.clientHeight")
+        first, last = await _box(cards.first), await _box(cards.last)
+        assert first["height"] <= 20
+        assert last["y"] + last["height"] <= 900
+        await dashboard.screenshot("compact-40-sessions")
+        await page.reload()
+        await expect(page.get_by_label("Compact")).to_be_checked()
+        dashboard.assert_no_errors()

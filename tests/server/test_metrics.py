@@ -83,6 +83,7 @@ class TestMetrics:
             "tailhub_store_write_seconds",
             "tailhub_store_batch_messages",
             "tailhub_store_pending_messages",
+            "tailhub_store_pending_bytes",
             "tailhub_sessions_started",
             "tailhub_sessions_ended",
         }

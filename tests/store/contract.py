@@ -349,18 +349,34 @@ class RetentionContract:
             await opened.store.read("small"),
         )
 
-    async def test_emptied_container_keeps_last_seq_and_producer(self, harness: Harness) -> None:
-        """A container left empty keeps its last seq and producer id, also after reopen."""
+    async def test_emptied_container_keeps_last_seq_and_drops_producers(
+        self, harness: Harness
+    ) -> None:
+        """A container left empty keeps its last seq but not its producer ids, after reopen too."""
         opened = await harness.open(Retention(max_messages=100, max_age=10.0))
         append(opened.store, "a", range(1, 6), producer="p", pub_id=True)
+        append(opened.store, "b", range(1, 3), producer="p", pub_id=True)
+        append(opened.store, "b", range(3, 4), time=lambda seq: 995.0)
         await opened.store.prune(1000.0)
         emptied = opened.store.info("a")
         reopened = await harness.reopen(opened)
-        assert (ContainerInfo(5, 0, 0, 0), [], ContainerInfo(5, 0, 0, 0), {("a", "p"): 5}) == (
+        assert (ContainerInfo(5, 0, 0, 0), [], ContainerInfo(5, 0, 0, 0), {("b", "p"): 2}) == (
             emptied,
             await reopened.store.read("a"),
             reopened.snapshot.containers.get("a"),
             reopened.snapshot.producers,
+        )
+
+    async def test_producer_ids_come_back_with_new_messages(self, harness: Harness) -> None:
+        """After its ids were pruned, a producer's next id is kept again (seq goes on)."""
+        opened = await harness.open(Retention(max_messages=100, max_age=10.0))
+        append(opened.store, "a", range(1, 4), producer="p", pub_id=True)
+        await opened.store.prune(1000.0)
+        append(opened.store, "a", range(4, 5), time=lambda seq: 1000.0, producer="p", pub_id=True)
+        reopened = await harness.reopen(opened)
+        assert ({("a", "p"): 4}, 4) == (
+            reopened.snapshot.producers,
+            reopened.snapshot.containers["a"].last_seq,
         )
 
     async def test_appends_after_emptying_start_a_new_first_seq(self, harness: Harness) -> None:
@@ -452,6 +468,8 @@ class Model:
         for container_id, kept in self.kept.items():
             young = [m for m in kept if m.time >= cutoff]
             self.kept[container_id] = young[max(0, len(young) - _RETENTION.max_messages) :]
+        for key in [key for key in self.producers if not self.kept.get(key[0])]:
+            del self.producers[key]
 
 
 def select(

@@ -83,6 +83,10 @@ class Node:
         self._durable: dict[str, int] = {}
         self._lag = 0
         """Messages stored but not yet durable: how far the history store is behind."""
+        self._lag_bytes = 0
+        """The bytes of those messages (what holding them costs in memory)."""
+        self._pending_bytes: dict[str, int] = {}
+        """Per container, the bytes of its messages not yet durable."""
         self._producer_ids: dict[tuple[str, str], int] = {}
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
         self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
@@ -165,6 +169,15 @@ class Node:
         removed = await self.store.prune(time.time())
         if removed:
             _log.info("history_pruned", messages=removed)
+        # As the store does: a producer's dedupe state goes with its container's last message.
+        store = self.store
+        gone = [
+            key
+            for key in self._producer_ids
+            if (info := store.info(key[0])) is None or info.messages == 0
+        ]
+        for key in gone:
+            del self._producer_ids[key]
 
     def _mono(self) -> float:
         assert self._loop is not None
@@ -257,20 +270,20 @@ class Node:
                     conn, container_id, msg.producer, pub_id, self._last_seq.get(container_id, 0)
                 )
             return None
-        if self._lag >= self.settings.max_store_lag:
+        behind = self.store_lag_refusal(1, len(msg.data))
+        if behind is not None:
             if conn is not None:
                 self.error(
                     conn,
                     ErrorCode.UNAVAILABLE,
-                    f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG); message "
-                    "refused, send it again later",
+                    f"{behind}; message refused, send it again later",
                     container_id=container_id,
                     id=msg.id,
                     producer=msg.producer,
                 )
             return None
         try:
-            _, started = self.sessions.on_publish(
+            session, started = self.sessions.on_publish(
                 container_id, kind, now, mono, status=msg.status, exit_code=msg.exit_code
             )
         except SessionLimitError as exc:
@@ -288,6 +301,8 @@ class Node:
             self.stats.sessions_started += 1
             _log.info("session_started", container=container_id)
         seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
+        if session is not None and not session.run_seq:
+            session.run_seq = seq
         if pub_id is not None and conn is not None:
             self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
         if conn is not None and container_id not in conn.published:
@@ -310,7 +325,6 @@ class Node:
         now = self._now
         active = self.sessions.active
         producer_ids = self._producer_ids
-        max_lag = self.settings.max_store_lag
         stamp = self._stamp(now)
         run_id = ""
         run: list[bytes] = []
@@ -325,7 +339,7 @@ class Node:
                     pub_id is not None
                     and pub_id <= producer_ids.get((container_id, msg.producer), 0)
                 )
-                or self._lag >= max_lag
+                or self.store_lag_refusal(1, len(msg.data)) is not None
                 or not conn.allow_publish(mono)
             ):
                 if run:
@@ -407,6 +421,10 @@ class Node:
         payload = encode_published(kind, container_id, timestamp, seq, data)
         self.store.append(container_id, seq, now, payload, producer, pub_id)
         self._lag += 1
+        size = len(payload)
+        self._lag_bytes += size
+        pending = self._pending_bytes
+        pending[container_id] = pending.get(container_id, 0) + size
         if pub_id is not None:
             self._producer_ids[container_id, producer] = pub_id
         return seq, payload
@@ -457,6 +475,8 @@ class Node:
             if seq > before:
                 self._durable[container_id] = seq
                 self._lag -= seq - before
+                pending = self._last_seq.get(container_id, seq) - before
+                self._settle_bytes(container_id, seq - before, pending)
             waiters = self._durable_waiters.get(container_id)
             if waiters:
                 while waiters and waiters[0][0] <= seq:
@@ -649,11 +669,17 @@ class Node:
             "exitCode": session.exit_code,
             "lastSeq": self._last_seq.get(container_id, 0),
             "firstSeq": info.first_seq if info else 0,
-            "messages": info.messages if info else 0,
+            "messages": self._run_messages(session, info.messages if info else 0),
             "bytes": info.bytes if info else 0,
             "publishers": len(self.hub.publishers(container_id)),
             "subscribers": self.hub.subscriber_count(container_id),
         }
+
+    def _run_messages(self, session: Session, kept: int) -> int:
+        """Messages of the session's run (from its first message), at most those kept."""
+        if not session.run_seq:
+            return kept
+        return min(kept, self._last_seq.get(session.container_id, 0) - session.run_seq + 1)
 
     def list(self) -> list[dict[str, Any]]:
         """Every listed session: active first, then recently ended, newest first."""
@@ -662,6 +688,45 @@ class Node:
     def not_durable(self) -> int:
         """Messages accepted but not yet durable in history: how far the store lags behind."""
         return self._lag
+
+    def not_durable_bytes(self) -> int:
+        """The bytes of the messages :meth:`not_durable` counts."""
+        return self._lag_bytes
+
+    def store_lag_refusal(self, messages: int, size: int) -> str | None:
+        """Why ``messages`` more messages of ``size`` bytes in all must be refused, or None.
+
+        The one rule for every transport: history may fall at most ``max_store_lag``
+        messages and ``max_store_lag_bytes`` bytes behind (messages accepted but not yet
+        durable, held in memory meanwhile). A publish that would take it past either is
+        refused with ``unavailable``, so that a failing disk costs publishers an error, not
+        the hub its memory. ``size`` is the bytes of the messages' ``data``; the bound counts
+        them as stored, envelope included.
+
+        Returns:
+            None to accept; else the reason, in words naming the setting.
+        """
+        settings = self.settings
+        if self._lag + messages > settings.max_store_lag:
+            return f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG)"
+        if self._lag_bytes + size > settings.max_store_lag_bytes:
+            return f"history is {self._lag_bytes} bytes behind (TAILHUB_MAX_STORE_LAG_BYTES)"
+        return None
+
+    def _settle_bytes(self, container_id: str, durable: int, pending: int) -> None:
+        """``durable`` of the ``pending`` messages of ``container_id`` became durable.
+
+        Their bytes are not kept per message: the container's pending bytes go down by the
+        same share, exactly to zero once all of them are durable.
+        """
+        held = self._pending_bytes.get(container_id, 0)
+        if durable >= pending:
+            self._pending_bytes.pop(container_id, None)
+            self._lag_bytes -= held
+            return
+        share = held * durable // pending
+        self._pending_bytes[container_id] = held - share
+        self._lag_bytes -= share
 
     def last_seq(self, container_id: str) -> int:
         return self._last_seq.get(container_id, 0)

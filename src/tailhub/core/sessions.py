@@ -18,7 +18,11 @@ class SessionLimitError(Exception):
 
 @dataclass(slots=True)
 class Session:
-    """One container's session. ``status`` is the last status it reported."""
+    """One container's session. ``status`` is the last status it reported.
+
+    A session is one run of its container: ``run_seq`` is the ``seq`` of the run's first
+    message, set by the node; a ``starting`` status on an open session begins a new run.
+    """
 
     container_id: str
     started_at: float
@@ -28,6 +32,7 @@ class Session:
     ended_at: float | None = None
     end_reason: str | None = None
     exit_code: int | None = None
+    run_seq: int = 0
 
     @property
     def active(self) -> bool:
@@ -87,11 +92,16 @@ class SessionRegistry:
             self.ended.pop(container_id, None)
             started = True
         session.touch(now, mono)
+        if status == "starting" and not started:
+            session.started_at = now  # a new run on the open session: it starts now
+            session.exit_code = None
+            session.run_seq = 0
         if status is not None:
             session.status = status
         elif kind == "complete":
             session.exit_code = exit_code
-            session.status = "completed" if exit_code == 0 else "error"
+            if session.status != "cancelled":  # a cancelled run stays cancelled at its end
+                session.status = "completed" if exit_code == 0 else "error"
         elif kind == "error":
             session.status = "error"
         return session, started

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 LEVELS: Final = ("debug", "info", "warn", "error")
-STATUSES: Final = ("starting", "running", "completed", "error")
+STATUSES: Final = ("starting", "running", "completed", "error", "cancelled")
 PUBLISH_TYPES: Final = frozenset({"log", "status", "heartbeat", "complete", "error"})
 """Types a container publishes for its ``containerID``."""
 ROUTED_TYPES: Final = frozenset({"log", "status", "complete", "error"})

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -24,19 +25,33 @@ from tailhub.auth import Authenticator, load_or_create_token
 from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
-from tailhub.log import configure_logging
+from tailhub.log import LEVEL_NUMBERS, configure_logging
+from tailhub.paths import token_path
 from tailhub.server import api, metrics
+from tailhub.server.http import http_factory
+from tailhub.server.limits import Addresses
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
+from tailhub.server.ws import request_token
 from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import HistoryStore, Retention, StoreError
 from tailhub.store.memory import MemoryStore
 
-__all__ = ["create_app", "run"]
+__all__ = ["create_app", "run", "start_line"]
 
 _log = structlog.get_logger("tailhub")
+_MISSING_DASHBOARD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tailhub: dashboard missing</title></head>
+<body><h1>The dashboard is not installed</h1>
+<p>tailhub {version} is running, but the dashboard's files are missing from this installation
+(looked in <code>{path}</code>). The WebSocket, the HTTP API and the metrics work.</p>
+<p>Reinstall tailhub from its checkout (<code>pip install --force-reinstall .</code>) and
+restart the hub.</p></body></html>
+"""
 _SHUTDOWN_TIMEOUT = 5.0
+_LINGERING_MAX = 10.0
+_HIDDEN_PROBLEM = "not ready (send the token to see why)"
 _GC_YOUNG_THRESHOLD = 20_000
 
 
@@ -67,7 +82,12 @@ def _make_store(settings: Settings, on_batch: Callable[[int, float], None]) -> H
         return MemoryStore(retention)
     from tailhub.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.data_dir / "history.db", retention, on_batch=on_batch)
+    return SqliteStore(
+        settings.data_dir / "history.db",
+        retention,
+        on_batch=on_batch,
+        check_timeout=settings.startup_check_timeout,
+    )
 
 
 def create_app(settings: Settings, token: str) -> web.Application:
@@ -79,23 +99,32 @@ def create_app(settings: Settings, token: str) -> web.Application:
     """
     store_metrics = metrics.StoreMetrics()
     node = Node(settings, _make_store(settings, store_metrics.on_batch), MemoryBroker(), text_frame)
-    state = ServerState(settings=settings, node=node, auth=Authenticator(token))
+    state = ServerState(
+        settings=settings,
+        node=node,
+        auth=Authenticator(token),
+        addresses=Addresses(settings.max_connections_per_ip),
+    )
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
     static = _static_dir()
+    page = static / "index.html"
 
     async def index(request: web.Request) -> web.StreamResponse:
-        if web.WebSocketResponse().can_prepare(request).ok:
+        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
             return await handle_websocket(request)
-        page = static / "index.html"
         if not page.is_file():
-            return web.Response(text=f"tailhub {__version__}: connect a WebSocket here\n")
+            return web.Response(
+                status=500,
+                text=_MISSING_DASHBOARD.format(version=__version__, path=static),
+                content_type="text/html",
+            )
         return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
 
-    async def readyz(_request: web.Request) -> web.Response:
+    async def readyz(request: web.Request) -> web.Response:
         problems = {}
         for name, part in (("store", node.store), ("broker", node.broker)):
             try:
@@ -103,6 +132,9 @@ def create_app(settings: Settings, token: str) -> web.Application:
             except Exception as exc:
                 problems[name] = str(exc)
         if problems:
+            if not state.auth.check(request_token(request)):
+                # The words name files and errors: for the token's holders only.
+                problems = dict.fromkeys(problems, _HIDDEN_PROBLEM)
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})
 
@@ -116,6 +148,13 @@ def create_app(settings: Settings, token: str) -> web.Application:
     metrics.setup(app, store_metrics)
 
     async def start(_app: web.Application) -> None:
+        if not page.is_file():
+            _log.error(
+                "dashboard_missing",
+                static_dir=str(static),
+                hint="the dashboard's files are not installed; / answers with an error page. "
+                "The WebSocket, HTTP API and metrics work. Reinstall tailhub from its checkout.",
+            )
         await node.start()
 
     async def close_connections(_app: web.Application) -> None:
@@ -138,13 +177,21 @@ def create_app(settings: Settings, token: str) -> web.Application:
 
 async def _serve(settings: Settings, token: str) -> int:
     app = create_app(settings, token)
+    handler_args: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": settings.keepalive_timeout,
+        # After an answer given before the body was read (401, 408, 413), aiohttp reads and
+        # drops the rest of it for at most this long, so that the answer is not lost.
+        "lingering_time": min(settings.body_timeout, _LINGERING_MAX),
+    }
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        app, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT, **handler_args
     )
     await runner.setup()
     loop = asyncio.get_running_loop()
     assert runner.server is not None
-    listener = Listener(app[STATE], runner.server)
+    state = app[STATE]
+    listener = Listener(state, http_factory(runner.server, state.addresses, **handler_args))
     try:
         server = await loop.create_server(
             listener, settings.host, settings.port, backlog=4096, reuse_address=True
@@ -160,6 +207,8 @@ async def _serve(settings: Settings, token: str) -> int:
         history=settings.history,
         data_dir=str(settings.data_dir),
     )
+    if sys.stdout.isatty() and LEVEL_NUMBERS[settings.log_level] <= LEVEL_NUMBERS["info"]:
+        print(start_line(settings), flush=True)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
@@ -171,6 +220,24 @@ async def _serve(settings: Settings, token: str) -> int:
     return 0
 
 
+def start_line(settings: Settings) -> str:
+    """The one plain line ``tailhub serve`` prints on a terminal: where to go, where the token is.
+
+    A hub listening on every address (``0.0.0.0``, ``::``) is shown as ``localhost``.
+    """
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    where = (
+        "token from AUTH_TOKEN"
+        if settings.auth_token is not None
+        else f"token in {token_path(settings.data_dir)}"
+    )
+    return f"dashboard http://{host}:{settings.port}/ · {where}"
+
+
 def _fail(words: str) -> int:
     print(f"tailhub: {words}", file=sys.stderr)
     return 1
@@ -178,13 +245,18 @@ def _fail(words: str) -> int:
 
 def run(settings: Settings) -> int:
     """Run a hub in this process until SIGTERM/SIGINT; returns the exit status."""
-    configure_logging(settings.log_level)
     token = settings.auth_token
+    generated = None
     if token is None:
         try:
             token, path, created = load_or_create_token(settings.data_dir)
         except OSError as exc:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
+        generated = (path, created)
+    # The token is known before the first line is written: no line may contain it.
+    configure_logging(settings.log_level, secrets=(token,))
+    if generated is not None:
+        path, created = generated
         _log.info(
             "token_generated" if created else "token_loaded",
             token_file=str(path),

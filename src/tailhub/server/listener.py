@@ -7,7 +7,9 @@ module cannot parse, is handed with the bytes read so far to aiohttp's request h
 serves the HTTP API, the dashboard and its own errors exactly as if it had read them itself.
 
 The request head is parsed by aiohttp's C parser (``aiohttp.http.HttpRequestParser``). A
-connection that sends no complete head within ``auth_timeout`` is dropped.
+connection that sends no complete head within ``auth_timeout`` is dropped. A connection from an
+address that already has ``max_connections_per_ip`` open is answered 503 at once and closed;
+the protocol that serves a connection to its end gives its place back.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from typing import Final, cast
 
 from aiohttp.http import HttpRequestParser, RawRequestMessage
 
+from tailhub.server.limits import address_of
 from tailhub.server.state import ServerState
-from tailhub.server.wire import accept_key, valid_key
-from tailhub.server.ws import refusal, token_of
+from tailhub.server.wire import accept_key
+from tailhub.server.ws import handshake_refusal, refusal, token_of
 from tailhub.server.wsconn import WebSocketConnection
 
 __all__ = ["Listener"]
 
 _MAX_HEAD: Final = 64 * 1024
 _WS_PATHS: Final = frozenset({"/", "/ws"})
+_LINGER: Final = 1.0
+"""Seconds a refused connection is kept, reading and dropping, before it is closed."""
 
 
 class Listener:
@@ -57,24 +62,52 @@ class Listener:
 class _FirstRequest(asyncio.Protocol):
     """A new connection until its first request head is read."""
 
-    __slots__ = ("_head", "_listener", "_timer", "_transport")
+    __slots__ = ("_address", "_head", "_listener", "_timer", "_transport")
 
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self._head = b""
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._address: str | None = None
+        """The client's address while this protocol holds its place in the count."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport = cast(asyncio.Transport, transport)
+        state = self._listener.state
+        address = address_of(transport)
+        if not state.addresses.admit(address):
+            # Answered before the request is read; what the client sends meanwhile is read
+            # and dropped for a moment, so that closing does not reset the connection (and
+            # the answer with it) before the client has read it.
+            self._transport = None
+            _respond(
+                transport,
+                503,
+                '{"error":"too many connections from this address'
+                ' (TAILHUB_MAX_CONNECTIONS_PER_IP)"}',
+                {},
+                "application/json",
+                linger=True,
+            )
+            return
+        self._address = address
         self._timer = asyncio.get_running_loop().call_later(
-            self._listener.state.settings.auth_timeout, transport.abort
+            state.settings.auth_timeout, transport.abort
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        if self._address is not None:
+            self._listener.state.addresses.release(self._address)
+            self._address = None
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
 
     def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return  # refused: dropped
         head = self._head = self._head + data
         end = head.find(b"\r\n\r\n")
         if end < 0:
@@ -100,6 +133,7 @@ class _FirstRequest(asyncio.Protocol):
 
     def _to_http(self) -> None:
         self._stop_timer()
+        self._address = None  # the HTTP connection gives the place back when it ends
         transport = self._transport
         assert transport is not None
         protocol = self._listener.http()
@@ -113,25 +147,10 @@ class _FirstRequest(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         headers = request.headers
-        version = headers.get("Sec-WebSocket-Version", "")
         key = headers.get("Sec-WebSocket-Key", "")
-        if version != "13":
-            _respond(
-                transport,
-                426,
-                "Sec-WebSocket-Version 13 is the only version this hub speaks\n",
-                {"Sec-WebSocket-Version": "13"},
-                "text/plain",
-            )
-            return
-        if request.version < (1, 1) or not valid_key(key):
-            _respond(
-                transport,
-                400,
-                "an upgrade needs HTTP/1.1 and a Sec-WebSocket-Key of 16 bytes in base64\n",
-                {},
-                "text/plain",
-            )
+        problem = handshake_refusal(headers, (request.version.major, request.version.minor))
+        if problem is not None:
+            _respond(transport, problem.status, problem.body, problem.headers, "text/plain")
             return
         state = self._listener.state
         query = request.url.query
@@ -155,6 +174,7 @@ class _FirstRequest(asyncio.Protocol):
             url_container=query.get("containerID"),
             origin=headers.get("Origin"),
         )
+        self._address = None  # the WebSocket connection gives the place back when it ends
         transport.set_protocol(connection)
         connection.connection_made(transport)
         if tail:
@@ -180,8 +200,14 @@ def _respond(
     body: str,
     headers: dict[str, str],
     content_type: str,
+    *,
+    linger: bool = False,
 ) -> None:
-    """Answer an upgrade request with an HTTP error and close the connection."""
+    """Answer a request with an HTTP error and close the connection.
+
+    With ``linger``, the hub's side is shut down for writing at once and the connection is
+    closed within :data:`_LINGER` seconds (sooner when the client closes), reading nothing.
+    """
     payload = body.encode()
     lines = [
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
@@ -191,4 +217,8 @@ def _respond(
         *(f"{name}: {value}" for name, value in headers.items()),
     ]
     transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+    if linger and transport.can_write_eof():
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(_LINGER, transport.close)
+        return
     transport.close()

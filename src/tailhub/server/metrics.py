@@ -198,6 +198,11 @@ class HubCollector:
             "Messages accepted but not yet durable in history (the store's lag; acks wait).",
             value=node.not_durable(),
         )
+        yield GaugeMetricFamily(
+            "tailhub_store_pending_bytes",
+            "Bytes of the messages accepted but not yet durable in history.",
+            value=node.not_durable_bytes(),
+        )
         yield CounterMetricFamily(
             "tailhub_queue_drops",
             "Frames not sent because their connection was being closed.",

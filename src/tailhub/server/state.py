@@ -10,6 +10,7 @@ from aiohttp import web
 from tailhub.auth import Authenticator
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.server.limits import Addresses
 
 __all__ = ["STATE", "ServerState"]
 
@@ -23,6 +24,10 @@ class ServerState:
     """Closing handshakes in flight, kept referenced until done."""
     drained: asyncio.Event | None = None
     """Set at shutdown, once the last connection of the hub's own transport has gone."""
+    addresses: Addresses = field(default_factory=Addresses)
+    """Open TCP connections per client address (``max_connections_per_ip``)."""
+    unauthenticated: int = 0
+    """WebSocket connections open and still without a token (``max_unauthenticated``)."""
 
 
 STATE = web.AppKey("tailhub_state", ServerState)

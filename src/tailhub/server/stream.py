@@ -11,7 +11,10 @@ to the response at the pace the HTTP client reads.
 Backpressure: :meth:`StreamPeer.buffered` counts what the hub handed over and the handler has
 not yet got into the socket, plus the socket's own buffer, so a follower that stops reading is
 closed by the hub with 4429 exactly like a slow WebSocket reader, and the node waits for it to
-drain while it sends backlog.
+drain while it sends backlog. Closing works as a WebSocket's does: what the follower is owed
+is still written, and a follower that takes none of it within
+:data:`~tailhub.server.ws.CLOSE_GRACE` is cut off (its connection aborted), so a stuck reader
+holds no memory and no handler waits on it for ever.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import struct
 from typing import Final
 
 from tailhub.core.hub import Connection
+from tailhub.server.ws import CLOSE_GRACE
 
 __all__ = ["StreamPeer", "split_frames"]
 
@@ -86,6 +90,7 @@ class StreamPeer:
 
     __slots__ = (
         "_chunks",
+        "_cutoff",
         "_held",
         "_rest",
         "_transport",
@@ -102,6 +107,7 @@ class StreamPeer:
         self._held = 0
         self._rest = b""
         self._wake = asyncio.Event()
+        self._cutoff: asyncio.TimerHandle | None = None
         self.conn: Connection | None = None
         """Set by the owner right after connecting, so that pings can be answered."""
         self.closed = False
@@ -139,10 +145,26 @@ class StreamPeer:
         self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
-        # What the hub wrote before closing is still sent (the owner drains it, then ends).
+        # What the hub wrote before closing is still sent (the owner drains it, then ends),
+        # within the grace period: a client that takes nothing is cut off.
+        if self.closed:
+            return
         self.closed = True
         self.close_code = code
         self._wake.set()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self._cutoff = asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
+
+    def finish(self) -> None:
+        """The owner is done with the response: drop what was not taken.
+
+        A connection the hub closed is not kept alive by its owner (see ``_follow``), and is
+        aborted at the end of the grace period if its last bytes are still not taken, since
+        closing a transport waits for its buffer to drain, for ever if nobody reads.
+        """
+        self._chunks.clear()
+        self._held = 0
 
     # -- the handler's side ------------------------------------------------------------
 

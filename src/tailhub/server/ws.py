@@ -36,13 +36,16 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import ServerState
+from tailhub.server.wire import valid_key
 
 __all__ = [
     "CLOSE_GRACE",
     "Refusal",
+    "authenticated_connections",
     "forget",
     "handle_frame",
     "handle_messages",
+    "handshake_refusal",
     "open_connection",
     "refusal",
     "request_token",
@@ -74,20 +77,62 @@ class Refusal(NamedTuple):
     headers: dict[str, str]
 
 
+def handshake_refusal(headers: Mapping[str, str], version: tuple[int, int]) -> Refusal | None:
+    """Why an upgrade request is not an RFC 6455 handshake (section 4.2.1), or None.
+
+    The words are fixed: an answer never quotes a header of the request (which could hold
+    a token, or bytes that are not text).
+    """
+    if headers.get("Upgrade", "").strip().lower() != "websocket" or "upgrade" not in {
+        part.strip().lower() for part in headers.get("Connection", "").split(",")
+    }:
+        return Refusal(400, "an upgrade needs Upgrade: websocket and Connection: Upgrade\n", {})
+    if headers.get("Sec-WebSocket-Version", "") != "13":
+        return Refusal(
+            426,
+            "Sec-WebSocket-Version 13 is the only version this hub speaks\n",
+            {"Sec-WebSocket-Version": "13"},
+        )
+    if version < (1, 1) or not valid_key(headers.get("Sec-WebSocket-Key", "")):
+        return Refusal(
+            400,
+            "an upgrade needs HTTP/1.1 and a Sec-WebSocket-Key of 16 bytes in base64\n",
+            {},
+        )
+    return None
+
+
 def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | None:
     """Why an upgrade must be refused before the handshake, or None to accept it.
 
     A wrong token is refused at once (401); a missing one may still come in the first
-    message. A hub at ``max_connections`` refuses with 503.
+    message. A hub whose authenticated connections reach ``max_connections`` refuses one with
+    a token with 503; connections without a token have their own budget,
+    ``max_unauthenticated``, so that they can never take the places of those with one.
     """
-    if token is not None and not state.auth.check(token):
+    settings = state.settings
+    if token is None:
+        if state.unauthenticated >= settings.max_unauthenticated:
+            return Refusal(
+                503,
+                '{"error":"too many connections without a token (TAILHUB_MAX_UNAUTHENTICATED);'
+                ' send the token with the upgrade request"}',
+                {},
+            )
+        return None
+    if not state.auth.check(token):
         _log.warning("auth_failed", remote=remote, where="handshake")
         return Refusal(
             401, '{"error":"invalid token"}', {"WWW-Authenticate": 'Bearer realm="tailhub"'}
         )
-    if len(state.node.hub.connections) >= state.settings.max_connections:
+    if authenticated_connections(state) >= settings.max_connections:
         return Refusal(503, '{"error":"too many connections (TAILHUB_MAX_CONNECTIONS)"}', {})
     return None
+
+
+def authenticated_connections(state: ServerState) -> int:
+    """The hub's connections that presented the token (those ``max_connections`` bounds)."""
+    return len(state.node.hub.connections) - state.unauthenticated
 
 
 def open_connection(
@@ -97,6 +142,8 @@ def open_connection(
     _log.info(
         "connection_opened", conn=conn.id, remote=conn.remote, authenticated=conn.authenticated
     )
+    if not conn.authenticated:
+        state.unauthenticated += 1
     allowed = state.settings.allowed_origins
     if allowed and origin and origin not in allowed:
         _log.warning("origin_refused", conn=conn.id, origin=origin)
@@ -111,6 +158,8 @@ def forget(state: ServerState, conn: Connection, code: int | None, seconds: floa
     ``code`` is the close code sent or answered (None if the peer just went away) and
     ``seconds`` how long the connection lasted, for the log.
     """
+    if not conn.authenticated and conn.id in state.node.hub.connections:
+        state.unauthenticated -= 1
     state.node.disconnect(conn)
     _log.info("connection_closed", conn=conn.id, code=code, seconds=round(seconds, 3))
     if state.drained is not None and not state.node.hub.connections:
@@ -230,6 +279,7 @@ def _refuse_message(state: ServerState, conn: Connection, exc: ProtocolError) ->
 
 def _authenticate(state: ServerState, conn: Connection, url_container: str | None) -> None:
     conn.authenticated = True
+    state.unauthenticated -= 1
     if url_container:
         _subscribe_from_url(state, conn, url_container)
 

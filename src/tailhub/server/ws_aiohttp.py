@@ -24,6 +24,7 @@ from tailhub.server.ws import (
     Refusal,
     forget,
     handle_frame,
+    handshake_refusal,
     open_connection,
     refusal,
     request_token,
@@ -92,6 +93,12 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     """Upgrade, authenticate and serve one WebSocket connection until it closes."""
     state = request.app[STATE]
     node = state.node
+    problem = handshake_refusal(request.headers, (request.version.major, request.version.minor))
+    if problem is not None:
+        # Checked here, in fixed words: aiohttp's own refusals quote the request's headers.
+        return web.Response(
+            status=problem.status, text=problem.body, headers=problem.headers or None
+        )
     token = request_token(request)
     remote = request.remote or ""
     refused = refusal(state, token, remote)

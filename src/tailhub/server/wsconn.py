@@ -168,6 +168,8 @@ class WebSocketConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         conn = self._conn
+        if self._transport is not None:
+            self._state.addresses.release(conn.remote)
         self._transport = None
         forget(self._state, conn, self.close_code, asyncio.get_running_loop().time() - self.opened)
 

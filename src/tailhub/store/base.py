@@ -14,8 +14,10 @@ Guarantees every implementation gives (``tests/store/contract.py`` checks them a
   memory store: for the life of the process). The callback runs on the event loop.
 - Retention: ``prune`` removes, per container, all but the newest ``max_messages`` and
   everything received before ``now - max_age``; nothing else. A container left with no
-  message is forgotten, except for its last ``seq`` and producer ids, which stay so that
-  ``seq`` never goes back.
+  message is forgotten, except for its last ``seq``, which stays so that ``seq`` never goes
+  back. Its producer ids go with its last message (that is, once every message it had is
+  older than ``max_age``): they deduplicate repeats of kept messages, and none is left. While
+  a container keeps any message, every producer id it was given stays.
 - ``open`` returns what was kept from the last run, so ``seq`` and producer ids continue.
 """
 

@@ -131,6 +131,10 @@ class MemoryStore:
                 removed += self._drop_oldest(container_id, count)
             if not kept:
                 del self._messages[container_id]
+        if self._producers:
+            # Dedupe state goes with the last message it could repeat (see base.py).
+            for key in [key for key in self._producers if key[0] not in self._messages]:
+                del self._producers[key]
         return removed
 
     async def check(self) -> None:

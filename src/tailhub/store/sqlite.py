@@ -79,10 +79,13 @@ How it works, and why:
   there, so a chunk the cut goes through stays whole on disk while its older part is gone for
   readers and counters; chunks wholly below it are deleted, with their index rows (once the
   newest chunks are gone their ids are reused, and no index row may name another's chunk).
-  A container left empty keeps its row (last seq).
+  A container left empty keeps its row (last seq) but loses its producer ids.
 - **Durability.** WAL with ``synchronous=NORMAL``: a committed batch survives a crash or
   SIGKILL of the hub process (not necessarily a power loss of the machine). ``on_durable``
   only ever names committed messages.
+- **Damage is found at start, and failing reads show.** ``open`` runs ``PRAGMA
+  quick_check`` (bounded by ``check_timeout``) and refuses a damaged file with words saying
+  what to do. A read that fails later makes ``check`` (readiness) fail until a read works.
 - **Failures never kill the writer silently.** A failed write is rolled back, logged on
   ``tailhub.store`` and retried with back-off while appends keep queueing; ``check`` raises
   :class:`~tailhub.store.base.StoreError` until a write succeeds again. A batch the database
@@ -277,6 +280,12 @@ SELECT cid, producer, pub_id FROM messages WHERE id IN (
 ON CONFLICT (cid, producer) DO UPDATE SET pub_id = excluded.pub_id
 """
 
+# The producer ids of containers retention has emptied: no kept message is left to repeat.
+_PRUNE_PRODUCERS: Final = (
+    "DELETE FROM producers WHERE cid IN (SELECT id FROM containers WHERE messages = 0)"
+)
+
+_CHECK_STEPS: Final = 10_000  # SQLite VM steps between looks at the start-up check's clock
 _CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while messages arrive
 
 
@@ -414,8 +423,10 @@ class _Writer:
         jobs: queue.SimpleQueue[Batch | _Op],
         loop: asyncio.AbstractEventLoop,
         on_durable: DurableCallback,
+        check_timeout: float = 0.0,
     ) -> None:
         self.path = path
+        self.check_timeout = check_timeout
         self.retention = retention
         self.batch_max = batch_max
         self.linger = linger
@@ -425,6 +436,7 @@ class _Writer:
         self.loop = loop
         self.on_durable = on_durable
         self.failure: str | None = None
+        self.read_failure: str | None = None  # the last read failed; cleared by one that works
         self.conn: sqlite3.Connection  # set by open(), on this thread
         self.serving = False
         self.names: dict[int, str] = {}
@@ -463,6 +475,7 @@ class _Writer:
             self._unlock()
             raise StoreError(self._open_error(exc)) from None
         try:
+            self._quick_check(conn)
             snapshot = self._prepare(conn)
         except StoreError:
             conn.close()
@@ -521,6 +534,50 @@ class _Writer:
             f"cannot use {self.path} as the history database ({text}); if another program "
             f"owns that file, give tailhub a data directory of its own"
         )
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        """Refuse a damaged file before serving from it: ``PRAGMA quick_check``, bounded in time.
+
+        A file whose pages are damaged opens and may even serve most reads, then fails the
+        reads that reach a damaged page; it is refused here instead, with words saying what
+        to do. The check reads the whole file; one that takes longer than ``check_timeout``
+        seconds is stopped, logged (``store_check_incomplete``), and the file is used.
+        ``check_timeout`` 0 skips it.
+
+        Raises:
+            StoreError: the check found damage.
+        """
+        if self.check_timeout <= 0:
+            return
+        deadline = clock.monotonic() + self.check_timeout
+        conn.set_progress_handler(lambda: clock.monotonic() > deadline, _CHECK_STEPS)
+        started = clock.monotonic()
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+            found = [str(row[0]) for row in rows if row[0] != "ok"]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" not in str(exc):
+                found = [str(exc)]
+            else:
+                _log().warning(
+                    "store_check_incomplete",
+                    path=str(self.path),
+                    seconds=round(clock.monotonic() - started, 3),
+                    hint="the start-up check of the history database was stopped after "
+                    "TAILHUB_STARTUP_CHECK_TIMEOUT; the file is used unchecked",
+                )
+                return
+        except sqlite3.DatabaseError as exc:
+            found = [str(exc)]
+        finally:
+            conn.set_progress_handler(None, 0)
+        if found:
+            raise StoreError(
+                f"the history database {self.path} is damaged (PRAGMA quick_check: "
+                f"{found[0][:200]}{f' and {len(found) - 1} more' if len(found) > 1 else ''}); "
+                "move it aside (with its -wal and -shm files) to start with empty history, "
+                "restore a backup, or try `sqlite3 history.db .recover`"
+            )
 
     def _prepare(self, conn: sqlite3.Connection) -> StoreSnapshot:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -860,12 +917,19 @@ class _Writer:
         next write).
         """
         conn = self.require_flushed()
-        if op.cid in self.unindexed:
-            self.index(conn)
-        after = max(op.after, self.floor.get(op.cid, 0) - 1)
-        if op.tail is not None:
-            after = self.tail_start(conn, op.cid, after, op.since_time, op.tail)
-        return self.read_from(conn, op.cid, after, op.since_time, op.limit)
+        try:
+            if op.cid in self.unindexed:
+                self.index(conn)
+            after = max(op.after, self.floor.get(op.cid, 0) - 1)
+            if op.tail is not None:
+                after = self.tail_start(conn, op.cid, after, op.since_time, op.tail)
+            got = self.read_from(conn, op.cid, after, op.since_time, op.limit)
+        except sqlite3.Error as exc:
+            # Shown by check() (readiness) until a read works again.
+            self.read_failure = f"reading from the history database {self.path} fails: {exc}"
+            raise
+        self.read_failure = None
+        return got
 
     @staticmethod
     def tail_start(
@@ -941,6 +1005,8 @@ class _Writer:
                     (removed, size, first_seq, cid),
                 )
                 changed[cid] = (self.names[cid], removed, size, first_seq)
+            # Dedupe state goes with the last message it could repeat (see base.py).
+            conn.execute(_PRUNE_PRODUCERS)
             self.move_checkpoint(conn)  # the newest ids may be gone: they restart lower
             conn.execute("COMMIT")
         except BaseException:
@@ -1025,9 +1091,12 @@ class _Writer:
         return removed, size, first_seq
 
     def check(self) -> None:
-        """Raise the last write failure, else ask the database a trivial question."""
+        """Raise the last write failure, or the last read's if no read has worked since, else
+        ask the database a trivial question."""
         if self.failure is not None:
             raise StoreError(self.failure)
+        if self.read_failure is not None:
+            raise StoreError(self.read_failure)
         self.conn.execute("SELECT count(*) FROM containers").fetchone()
 
     def close(self) -> None:
@@ -1069,6 +1138,8 @@ class SqliteStore:
             larger commits cost far less per message; acks wait at most this much longer.
         on_batch: called on the writer thread after each committed batch with the number of
             messages and the seconds the write took (for metrics); it must be quick.
+        check_timeout: seconds ``open`` may spend checking the file for damage
+            (``PRAGMA quick_check``); 0 skips the check.
     """
 
     def __init__(
@@ -1079,6 +1150,7 @@ class SqliteStore:
         batch_max: int = 2000,
         linger: float = 0.01,
         on_batch: Callable[[int, float], None] | None = None,
+        check_timeout: float = 0.0,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
@@ -1089,6 +1161,7 @@ class SqliteStore:
         self._retention = retention or Retention()
         self._batch_max = batch_max
         self._on_batch = on_batch
+        self._check_timeout = check_timeout
         self._jobs: queue.SimpleQueue[Batch | _Op] = queue.SimpleQueue()
         self._slots: dict[str, _Slot] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # set by open()
@@ -1120,6 +1193,7 @@ class SqliteStore:
             jobs,
             loop,
             on_durable,
+            self._check_timeout,
         )
         opened: asyncio.Future[tuple[StoreSnapshot, dict[str, int]]] = loop.create_future()
 

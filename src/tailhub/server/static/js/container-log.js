@@ -6,17 +6,20 @@
  * both deliver it, and a resumed subscription may repeat what was already here).
  * `resumeFrom` is the highest `seq` up to which nothing is missing, so subscribing with
  * `since: resumeFrom` after a reconnect leaves no gap and, with the dedupe, no duplicate.
+ * Each entry knows whether it begins a new run of the container (`runStart`, see
+ * `startsRun`), judged against the entry before it here.
  * @module container-log
  */
 
-import { toEntry } from "./entry.js";
+import { startsRun, toEntry } from "./entry.js";
 
 /** @typedef {import("./entry.js").Entry} Entry */
 
 /**
  * @typedef {object} LogListener
  * @property {(log: ContainerLog, entry: Entry) => void} added an entry was inserted
- * @property {(log: ContainerLog) => void} trimmed the oldest entries were dropped
+ * @property {(log: ContainerLog) => void} trimmed the oldest entries were dropped, or an
+ *   entry's height changed: lay everything out again
  */
 
 export class ContainerLog {
@@ -141,7 +144,13 @@ export class ContainerLog {
     else entries.splice(index, 0, entry);
     if (index <= this.contiguousIndex) this.contiguousIndex++;
     this.advance();
+    entry.runStart = startsRun(entries[index - 1], entry);
+    const next = entries[index + 1];
+    const nextChanged = next !== undefined && next.runStart !== startsRun(entry, next);
+    if (nextChanged) next.runStart = !next.runStart;
     for (const listener of this.listeners) listener.added(this, entry);
+    // The next entry's height changed: the views lay everything out again.
+    if (nextChanged) for (const listener of this.listeners) listener.trimmed(this);
     if (entries.length > this.cap * 1.1) this.trim();
     return entry;
   }

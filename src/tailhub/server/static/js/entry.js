@@ -12,6 +12,12 @@ import { stripAnsi } from "./ansi.js";
 /** The levels a viewer can filter on, least severe first. */
 export const LEVELS = /** @type {const} */ (["debug", "info", "warn", "error"]);
 
+/**
+ * The choices of the level filter: the levels, and `stderr` for the lines a command wrote to
+ * its standard error (`tailhub run` marks them `"stream": "stderr"`), whatever their level.
+ */
+export const FILTER_LEVELS = /** @type {const} */ ([...LEVELS, "stderr"]);
+
 const LEVEL_ALIASES = new Map([
   ["trace", "debug"],
   ["warning", "warn"],
@@ -28,9 +34,16 @@ const LEVEL_ALIASES = new Map([
  * @property {string} type `log`, `status`, `complete` or `error`
  * @property {number} t time in Unix ms (the message's timestamp, else arrival)
  * @property {string} level one of LEVELS
+ * @property {string} stream `stderr` for a command's standard error, else ""
+ * @property {boolean} cancelled a cancelled run's status or end
+ * @property {boolean} runStart the first entry of a new run of its container, after another
+ * @property {number} wrapCols columns `wrapLines` was counted for (0: not counted)
+ * @property {number} wrapLines text lines `text` takes wrapped at `wrapCols` columns
  * @property {string} text the message to show; may hold ANSI escape sequences
  * @property {number} lines how many text lines `text` takes
- * @property {unknown} meta JSON to show expanded (log metadata, error details), or undefined
+ * @property {unknown} meta JSON to show expanded (log metadata, error details, a message that
+ *   is a JSON object), or undefined
+ * @property {boolean} fields whether `meta` is the message itself (its text is a JSON object)
  * @property {boolean} open whether `meta` is shown
  * @property {number} metaLines lines of pretty-printed `meta` (0 until first opened)
  * @property {string | null} haystack lower-case visible text for search (computed on use)
@@ -104,23 +117,34 @@ export function toEntry(msg) {
   let text = "";
   /** @type {unknown} */
   let meta;
+  let fields = false;
   switch (msg.type) {
-    case "log":
+    case "log": {
       level = normaliseLevel(data.level);
       text = asText(data.message);
-      meta = data.metadata ?? undefined;
+      const object = jsonObject(text);
+      fields = object !== undefined;
+      if (object === undefined) meta = data.metadata ?? undefined;
+      else meta = data.metadata === undefined ? object : { message: object, metadata: data.metadata };
       break;
+    }
     case "status": {
       const status = String(data.status ?? "unknown");
-      level = status === "error" || status === "failed" ? "error" : "info";
+      level = status === "error" || status === "failed" ? "error" : status === "cancelled" ? "warn" : "info";
       text = `status → ${status}${data.message ? `: ${asText(data.message)}` : ""}`;
       meta = extra(data, ["status", "message"]);
       break;
     }
     case "complete": {
       const code = data.exitCode;
-      level = code === 0 ? "info" : "error";
       const took = typeof data.duration === "number" ? ` after ${duration(data.duration)}` : "";
+      if (data.cancelled === true) {
+        level = "warn";
+        text = `cancelled${took} (exit code ${asText(code)})`;
+        meta = extra(data, ["exitCode", "duration", "message", "cancelled"]);
+        break;
+      }
+      level = code === 0 ? "info" : "error";
       text = `completed with exit code ${asText(code)}${took}${data.message ? `: ${asText(data.message)}` : ""}`;
       meta = extra(data, ["exitCode", "duration", "message"]);
       break;
@@ -142,9 +166,17 @@ export function toEntry(msg) {
     type: String(msg.type),
     t: Number.isFinite(t) ? t : Date.now(),
     level,
+    stream: msg.type === "log" && data.stream === "stderr" ? "stderr" : "",
+    cancelled:
+      (msg.type === "status" && data.status === "cancelled") ||
+      (msg.type === "complete" && data.cancelled === true),
+    runStart: false,
+    wrapCols: 0,
+    wrapLines: 0,
     text,
     lines: lineCount(text),
     meta,
+    fields,
     open: false,
     metaLines: 0,
     haystack: null,
@@ -170,11 +202,72 @@ export function metaText(entry) {
 }
 
 /**
- * How many text lines an entry takes in the log view.
+ * How many text lines an entry takes in the log view: its run marker, its text (wrapped at
+ * `cols` columns when given), and its expanded JSON.
+ * @param {Entry} entry
+ * @param {number} [cols] columns of the message cell when lines wrap; 0 or none: no wrapping
+ */
+export function heightOf(entry, cols = 0) {
+  let text = entry.lines;
+  if (cols > 0) {
+    if (entry.wrapCols !== cols) {
+      entry.wrapCols = cols;
+      // The "+ json" button takes about eight columns at the start of the first line.
+      const lead = entry.meta === undefined ? "" : " ".repeat(8);
+      entry.wrapLines = wrappedLines(lead + stripAnsi(entry.text), cols);
+    }
+    text = entry.wrapLines;
+  }
+  return (entry.runStart ? 1 : 0) + text + (entry.open ? entry.metaLines : 0);
+}
+
+/**
+ * Text lines `text` takes when wrapped at `cols` columns (one column per character).
+ * @param {string} text
+ * @param {number} cols
+ */
+export function wrappedLines(text, cols) {
+  let lines = 0;
+  for (const line of text.split("\n")) lines += Math.max(1, Math.ceil(line.length / cols));
+  return lines;
+}
+
+/**
+ * Whether `entry` begins a new run of its container, given the entry before it (by seq): it
+ * follows the container's `complete`, or it is a `starting` status after other messages.
+ * @param {Entry | undefined} previous
  * @param {Entry} entry
  */
-export function heightOf(entry) {
-  return entry.open ? entry.lines + entry.metaLines : entry.lines;
+export function startsRun(previous, entry) {
+  if (!previous) return false;
+  if (previous.type === "complete") return true;
+  const data = /** @type {Record<string, any>} */ (entry.raw).data;
+  return entry.type === "status" && data?.status === "starting";
+}
+
+/**
+ * The level filter's name for an entry: `stderr` for standard error lines, else its level.
+ * @param {Entry} entry
+ */
+export function filterLevel(entry) {
+  return entry.stream || entry.level;
+}
+
+const OPENS_OBJECT = /^\s*\{/;
+const CLOSES_OBJECT = /\}\s*$/;
+
+/**
+ * The object a message's text holds when the whole text is a JSON object, else undefined.
+ * @param {string} text
+ */
+function jsonObject(text) {
+  if (!OPENS_OBJECT.test(text) || !CLOSES_OBJECT.test(text)) return undefined;
+  try {
+    const value = JSON.parse(text);
+    return isObject(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,20 +1,23 @@
 /**
- * What the log views show: which levels, and which text to look for.
+ * What the log views show and how: which levels (and standard error, a choice of its own),
+ * which text to look for, and whether long lines wrap.
  * @module filter
  */
 
-import { LEVELS, haystackOf } from "./entry.js";
+import { FILTER_LEVELS, filterLevel, haystackOf } from "./entry.js";
 
 /** @typedef {import("./entry.js").Entry} Entry */
 
 export class Filter {
   constructor() {
     /** @type {Set<string>} */
-    this.levels = new Set(LEVELS);
+    this.levels = new Set(FILTER_LEVELS);
     /** The search text as typed. */
     this.query = "";
     /** Show only lines that contain the search text (else: show all, highlight matches). */
     this.only = true;
+    /** Wrap long lines (else: one text line per line, scrolled sideways). */
+    this.wrap = false;
     /** @type {Set<(what: "rows" | "marks") => void>} */
     this.listeners = new Set();
   }
@@ -29,7 +32,7 @@ export class Filter {
    * @param {Entry} entry
    */
   matches(entry) {
-    if (!this.levels.has(entry.level)) return false;
+    if (!this.levels.has(filterLevel(entry))) return false;
     const needle = this.needle;
     return !needle || !this.only || haystackOf(entry).includes(needle);
   }
@@ -55,9 +58,13 @@ export class Filter {
 
   /**
    * Changes the filter and tells the views.
-   * @param {{levels?: Iterable<string>, query?: string, only?: boolean}} change
+   * @param {{levels?: Iterable<string>, query?: string, only?: boolean, wrap?: boolean}} change
    */
   set(change) {
+    if (change.wrap !== undefined && change.wrap !== this.wrap) {
+      this.wrap = change.wrap;
+      for (const listener of this.listeners) listener("rows");
+    }
     const levels = change.levels ? new Set(change.levels) : this.levels;
     const needle = (change.query ?? this.query).trim().toLowerCase();
     const only = change.only ?? this.only;

@@ -26,6 +26,27 @@ export function clock(ms) {
 }
 
 /**
+ * A log line's time: `14:03:07.125` today, `2026-01-30 14:03:07.125` before today.
+ * @param {number} ms Unix milliseconds
+ * @param {number} [now]
+ */
+export function logTime(ms, now = Date.now()) {
+  if (!Number.isFinite(ms) || ms >= startOfDay(now)) return clock(ms);
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(ms)}`;
+}
+
+/**
+ * Midnight, local time, at the start of the day of `ms`.
+ * @param {number} ms
+ */
+export function startOfDay(ms) {
+  const d = new Date(ms);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+/**
  * A moment for people: the time today, else the date and time.
  * @param {number} ms
  * @param {number} [now]

@@ -12,7 +12,7 @@
 import { VirtualList } from "./virtual-list.js";
 import { renderRow, toggleMeta } from "./row.js";
 import { bySeq, byTime, heightOf } from "./entry.js";
-import { count, duration, hueOf } from "./format.js";
+import { count, duration, hueOf, startOfDay } from "./format.js";
 import { saveFile, toNdjson, toText } from "./download.js";
 import { SteerBar } from "./steer.js";
 
@@ -115,7 +115,7 @@ export class LogPane {
     this.list = new VirtualList(this.viewport, {
       lineHeight,
       renderRow: (entry) => renderRow(entry, context),
-      heightOf,
+      heightOf: (entry) => heightOf(entry, this.filter.wrap ? this.cols : 0),
       compare: this.compare,
       onFollow: (following, unseen) => {
         this.jump.hidden = following;
@@ -141,7 +141,31 @@ export class LogPane {
       this.schedule();
     };
     filter.listeners.add(this.onFilter);
+    /** Columns of the message cell when lines wrap. */
+    this.cols = 0;
+    this.resizeObserver = new ResizeObserver(() => {
+      if (this.filter.wrap && this.wrapColumns() !== this.cols) {
+        this.dirty = true;
+        this.schedule();
+      }
+    });
+    this.resizeObserver.observe(this.viewport);
     this.schedule();
+  }
+
+  /**
+   * How many characters fit on one line of the message cell, from the viewport's width and
+   * the widths of the columns before it (see `.wrap .row` in the CSS).
+   */
+  wrapColumns() {
+    const probe = el("span", "probe", "0".repeat(100));
+    this.viewport.appendChild(probe);
+    const ch = probe.getBoundingClientRect().width / 100 || 8;
+    probe.remove();
+    const style = getComputedStyle(this.viewport);
+    const lead = Number.parseFloat(style.getPropertyValue("--lead-ch")) || 20;
+    const width = this.viewport.clientWidth - 24;
+    return Math.max(20, Math.floor(width / ch - lead));
   }
 
   /**
@@ -217,12 +241,17 @@ export class LogPane {
   /** Folds what arrived into the view. */
   flush() {
     const { compare, filter } = this;
+    if (!this.dirty && this.pending.length && this.showDates(this.pending)) this.dirty = true;
     if (this.dirty) {
       this.dirty = false;
       this.pending = [];
       const all = this.merged ? this.logs.flatMap((log) => log.entries) : this.logs[0].entries.slice();
       if (this.merged) all.sort(compare);
       this.all = all;
+      this.viewport.classList.toggle("wrap", filter.wrap);
+      this.viewport.classList.remove("with-date");
+      this.showDates(all);
+      if (filter.wrap) this.cols = this.wrapColumns();
       this.list.setItems(all.filter((entry) => filter.matches(entry)));
     } else if (this.pending.length) {
       let batch = this.pending.filter((entry) => !entry.dropped);
@@ -240,6 +269,19 @@ export class LogPane {
       }
     }
     this.updateInfo();
+  }
+
+  /**
+   * Widens the time column once a line from before today is among `entries` (its time shows
+   * the date); returns whether that changed.
+   * @param {Entry[]} entries
+   */
+  showDates(entries) {
+    if (this.viewport.classList.contains("with-date")) return false;
+    const today = startOfDay(Date.now());
+    if (!entries.some((entry) => entry.t < today)) return false;
+    this.viewport.classList.add("with-date");
+    return true;
   }
 
   updateInfo() {
@@ -267,7 +309,9 @@ export class LogPane {
       const status = session?.status ?? "unknown";
       badge.className = `badge st-${status}`;
       let text = status;
-      if (session && session.exitCode !== null) text += ` · exit ${session.exitCode}`;
+      if (session && session.exitCode !== null && status !== "cancelled") {
+        text += ` · exit ${session.exitCode}`;
+      }
       if (session && !session.active && Number.isFinite(session.endedAt)) {
         text += ` · ${duration(session.endedAt - session.startedAt)}`;
       }
@@ -293,6 +337,7 @@ export class LogPane {
     for (const log of this.logs) log.listeners.delete(this.listener);
     this.filter.listeners.delete(this.onFilter);
     this.steer?.destroy();
+    this.resizeObserver.disconnect();
     this.list.destroy();
     this.element.remove();
   }

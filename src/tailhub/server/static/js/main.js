@@ -14,7 +14,7 @@ import { Commands } from "./commands.js";
 import { LogStore } from "./container-log.js";
 import { SessionStore } from "./sessions.js";
 import { Filter } from "./filter.js";
-import { LEVELS } from "./entry.js";
+import { FILTER_LEVELS } from "./entry.js";
 import { SessionsView } from "./sessions-view.js";
 import { Workspace } from "./workspace.js";
 import { askForToken, forgetToken, saveToken, storedToken, takeTokenFromUrl } from "./token.js";
@@ -72,6 +72,8 @@ class Dashboard {
       summary: $("session-summary"),
       search: $("session-search"),
       showEnded: $("show-ended"),
+      status: $("status-filter"),
+      compact: $("compact"),
       store: this.sessions,
       selected: () => new Set(this.selected),
       onPick: (id, additive) => this.pick(id, additive),
@@ -225,8 +227,8 @@ class Dashboard {
 
   bindToolbar() {
     const levels = () =>
-      LEVELS.filter((level) => /** @type {HTMLInputElement} */ ($(`level-${level}`)).checked);
-    for (const level of LEVELS) {
+      FILTER_LEVELS.filter((level) => /** @type {HTMLInputElement} */ ($(`level-${level}`)).checked);
+    for (const level of FILTER_LEVELS) {
       $(`level-${level}`).addEventListener("change", () => this.filter.set({ levels: levels() }));
     }
     const search = /** @type {HTMLInputElement} */ ($("search"));
@@ -244,6 +246,21 @@ class Dashboard {
         clearTimeout(typing);
         this.filter.set({ query: search.value });
       }
+    });
+    const wrap = /** @type {HTMLInputElement} */ ($("wrap-lines"));
+    try {
+      wrap.checked = localStorage.getItem("tailhub.wrap") === "1";
+    } catch {
+      // storage unavailable: lines do not wrap
+    }
+    this.filter.set({ wrap: wrap.checked });
+    wrap.addEventListener("change", () => {
+      try {
+        localStorage.setItem("tailhub.wrap", wrap.checked ? "1" : "0");
+      } catch {
+        // storage unavailable: the choice lasts as long as the page
+      }
+      this.filter.set({ wrap: wrap.checked });
     });
     const only = /** @type {HTMLInputElement} */ ($("only-matching"));
     only.addEventListener("change", () => this.filter.set({ only: only.checked }));

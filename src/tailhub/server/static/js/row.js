@@ -1,12 +1,14 @@
 /**
  * One log line as DOM: [container] time, level, message (ANSI colours, search marks) and,
- * when it has any, a button that expands its JSON metadata below the message.
+ * when it has any, a button that expands its JSON (metadata, or a message that is a JSON
+ * object) below the message. The first line of a new run of a container is preceded by a
+ * marker line. A time before today shows its date.
  * @module row
  */
 
 import { parseAnsi, renderSegments } from "./ansi.js";
 import { renderJson } from "./json-view.js";
-import { clock, hueOf } from "./format.js";
+import { hueOf, logTime, moment } from "./format.js";
 
 /** @typedef {import("./entry.js").Entry} Entry */
 
@@ -37,25 +39,39 @@ function el(tag, className, text) {
  * @param {RowContext} ctx
  */
 export function renderRow(entry, ctx) {
-  const row = el("div", `row lv-${entry.level} t-${entry.type}${entry.open ? " open" : ""}`);
+  let classes = `row lv-${entry.level} t-${entry.type}`;
+  if (entry.open) classes += " open";
+  if (entry.stream) classes += ` s-${entry.stream}`;
+  if (entry.cancelled) classes += " cancelled";
+  if (entry.runStart) classes += " run-start";
+  const row = el("div", classes);
   row.dataset.seq = String(entry.seq);
   row.dataset.cid = entry.cid;
   row.dataset.n = String(entry.n);
+  if (entry.runStart) {
+    const marker = el("div", "run-marker", `new run · ${moment(entry.t)}`);
+    marker.setAttribute("role", "separator");
+    row.appendChild(marker);
+  }
   if (ctx.showContainer) {
     const cid = el("span", "cell-cid", entry.cid);
     cid.title = entry.cid;
     cid.style.setProperty("--hue", String(hueOf(entry.cid)));
     row.appendChild(cid);
   }
-  const time = el("time", "cell-time", clock(entry.t));
+  const time = el("time", "cell-time", logTime(entry.t));
   const stamp = /** @type {Record<string, any>} */ (entry.raw).timestamp;
   if (typeof stamp === "string") {
     time.dateTime = stamp;
     time.title = `${stamp} · seq ${entry.seq}`;
   }
   row.appendChild(time);
-  const label = entry.type === "log" ? entry.level.toUpperCase() : LABELS[entry.type] ?? "";
-  row.appendChild(el("span", "cell-level", label));
+  const label =
+    entry.type !== "log" ? LABELS[entry.type] ?? "" : entry.stream ? entry.stream.toUpperCase() : entry.level.toUpperCase();
+  // The cell keeps the row's font size, so its sticky offset in ch matches the columns.
+  const level = el("span", "cell-level");
+  level.appendChild(el("span", "level-text", label));
+  row.appendChild(level);
 
   const message = el("span", "cell-msg");
   const segments = parseAnsi(entry.text);
@@ -65,7 +81,8 @@ export function renderRow(entry, ctx) {
     const toggle = el("button", "meta-toggle", entry.open ? "− json" : "+ json");
     toggle.type = "button";
     toggle.setAttribute("aria-expanded", String(entry.open));
-    toggle.setAttribute("aria-label", entry.open ? "Hide metadata" : "Show metadata");
+    const what = entry.fields ? "fields" : "metadata";
+    toggle.setAttribute("aria-label", entry.open ? `Hide ${what}` : `Show ${what}`);
     toggle.addEventListener("click", () => ctx.toggle(entry));
     message.prepend(toggle);
   }

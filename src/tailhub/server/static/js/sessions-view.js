@@ -1,11 +1,27 @@
 /**
  * The session list: one card per container with its status badge, start, duration, last
- * activity, message count and viewers. Clicking a container opens it alone; its checkbox (or
- * Ctrl/⌘-click) adds it to the containers in view.
+ * activity, message count and viewers (or, compact, one line: ID, badge, duration). Sessions
+ * that need attention come first and are marked; the status filter narrows the list. Clicking
+ * a container opens it alone; its checkbox (or Ctrl/⌘-click) adds it to the containers in
+ * view.
  * @module sessions-view
  */
 
 import { ago, count, duration, moment } from "./format.js";
+import { attention } from "./sessions.js";
+
+/**
+ * Whether a session passes the status filter.
+ * @param {Session} s
+ * @param {string} filter `all`, `attention`, `active`, or a status
+ * @param {number} now
+ */
+function passes(s, filter, now) {
+  if (filter === "all") return true;
+  if (filter === "attention") return attention(s, now) !== "";
+  if (filter === "active") return s.active;
+  return s.status === filter;
+}
 
 /** @typedef {import("./sessions.js").Session} Session */
 /** @typedef {import("./sessions.js").SessionStore} SessionStore */
@@ -43,12 +59,30 @@ export class SessionsView {
    * @param {HTMLElement} options.summary the count line
    * @param {HTMLInputElement} options.search filters cards by containerID
    * @param {HTMLInputElement} options.showEnded
+   * @param {HTMLSelectElement} options.status the status filter
+   * @param {HTMLInputElement} options.compact one line per session
    * @param {SessionStore} options.store
    * @param {() => Set<string>} options.selected the containers in view
    * @param {(id: string, additive: boolean) => void} options.onPick
    */
-  constructor({ list, summary, search, showEnded, store, selected, onPick }) {
+  constructor({ list, summary, search, showEnded, status, compact, store, selected, onPick }) {
     this.list = list;
+    this.status = status;
+    this.compact = compact;
+    status.addEventListener("change", () => this.schedule());
+    compact.addEventListener("change", () => {
+      try {
+        localStorage.setItem("tailhub.compact", compact.checked ? "1" : "0");
+      } catch {
+        // storage unavailable: the choice lasts as long as the page
+      }
+      this.schedule();
+    });
+    try {
+      compact.checked = localStorage.getItem("tailhub.compact") === "1";
+    } catch {
+      // storage unavailable: not compact
+    }
     this.summary = summary;
     this.search = search;
     this.showEnded = showEnded;
@@ -97,7 +131,7 @@ export class SessionsView {
     const facts = document.createElement("div");
     facts.className = "session-facts";
     const started = span("fact");
-    const took = span("fact");
+    const took = span("fact fact-took");
     const last = span("fact");
     const messages = span("fact");
     const viewers = span("fact");
@@ -111,16 +145,24 @@ export class SessionsView {
   render() {
     const now = Date.now();
     const needle = this.search.value.trim().toLowerCase();
-    const all = this.store.list();
+    const all = this.store.list(now);
     const selected = this.selected();
     const active = all.filter((s) => s.active).length;
+    const needing = all.filter((s) => attention(s, now) !== "").length;
     setText(
       this.summary,
-      this.store.loaded ? `${count(active)} active · ${count(all.length - active)} ended` : "Loading…",
+      this.store.loaded
+        ? `${count(active)} active · ${count(all.length - active)} ended${needing ? ` · ${count(needing)} need attention` : ""}`
+        : "Loading…",
     );
+    const option = this.status.querySelector('option[value="attention"]');
+    if (option) setText(/** @type {HTMLElement} */ (option), `Needs attention (${count(needing)})`);
+    const filter = this.status.value;
+    this.list.classList.toggle("compact", this.compact.checked);
     const shown = all.filter(
       (s) =>
-        (s.active || this.showEnded.checked || selected.has(s.containerID)) &&
+        (s.active || this.showEnded.checked || selected.has(s.containerID) || filter !== "all") &&
+        passes(s, filter, now) &&
         (!needle || s.containerID.toLowerCase().includes(needle)),
     );
     const keep = new Set(shown.map((s) => s.containerID));
@@ -152,10 +194,16 @@ export class SessionsView {
     card.item.classList.toggle("ended", !s.active);
     card.check.checked = selected;
     card.open.setAttribute("aria-pressed", String(selected));
+    const why = attention(s, now);
+    card.item.classList.toggle("attention", why !== "");
+    card.item.title = why ? `needs attention: ${why}` : "";
     let status = s.status;
     if (s.endReason === "timeout") status = "timed out";
-    if (s.exitCode !== null) status += ` · exit ${s.exitCode}`;
-    card.badge.className = `badge st-${s.status}${s.exitCode ? " st-nonzero" : ""}`;
+    else if (why === "stalled") status += " · stalled";
+    // A cancelled run's exit code is the signal that stopped it: the badge says cancelled.
+    if (s.exitCode !== null && s.status !== "cancelled") status += ` · exit ${s.exitCode}`;
+    const nonzero = s.exitCode && s.status !== "cancelled" ? " st-nonzero" : "";
+    card.badge.className = `badge st-${s.status}${nonzero}`;
     setText(card.badge, status);
     setText(card.started, `started ${moment(s.startedAt, now)}`);
     card.started.title = Number.isFinite(s.startedAt) ? new Date(s.startedAt).toString() : "";

@@ -12,7 +12,7 @@ import { parseTime } from "./format.js";
 /**
  * @typedef {object} Session
  * @property {string} containerID
- * @property {string} status `starting`, `running`, `completed`, `error`
+ * @property {string} status `starting`, `running`, `completed`, `error`, `cancelled`
  * @property {boolean} active
  * @property {number} startedAt Unix ms
  * @property {number} lastActivity Unix ms
@@ -43,6 +43,23 @@ function fromWire(raw) {
   };
 }
 
+/** An active session silent this long (ms) is stalled: heartbeats alone arrive every 30 s. */
+export const STALLED_MS = 90_000;
+
+/**
+ * Why a session needs a person, or "" when it does not: it failed (`error`), it timed out
+ * without completing, or it is active and has sent nothing, not even a heartbeat, for
+ * `STALLED_MS`. A cancelled session was stopped by a person: it needs no one.
+ * @param {Session} s
+ * @param {number} now Unix ms
+ */
+export function attention(s, now) {
+  if (s.status === "error") return "failed";
+  if (s.endReason === "timeout") return "timed out";
+  if (s.active && now - s.lastActivity > STALLED_MS) return "stalled";
+  return "";
+}
+
 /** @param {Session} a @param {Session} b whether `a` is the one to show for its container */
 function preferred(a, b) {
   if (a.active !== b.active) return a.active;
@@ -66,10 +83,16 @@ export class SessionStore {
     return this.sessions.get(id);
   }
 
-  /** Sessions to list: active first, newest start first. */
-  list() {
+  /**
+   * Sessions to list: those that need attention first (see `attention`), then active ones,
+   * each group newest start first.
+   * @param {number} [now] Unix ms
+   */
+  list(now = Date.now()) {
+    const needs = new Map([...this.sessions.values()].map((s) => [s, attention(s, now) !== ""]));
     return [...this.sessions.values()].sort(
       (a, b) =>
+        Number(needs.get(b)) - Number(needs.get(a)) ||
         Number(b.active) - Number(a.active) ||
         (b.startedAt || 0) - (a.startedAt || 0) ||
         a.containerID.localeCompare(b.containerID),
@@ -134,10 +157,16 @@ export class SessionStore {
       this.sessions.set(id, session);
       this.stale = true;
     }
+    const data = msg.data ?? {};
+    if (msg.type === "status" && data.status === "starting" && session.messages > 0) {
+      // A new run of a container whose session is still open: its counts start again.
+      session.startedAt = when;
+      session.messages = 0;
+      session.exitCode = null;
+    }
     if (typeof msg.seq === "number") session.lastSeq = msg.seq;
     session.messages += 1;
     session.lastActivity = Math.max(session.lastActivity || 0, when);
-    const data = msg.data ?? {};
     if (msg.type === "status" && typeof data.status === "string") {
       session.status = data.status === "failed" ? "error" : data.status;
       if (data.reason === "timeout") {
@@ -146,7 +175,9 @@ export class SessionStore {
         session.endedAt = when;
       }
     } else if (msg.type === "complete") {
-      session.status = "completed";
+      const code = data.exitCode;
+      if (data.cancelled === true || session.status === "cancelled") session.status = "cancelled";
+      else session.status = code === 0 ? "completed" : "error";
       session.active = false;
       session.endedAt = when;
       session.endReason = "complete";

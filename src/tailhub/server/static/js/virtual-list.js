@@ -78,6 +78,7 @@ export class VirtualList {
     this.items = items;
     this.rebuildOffsets(0);
     this.clearRows();
+    this.sizer.style.minWidth = "";
     if (anchor) {
       const index = this.lowerBound(anchor.item);
       const top = index < items.length ? this.offsets[index] * this.lineHeight : this.height();
@@ -261,6 +262,21 @@ export class VirtualList {
       if (element.style.height !== h) element.style.height = h;
       if (element === cursor) cursor = cursor.nextSibling;
       else this.sizer.insertBefore(element, cursor);
+    }
+    this.widen();
+  }
+
+  /**
+   * Makes the sizer as wide as the widest row rendered so far, so that every row (styled
+   * `min-width: 100%`) spans the whole scroll width: scrolled sideways, each row's sticky
+   * cells stay in view instead of leaving with a short row.
+   */
+  widen() {
+    let widest = 0;
+    for (const element of this.rendered.values()) widest = Math.max(widest, element.scrollWidth);
+    const current = Number.parseFloat(this.sizer.style.minWidth) || 0;
+    if (widest > current + 1 && widest > this.viewport.clientWidth) {
+      this.sizer.style.minWidth = `${widest}px`;
     }
   }
 }

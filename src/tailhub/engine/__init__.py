@@ -1,0 +1,29 @@
+"""The engine: what hub processes agree on (see :mod:`tailhub.engine.base`)."""
+
+from tailhub.engine.base import (
+    DUPLICATE,
+    Engine,
+    EngineError,
+    EngineHandler,
+    Entry,
+    Position,
+    PublishDone,
+    Published,
+    SessionInfo,
+    SessionPage,
+    StoredMessage,
+)
+
+__all__ = [
+    "DUPLICATE",
+    "Engine",
+    "EngineError",
+    "EngineHandler",
+    "Entry",
+    "Position",
+    "PublishDone",
+    "Published",
+    "SessionInfo",
+    "SessionPage",
+    "StoredMessage",
+]
