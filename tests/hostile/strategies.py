@@ -98,6 +98,29 @@ def _data(kind: str) -> st.SearchStrategy[Any]:
 
 
 @st.composite
+def good_messages(draw: st.DrawFn) -> Any:
+    """A message of a real type with every field of the right kind (text of any code point,
+    lone surrogates included, which are not UTF-8 once encoded)."""
+    kind = draw(st.sampled_from(["log", "status", "complete", "error", "heartbeat"]))
+    data: dict[str, Any] = {
+        "log": {"level": draw(st.sampled_from(["debug", "info", "warn", "error"]))},
+        "status": {"status": draw(st.sampled_from(["starting", "running", "completed"]))},
+        "complete": {"exitCode": draw(st.integers(-255, 255))},
+        "error": {"error": draw(st.text(max_size=40))},
+        "heartbeat": {},
+    }[kind]
+    if kind != "heartbeat":
+        data["message"] = draw(st.text(max_size=80) | secrets.filter(lambda v: isinstance(v, str)))
+    if draw(st.booleans()):
+        data[draw(st.text(max_size=8))] = draw(secret_values)
+    message = {"type": kind, "containerID": draw(st.sampled_from(CONTAINERS)), "data": data}
+    if draw(st.booleans()):
+        message["id"] = draw(st.integers(1, 2**63 - 1))
+        message["producer"] = draw(st.sampled_from(["a", "b"]))
+    return message
+
+
+@st.composite
 def messages(draw: st.DrawFn) -> Any:
     """One client message as a JSON value: mostly the shape of a real type, often wrong."""
     kind = draw(st.sampled_from(TYPES))
@@ -156,7 +179,7 @@ def draw_frames(count: int, seed: int, *, drawn: int = 1000) -> list[bytes]:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(st.lists(messages(), min_size=10, max_size=10))
+    @given(st.lists(good_messages() | messages(), min_size=10, max_size=10))
     def gather(batch: list[Any]) -> None:
         for message in batch:
             raw = json.dumps(message, ensure_ascii=rng.random() < 0.5).encode(

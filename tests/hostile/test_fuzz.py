@@ -36,8 +36,14 @@ class Lane:
         self.opcode = opcode
         self.closes: list[int | None] = []
         self.replies = 0
+        self.probe = ""
+        self.answered = asyncio.Event()
 
     async def run(self, payloads: list[bytes]) -> None:
+        """Send ``payloads`` BATCH at a time, each batch in one write and followed by a probe
+        (an unsubscribe the hub answers with an error naming it), and wait for the probe's
+        answer or the close before the next batch, so no batch is written into a closed
+        socket."""
         sock, reader = await self._open()
         for start in range(0, len(payloads), BATCH):
             if reader.done():
@@ -45,10 +51,19 @@ class Lane:
                 sock.close()
                 sock, reader = await self._open()
             batch = payloads[start : start + BATCH]
+            probe = json.dumps({"type": "unsubscribe", "containerID": f"probe-{start}"}).encode()
+            self.answered = asyncio.Event()
+            self.probe = f"probe-{start}"
             with contextlib.suppress(ConnectionError):
                 await sock.send(
                     b"".join(client_frame(self.opcode, p, mask=b"\x00" * 4) for p in batch)
+                    + client_frame(TEXT, probe, mask=b"\x00" * 4)
                 )
+            await asyncio.wait(
+                [asyncio.ensure_future(self.answered.wait()), reader],
+                timeout=30 * UNIT,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             self.arena.tried += len(batch)
         # A close of our own: its answer shows that everything before it was handled.
         with contextlib.suppress(ConnectionError):
@@ -74,8 +89,18 @@ class Lane:
                 message = json.loads(payload.decode("utf-8"))
                 if message.get("type") == "error":
                     self.arena.observe("error frame", payload)
+                    if message.get("containerID") == self.probe:
+                        self.answered.set()
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def http_lane(arena: Arena, payloads: list[bytes], statuses: list[int]) -> None:
@@ -162,8 +187,10 @@ class TestFuzz:
             await asyncio.wait_for(viewer_ready.wait(), 5 * UNIT)
             text, binary = Lane(arena, TEXT), Lane(arena, BINARY)
             statuses: list[int] = []
+            utf8 = [p for p in payloads[:third] if _is_utf8(p)]
+            not_utf8 = [p for p in payloads[:third] if not _is_utf8(p)][:BATCH]
             await asyncio.gather(
-                text.run(payloads[:third]),
+                text.run(utf8 + not_utf8),
                 binary.run(payloads[third : 2 * third]),
                 http_lane(arena, payloads[2 * third :], statuses),
             )
