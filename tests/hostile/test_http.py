@@ -391,7 +391,7 @@ class TestRequests:
                     {400},
                 ),
                 (
-                    head("GET", f"/api/sessions/{CANARY_SECRET}%ff/logs", bearer, port=port),
+                    head("GET", "/api/sessions/x%ff/logs", bearer, port=port),
                     {400, 404},
                 ),
                 (head("GET", f"/api/sessions?token={CANARY_SECRET}", port=port), {401}),
