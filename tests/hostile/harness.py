@@ -669,7 +669,9 @@ class Arena:
                 if canary.encode() in data:
                     leaks += 1
                     kind = "token" if canary == CANARY_TOKEN else "secret"
-                    figures.notes.append(f"canary {kind} in {where}")
+                    at = data.index(canary.encode())
+                    shown = data[max(0, at - 150) : at + 50].decode(errors="replace")
+                    figures.notes.append(f"canary {kind} in {where}: ...{shown}")
         figures.canary_leaks = leaks
 
     def _write(self) -> None:

@@ -185,10 +185,13 @@ def draw_frames(count: int, seed: int, *, drawn: int = 1000) -> list[bytes]:
             raw = json.dumps(message, ensure_ascii=rng.random() < 0.5).encode(
                 "utf-8", "surrogatepass"
             )
-            out.append(_mutate(rng, raw) if rng.random() < 0.34 else raw)
+            # A mutation can move the canary into a field errors quote back (a type, a
+            # containerID): messages carrying it are sent as drawn.
+            mutate = rng.random() < 0.34 and CANARY_SECRET.encode() not in raw
+            out.append(_mutate(rng, raw) if mutate else raw)
 
     gather()
-    base = out[:]
+    base = [raw for raw in out if CANARY_SECRET.encode() not in raw]
     while len(out) < count:
         out.append(_mutate(rng, rng.choice(base)))
     return out[:count]
