@@ -84,8 +84,12 @@ class Lane:
                 if opcode == CLOSE:
                     return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 self.replies += 1
-                message = json.loads(payload.decode("utf-8"))
-                if message.get("type") == "error":
+                try:
+                    message = json.loads(payload.decode("utf-8"))
+                except ValueError:
+                    raise AssertionError(f"the hub sent what is not JSON: {payload!r}") from None
+                # The hub's own errors; a container's published `error` carries a seq.
+                if message.get("type") == "error" and "seq" not in message:
                     self.arena.observe("error frame", payload)
                     if message.get("containerID") == self.probe:
                         self.answered.set()
@@ -138,7 +142,12 @@ async def strict_history(arena: Arena) -> dict[str, int]:
                 body = await answer.read()
             if answer.status != 200:
                 continue
-            lines = [json.loads(line.decode("utf-8")) for line in body.splitlines()]
+            for line in body.splitlines():
+                try:
+                    json.loads(line.decode("utf-8"))
+                except ValueError:
+                    raise AssertionError(f"{container}'s history holds {line!r}") from None
+            lines = body.splitlines()
             async with session.ws_connect(arena.hub.url, headers=arena.auth) as ws:
                 await ws.send_json({"type": "subscribe", "containerID": container, "since": 0})
                 subscribed = await receive_json(ws)
@@ -178,7 +187,10 @@ class TestFuzz:
                     viewer_ready.set()
                     async for msg in ws:
                         assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
-                        json.loads(msg.data)
+                        try:
+                            json.loads(msg.data)
+                        except ValueError:
+                            raise AssertionError(f"the viewer got {msg.data!r}") from None
                         viewed += 1
 
             viewer = asyncio.create_task(strict_viewer())
