@@ -7,6 +7,7 @@ variable ``TAILHUB_TEST_TIMEOUT_FACTOR`` for slow machines.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -175,6 +176,16 @@ def client_frame(
         head = struct.pack("!BBQ", first, 0x80 | 127, size)
     masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
     return head + key + masked
+
+
+def increasing(seqs: list[int]) -> bool:
+    """Whether ``seqs`` rise strictly: what holds across a hub crash.
+
+    A hub SIGKILLed may have shown seqs it had not yet stored; it continues past every seq it
+    could have shown (and changes the container's epoch), so seqs are gapless between
+    crashes and strictly increasing always.
+    """
+    return all(a < b for a, b in itertools.pairwise(seqs))
 
 
 async def wait_for(

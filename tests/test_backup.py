@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from tailhub.client import Publisher
+from tailhub.store.sqlite import SCHEMA_VERSION
 from tests.client.procs import cli_env, run_cli
 from tests.helpers import TOKEN, UNIT, HubProcess, wait_for
 
@@ -52,7 +53,8 @@ class TestBackup:
         assert result.stderr == ""
         line = result.stdout.strip()
         assert line.startswith(
-            f"backed up {hub.data_dir / 'history.db'} to {copy}: schema 3, 1 container, "
+            f"backed up {hub.data_dir / 'history.db'} to {copy}: "
+            f"schema {SCHEMA_VERSION}, 1 container, "
         )
         assert sorted(p.name for p in copy.parent.iterdir()) == ["history-copy.db"]  # no WAL
         with contextlib.closing(sqlite3.connect(copy)) as db:
@@ -76,7 +78,9 @@ class TestBackup:
             f"line {n}" for n in range(1, count + 1)
         ]
         size = (restored_dir / "history.db").stat().st_size
-        assert line.endswith(f": schema 3, 1 container, {count} messages, {size} bytes")
+        assert line.endswith(
+            f": schema {SCHEMA_VERSION}, 1 container, {count} messages, {size} bytes"
+        )
 
     async def test_refusals(self, tmp_path: Path) -> None:
         """No database, or a target that exists: one line each, nothing overwritten."""

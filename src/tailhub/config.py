@@ -71,6 +71,21 @@ OPTIONS: Final = (
         "size",
         "largest frame accepted (close 1009 above it)",
     ),
+    Option(
+        "max_fragments",
+        "TAILHUB_MAX_FRAGMENTS",
+        "1024",
+        "count",
+        "most frames one WebSocket message may be split into (close 1009 above it)",
+    ),
+    Option(
+        "max_pings",
+        "TAILHUB_MAX_PINGS",
+        "10",
+        "count",
+        "WebSocket pings and pongs a second one connection may send, in bursts of as many"
+        " (close 4429 above it)",
+    ),
     Option("max_connections", "TAILHUB_MAX_CONNECTIONS", "20000", "count", "most connections"),
     Option(
         "max_request_messages",
@@ -178,6 +193,8 @@ class Settings:
     retention_age: float = 7 * 86400.0
     startup_check_timeout: float = 30.0
     max_message_size: int = 1 << 20
+    max_fragments: int = 1024
+    max_pings: int = 10
     max_connections: int = 20_000
     max_request_messages: int = 10_000
     max_subscriptions: int = 100

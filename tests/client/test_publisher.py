@@ -18,7 +18,7 @@ from tailhub.client import (
     PublisherClosedError,
     Subscriber,
 )
-from tests.helpers import TOKEN, UNIT, HubProcess, wait_for
+from tests.helpers import TOKEN, UNIT, HubProcess, increasing, wait_for
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 
@@ -88,7 +88,7 @@ class TestPublisher:
             assert await pub.flush(timeout=20 * UNIT)
         history = await _history(hub, "c-pub")
         assert [f"m{n}" for n in range(600)] == _texts(history)
-        assert list(range(1, 601)) == [m.seq for m in history]
+        assert increasing([m.seq for m in history])
 
     async def test_file_spool_survives_publisher_restart(
         self, hub: HubProcess, tmp_path: Path

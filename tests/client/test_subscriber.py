@@ -18,7 +18,7 @@ from tailhub.client import (
     Subscribed,
     Subscriber,
 )
-from tests.helpers import TOKEN, UNIT, HubProcess
+from tests.helpers import TOKEN, UNIT, HubProcess, increasing
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 
@@ -103,7 +103,9 @@ class TestSubscriber:
             after = await _take(sub, 10)
             assert sub.reconnects >= 1
         assert [f"m{n}" for n in range(20)] == _texts(before + after)
-        assert list(range(1, 21)) == [m.seq for m in before + after]
+        seqs = [m.seq for m in before + after]
+        assert list(range(1, 11)) == seqs[:10]
+        assert increasing(seqs)
 
     async def test_resume_live_only_without_gap(self, hub: HubProcess) -> None:
         """A live-only subscription resumes from the seq of its subscribed reply."""

@@ -24,9 +24,9 @@ from typing import Final
 from aiohttp import web
 
 from tailhub.auth import Authenticator
-from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.engine.local import LocalEngine
 from tailhub.log import configure_logging
 from tailhub.server.listener import Listener
 from tailhub.server.state import ServerState
@@ -44,11 +44,13 @@ class EchoConnection(WebSocketConnection):
     __slots__ = ()
 
     def received(self, messages: list[tuple[int, bytes]]) -> None:
+        # Queued as the hub queues any reply, so that echoes and pongs keep their order.
+        hub = self._state.node.hub
         for opcode, payload in messages:
             if opcode == TEXT:
-                self.write(text_frame(payload))
+                hub.send_frame(self._conn, text_frame(payload))
             elif opcode == BINARY:
-                self.write(binary_frame(payload))
+                hub.send_frame(self._conn, binary_frame(payload))
 
 
 async def _not_found(_request: web.BaseRequest) -> web.StreamResponse:
@@ -62,12 +64,16 @@ async def serve(host: str, port: int, token: str) -> None:
         auth_token=token,
         history="memory",
         max_message_size=MAX_MESSAGE_SIZE,
+        # Case 9.3.1 sends a 4 MiB message in fragments of 64 bytes.
+        max_fragments=1 << 20,
         max_queue=4 * MAX_MESSAGE_SIZE,
         # The node's liveness pings would show up in the traces of the cases; keep them out.
         heartbeat_interval=3600.0,
         auth_timeout=30.0,
     )
-    node = Node(settings, MemoryStore(), MemoryBroker(), text_frame)
+    node = Node(
+        settings, LocalEngine(MemoryStore(), max_sessions=settings.max_sessions), text_frame
+    )
     state = ServerState(settings=settings, node=node, auth=Authenticator(token))
     await node.start()
     http = web.Server(_not_found)

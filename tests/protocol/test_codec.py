@@ -278,6 +278,169 @@ class TestErrors:
             decode_client(json.dumps(fields))
 
 
+_PUBLISHED_DATA = {
+    "log": b'{"level":"info","message":"m"',
+    "status": b'{"status":"running"',
+    "complete": b'{"exitCode":0',
+    "error": b'{"error":"boom"',
+    "heartbeat": b'{"uptime":1',
+    "command": b'{"action":"stop"',
+}
+
+
+def _with_field(kind: str, field: bytes) -> bytes:
+    """A message of ``kind`` whose ``data`` carries one more (unknown) field: raw bytes."""
+    return (
+        b'{"type":"'
+        + kind.encode()
+        + b'","containerID":"c","data":'
+        + _PUBLISHED_DATA[kind]
+        + b","
+        + field
+        + b"}}"
+    )
+
+
+def _assert_utf8_json(message: Any) -> None:
+    """What the hub would store and send for ``message`` is strict UTF-8 JSON."""
+    data = getattr(message, "data", None)
+    if data is None:
+        return
+    payload = encode_published("log", "c", "2024-01-01T00:00:00.000Z", 1, data)
+    json.loads(payload.decode("utf-8", errors="strict"))
+
+
+class TestHostileInput:
+    """Whatever the codec accepts is valid UTF-8 JSON; nothing it is given raises otherwise."""
+
+    @pytest.mark.parametrize("kind", sorted(_PUBLISHED_DATA))
+    @pytest.mark.parametrize(
+        "field",
+        [
+            b'"extra":"\xff"',  # an unknown field: kept as it came
+            b'"\xc3\x28":1',  # a key
+            b'"extra":"\xed\xa0\x80"',  # a surrogate encoded in UTF-8 (CESU)
+            b'"extra":"\xf4\x90\x80\x80"',  # beyond U+10FFFF
+            b'"extra":"\xe2\x82"',  # cut short
+        ],
+    )
+    def test_invalid_utf8_anywhere_is_refused_as_invalid_json(
+        self, kind: str, field: bytes
+    ) -> None:
+        assert ErrorCode.INVALID_JSON == error_of(_with_field(kind, field))
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b'{"type":"log","containerID":"c","data":{"level":"info","message":"\xff"}}',
+            b'{"type":"log","containerID":"c","zz":"\xff","data":{"level":"info","message":"m"}}',
+            b'{"type":"log","containerID":"c","producer":"\xfe","id":1,'
+            b'"data":{"level":"info","message":"m"}}',
+        ],
+    )
+    def test_invalid_utf8_in_known_or_envelope_fields_is_refused(self, data: bytes) -> None:
+        assert ErrorCode.INVALID_JSON == error_of(data)
+
+    def test_bytes_the_caller_checked_are_not_checked_again(self) -> None:
+        """``utf8_checked`` is the transport's word that a text frame is UTF-8 already."""
+        text = '{"type":"log","containerID":"c","data":{"level":"info","message":"été"}}'
+        for checked in (False, True):
+            msg = decode_client(text.encode(), utf8_checked=checked)
+            assert isinstance(msg, Publish)
+            assert "été" == json.loads(bytes(msg.data))["message"]
+
+    @pytest.mark.parametrize(
+        "escape",
+        [rb"\ud800", rb"\udbff", rb"\udc00", rb"\udfff", rb"\ud800\u0041", rb"\udc00\ud800"],
+    )
+    @pytest.mark.parametrize("where", ["data", "key", "producer", "message", "envelope"])
+    def test_escaped_lone_surrogates_are_refused(self, escape: bytes, where: str) -> None:
+        """``"\ud800"`` is valid JSON syntax but no Unicode text: refused wherever it is."""
+        if where == "data":
+            data = _with_field("log", b'"extra":"' + escape + b'"')
+        elif where == "key":
+            data = _with_field("log", b'"' + escape + b'":1')
+        elif where == "producer":
+            data = (
+                b'{"type":"log","containerID":"c","id":1,"producer":"' + escape + b'",'
+                b'"data":{"level":"info","message":"m"}}'
+            )
+        elif where == "message":
+            data = (
+                b'{"type":"log","containerID":"c","data":{"level":"INFO","message":"'
+                + escape
+                + b'"}}'
+            )
+        else:
+            data = (
+                b'{"type":"log","containerID":"c","x":"' + escape + b'",'
+                b'"data":{"level":"info","message":"m"}}'
+            )
+        assert ErrorCode.INVALID_JSON == error_of(data)
+
+    def test_escaped_surrogate_pairs_and_escaped_backslashes_are_kept(self) -> None:
+        """An escaped pair is a character (Python's json.dumps writes emoji so)."""
+        msg = decode_client(_with_field("log", rb'"emoji":"\ud83d\ude00","text":"\\ud800"'))
+        assert isinstance(msg, Publish)
+        _assert_utf8_json(msg)
+        data = json.loads(bytes(msg.data))
+        assert ("\U0001f600", "\\ud800") == (data["emoji"], data["text"])
+
+    @given(st.binary(max_size=40))
+    def test_accepted_data_is_always_utf8_json(self, junk: bytes) -> None:
+        """Arbitrary bytes inside data's strings: refused, or stored as valid UTF-8 JSON."""
+        quoted = junk.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        try:
+            msg = decode_client(_with_field("log", b'"junk":"' + quoted + b'"'))
+        except ProtocolError as exc:
+            code = exc.code
+        else:
+            _assert_utf8_json(msg)
+            return
+        assert code in (ErrorCode.INVALID_JSON, ErrorCode.INVALID_MESSAGE)
+
+    @pytest.mark.parametrize("depth", [1_000, 100_000])
+    @pytest.mark.parametrize(
+        "kind",
+        ["data", "metadata", "envelope", "command", "subscribe", "level alias"],
+    )
+    def test_deep_nesting_is_invalid_message(self, depth: int, kind: str) -> None:
+        """JSON nested a thousand deep is refused with a code, not a RecursionError."""
+        deep = b"[" * depth + b"]" * depth
+        data = {
+            "data": _with_field("log", b'"deep":' + deep),
+            "metadata": _with_field("log", b'"metadata":{"deep":' + deep + b"}"),
+            "envelope": b'{"type":"log","containerID":"c","deep":'
+            + deep
+            + b',"data":{"level":"info","message":"m"}}',
+            "command": _with_field("command", b'"deep":' + deep),
+            "subscribe": b'{"type":"subscribe","containerID":"c","deep":' + deep + b"}",
+            "level alias": b'{"type":"log","containerID":"c","data":{"level":"WARNING",'
+            b'"message":"m","deep":' + deep + b"}}",
+        }[kind]
+        with pytest.raises(ProtocolError) as caught:
+            decode_client(data)
+        assert ErrorCode.INVALID_MESSAGE == caught.value.code
+        assert "nested too deeply" in caught.value.words
+
+    @pytest.mark.parametrize("id", [2**63, 2**64, 10**30, -1, 0])
+    def test_publisher_ids_outside_1_to_2_63_minus_1_are_refused(self, id: int) -> None:
+        """History keeps ids as signed 64-bit integers: a larger one could not be kept."""
+        with pytest.raises(ProtocolError) as caught:
+            decode_client(
+                frame(type="log", containerID="c", id=id, data={"level": "info", "message": ""})
+            )
+        assert ErrorCode.INVALID_MESSAGE == caught.value.code
+        assert id == caught.value.id
+
+    def test_the_largest_publisher_id_is_accepted(self) -> None:
+        msg = decode_client(
+            frame(type="log", containerID="c", id=2**63 - 1, data={"level": "info", "message": ""})
+        )
+        assert isinstance(msg, Publish)
+        assert 2**63 - 1 == msg.id
+
+
 class TestEncode:
     def test_published(self) -> None:
         """A routed message has type, containerID, timestamp, seq and data, in that order."""

@@ -89,12 +89,12 @@ async def test_read_failures_show_in_readiness_until_a_read_works(
             ready = await response.json()
             assert {
                 "status": "unavailable",
-                "problems": {"store": ready["problems"]["store"]},
+                "problems": {"engine": ready["problems"]["engine"]},
             } == ready
             assert "history.db" not in json.dumps(ready)
         async with http.get(f"{hub.http}/readyz", headers=AUTH) as response:
             assert 503 == response.status
-            assert "history.db" in (await response.json())["problems"]["store"]
+            assert "history.db" in (await response.json())["problems"]["engine"]
         async with http.get(f"{hub.http}/api/sessions/small/logs?tail=1", headers=AUTH) as response:
             assert 200 == response.status
             assert 1 == len((await response.read()).splitlines())

@@ -107,21 +107,24 @@ class TestRestart:
     async def test_sigkill_keeps_history_and_seq(
         self, http: aiohttp.ClientSession, hub: HubProcess
     ) -> None:
-        """After SIGKILL and a restart on the same data dir: all acked history, seq goes on."""
+        """After SIGKILL and a restart on the same data dir: all acked history is there, and
+        seq goes on past any seq the killed hub could have shown, in a new epoch."""
         pub = await http.ws_connect(hub.ws_url())
         for i in range(1, 301):
             await pub.send_str(log("crash", str(i), id=i))
         while (await receive_type(pub, "ack"))["id"] < 300:
             pass
+        before, _ = await backlog(http, hub, "crash", tail=1)
         hub.kill()
         hub.start()
         reply, got = await backlog(http, hub, "crash", since=0)
-        assert 300 == reply["seq"]
+        assert 300 <= reply["seq"]
+        assert before["epoch"] != reply["epoch"]
         assert list(range(1, 301)) == [m["seq"] for m in got]
         pub = await http.ws_connect(hub.ws_url())
         await pub.send_str(log("crash", "after"))
         _, got = await backlog(http, hub, "crash", since=300)
-        assert [(301, "after")] == [(m["seq"], m["data"]["message"]) for m in got]
+        assert [("after", True)] == [(m["data"]["message"], m["seq"] > 300) for m in got]
 
     async def test_repeated_id_stored_and_routed_once(
         self, http: aiohttp.ClientSession, hub: HubProcess

@@ -28,8 +28,10 @@ Json = dict[str, Any]
 NOT_PRODUCED = {
     ("/readyz", "get", "503"),
     ("/api/sessions/{id}/logs", "get", "503"),
+    ("/api/sessions", "get", "503"),
+    ("/api/sessions/{id}", "get", "503"),
 }
-"""Documented statuses these tests cannot cause without breaking the store."""
+"""Documented statuses these tests cannot cause without breaking the engine."""
 
 
 @pytest.fixture(scope="module")

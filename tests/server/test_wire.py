@@ -202,3 +202,57 @@ def test_handshake_keys() -> None:
     assert valid_key("dGhlIHNhbXBsZSBub25jZQ==")
     assert not valid_key("c2hvcnQ=")
     assert not valid_key("not base64!")
+
+
+def test_a_feed_parses_at_most_its_budget_of_frames_and_the_rest_later() -> None:
+    """A read of many frames is parsed in turns: ``more`` says some are left for ``feed(b"")``."""
+    frames = [client_frame(TEXT, b'{"n":%d}' % i) for i in range(10)]
+    reader = FrameReader(1 << 20, frames_per_feed=4)
+    got = reader.feed(b"".join(frames[:9]) + frames[9][:3])
+    assert 4 == len(got)
+    assert reader.more
+    got += reader.feed(b"")
+    assert 8 == len(got)
+    got += reader.feed(frames[9][3:])  # new bytes while some are held: read after them
+    assert 10 == len(got)
+    assert not reader.more
+    assert [(TEXT, b'{"n":%d}' % i) for i in range(10)] == got
+
+
+def test_the_budget_counts_frames_that_complete_no_message() -> None:
+    reader = FrameReader(1 << 20, frames_per_feed=4)
+    data = b"".join(client_frame(PONG, b"") for _ in range(6)) + client_frame(TEXT, b"{}")
+    assert [(PONG, b"")] * 4 == reader.feed(data)
+    assert [(PONG, b"")] * 2 + [(TEXT, b"{}")] == reader.feed(b"")
+    assert not reader.more
+
+
+def test_a_message_may_come_in_at_most_max_fragments_frames() -> None:
+    def fragmented(count: int) -> bytes:
+        parts = [client_frame(TEXT, b"[", fin=False)]
+        parts += [client_frame(CONTINUATION, b"", fin=False) for _ in range(count - 2)]
+        return b"".join([*parts, client_frame(CONTINUATION, b"]")])
+
+    assert [(TEXT, b"[]")] == FrameReader(1000, max_fragments=8).feed(fragmented(8))
+    reader = FrameReader(1000, max_fragments=8)
+    assert [] == reader.feed(fragmented(9))
+    assert reader.error is not None
+    assert 1009 == reader.error.code
+
+
+def test_continuation_frames_are_charged_their_header() -> None:
+    """Empty fragments are not free: 200 of them (6 bytes each) pass a 1,000-byte limit."""
+    reader = FrameReader(1000, max_fragments=10_000)
+    data = client_frame(TEXT, b"[", fin=False)
+    data += b"".join(client_frame(CONTINUATION, b"", fin=False) for _ in range(200))
+    reader.feed(data)
+    assert reader.error is not None
+    assert 1009 == reader.error.code
+
+
+def test_release_drops_every_byte_held() -> None:
+    reader = FrameReader(1 << 20, frames_per_feed=1)
+    reader.feed(client_frame(TEXT, b"[", fin=False) + client_frame(BINARY, b"x" * 1000)[:500])
+    reader.release()
+    assert not reader.more
+    assert [(TEXT, b"{}")] == reader.feed(client_frame(TEXT, b"{}"))

@@ -404,7 +404,13 @@ class ReopenContract:
     async def test_fresh_store_is_empty(self, harness: Harness) -> None:
         """A store opened for the first time has no containers and no producers."""
         opened = await harness.open()
-        assert StoreSnapshot() == opened.snapshot
+        snapshot = opened.snapshot
+        assert ({}, {}, {}, []) == (
+            snapshot.containers,
+            snapshot.producers,
+            snapshot.skip_to,
+            snapshot.sessions,
+        )
 
     async def test_snapshot_has_counters_and_last_producer_ids(self, harness: Harness) -> None:
         """The snapshot restores per-container counters and each producer's last id."""

@@ -850,7 +850,7 @@ class TestUpgrade:
             again,
             reopened.containers,
         )
-        assert (3, False, True) == (version, "messages" in tables, "chunk_index" in tables)
+        assert (4, False, True) == (version, "messages" in tables, "chunk_index" in tables)
 
 
 # The version-2 schema (chunks with a per-commit index), as tailhub 0.2 wrote it.
@@ -949,4 +949,67 @@ class TestUpgradeFromChunks:
         ) == (snapshot.containers, snapshot.producers)
         assert (a, a[-3:], a[9:13], b[1:]) == read
         assert (a + later, info_of(a + later, 27)) == (again, reopened.containers["a"])
-        assert (3, False, (0, 0)) == (version, "chunks_by_seq" in names, _index_state(path))
+        assert (4, False, (0, 0)) == (version, "chunks_by_seq" in names, _index_state(path))
+
+
+# The version-3 schema (chunks found through chunk_index), as tailhub 0.3 wrote it.
+_V3_SCHEMA = _V2_SCHEMA.replace(
+    "CREATE INDEX chunks_by_seq ON chunks (cid, last_seq);", ""
+).replace(
+    "PRAGMA user_version = 2;",
+    """CREATE TABLE chunk_index (
+    cid INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (cid, last_seq, id)
+) WITHOUT ROWID;
+PRAGMA user_version = 3;""",
+)
+
+
+class TestUpgradeToSessions:
+    """A version-3 file gets epochs, reservations and the session and record tables."""
+
+    async def test_version_3_history_gets_epochs_and_continues(self, tmp_path: Path) -> None:
+        """History and counters are kept, each container gets its own epoch (kept across a
+        clean restart), seqs continue without a jump, nothing else is kept yet."""
+        path = tmp_path / "history.db"
+        a = [StoredMessage(s, 1000.0 + s, f"a:{s}".encode()) for s in range(1, 6)]
+        b = [StoredMessage(s, 1000.0 + s, f"b:{s}".encode()) for s in range(1, 3)]
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.executescript(_V3_SCHEMA)
+            conn.execute("INSERT INTO containers VALUES (1, 'a', 5, 1, 5, ?)", (_size(a),))
+            conn.execute("INSERT INTO containers VALUES (2, 'b', 2, 1, 2, ?)", (_size(b),))
+            insert = "INSERT INTO chunks (cid, first_seq, last_seq, max_time, messages, " + (
+                "bytes, seqs, times, lengths, producers, payloads) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            )
+            conn.execute(insert, chunk_row(1, a, None))
+            conn.execute(insert, chunk_row(2, b, None))
+            conn.execute("INSERT INTO chunk_index VALUES (1, 5, 1), (2, 2, 2)")
+            conn.execute("UPDATE checkpoint SET last_id = 2")
+        store = SqliteStore(path)
+        snapshot = await store.open(_ignore)
+        epochs = (store.epoch("a"), store.epoch("b"))
+        read = await store.read("a")
+        append(store, "a", range(6, 7))
+        await store.close()
+        store = SqliteStore(path)
+        reopened = await store.open(_ignore)
+        again = (store.epoch("a"), store.epoch("b"))
+        await store.close()
+        with closing(sqlite3.connect(path)) as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert ({"a": info_of(a, 5), "b": info_of(b, 2)}, a) == (snapshot.containers, read)
+        assert ({}, [], {}, {}, {"a": 0, "b": 0}) == (
+            snapshot.skip_to,
+            snapshot.sessions,
+            snapshot.meta,
+            snapshot.records,
+            snapshot.reserved,
+        )
+        assert (4, 6, {}) == (version, reopened.containers["a"].last_seq, reopened.skip_to)
+        assert epochs == again
+        assert all(epochs)
+        assert epochs[0] != epochs[1]
+        assert {"sessions", "session_meta", "records", "claims"} <= names

@@ -1,1 +1,1 @@
-"""The hub's core: sessions, local fan-out, and the node that joins them to store and broker."""
+"""The hub's core: local fan-out, and the node: one process's policy in front of the engine."""

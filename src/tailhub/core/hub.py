@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
-from typing import Protocol
+from typing import Final, Protocol
 
 from tailhub.core.stats import Stats
 from tailhub.protocol import CloseCode
@@ -38,6 +38,27 @@ class Peer(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Start closing with ``code``; the transport is released even if the peer is stuck."""
         ...
+
+
+class _Gone:
+    """The peer of a connection that has gone: it takes nothing and holds nothing."""
+
+    __slots__ = ()
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def buffered(self) -> int:
+        return 0
+
+    def ping(self) -> None:
+        pass
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+_GONE: Final = _Gone()
 
 
 class Connection:
@@ -105,7 +126,19 @@ class Connection:
 class Hub:
     """This process' connections and what each subscribed to."""
 
-    def __init__(self, framer: Callable[[bytes], bytes], max_queue: int, stats: Stats) -> None:
+    def __init__(
+        self,
+        framer: Callable[[bytes], bytes],
+        max_queue: int,
+        stats: Stats,
+        on_interest: Callable[[str, str, bool], None] | None = None,
+    ) -> None:
+        """``on_interest(role, key, present)`` is told when this process starts or stops
+        having a subscriber (``role`` "listen"; ``key`` a container, or ``*`` for any
+        pattern) or a publishing connection (``role`` "attach") of a container."""
+        self._on_interest = on_interest
+        self._listening: set[str] = set()
+        self._attached: set[str] = set()
         self._frame = framer
         self._max_queue = max_queue
         self._stats = stats
@@ -133,12 +166,18 @@ class Hub:
         return conn
 
     def disconnect(self, conn: Connection) -> None:
-        """Forget a connection and release everything it held. Idempotent."""
+        """Forget a connection and release everything it held. Idempotent.
+
+        The connection lets go of its peer too (the peer usually holds the connection), so
+        that what they held is freed as soon as the transport lets go of them, without
+        waiting for the garbage collector to find the cycle.
+        """
         if self.connections.pop(conn.id, None) is None:
             return
         conn.closed = True
         self._stats.connections_closed += 1
         self.release(conn)
+        conn.peer = _GONE
         for task in list(conn.tasks):
             task.cancel()
 
@@ -152,11 +191,42 @@ class Hub:
             _discard(self._patterns, pattern, conn)
         for container_id in conn.published:
             _discard(self._publishers, container_id, conn)
+        if self._on_interest is not None:
+            for container_id in (*conn.subscriptions, *conn.catching_up):
+                self._check_listen(container_id)
+            if conn.patterns:
+                self._check_listen("*")
+            for container_id in conn.published:
+                self._check_attach(container_id)
         conn.subscriptions.clear()
         conn.catching_up.clear()
         conn.patterns.clear()
         conn.published.clear()
         conn.pending = None
+
+    def _check_listen(self, key: str) -> None:
+        """Tell ``on_interest`` when ``key`` (a container, or ``*``) gains or loses its last
+        subscriber in this process."""
+        if self._on_interest is None:
+            return
+        present = bool(self._patterns) if key == "*" else key in self._subs or key in self._catching
+        if present != (key in self._listening):
+            if present:
+                self._listening.add(key)
+            else:
+                self._listening.discard(key)
+            self._on_interest("listen", key, present)
+
+    def _check_attach(self, container_id: str) -> None:
+        if self._on_interest is None:
+            return
+        present = container_id in self._publishers
+        if present != (container_id in self._attached):
+            if present:
+                self._attached.add(container_id)
+            else:
+                self._attached.discard(container_id)
+            self._on_interest("attach", container_id, present)
 
     def close(self, conn: Connection, code: int, reason: str) -> None:
         """Send what ``conn`` is owed, release it, and start closing its transport."""
@@ -175,16 +245,19 @@ class Hub:
         if "*" in container_id:
             conn.patterns.add(container_id)
             self._patterns.setdefault(container_id, set()).add(conn)
+            self._check_listen("*")
             return
         self.stop_catch_up(conn, container_id)
         conn.subscriptions.add(container_id)
         self._subs.setdefault(container_id, set()).add(conn)
+        self._check_listen(container_id)
 
     def start_catch_up(self, conn: Connection, container_id: str) -> None:
         """Hold ``container_id``'s live messages for ``conn`` while its backlog is sent."""
         self.unsubscribe(conn, container_id)
         conn.catching_up[container_id] = []
         self._catching.setdefault(container_id, set()).add(conn)
+        self._check_listen(container_id)
 
     def finish_catch_up(self, conn: Connection, container_id: str) -> list[bytes]:
         """Switch ``conn`` to live delivery; returns the frames held meanwhile, in order."""
@@ -192,6 +265,7 @@ class Hub:
         _discard(self._catching, container_id, conn)
         conn.subscriptions.add(container_id)
         self._subs.setdefault(container_id, set()).add(conn)
+        self._check_listen(container_id)
         return held
 
     def held_bytes(self, conn: Connection, container_id: str) -> int:
@@ -200,6 +274,7 @@ class Hub:
     def stop_catch_up(self, conn: Connection, container_id: str) -> None:
         if conn.catching_up.pop(container_id, None) is not None:
             _discard(self._catching, container_id, conn)
+            self._check_listen(container_id)
 
     def unsubscribe(self, conn: Connection, container_id: str) -> bool:
         """End a subscription (or a pattern); False if ``conn`` held none."""
@@ -208,17 +283,20 @@ class Hub:
                 return False
             conn.patterns.discard(container_id)
             _discard(self._patterns, container_id, conn)
+            self._check_listen("*")
             return True
         held = container_id in conn.subscriptions or container_id in conn.catching_up
         conn.subscriptions.discard(container_id)
         _discard(self._subs, container_id, conn)
         self.stop_catch_up(conn, container_id)
+        self._check_listen(container_id)
         return held
 
     def add_publisher(self, conn: Connection, container_id: str) -> None:
         if container_id not in conn.published:
             conn.published.add(container_id)
             self._publishers.setdefault(container_id, set()).add(conn)
+            self._check_attach(container_id)
 
     def publishers(self, container_id: str) -> set[Connection]:
         return self._publishers.get(container_id, set())

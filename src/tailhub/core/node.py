@@ -1,9 +1,12 @@
-"""The node: where hub, session registry, history store and broker meet.
+"""The node: one hub process's policy, between its connections and the engine.
 
-Data flows one way. A container's message, already decoded and checked, is deduplicated by
-publisher id, counted against its session, stamped with the next ``seq`` (assigned here and
-nowhere else), encoded once, queued to the store, and handed to the broker, which calls back
-:meth:`Node._on_broker` in every process to fan it out to local subscribers.
+Data flows one way. A container's message, already decoded and checked, is admitted here
+(:meth:`Node.admit`: the publish rate and how far history may lag, one rule each, for every
+transport), then handed to the engine (:mod:`tailhub.engine`) in runs: the engine assigns
+``seq``, drops repeated publisher ids, keeps history and sessions, and fans the run out to
+every process listening for the container, calling :meth:`Node.deliver` here, which frames
+each message once and queues the same bytes for every local subscriber. Acks go out once the
+engine reports a message durable.
 """
 
 from __future__ import annotations
@@ -11,18 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
-import msgspec
 import structlog
 
-from tailhub.broker.base import Broker
 from tailhub.config import Settings
 from tailhub.core.hub import Connection, Hub, Peer
-from tailhub.core.sessions import Session, SessionLimitError, SessionRegistry
 from tailhub.core.stats import Stats
+from tailhub.engine import (
+    DUPLICATE,
+    Engine,
+    EngineError,
+    Entry,
+    Position,
+    Published,
+    SessionInfo,
+)
 from tailhub.protocol import (
     ClientMessage,
     CloseCode,
@@ -36,14 +45,15 @@ from tailhub.protocol import (
     encode,
     encode_ack,
     encode_error,
-    encode_published,
     format_time,
+    published_seq,
 )
-from tailhub.store.base import HistoryStore, StoreError
+from tailhub.store.base import StoreError
 
 __all__ = ["Node"]
 
 _BACKLOG_PAGE: Final = 1000
+_AGAIN: Final = "message refused, send it again later"
 _log = structlog.get_logger("tailhub.node")
 
 
@@ -53,12 +63,11 @@ def _prune_interval(settings: Settings) -> float:
 
 
 class Node:
-    """One hub process: local connections plus the shared store and broker.
+    """One hub process: local connections, the policy for what they send, and the engine.
 
     Args:
         settings: limits and timings.
-        store: where history is kept; opened by :meth:`start`.
-        broker: carries routed messages to every process (this one included).
+        engine: what hub processes agree on; opened by :meth:`start`.
         framer: turns an encoded message into the bytes of one WebSocket frame, so that each
             message is framed once however many subscribers receive it.
     """
@@ -66,28 +75,27 @@ class Node:
     def __init__(
         self,
         settings: Settings,
-        store: HistoryStore,
-        broker: Broker,
+        engine: Engine,
         framer: Callable[[bytes], bytes],
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.broker = broker
+        self.engine = engine
         self.stats = Stats()
-        self.hub = Hub(framer, settings.max_queue, self.stats)
-        self.sessions = SessionRegistry(settings.max_sessions, settings.session_timeout)
+        self.hub = Hub(framer, settings.max_queue, self.stats, self._interest)
         self.started_at = time.time()
+        self.session_counts: Counter[tuple[str, str]] = Counter()
+        """Sessions by (``active``/``ended``, status), as of the last expiry round."""
         self._frame = framer
         self._stamp = TimeFormatter()
-        self._last_seq: dict[str, int] = {}
         self._durable: dict[str, int] = {}
         self._lag = 0
-        """Messages stored but not yet durable: how far the history store is behind."""
+        """Messages handed to the engine but not yet durable: how far history is behind."""
         self._lag_bytes = 0
-        """The bytes of those messages (what holding them costs in memory)."""
-        self._pending_bytes: dict[str, int] = {}
-        """Per container, the bytes of its messages not yet durable."""
-        self._producer_ids: dict[tuple[str, str], int] = {}
+        """The bytes of those messages' ``data`` (what holding them costs in memory)."""
+        self._stored: dict[str, int] = {}
+        """Per container, the highest seq this process had stored."""
+        self._in_flight: dict[str, deque[tuple[int, int, int]]] = {}
+        """Per container, ``(last seq, messages, bytes)`` of stored runs not yet durable."""
         self._awaiting: dict[str, deque[tuple[int, Connection, str, int]]] = {}
         self._durable_waiters: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,24 +105,33 @@ class Node:
         self._tick = -1.0
         self._now = 0.0
         """The wall-clock time read at loop time ``_tick``, shared by that turn's messages."""
+        self._timeout_entry = Entry(
+            encode(
+                {
+                    "status": "error",
+                    "message": f"session timed out after {round(settings.session_timeout * 1000)}"
+                    " ms without traffic",
+                    "reason": "timeout",
+                }
+            ),
+            "",
+            status="error",
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store, restore ``seq`` and producer ids, start the background rounds.
+        """Open the engine and start the background rounds.
 
         Raises:
-            StoreError: the store cannot be opened.
+            EngineError: the engine cannot be opened or reached.
+            StoreError: the local history store cannot be opened.
         """
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time
-        snapshot = await self.store.open(self._on_durable)
-        for container_id, info in snapshot.containers.items():
-            self._last_seq[container_id] = info.last_seq
-            self._durable[container_id] = info.last_seq
-        self._producer_ids = dict(snapshot.producers)
-        await self.broker.start(self._on_broker)
+        await self.engine.open(self)
         settings = self.settings
+        await self.count_sessions()
         self._tasks = [
             asyncio.create_task(self._every(settings.heartbeat_interval, self._liveness_round)),
             asyncio.create_task(
@@ -137,8 +154,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self.broker.close()
-        await self.store.close()
+        await self.engine.close()
 
     async def _every(self, interval: float, job: Callable[[], Any]) -> None:
         while True:
@@ -147,6 +163,8 @@ class Node:
                 result = job()
                 if asyncio.iscoroutine(result):
                     await result
+            except (EngineError, StoreError) as exc:
+                _log.warning("background_round_failed", job=job.__name__, error=str(exc))
             except Exception:
                 _log.exception("background_round_failed", job=getattr(job, "__name__", "?"))
 
@@ -155,33 +173,71 @@ class Node:
             _log.info("connection_timed_out", conn=conn.id, remote=conn.remote)
             self.hub.close(conn, CloseCode.TIMED_OUT, "no answer to ping")
 
-    def _expire(self) -> None:
-        now = time.time()
-        timeout_ms = round(self.settings.session_timeout * 1000)
-        for session in self.sessions.expired(self._clock()):
-            words = f"session timed out after {timeout_ms} ms without traffic"
-            data = encode({"status": "error", "message": words, "reason": "timeout"})
-            session.status = "error"
-            self._route(session.container_id, "status", msgspec.Raw(data), None, now)
-            self._end(session.container_id, "timeout", now)
+    async def _expire(self) -> None:
+        entry = self._timeout_entry._replace(timestamp=format_time(time.time()))
+        ended = await self.engine.expire(time.time(), self.settings.session_timeout, entry)
+        for session in ended:
+            self._ended(session.container_id, "timeout", session.status, session.exit_code)
+        await self.count_sessions()
+
+    async def count_sessions(self) -> None:
+        """Refresh :attr:`session_counts` from the engine.
+
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        counts: Counter[tuple[str, str]] = Counter()
+        cursor: str | None = None
+        while True:
+            page = await self.engine.sessions(limit=1000, cursor=cursor)
+            for session in page.sessions:
+                counts["active" if session.active else "ended", session.status] += 1
+            cursor = page.cursor
+            if cursor is None:
+                break
+        self.session_counts = counts
 
     async def _prune(self) -> None:
-        removed = await self.store.prune(time.time())
+        removed = await self.engine.prune(time.time())
         if removed:
             _log.info("history_pruned", messages=removed)
-        # As the store does: a producer's dedupe state goes with its container's last message.
-        store = self.store
-        gone = [
-            key
-            for key in self._producer_ids
-            if (info := store.info(key[0])) is None or info.messages == 0
-        ]
-        for key in gone:
-            del self._producer_ids[key]
 
     def _mono(self) -> float:
         assert self._loop is not None
         return self._loop.time()
+
+    def _turn(self) -> float:
+        """The loop's time; at a new turn of the loop, also read the wall clock into ``_now``.
+
+        Messages handled in one turn of the loop were received together: one wall-clock
+        reading (and so one timestamp text) serves them all. uvloop's clock moves once per
+        turn; asyncio's on every call, which only makes this cache miss.
+        """
+        mono = self._clock()
+        if mono != self._tick:
+            self._tick = mono
+            self._now = time.time()
+        return mono
+
+    def _spawn(self, conn: Connection | None, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` for ``conn`` as a task; it is cancelled if the connection goes."""
+        task = asyncio.create_task(work)
+        if conn is not None:
+            conn.tasks.add(task)
+            task.add_done_callback(conn.tasks.discard)
+
+    def _answer(self, conn: Connection | None, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a reply to ``conn``) now, up to its first wait, then as a task.
+
+        A local engine answers queries without waiting, so the reply goes out in the order
+        of the messages, as if the query were synchronous (and before a protocol error later
+        in the same read closes the connection); an engine that waits (Redis) answers later.
+        """
+        try:
+            awaited = work.send(None)
+        except StopIteration:
+            return
+        self._spawn(conn, _resume(work, awaited))
 
     # -- connections -------------------------------------------------------------------
 
@@ -192,6 +248,13 @@ class Node:
 
     def disconnect(self, conn: Connection) -> None:
         self.hub.disconnect(conn)
+
+    def _interest(self, role: str, key: str, present: bool) -> None:
+        engine = self.engine
+        if role == "listen":
+            (engine.listen if present else engine.unlisten)(key)
+        else:
+            (engine.attach if present else engine.detach)(key)
 
     def error(
         self,
@@ -219,264 +282,314 @@ class Node:
         elif isinstance(message, Unsubscribe):
             self.unsubscribe(conn, message.container_id)
         elif isinstance(message, Command):
-            self.command(conn, message)
+            self.forward_command(conn, message)
         elif isinstance(message, SessionsRequest):
-            self.hub.send(conn, encode({"type": "sessions", "data": {"sessions": self.list()}}))
+            self._answer(conn, self._reply_sessions(conn, message))
+
+    async def _reply_sessions(self, conn: Connection, request: SessionsRequest) -> None:
+        try:
+            sessions, cursor = await self.list_sessions(
+                status=request.status, limit=request.limit, cursor=request.cursor
+            )
+        except (EngineError, StoreError) as exc:
+            self.error(conn, ErrorCode.UNAVAILABLE, str(exc))
+            return
+        data: dict[str, Any] = {"sessions": sessions}
+        if cursor is not None:
+            data["cursor"] = cursor
+        self.hub.send(conn, encode({"type": "sessions", "data": data}))
+
+    # -- admission ---------------------------------------------------------------------
+
+    def admit(
+        self, conn: Connection | None, count: int, size: int, mono: float
+    ) -> tuple[ErrorCode, str] | None:
+        """The one admission rule for ``count`` messages (``size`` bytes of ``data`` in all)
+        that a client publishes together.
+
+        ``conn`` is the publishing connection (None for the HTTP API, which has no rate).
+        History may fall at most ``max_store_lag`` messages and ``max_store_lag_bytes`` bytes
+        behind (accepted, not yet durable, held in memory meanwhile): past either, a publish
+        is refused with ``unavailable``, so that a failing disk costs publishers an error and
+        not the hub its memory. Returns None when they may be stored, and counts them as not
+        yet durable; else the error code and words to answer with, and a refused message
+        changes nothing. Session limits and repeated ids are the engine's to decide, since
+        they must agree across processes.
+        """
+        if conn is not None and not conn.allow_publish(mono):
+            return (
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.settings.publish_rate} messages a second; message dropped",
+            )
+        if count:
+            settings = self.settings
+            if self._lag + count > settings.max_store_lag:
+                return (
+                    ErrorCode.UNAVAILABLE,
+                    f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG)",
+                )
+            if self._lag_bytes + size > settings.max_store_lag_bytes:
+                return (
+                    ErrorCode.UNAVAILABLE,
+                    f"history is {self._lag_bytes} bytes behind (TAILHUB_MAX_STORE_LAG_BYTES)",
+                )
+        self._lag += count
+        self._lag_bytes += size
+        return None
 
     # -- publishing --------------------------------------------------------------------
 
-    def publish(self, conn: Connection | None, msg: Publish) -> int | None:
-        """Accept one container message; returns its ``seq``, or None if not stored.
+    def publish(self, conn: Connection, msg: Publish) -> None:
+        """Accept one container message from ``conn``: admit it, then hand it to the engine.
 
-        ``conn`` is the publishing connection (None for the HTTP API): it gets errors, acks
-        and the heartbeat answer, and becomes the container's connection for commands.
+        ``conn`` gets errors, acks and the heartbeat answer, and becomes the container's
+        connection for commands.
         """
-        container_id = msg.container_id
-        kind = msg.type
-        mono = self._turn()
-        now = self._now
-        if conn is not None and not conn.allow_publish(mono):
-            self.error(
-                conn,
-                ErrorCode.RATE_LIMITED,
-                f"more than {self.settings.publish_rate} messages a second; message dropped",
-                container_id=container_id,
-                id=msg.id,
-                producer=msg.producer,
-            )
-            return None
-        if kind == "heartbeat":
-            self.sessions.on_publish(container_id, kind, now, mono)
-            if conn is not None:
-                self.hub.add_publisher(conn, container_id)
-                stamp = self._stamp(now)
-                self.hub.send(
-                    conn,
-                    encode(
-                        {
-                            "type": "heartbeat",
-                            "containerID": container_id,
-                            "timestamp": stamp,
-                            "data": {"timestamp": stamp, "uptime": round(now - self.started_at, 3)},
-                        }
-                    ),
-                )
-            return None
-        pub_id = msg.id
-        if pub_id is not None and pub_id <= self._producer_ids.get((container_id, msg.producer), 0):
-            self.stats.duplicates += 1
-            if conn is not None:
-                self._ack_when_durable(
-                    conn, container_id, msg.producer, pub_id, self._last_seq.get(container_id, 0)
-                )
-            return None
-        behind = self.store_lag_refusal(1, len(msg.data))
-        if behind is not None:
-            if conn is not None:
-                self.error(
-                    conn,
-                    ErrorCode.UNAVAILABLE,
-                    f"{behind}; message refused, send it again later",
-                    container_id=container_id,
-                    id=msg.id,
-                    producer=msg.producer,
-                )
-            return None
-        try:
-            session, started = self.sessions.on_publish(
-                container_id, kind, now, mono, status=msg.status, exit_code=msg.exit_code
-            )
-        except SessionLimitError as exc:
-            if conn is not None:
-                self.error(
-                    conn,
-                    ErrorCode.MAX_SESSIONS,
-                    str(exc),
-                    container_id=container_id,
-                    id=msg.id,
-                    producer=msg.producer,
-                )
-            return None
-        if started:
-            self.stats.sessions_started += 1
-            _log.info("session_started", container=container_id)
-        seq = self._route(container_id, kind, msg.data, msg.timestamp, now, msg.producer, pub_id)
-        if session is not None and not session.run_seq:
-            session.run_seq = seq
-        if pub_id is not None and conn is not None:
-            self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
-        if conn is not None and container_id not in conn.published:
-            self.hub.add_publisher(conn, container_id)
-        if kind == "complete":
-            self._end(container_id, "complete", now)
-        return seq
+        self.publish_many(conn, (msg,))
 
     def publish_many(self, conn: Connection, messages: Sequence[Publish]) -> None:
-        """Accept the publishes ``conn`` sent together, in order: :meth:`publish` for each.
+        """Accept the publishes ``conn`` sent together, in order.
 
-        What it saves is per-message work, not checks. A ``log`` message for a container whose
-        session is active, not a repeat, with history keeping up and within the connection's
-        rate, is checked, stamped and stored as :meth:`publish` would, and joins a run of its
-        container's messages that goes to the broker in one hand-off (so each subscriber gets
-        the run in one delivery). Any other message ends the run first and goes through
-        :meth:`publish`, so replies and deliveries keep the order of the messages.
+        Consecutive ``log`` messages of one container go to the engine as one run, so that a
+        burst read together is stored, handed on and delivered to each subscriber at once.
+        Anything else (another container, another type, a refusal) ends the run first, so
+        replies and deliveries keep the order of the messages.
         """
         mono = self._turn()
         now = self._now
-        active = self.sessions.active
-        producer_ids = self._producer_ids
         stamp = self._stamp(now)
-        run_id = ""
-        run: list[bytes] = []
+        run: list[Publish] = []
         for msg in messages:
-            container_id = msg.container_id
-            pub_id = msg.id
-            session = active.get(container_id)
-            if (
-                msg.type != "log"
-                or session is None
-                or (
-                    pub_id is not None
-                    and pub_id <= producer_ids.get((container_id, msg.producer), 0)
-                )
-                or self.store_lag_refusal(1, len(msg.data)) is not None
-                or not conn.allow_publish(mono)
-            ):
+            kind = msg.type
+            if kind == "heartbeat":
                 if run:
-                    self._route_run(run_id, run)
+                    self._submit(conn, run, now, stamp)
                     run = []
-                self.publish(conn, msg)
+                self._heartbeat(conn, msg, now)
                 continue
-            if container_id != run_id:
+            refusal = self.admit(conn, 1, len(msg.data), mono)
+            if refusal is not None:
                 if run:
-                    self._route_run(run_id, run)
+                    self._submit(conn, run, now, stamp)
                     run = []
-                run_id = container_id
-                if container_id not in conn.published:
-                    self.hub.add_publisher(conn, container_id)
-            session.touch(now, mono)
-            seq, payload = self._stored(
-                container_id, "log", msg.data, msg.timestamp or stamp, now, msg.producer, pub_id
-            )
-            run.append(payload)
-            if pub_id is not None:
-                self._ack_when_durable(conn, container_id, msg.producer, pub_id, seq)
+                code, words = refusal
+                self.error(
+                    conn,
+                    code,
+                    words if code is not ErrorCode.UNAVAILABLE else f"{words}; {_AGAIN}",
+                    container_id=msg.container_id,
+                    id=msg.id,
+                    producer=msg.producer,
+                )
+                continue
+            if run and (
+                kind != "log" or run[0].type != "log" or msg.container_id != run[0].container_id
+            ):
+                self._submit(conn, run, now, stamp)
+                run = []
+            run.append(msg)
         if run:
-            self._route_run(run_id, run)
+            self._submit(conn, run, now, stamp)
 
-    def _route_run(self, container_id: str, payloads: list[bytes]) -> None:
-        """Count and hand to the broker a run of ``log`` messages already stamped and stored."""
-        stats = self.stats
-        stats.messages_in["log"] += len(payloads)
-        stats.bytes_in += sum(map(len, payloads))
-        self.broker.publish(container_id, "log", payloads)
-
-    def _turn(self) -> float:
-        """The loop's time; at a new turn of the loop, also read the wall clock into ``_now``.
-
-        Messages handled in one turn of the loop were received together: one wall-clock
-        reading (and so one timestamp text) serves them all. uvloop's clock moves once per
-        turn; asyncio's on every call, which only makes this cache miss.
-        """
-        mono = self._clock()
-        if mono != self._tick:
-            self._tick = mono
-            self._now = time.time()
-        return mono
-
-    def _route(
-        self,
-        container_id: str,
-        kind: str,
-        data: msgspec.Raw,
-        timestamp: str | None,
-        now: float,
-        producer: str = "",
-        pub_id: int | None = None,
-    ) -> int:
-        seq, payload = self._stored(
-            container_id, kind, data, timestamp or self._stamp(now), now, producer, pub_id
+    def _heartbeat(self, conn: Connection | None, msg: Publish, now: float) -> None:
+        container_id = msg.container_id
+        self.engine.touch(container_id, now)
+        if conn is None:
+            return
+        self.hub.add_publisher(conn, container_id)
+        stamp = self._stamp(now)
+        self.hub.send(
+            conn,
+            encode(
+                {
+                    "type": "heartbeat",
+                    "containerID": container_id,
+                    "timestamp": stamp,
+                    "data": {"timestamp": stamp, "uptime": round(now - self.started_at, 3)},
+                }
+            ),
         )
-        self.stats.messages_in[kind] += 1
-        self.stats.bytes_in += len(payload)
-        self.broker.publish(container_id, kind, [payload])
-        return seq
 
-    def _stored(
+    def _submit(
         self,
-        container_id: str,
-        kind: str,
-        data: msgspec.Raw,
-        timestamp: str,
+        conn: Connection | None,
+        run: list[Publish],
         now: float,
-        producer: str,
-        pub_id: int | None,
-    ) -> tuple[int, bytes]:
-        """Stamp the next ``seq``, encode once, queue to the store, note the publisher id.
-
-        Returns the seq and the encoded message, for the broker.
-        """
-        seq = self._last_seq.get(container_id, 0) + 1
-        self._last_seq[container_id] = seq
-        payload = encode_published(kind, container_id, timestamp, seq, data)
-        self.store.append(container_id, seq, now, payload, producer, pub_id)
-        self._lag += 1
-        size = len(payload)
-        self._lag_bytes += size
-        pending = self._pending_bytes
-        pending[container_id] = pending.get(container_id, 0) + size
-        if pub_id is not None:
-            self._producer_ids[container_id, producer] = pub_id
-        return seq, payload
-
-    def _end(self, container_id: str, reason: str, now: float) -> None:
-        session = self.sessions.end(container_id, reason, now)
-        if session is not None:
-            self.stats.sessions_ended[reason] += 1
-            _log.info(
-                "session_ended",
-                container=container_id,
-                reason=reason,
-                status=session.status,
-                exit_code=session.exit_code,
+        stamp: str,
+        done: Callable[[Published], None] | None = None,
+    ) -> None:
+        """Hand a run of one container's admitted messages of one type to the engine."""
+        first = run[0]
+        entries = [
+            Entry(
+                bytes(m.data),
+                m.timestamp or stamp,
+                m.producer,
+                m.id,
+                m.status,
+                m.exit_code,
             )
+            for m in run
+        ]
 
-    def _on_broker(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
+        def published(result: Published) -> None:
+            self._published(conn, run, result)
+            if done is not None:
+                done(result)
+
+        self.engine.publish(first.container_id, first.type, entries, now, published)
+
+    def _published(self, conn: Connection | None, run: list[Publish], result: Published) -> None:
+        """Answer the publisher of a run the engine has applied, and count it."""
+        container_id = result.container_id
+        if result.refused is not None:
+            self._lag -= len(run)
+            self._lag_bytes -= sum(len(msg.data) for msg in run)
+            if conn is not None:
+                code = ErrorCode(result.refused)
+                for msg in run:
+                    self.error(
+                        conn,
+                        code,
+                        result.reason,
+                        container_id=container_id,
+                        id=msg.id,
+                        producer=msg.producer,
+                    )
+            return
+        stats = self.stats
+        stored = 0
+        size = 0
+        # The highest seq stored for the container as each message was taken: a repeat is
+        # acked with it, once it is durable (the message it repeats may still be in flight).
+        top = self._durable.get(container_id, 0)
+        top = max(top, self._stored.get(container_id, 0))
+        for msg, seq in zip(run, result.seqs, strict=True):
+            if seq == DUPLICATE:
+                stats.duplicates += 1
+                self._lag -= 1
+                self._lag_bytes -= len(msg.data)
+                if conn is not None and msg.id is not None:
+                    self._ack_when_durable(conn, container_id, msg.producer, msg.id, top)
+                continue
+            stored += 1
+            top = seq
+            size += len(msg.data)
+            if conn is not None and msg.id is not None:
+                self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
+        if stored:
+            self._stored[container_id] = top
+            stats.messages_in[run[0].type] += stored
+            stats.bytes_in += size
+            if top <= self._durable.get(container_id, 0):
+                self._lag -= stored
+                self._lag_bytes -= size
+            else:
+                queue = self._in_flight.get(container_id)
+                if queue is None:
+                    queue = self._in_flight[container_id] = deque()
+                queue.append((top, stored, size))
+        if result.started:
+            stats.sessions_started += 1
+            _log.info("session_started", container=container_id)
+        if conn is not None and container_id not in conn.published:
+            self.hub.add_publisher(conn, container_id)
+        if result.ended:
+            last = run[-1]
+            self._ended(container_id, "complete", last.status or "", last.exit_code)
+
+    def _ended(self, container_id: str, reason: str, status: str, exit_code: int | None) -> None:
+        self.stats.sessions_ended[reason] += 1
+        _log.info(
+            "session_ended",
+            container=container_id,
+            reason=reason,
+            status=status,
+            exit_code=exit_code,
+        )
+
+    async def publish_request(
+        self, container_id: str, messages: Sequence[Publish]
+    ) -> list[int | None]:
+        """Accept the messages of one HTTP request, in order; returns each one's ``seq``.
+
+        A heartbeat or a repeated id gives None. Returns once every stored message is
+        durable. Messages are submitted together, before anything is awaited, so no other
+        request's messages come between them.
+
+        Raises:
+            PublishRefusedError: the request was refused as a whole (history too far behind, the
+                session limit, the engine unavailable); nothing of it was stored.
+        """
+        mono = self._turn()
+        now = self._now
+        stamp = self._stamp(now)
+        stored = [m for m in messages if m.type != "heartbeat"]
+        refusal = self.admit(None, len(stored), sum(len(m.data) for m in stored), mono)
+        if refusal is not None:
+            raise PublishRefusedError(*refusal)
+        loop = asyncio.get_running_loop()
+        results: list[asyncio.Future[Published]] = []
+        runs: list[list[Publish]] = []
+        run: list[Publish] = []
+
+        def flush() -> None:
+            future: asyncio.Future[Published] = loop.create_future()
+            runs.append(list(run))
+            results.append(future)
+            self._submit(None, list(run), now, stamp, future.set_result)
+
+        for msg in messages:
+            if msg.type == "heartbeat":
+                if run:
+                    flush()
+                    run = []
+                self._heartbeat(None, msg, now)
+                continue
+            if run and (msg.type != "log" or run[0].type != "log"):
+                flush()
+                run = []
+            run.append(msg)
+        if run:
+            flush()
+        seqs: dict[int, int | None] = {}
+        top = 0
+        for part, future in zip(runs, results, strict=True):
+            result = await future
+            if result.refused is not None:
+                raise PublishRefusedError(ErrorCode(result.refused), result.reason)
+            for msg, seq in zip(part, result.seqs, strict=True):
+                seqs[id(msg)] = None if seq == DUPLICATE else seq
+                top = max(top, seq)
+        if top:
+            await self.wait_durable(container_id, top)
+        return [seqs.get(id(msg)) for msg in messages]
+
+    # -- what the engine calls back ---------------------------------------------------
+
+    def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
+        """A stored run for local subscribers: frame each message once, queue it for all."""
         frame = self._frame
         frames = [frame(payload) for payload in payloads]
         count = self.hub.deliver(container_id, frames, self._clock())
         if count:
             self.stats.messages_out[kind] += count
 
-    # -- acks --------------------------------------------------------------------------
-
-    def _ack_when_durable(
-        self, conn: Connection, container_id: str, producer: str, id: int, seq: int
-    ) -> None:
-        if seq <= self._durable.get(container_id, 0):
-            self.hub.send(conn, encode_ack(container_id, id, seq, producer))
-            return
-        queue = self._awaiting.get(container_id)
-        if queue is None:
-            queue = self._awaiting[container_id] = deque()
-        queue.append((seq, conn, producer, id))
-
-    async def wait_durable(self, container_id: str, seq: int) -> None:
-        """Return once ``seq`` and every earlier message of ``container_id`` are durable."""
-        if seq <= self._durable.get(container_id, 0):
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._durable_waiters.setdefault(container_id, deque()).append((seq, future))
-        await future
-
-    def _on_durable(self, durable: Sequence[tuple[str, int]]) -> None:
-        for container_id, seq in durable:
+    def durable(self, positions: Sequence[tuple[str, int]]) -> None:
+        """Messages are durable up to each ``(container_id, seq)``: ack their publishers."""
+        for container_id, seq in positions:
             before = self._durable.get(container_id, 0)
-            if seq > before:
-                self._durable[container_id] = seq
-                self._lag -= seq - before
-                pending = self._last_seq.get(container_id, seq) - before
-                self._settle_bytes(container_id, seq - before, pending)
+            if seq <= before:
+                continue
+            self._durable[container_id] = seq
+            flight = self._in_flight.get(container_id)
+            if flight:
+                while flight and flight[0][0] <= seq:
+                    _, count, size = flight.popleft()
+                    self._lag -= count
+                    self._lag_bytes -= size
+                if not flight:
+                    del self._in_flight[container_id]
             waiters = self._durable_waiters.get(container_id)
             if waiters:
                 while waiters and waiters[0][0] <= seq:
@@ -499,6 +612,111 @@ class Node:
             for (_, producer), (conn, id, acked_seq) in latest.items():
                 if not conn.closed:
                     self.hub.send(conn, encode_ack(container_id, id, acked_seq, producer))
+
+    def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
+        """Tell the container's subscribers that ``after + 1 .. resumed - 1`` are lost."""
+        _log.warning(
+            "history_gap", container=container_id, after=after, resumed=resumed, reason=reason
+        )
+        payload = encode(
+            {
+                "type": "gap",
+                "containerID": container_id,
+                "data": {"after": after, "resumed": resumed, "reason": reason},
+            }
+        )
+        self.hub.deliver(container_id, [self._frame(payload)], self._clock())
+
+    def forward_command(self, conn: Connection | None, cmd: Command) -> None:
+        """Send ``cmd`` on to its container, wherever it is connected; answer ``conn``."""
+        self._answer(conn, self._command(conn, cmd))
+
+    async def _command(self, conn: Connection | None, cmd: Command) -> None:
+        try:
+            delivered = await self.send_command(cmd)
+        except (EngineError, StoreError) as exc:
+            if conn is not None:
+                self.error(conn, ErrorCode.UNAVAILABLE, str(exc), container_id=cmd.container_id)
+            return
+        if conn is None:
+            return
+        if not delivered:
+            self.error(
+                conn,
+                ErrorCode.NO_CONTAINER,
+                f"no connection publishes for {cmd.container_id!r}; the command was not sent",
+                container_id=cmd.container_id,
+            )
+            return
+        reply = {"action": cmd.action, "delivered": delivered}
+        self.hub.send(
+            conn, encode({"type": "command_sent", "containerID": cmd.container_id, "data": reply})
+        )
+
+    async def send_command(self, cmd: Command) -> int:
+        """Hand ``cmd`` to every connection publishing for its container, in any process.
+
+        Returns how many took it: 0 means no container is connected anywhere.
+
+        Raises:
+            EngineError: the engine cannot be reached.
+        """
+        payload = encode(
+            {
+                "type": "command",
+                "containerID": cmd.container_id,
+                "timestamp": format_time(time.time()),
+                "data": cmd.data,
+            }
+        )
+        delivered = await self.engine.command(cmd.container_id, payload)
+        if delivered:
+            _log.info("command_sent", container=cmd.container_id, action=cmd.action)
+        return delivered
+
+    def command(self, container_id: str, payload: bytes) -> int:
+        """An encoded command for this process's publishing connections of ``container_id``."""
+        targets = [c for c in self.hub.publishers(container_id) if not c.closed]
+        if targets:
+            frame = self._frame(payload)
+            for target in targets:
+                self.hub.send_frame(target, frame)
+        return len(targets)
+
+    def availability(self, available: bool, reason: str) -> None:
+        """The engine's server came back, or went away: log it, and tell every connection."""
+        if available:
+            _log.info("engine_available", reason=reason)
+            return
+        _log.warning("engine_unavailable", reason=reason)
+        payload = encode_error(
+            ErrorCode.UNAVAILABLE, f"the hub lost its engine ({reason}); publishes are refused"
+        )
+        frame = self._frame(payload)
+        for conn in list(self.hub.connections.values()):
+            if conn.authenticated:
+                self.hub.send_frame(conn, frame)
+
+    # -- acks --------------------------------------------------------------------------
+
+    def _ack_when_durable(
+        self, conn: Connection, container_id: str, producer: str, id: int, seq: int
+    ) -> None:
+        if seq <= self._durable.get(container_id, 0):
+            self.hub.send(conn, encode_ack(container_id, id, seq, producer))
+            return
+        queue = self._awaiting.get(container_id)
+        if queue is None:
+            queue = self._awaiting[container_id] = deque()
+        queue.append((seq, conn, producer, id))
+
+    async def wait_durable(self, container_id: str, seq: int) -> None:
+        """Return once ``seq`` and every earlier message of ``container_id`` are durable."""
+        if seq <= self._durable.get(container_id, 0):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._durable_waiters.setdefault(container_id, deque()).append((seq, future))
+        await future
 
     # -- subscribing -------------------------------------------------------------------
 
@@ -528,12 +746,45 @@ class Node:
             hub.subscribe_live(conn, container_id)
             hub.send(conn, encode({"type": "subscribed", "containerID": container_id}))
             return
-        last = self._last_seq.get(container_id, 0)
-        info = self.store.info(container_id)
-        first = info.first_seq if info is not None else 0
-        truncated = (
-            sub.since is not None and sub.since < last and sub.since + 1 < (first or last + 1)
+        position = self.engine.known_position(container_id)
+        if position is not None:
+            self._subscribed(conn, sub, position, holding=False)
+            return
+        # Hold live messages from now on, then ask where history stands: the held ones that
+        # the answer already counts are dropped when catching up ends.
+        hub.start_catch_up(conn, container_id)
+        self._spawn(conn, self._subscribe_later(conn, sub, conn.catching_up[container_id]))
+
+    async def _subscribe_later(self, conn: Connection, sub: Subscribe, mine: list[bytes]) -> None:
+        container_id = sub.container_id
+        try:
+            position = await self.engine.position(container_id)
+        except (EngineError, StoreError) as exc:
+            if conn.catching_up.get(container_id) is mine:
+                self.hub.stop_catch_up(conn, container_id)
+                self.error(conn, ErrorCode.UNAVAILABLE, str(exc), container_id=container_id)
+            return
+        if conn.catching_up.get(container_id) is mine:
+            self._subscribed(conn, sub, position, holding=True)
+
+    def _subscribed(
+        self, conn: Connection, sub: Subscribe, position: Position, *, holding: bool
+    ) -> None:
+        """Reply ``subscribed`` for ``position`` and start the backlog, or go live.
+
+        ``holding``: live messages are already being held for ``conn`` (since before
+        ``position`` was read); else any earlier subscription to the container is replaced.
+        """
+        hub = self.hub
+        container_id = sub.container_id
+        last, first, epoch = position
+        since = sub.since
+        stale = sub.epoch is not None and sub.epoch != epoch
+        truncated = stale or (
+            since is not None and since < last and since + 1 < (first or last + 1)
         )
+        if stale and since is not None:
+            since = 0
         hub.send(
             conn,
             encode(
@@ -542,28 +793,43 @@ class Node:
                     "containerID": container_id,
                     "seq": last,
                     "firstSeq": first,
+                    "epoch": epoch,
                     "truncated": truncated,
                 }
             ),
         )
-        wants_backlog = sub.since is not None or sub.from_time is not None or bool(sub.tail)
-        if not wants_backlog or last == 0 or (sub.since is not None and sub.since >= last):
-            hub.subscribe_live(conn, container_id)
+        sub_after = Subscribe(container_id, since, sub.tail, sub.from_time)
+        wants_backlog = since is not None or sub.from_time is not None or bool(sub.tail)
+        if not wants_backlog or last == 0 or (since is not None and since >= last):
+            if holding:
+                for frame in _after(hub.finish_catch_up(conn, container_id), last):
+                    hub.send_frame(conn, frame)
+            else:
+                hub.subscribe_live(conn, container_id)
             return
-        hub.start_catch_up(conn, container_id)
-        task = asyncio.create_task(self._send_backlog(conn, sub, last))
-        conn.tasks.add(task)
-        task.add_done_callback(conn.tasks.discard)
+        if not holding:
+            hub.start_catch_up(conn, container_id)
+        # The backlog task owns this catch-up (its list of held live frames) from now, not
+        # from when it first runs: a subscribe or unsubscribe read in the same turn replaces
+        # or ends it before the task starts, and the task must then send nothing.
+        mine = conn.catching_up[container_id]
+        self._spawn(conn, self._send_backlog(conn, sub_after, last, mine))
 
-    async def _send_backlog(self, conn: Connection, sub: Subscribe, last: int) -> None:
+    async def _send_backlog(
+        self, conn: Connection, sub: Subscribe, last: int, mine: list[bytes]
+    ) -> None:
+        """Send ``sub``'s backlog up to ``last``, then switch to live.
+
+        Stops, sending nothing more, as soon as ``mine`` is no longer the connection's
+        catch-up of the container (a later subscribe or an unsubscribe replaced it).
+        """
         hub = self.hub
         container_id = sub.container_id
-        mine = conn.catching_up[container_id]
         after = max(0, last - sub.tail) if sub.tail is not None else sub.since or 0
         budget = max(self.settings.max_queue // 4, 1)
         try:
             while after < last:
-                page = await self.store.read(
+                page = await self.engine.read(
                     container_id, after=after, since_time=sub.from_time, limit=_BACKLOG_PAGE
                 )
                 if conn.catching_up.get(container_id) is not mine:
@@ -584,28 +850,50 @@ class Node:
                 after = page[-1].seq
                 if not await self._drained(conn, container_id, mine):
                     return
-        except StoreError as exc:
+        except (EngineError, StoreError) as exc:
             if conn.catching_up.get(container_id) is mine:
                 hub.stop_catch_up(conn, container_id)
                 self.error(conn, ErrorCode.UNAVAILABLE, str(exc), container_id=container_id)
             return
-        for frame in hub.finish_catch_up(conn, container_id):
+        for frame in _after(hub.finish_catch_up(conn, container_id), last):
             hub.send_frame(conn, frame)
 
     async def _drained(self, conn: Connection, container_id: str, mine: list[bytes]) -> bool:
-        """Wait until ``conn`` has taken most of what it was sent; False if it went away."""
+        """Wait until ``conn`` has taken most of what it was sent; False if it went away.
+
+        A reader that holds more than ``max_queue`` of live messages meanwhile, or that takes
+        nothing of what it owes for :meth:`_stall_limit` seconds, is closed as too slow (4429).
+        """
         limit = self.settings.max_queue
         await asyncio.sleep(0)
+        last = conn.peer.buffered()
+        since = self._clock()
         while True:
             if conn.closed or conn.catching_up.get(container_id) is not mine:
                 return False
-            if self.hub.held_bytes(conn, container_id) > limit:
+            buffered = conn.peer.buffered()
+            now = self._clock()
+            if buffered < last:
+                since = now
+            last = buffered
+            if self.hub.held_bytes(conn, container_id) > limit or (
+                buffered > limit // 2 and now - since > self._stall_limit()
+            ):
                 self.stats.slow_closes += 1
+                _log.info("catch_up_too_slow", conn=conn.id, container=container_id)
                 self.hub.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
                 return False
-            if conn.peer.buffered() <= limit // 2:
+            if buffered <= limit // 2:
                 return True
             await asyncio.sleep(0.005)
+
+    def _stall_limit(self) -> float:
+        """Seconds a catching-up reader may take nothing before it is closed as too slow.
+
+        Under half the heartbeat interval, so that a stuck reader is closed as slow (4429,
+        resume with ``since``) before the liveness round would close it as gone (4408).
+        """
+        return min(max(self.settings.heartbeat_interval / 2, 0.05), 10.0)
 
     def unsubscribe(self, conn: Connection, container_id: str) -> None:
         if self.hub.unsubscribe(conn, container_id):
@@ -618,46 +906,11 @@ class Node:
                 container_id=container_id,
             )
 
-    # -- commands ----------------------------------------------------------------------
-
-    def command(self, conn: Connection | None, cmd: Command) -> int:
-        """Send ``cmd`` to the container's connections; returns how many got it (0: error)."""
-        targets = [c for c in self.hub.publishers(cmd.container_id) if not c.closed]
-        if not targets:
-            if conn is not None:
-                self.error(
-                    conn,
-                    ErrorCode.NO_CONTAINER,
-                    f"no connection publishes for {cmd.container_id!r}; the command was not sent",
-                    container_id=cmd.container_id,
-                )
-            return 0
-        payload = encode(
-            {
-                "type": "command",
-                "containerID": cmd.container_id,
-                "timestamp": format_time(time.time()),
-                "data": cmd.data,
-            }
-        )
-        frame = self._frame(payload)
-        for target in targets:
-            self.hub.send_frame(target, frame)
-        _log.info("command_sent", container=cmd.container_id, action=cmd.action)
-        if conn is not None:
-            reply = {"action": cmd.action, "delivered": len(targets)}
-            self.hub.send(
-                conn,
-                encode({"type": "command_sent", "containerID": cmd.container_id, "data": reply}),
-            )
-        return len(targets)
-
     # -- queries -----------------------------------------------------------------------
 
-    def describe(self, session: Session) -> dict[str, Any]:
+    def describe(self, session: SessionInfo) -> dict[str, Any]:
         """A session as the ``sessions`` reply and the HTTP API show it."""
         container_id = session.container_id
-        info = self.store.info(container_id)
         return {
             "containerID": container_id,
             "status": session.status,
@@ -667,66 +920,66 @@ class Node:
             "endedAt": format_time(session.ended_at) if session.ended_at else None,
             "endReason": session.end_reason,
             "exitCode": session.exit_code,
-            "lastSeq": self._last_seq.get(container_id, 0),
-            "firstSeq": info.first_seq if info else 0,
-            "messages": self._run_messages(session, info.messages if info else 0),
-            "bytes": info.bytes if info else 0,
-            "publishers": len(self.hub.publishers(container_id)),
+            "lastSeq": session.last_seq,
+            "firstSeq": session.first_seq,
+            "epoch": session.epoch,
+            "messages": session.messages,
+            "bytes": session.stored_bytes,
+            # The engine counts processes holding a publisher; this one counts connections.
+            "publishers": max(len(self.hub.publishers(container_id)), session.publishers),
             "subscribers": self.hub.subscriber_count(container_id),
         }
 
-    def _run_messages(self, session: Session, kept: int) -> int:
-        """Messages of the session's run (from its first message), at most those kept."""
-        if not session.run_seq:
-            return kept
-        return min(kept, self._last_seq.get(session.container_id, 0) - session.run_seq + 1)
+    async def list_sessions(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of sessions as the API shows them, and the cursor to the next page.
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every listed session: active first, then recently ended, newest first."""
-        return [self.describe(session) for session in self.sessions.all()]
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        page = await self.engine.sessions(status=status, limit=limit or 1000, cursor=cursor)
+        return [self.describe(session) for session in page.sessions], page.cursor
 
     def not_durable(self) -> int:
-        """Messages accepted but not yet durable in history: how far the store lags behind."""
+        """Messages accepted but not yet durable in history: how far the engine lags behind."""
         return self._lag
 
     def not_durable_bytes(self) -> int:
-        """The bytes of the messages :meth:`not_durable` counts."""
+        """The bytes of ``data`` of the messages :meth:`not_durable` counts."""
         return self._lag_bytes
 
-    def store_lag_refusal(self, messages: int, size: int) -> str | None:
-        """Why ``messages`` more messages of ``size`` bytes in all must be refused, or None.
 
-        The one rule for every transport: history may fall at most ``max_store_lag``
-        messages and ``max_store_lag_bytes`` bytes behind (messages accepted but not yet
-        durable, held in memory meanwhile). A publish that would take it past either is
-        refused with ``unavailable``, so that a failing disk costs publishers an error, not
-        the hub its memory. ``size`` is the bytes of the messages' ``data``; the bound counts
-        them as stored, envelope included.
+class PublishRefusedError(Exception):
+    """An HTTP publish the node refused as a whole: ``code`` and ``words`` for the reply."""
 
-        Returns:
-            None to accept; else the reason, in words naming the setting.
-        """
-        settings = self.settings
-        if self._lag + messages > settings.max_store_lag:
-            return f"history is {self._lag} messages behind (TAILHUB_MAX_STORE_LAG)"
-        if self._lag_bytes + size > settings.max_store_lag_bytes:
-            return f"history is {self._lag_bytes} bytes behind (TAILHUB_MAX_STORE_LAG_BYTES)"
-        return None
+    def __init__(self, code: ErrorCode, words: str) -> None:
+        super().__init__(words)
+        self.code = code
+        self.words = words
 
-    def _settle_bytes(self, container_id: str, durable: int, pending: int) -> None:
-        """``durable`` of the ``pending`` messages of ``container_id`` became durable.
 
-        Their bytes are not kept per message: the container's pending bytes go down by the
-        same share, exactly to zero once all of them are durable.
-        """
-        held = self._pending_bytes.get(container_id, 0)
-        if durable >= pending:
-            self._pending_bytes.pop(container_id, None)
-            self._lag_bytes -= held
-            return
-        share = held * durable // pending
-        self._pending_bytes[container_id] = held - share
-        self._lag_bytes -= share
+async def _resume(work: Coroutine[Any, Any, None], awaited: Any) -> None:
+    """Go on with ``work``, a coroutine that was stepped once and is waiting for ``awaited``.
 
-    def last_seq(self, container_id: str) -> int:
-        return self._last_seq.get(container_id, 0)
+    Each step of a coroutine that awaits a future yields that future (or None for a bare
+    yield to the loop); once it is done, the coroutine takes its result itself when resumed.
+    """
+    try:
+        while True:
+            if awaited is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([awaited])
+            try:
+                awaited = work.send(None)
+            except StopIteration:
+                return
+    except asyncio.CancelledError:
+        work.close()
+        raise
+
+
+def _after(frames: list[bytes], last: int) -> list[bytes]:
+    """The held frames whose ``seq`` is past ``last`` (the rest went with the backlog)."""
+    return [frame for frame in frames if published_seq(frame) > last]

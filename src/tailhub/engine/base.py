@@ -163,7 +163,9 @@ class StoredMessage(NamedTuple):
 
 
 class Position(NamedTuple):
-    """Where a container's history stands: last and first kept ``seq`` (0: none), epoch."""
+    """Where a container's history stands: the ``seq`` of the last message stored and of the
+    first still kept (0: none), and the epoch. After an unclean stop the next ``seq`` may be
+    well above ``last_seq``: seqs in between were never stored, and may have been shown."""
 
     last_seq: int
     first_seq: int
@@ -302,6 +304,12 @@ class Engine(Protocol):
     async def position(self, container_id: str) -> Position:
         """The container's last and first kept ``seq`` and its epoch.
 
+        ``last_seq`` names the last message handed on to listeners (:meth:`listen`): a
+        subscriber that reads history up to it and then takes what this process delivers
+        misses nothing and gets nothing twice. An engine that holds a stored run back for a
+        moment (the SQLite engine holds a container's first run until its seqs are reserved
+        on disk) names the last seq before it.
+
         Raises:
             EngineError: the engine cannot answer now.
         """
@@ -355,13 +363,16 @@ class Engine(Protocol):
         """The container's session (active, else its last ended one), or None."""
         ...
 
-    async def expire(self, now: float, timeout: float, final: Entry) -> list[SessionInfo]:
+    async def expire(
+        self, now: float, timeout: float, final: Entry | None = None
+    ) -> list[SessionInfo]:
         """End active sessions with no traffic for ``timeout`` seconds, as of ``now``.
 
         Each ended session gets ``final`` (a ``status`` message saying why) stored as its last
         message with the next ``seq``, and fanned out like any run; its ``status`` becomes
-        ``final.status`` and its end reason ``"timeout"``. Returns only the sessions this call
-        ended (each with ``last_seq`` the final message's ``seq``).
+        ``final.status`` (``error`` when no ``final`` is given, and nothing is stored) and its
+        end reason ``"timeout"``. Returns only the sessions this call ended (each with
+        ``last_seq`` the final message's ``seq``).
         """
         ...
 

@@ -2,6 +2,7 @@
 
 from tailhub.protocol.codec import (
     MAX_ID_LENGTH,
+    MAX_SESSION_PAGE,
     ProtocolError,
     TimeFormatter,
     decode_client,
@@ -11,6 +12,7 @@ from tailhub.protocol.codec import (
     encode_published,
     format_time,
     parse_time,
+    published_seq,
     validate_container_id,
 )
 from tailhub.protocol.codes import CloseCode, ErrorCode
@@ -31,6 +33,7 @@ from tailhub.protocol.messages import (
 __all__ = [
     "LEVELS",
     "MAX_ID_LENGTH",
+    "MAX_SESSION_PAGE",
     "PUBLISH_TYPES",
     "ROUTED_TYPES",
     "STATUSES",
@@ -52,5 +55,6 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_seq",
     "validate_container_id",
 ]

@@ -8,6 +8,7 @@ the words sent back to the client.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -36,6 +37,8 @@ from tailhub.protocol.messages import (
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_PUBLISHER_ID",
+    "MAX_SESSION_PAGE",
     "ProtocolError",
     "TimeFormatter",
     "decode_client",
@@ -45,10 +48,14 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_seq",
     "validate_container_id",
 ]
 
 MAX_ID_LENGTH: Final = 256
+MAX_PUBLISHER_ID: Final = (1 << 63) - 1
+"""The largest publisher ``id``: history keeps ids as SQLite integers (signed 64-bit)."""
+_TOO_DEEP: Final = "JSON nested too deeply"
 _LEVEL_ALIASES: Final = {"warning": "warn", "fatal": "error", "trace": "debug", "err": "error"}
 _STATUS_ALIASES: Final = {"failed": "error"}
 _KNOWN_TYPES: Final = (
@@ -228,8 +235,8 @@ def _publish(kind: str, env: Envelope, token: str | None) -> Publish:
         _decode_data(kind, raw)
     if env.timestamp is not None:
         parse_time(env.timestamp)
-    if env.id is not None and env.id < 1:
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "id must be a positive integer")
+    if env.id is not None and not 1 <= env.id <= MAX_PUBLISHER_ID:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "id must be a whole number from 1 to 2^63-1")
     producer = env.producer or ""
     if len(producer) > MAX_ID_LENGTH:
         raise ProtocolError(
@@ -267,7 +274,24 @@ def _subscribe(env: Envelope, token: str | None) -> Subscribe:
         tail=env.tail,
         from_time=from_time,
         token=token,
+        epoch=env.epoch,
     )
+
+
+MAX_SESSION_PAGE: Final = 1000
+"""The most sessions one listing page holds."""
+
+
+def _sessions(env: Envelope, token: str | None) -> SessionsRequest:
+    if env.limit is not None and not 1 <= env.limit <= MAX_SESSION_PAGE:
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"limit must be from 1 to {MAX_SESSION_PAGE}"
+        )
+    if env.status is not None and not 0 < len(env.status) <= 32:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "status must be 1 to 32 characters")
+    if env.cursor is not None and len(env.cursor) > MAX_ID_LENGTH * 2:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "cursor is too long")
+    return SessionsRequest(token=token, status=env.status, limit=env.limit, cursor=env.cursor)
 
 
 def _field(name: str) -> str:
@@ -284,19 +308,29 @@ def _command(env: Envelope, token: str | None) -> Command:
     return Command(container_id=container_id, action=cmd.action, data=env.data, token=token)
 
 
-def decode_client(frame: bytes | str) -> ClientMessage:
+def decode_client(frame: bytes | str, *, utf8_checked: bool = False) -> ClientMessage:
     """Decode and check one client frame.
 
+    What this accepts is valid UTF-8 JSON throughout, ``data`` included (it is stored and
+    sent on as it came): bytes that are not UTF-8 are refused, and so are escaped lone
+    surrogates (``"\\ud800"``), which msgspec refuses wherever they appear. No input raises
+    anything but :class:`ProtocolError`: JSON nested too deeply is refused too.
+
     Args:
-        frame: the payload of one WebSocket text (or binary) frame.
+        frame: the payload of one WebSocket text or binary frame, or one line of an HTTP
+            publish.
+        utf8_checked: True when the caller has already checked that ``frame`` is UTF-8
+            (the transport does for text frames); bytes are checked here otherwise.
 
     Returns:
         The message, with its type in lower case and its fields checked.
 
     Raises:
-        ProtocolError: ``invalid_json``, ``invalid_message`` or ``unknown_type``, with words
-            that say what was wrong.
+        ProtocolError: ``invalid_json`` (not UTF-8, not JSON), ``invalid_message`` or
+            ``unknown_type``, with words that say what was wrong.
     """
+    if not utf8_checked and not isinstance(frame, str) and not frame.isascii():
+        _check_utf8(frame)
     try:
         env = _envelope_decoder.decode(frame)
     except msgspec.ValidationError as exc:
@@ -308,15 +342,31 @@ def decode_client(frame: bytes | str) -> ClientMessage:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, text) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, _TOO_DEEP) from None
     token = env.auth.token if env.auth is not None and env.auth.token else env.token
     try:
         return _dispatch(env, token)
     except ProtocolError as exc:
-        exc.container_id = env.containerID
-        exc.id = env.id
-        exc.producer = env.producer
-        exc.token = token
-        raise
+        error = exc
+    except msgspec.DecodeError as exc:  # from data, decoded once its type is known
+        error = ProtocolError(ErrorCode.INVALID_JSON, f"invalid JSON: {exc}")
+    except RecursionError:
+        error = ProtocolError(ErrorCode.INVALID_MESSAGE, _TOO_DEEP)
+    error.container_id = env.containerID
+    error.id = env.id
+    error.producer = env.producer
+    error.token = token
+    raise error
+
+
+def _check_utf8(frame: bytes) -> None:
+    try:
+        frame.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            ErrorCode.INVALID_JSON, f"invalid JSON: not valid UTF-8 at byte {exc.start}"
+        ) from None
 
 
 def _dispatch(env: Envelope, token: str | None) -> ClientMessage:
@@ -332,7 +382,7 @@ def _dispatch(env: Envelope, token: str | None) -> ClientMessage:
     if kind == "command":
         return _command(env, token)
     if kind == "sessions":
-        return SessionsRequest(token=token)
+        return _sessions(env, token)
     if kind == "auth":
         if not token:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "auth needs a token")
@@ -355,6 +405,19 @@ def encode_published(
 ) -> bytes:
     """The one encoding of a stored, routed message: what subscribers and history get."""
     return _encoder.encode(_Published(kind, container_id, timestamp, seq, data))
+
+
+_SEQ_FIELD: Final = re.compile(rb',"seq":(\d+)')
+
+
+def published_seq(encoded: bytes) -> int:
+    """The ``seq`` of a message made by :func:`encode_published` (also inside a frame).
+
+    Its ``seq`` is the first ``,"seq":`` in the bytes: the fields before it are strings, in
+    which JSON escapes every quote. Returns 0 for bytes that hold none.
+    """
+    found = _SEQ_FIELD.search(encoded)
+    return int(found.group(1)) if found else 0
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -55,6 +55,10 @@ class Envelope(msgspec.Struct):
     from_: str | None = msgspec.field(default=None, name="from")
     id: int | None = None
     producer: str | None = None
+    epoch: str | None = None
+    status: str | None = None
+    limit: int | None = None
+    cursor: str | None = None
 
 
 class LogData(msgspec.Struct):
@@ -122,6 +126,8 @@ class Subscribe(msgspec.Struct, frozen=True):
     tail: int | None = None
     from_time: float | None = None
     token: str | None = None
+    epoch: str | None = None
+    """The history epoch the client last saw; another one means its ``since`` is void."""
 
     @property
     def is_pattern(self) -> bool:
@@ -143,7 +149,13 @@ class Command(msgspec.Struct, frozen=True):
 
 
 class SessionsRequest(msgspec.Struct, frozen=True):
+    """The session listing: only ``status`` (or ``active``/``ended``), ``limit`` at most,
+    continuing from ``cursor``."""
+
     token: str | None = None
+    status: str | None = None
+    limit: int | None = None
+    cursor: str | None = None
 
 
 class Auth(msgspec.Struct, frozen=True):

@@ -30,9 +30,11 @@ import structlog
 from aiohttp import web
 
 from tailhub import __version__
-from tailhub.core.node import Node
+from tailhub.core.node import Node, PublishRefusedError
+from tailhub.engine import EngineError
 from tailhub.protocol import (
     LEVELS,
+    MAX_SESSION_PAGE,
     ROUTED_TYPES,
     Command,
     ErrorCode,
@@ -291,28 +293,44 @@ def _log_query(request: web.Request) -> _LogQuery:
 
 async def _list_sessions(request: web.Request) -> web.StreamResponse:
     node = request.app[STATE].node
-    sessions = node.list()
+    status = request.query.get("status")
     if "active" in request.query:
-        active = _flag(request, "active")
-        sessions = [s for s in sessions if s["active"] is active]
-    return web.Response(body=encode({"sessions": sessions}), content_type="application/json")
+        status = "active" if _flag(request, "active") else "ended"
+    if status is not None and not 0 < len(status) <= 32:
+        raise ApiError(400, "invalid_request", "status must be 1 to 32 characters")
+    limit = _count(request, "limit")
+    if limit is not None and not 1 <= limit <= MAX_SESSION_PAGE:
+        raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_SESSION_PAGE}")
+    cursor = request.query.get("cursor") or None
+    try:
+        sessions, following = await node.list_sessions(status=status, limit=limit, cursor=cursor)
+    except (EngineError, StoreError) as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
+    body: dict[str, Any] = {"sessions": sessions}
+    if following is not None:
+        body["cursor"] = following
+    return web.Response(body=encode(body), content_type="application/json")
 
 
 async def _get_session(request: web.Request) -> web.StreamResponse:
     node = request.app[STATE].node
     container_id = _container(request)
-    session = node.sessions.get(container_id)
+    try:
+        session = await node.engine.session(container_id)
+    except (EngineError, StoreError) as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
     if session is None:
         raise ApiError(404, "not_found", f"no session for containerID {container_id!r}")
     return web.Response(body=encode(node.describe(session)), content_type="application/json")
 
 
-def _known(node: Node, container_id: str) -> bool:
-    return (
-        node.sessions.get(container_id) is not None
-        or node.last_seq(container_id) > 0
-        or node.store.info(container_id) is not None
-    )
+async def _known(node: Node, container_id: str) -> bool:
+    try:
+        if (await node.engine.position(container_id)).last_seq > 0:
+            return True
+        return await node.engine.session(container_id) is not None
+    except (EngineError, StoreError) as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
 
 
 # -- logs ---------------------------------------------------------------------------------
@@ -371,7 +389,7 @@ async def _logs(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     container_id = _container(request)
     query = _log_query(request)
-    if not query.follow and not _known(state.node, container_id):
+    if not query.follow and not await _known(state.node, container_id):
         raise ApiError(404, "not_found", f"no session or history for containerID {container_id!r}")
     if query.follow:
         return await _follow(request, state, container_id, query)
@@ -382,19 +400,19 @@ async def _dump(
     request: web.Request, node: Node, container_id: str, query: _LogQuery
 ) -> web.StreamResponse:
     """The kept history as it is now, then the end of the response."""
-    last = node.last_seq(container_id)
-    after = query.since or 0
-    if query.tail is not None:
-        after = max(0, last - query.tail)
     try:
+        last = (await node.engine.position(container_id)).last_seq
+        after = query.since or 0
+        if query.tail is not None:
+            after = max(0, last - query.tail)
         page = (
-            await node.store.read(
+            await node.engine.read(
                 container_id, after=after, since_time=query.from_time, limit=_PAGE
             )
             if after < last
             else []
         )
-    except StoreError as exc:
+    except (EngineError, StoreError) as exc:
         raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
     response = await _open_stream(request, query.sse)
     try:
@@ -413,10 +431,10 @@ async def _dump(
             if after >= last:
                 break
             try:
-                page = await node.store.read(
+                page = await node.engine.read(
                     container_id, after=after, since_time=query.from_time, limit=_PAGE
                 )
-            except StoreError as exc:
+            except (EngineError, StoreError) as exc:
                 await response.write(_error_line(_store_error(exc, container_id), query.sse))
                 break
         await response.write_eof()
@@ -425,7 +443,7 @@ async def _dump(
     return response
 
 
-def _store_error(exc: StoreError, container_id: str) -> bytes:
+def _store_error(exc: EngineError | StoreError, container_id: str) -> bytes:
     return encode(
         {
             "type": "error",
@@ -632,43 +650,21 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
             "invalid_request",
             "the body holds no message: send one JSON object, or one per line",
         )
-    sessions = node.sessions
-    opens = any(m.type in ROUTED_TYPES for m in messages)
-    if opens and not sessions.has_room_for(container_id):
-        raise ApiError(
-            429,
-            ErrorCode.MAX_SESSIONS,
-            f"{sessions.max_sessions} sessions are active, the most allowed (MAX_SESSIONS); "
-            "nothing was stored",
-        )
-    stored_messages = [m for m in messages if m.type in ROUTED_TYPES]
-    behind = (
-        node.store_lag_refusal(len(stored_messages), sum(len(m.data) for m in stored_messages))
-        if stored_messages
-        else None
-    )
-    if behind is not None:
+    # The request's messages are handed on together, in order, with nothing of another
+    # request between them; the answer waits until they are durable, as a WebSocket ack does.
+    try:
+        async with asyncio.timeout(_DURABLE_TIMEOUT):
+            seqs = await node.publish_request(container_id, messages)
+    except PublishRefusedError as exc:
+        status = 429 if exc.code is ErrorCode.MAX_SESSIONS else 503
+        raise ApiError(status, exc.code, f"{exc.words}; nothing was stored") from None
+    except TimeoutError:
         raise ApiError(
             503,
             ErrorCode.UNAVAILABLE,
-            f"{behind}; nothing was stored, send the messages again later",
-        )
-    # Checked whole above, and nothing below awaits: the request's messages are taken
-    # together, in order, with nothing of another request between them.
-    seqs = [node.publish(None, message) for message in messages]
-    stored = [seq for seq in seqs if seq is not None]
-    if stored:
-        # Answer only once the messages are durable, as a WebSocket ack would.
-        try:
-            async with asyncio.timeout(_DURABLE_TIMEOUT):
-                await node.wait_durable(container_id, max(stored))
-        except TimeoutError:
-            raise ApiError(
-                503,
-                ErrorCode.UNAVAILABLE,
-                "the messages were accepted and routed but the history store has not made them "
-                "durable in time; check /readyz",
-            ) from None
+            "the messages were accepted and routed but the engine has not made them durable "
+            "in time; check /readyz",
+        ) from None
     return web.Response(
         body=encode({"accepted": len(messages), "seq": seqs}), content_type="application/json"
     )
@@ -715,7 +711,10 @@ async def _post_command(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             400, ErrorCode.INVALID_MESSAGE, 'the body must be a command: {"action": ...}'
         )
-    delivered = node.command(None, command)
+    try:
+        delivered = await node.send_command(command)
+    except (EngineError, StoreError) as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
     if not delivered:
         raise ApiError(
             409,

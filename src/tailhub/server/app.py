@@ -1,6 +1,6 @@
 """Build the hub application from settings, and run it until SIGTERM or SIGINT.
 
-``create_app(settings, token)`` builds everything (store, broker, node, routes) from the
+``create_app(settings, token)`` builds everything (engine, node, routes) from the
 settings passed in; nothing is read from module globals. The application's start-up and
 shutdown own every background task.
 """
@@ -12,7 +12,6 @@ import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,13 @@ from aiohttp import web
 
 from tailhub import __version__
 from tailhub.auth import Authenticator, load_or_create_token
-from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
+from tailhub.server.engines import make_engine
 from tailhub.server.http import http_factory
 from tailhub.server.limits import Addresses
 from tailhub.server.listener import Listener
@@ -35,8 +35,7 @@ from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
 from tailhub.server.ws import request_token
 from tailhub.server.ws_aiohttp import handle_websocket
-from tailhub.store.base import HistoryStore, Retention, StoreError
-from tailhub.store.memory import MemoryStore
+from tailhub.store.base import StoreError
 
 __all__ = ["create_app", "run", "start_line"]
 
@@ -76,20 +75,6 @@ def _static_dir() -> Path:
     return Path(str(resources.files("tailhub.server") / "static"))
 
 
-def _make_store(settings: Settings, on_batch: Callable[[int, float], None]) -> HistoryStore:
-    retention = Retention(settings.retention_messages, settings.retention_age)
-    if settings.history == "memory":
-        return MemoryStore(retention)
-    from tailhub.store.sqlite import SqliteStore
-
-    return SqliteStore(
-        settings.data_dir / "history.db",
-        retention,
-        on_batch=on_batch,
-        check_timeout=settings.startup_check_timeout,
-    )
-
-
 def create_app(settings: Settings, token: str) -> web.Application:
     """The complete hub as an aiohttp application.
 
@@ -98,7 +83,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
         token: the shared token every connection must present.
     """
     store_metrics = metrics.StoreMetrics()
-    node = Node(settings, _make_store(settings, store_metrics.on_batch), MemoryBroker(), text_frame)
+    node = Node(settings, make_engine(settings, store_metrics.on_batch), text_frame)
     state = ServerState(
         settings=settings,
         node=node,
@@ -126,11 +111,10 @@ def create_app(settings: Settings, token: str) -> web.Application:
 
     async def readyz(request: web.Request) -> web.Response:
         problems = {}
-        for name, part in (("store", node.store), ("broker", node.broker)):
-            try:
-                await part.check()
-            except Exception as exc:
-                problems[name] = str(exc)
+        try:
+            await node.engine.check()
+        except Exception as exc:
+            problems["engine"] = str(exc)
         if problems:
             if not state.auth.check(request_token(request)):
                 # The words name files and errors: for the token's holders only.
@@ -277,7 +261,7 @@ def run(settings: Settings) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_serve(settings, token))
-    except StoreError as exc:
+    except (StoreError, EngineError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")

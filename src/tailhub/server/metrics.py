@@ -17,6 +17,7 @@ types, error codes, session states and statuses); a value outside them is report
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Final
@@ -34,9 +35,11 @@ from prometheus_client.metrics_core import (
 from tailhub import __version__
 from tailhub.core.node import Node
 from tailhub.core.stats import Histogram as StatsHistogram
+from tailhub.engine import EngineError
 from tailhub.protocol import ROUTED_TYPES, STATUSES, ErrorCode
 from tailhub.server.api import ApiError, count_error, error_response, require_token
 from tailhub.server.state import STATE
+from tailhub.store.base import StoreError
 
 __all__ = ["REGISTRY_KEY", "HubCollector", "StoreMetrics", "setup"]
 
@@ -147,13 +150,11 @@ class HubCollector:
             "Sessions by state (active, or ended and still listed) and last reported status.",
             labels=["state", "status"],
         )
-        registry = node.sessions
-        for state, group in (
-            ("active", registry.active.values()),
-            ("ended", registry.ended.values()),
-        ):
-            counts = _bounded(Counter(s.status for s in group), STATUSES)
-            for status, count in counts.items():
+        by_state: dict[str, Counter[str]] = {"active": Counter(), "ended": Counter()}
+        for (state, status), count in node.session_counts.items():
+            by_state[state][status] += count
+        for state, group in by_state.items():
+            for status, count in _bounded(group, STATUSES).items():
                 sessions.add_metric([state, status], count)
         yield sessions
         yield CounterMetricFamily(
@@ -170,7 +171,7 @@ class HubCollector:
         yield GaugeMetricFamily(
             "tailhub_sessions_max",
             "Most sessions active at once (MAX_SESSIONS).",
-            value=registry.max_sessions,
+            value=node.settings.max_sessions,
         )
 
         messages_in = CounterMetricFamily(
@@ -253,6 +254,9 @@ def setup(app: web.Application, store: StoreMetrics) -> CollectorRegistry:
         except ApiError as exc:
             count_error(request, exc.code)
             return error_response(exc.status, exc.code, exc.words)
+        node = request.app[STATE].node
+        with contextlib.suppress(EngineError, StoreError):
+            await node.count_sessions()
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
 

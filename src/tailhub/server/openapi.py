@@ -61,6 +61,7 @@ def _schemas() -> dict[str, Schema]:
                 "exitCode",
                 "lastSeq",
                 "firstSeq",
+                "epoch",
                 "messages",
                 "bytes",
                 "publishers",
@@ -78,6 +79,10 @@ def _schemas() -> dict[str, Schema]:
                 "exitCode": _nullable("integer"),
                 "lastSeq": {**count, "description": "Last seq stamped (0: none)."},
                 "firstSeq": {**count, "description": "Oldest seq still kept (0: none)."},
+                "epoch": {
+                    "type": "string",
+                    "description": "Names the container's history; changes when it was lost.",
+                },
                 "messages": {**count, "description": "Messages kept."},
                 "bytes": {**count, "description": "Bytes kept."},
                 "publishers": {**count, "description": "Connections publishing for it."},
@@ -88,7 +93,13 @@ def _schemas() -> dict[str, Schema]:
             "type": "object",
             "required": ["sessions"],
             "additionalProperties": False,
-            "properties": {"sessions": {"type": "array", "items": _ref("Session")}},
+            "properties": {
+                "sessions": {"type": "array", "items": _ref("Session")},
+                "cursor": {
+                    "type": "string",
+                    "description": "More sessions follow: pass this as ?cursor= for them.",
+                },
+            },
         },
         "Message": {
             "type": "object",
@@ -197,7 +208,7 @@ def _schemas() -> dict[str, Schema]:
                 "problems": {
                     "type": "object",
                     "additionalProperties": {"type": "string"},
-                    "description": "What does not answer (store, broker), in words.",
+                    "description": "What does not answer (the engine), in words.",
                 },
             },
         },
@@ -238,6 +249,19 @@ def _parameters() -> dict[str, Schema]:
         "active": query(
             "active", {"type": "boolean"}, "1: active sessions only; 0: ended ones only."
         ),
+        "status": query(
+            "status",
+            {"type": "string", "minLength": 1, "maxLength": 32},
+            "Only sessions with this status (running, error, ...), or active / ended.",
+        ),
+        "limit": query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": 1000},
+            "At most this many sessions (default 1000).",
+        ),
+        "cursor": query(
+            "cursor", {"type": "string"}, "Continue a listing where its last page stopped."
+        ),
         "lastEventId": {
             "name": "Last-Event-ID",
             "in": "header",
@@ -263,7 +287,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: the history store and broker answer.",
+                "summary": "Readiness: the engine (history, sessions, fan-out) answers.",
                 "operationId": "readyz",
                 "security": public,
                 "responses": {
@@ -297,11 +321,15 @@ def _paths() -> dict[str, Schema]:
             "get": {
                 "summary": "Active sessions first, then recently ended ones, newest first.",
                 "operationId": "listSessions",
-                "parameters": [{"$ref": "#/components/parameters/active"}],
+                "parameters": [
+                    {"$ref": f"#/components/parameters/{name}"}
+                    for name in ("active", "status", "limit", "cursor")
+                ],
                 "responses": {
                     "200": _json(_ref("SessionList"), "The sessions."),
                     "400": bad,
                     "401": unauthorized,
+                    "503": _error("The engine cannot answer now (unavailable)."),
                 },
             }
         },
@@ -315,6 +343,7 @@ def _paths() -> dict[str, Schema]:
                     "400": bad,
                     "401": unauthorized,
                     "404": _error("No session with this containerID is listed."),
+                    "503": _error("The engine cannot answer now (unavailable)."),
                 },
             },
         },

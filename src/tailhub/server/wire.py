@@ -9,6 +9,12 @@ read into every complete message they hold, at once. It follows the RFC strictly
 reserved bits and opcodes, control frame rules, fragmentation, UTF-8 of text and close
 reasons, close codes) and refuses a message larger than its limit from the frame header,
 before buffering the payload. No extension is negotiated, so no reserved bit may be set.
+
+The reader bounds what one peer can make it hold and do: a fragmented message is charged each
+frame's header as well as its payload, and may have only so many fragments (so empty
+continuation frames cannot grow it for free), and one :meth:`FrameReader.feed` parses only so
+many frames; the rest of the read waits for the next call, so that its caller can let other
+connections' reads go first.
 """
 
 from __future__ import annotations
@@ -174,27 +180,42 @@ class FrameReader:
     frames, so that a caller can hand on a read of data messages only as it is.
 
     Args:
-        max_size: the largest message (the sum of its fragments) accepted, in bytes.
+        max_size: the largest message accepted, in bytes: a frame's payload, or for a
+            fragmented message the sum of its fragments' payloads and of every continuation
+            frame's header.
+        max_fragments: the most frames one message may come in.
+        frames_per_feed: the most frames one :meth:`feed` parses; when a read holds more,
+            :attr:`more` is set and ``feed(b"")`` goes on where it stopped.
     """
 
     __slots__ = (
+        "_budget",
         "_chunks",
         "_fragments",
         "_fragments_op",
         "_fragments_size",
         "_have",
+        "_held",
+        "_held_at",
         "_max",
+        "_max_fragments",
         "_need",
         "_utf8",
         "controls",
         "error",
     )
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(
+        self, max_size: int, *, max_fragments: int = 1024, frames_per_feed: int = 1024
+    ) -> None:
         self._max = max_size
+        self._max_fragments = max_fragments
+        self._budget = frames_per_feed
         self._chunks: list[bytes] = []
         self._have = 0
         self._need = 0
+        self._held = b""
+        self._held_at = 0
         self._fragments: list[bytes] | None = None
         self._fragments_op = 0
         self._fragments_size = 0
@@ -204,8 +225,16 @@ class FrameReader:
         self.controls = 0
         """How many of the messages the last :meth:`feed` returned are control frames."""
 
+    @property
+    def more(self) -> bool:
+        """Whether bytes already fed hold frames not parsed yet: call ``feed(b"")`` for them."""
+        return bool(self._held)
+
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """Every message completed by ``data``, in order; what is left waits for more."""
+        """The messages completed by ``data``, in order; what is left waits for more.
+
+        At most ``frames_per_feed`` frames are parsed: see :attr:`more`.
+        """
         out: list[tuple[int, bytes]] = []
         self.controls = 0
         if self.error is not None:
@@ -213,12 +242,38 @@ class FrameReader:
         try:
             self._parse(data, out)
         except FrameError as exc:
-            self.error = exc
-            self._chunks = []
+            # Without its traceback: the frames it names hold this reader and the read.
+            self.error = exc.with_traceback(None)
+            self.release()
         return out
 
+    def release(self) -> int:
+        """Drop every byte held (partial frames, fragments, unparsed reads): the peer is gone.
+
+        Returns how many bytes that was. Whatever is fed afterwards starts from a clean
+        state; a connection that has closed feeds nothing more.
+        """
+        size = self._have + len(self._held) + sum(map(len, self._fragments or ()))
+        self._chunks = []
+        self._have = 0
+        self._need = 0
+        self._held = b""
+        self._held_at = 0
+        self._fragments = None
+        self._fragments_size = 0
+        self._utf8 = None
+        return size
+
     def _parse(self, data: bytes, out: list[tuple[int, bytes]]) -> None:
-        if self._chunks:
+        pos = 0
+        if self._held:  # frames a previous feed left for later: take them up first
+            if data:
+                data = self._held[self._held_at :] + data
+            else:
+                data, pos = self._held, self._held_at
+            self._held = b""
+            self._held_at = 0
+        elif self._chunks:
             self._chunks.append(data)
             self._have += len(data)
             if self._have < self._need:
@@ -227,9 +282,14 @@ class FrameReader:
             self._chunks = []
             self._have = 0
         self._need = 0
-        pos = 0
         end = len(data)
+        budget = self._budget
         while end - pos >= 2:
+            if budget == 0:
+                self._held = data
+                self._held_at = pos
+                return
+            budget -= 1
             first = data[pos]
             second = data[pos + 1]
             if first == _FIN_TEXT and second > _MASKED and self._fragments is None:
@@ -270,8 +330,17 @@ class FrameReader:
                     raise FrameError(_PROTOCOL_ERROR, "frame length with its top bit set")
                 head += 8
             opcode = first & 0x0F
+            if opcode == CONTINUATION and self._fragments is not None:
+                # A fragment costs its header too, so that empty ones are not free.
+                size_charged = size + head + 4 - pos
+                if len(self._fragments) >= self._max_fragments:
+                    raise FrameError(
+                        _TOO_BIG, f"message in more than {self._max_fragments} fragments"
+                    )
+            else:
+                size_charged = size
             if opcode < CLOSE:
-                if size + self._fragments_size > self._max:
+                if size_charged + self._fragments_size > self._max:
                     raise FrameError(_TOO_BIG, f"message larger than {self._max} bytes")
             elif size > 125 or not first & 0x80:
                 raise FrameError(_PROTOCOL_ERROR, "control frames must be final and short")
@@ -302,7 +371,7 @@ class FrameReader:
                         _PROTOCOL_ERROR, "continuation frame with no message to continue"
                     )
                 fragments.append(payload)
-                self._fragments_size += size
+                self._fragments_size += size_charged
                 final = bool(first & 0x80)
                 if self._utf8 is not None:
                     _check_fragment(self._utf8, payload, final=final)

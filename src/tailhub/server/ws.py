@@ -36,12 +36,16 @@ from tailhub.protocol import (
     validate_container_id,
 )
 from tailhub.server.state import ServerState
-from tailhub.server.wire import valid_key
+from tailhub.server.wire import TEXT, pong_frame, valid_key
 
 __all__ = [
     "CLOSE_GRACE",
+    "FRAMES_PER_TURN",
+    "ControlAllowance",
     "Refusal",
+    "answer_ping",
     "authenticated_connections",
+    "count_control",
     "forget",
     "handle_frame",
     "handle_messages",
@@ -57,6 +61,8 @@ _log = structlog.get_logger("tailhub.ws")
 
 CLOSE_GRACE: Final = 5.0
 """Seconds a closing connection has to take its last bytes and answer the close frame."""
+FRAMES_PER_TURN: Final = 1024
+"""The most frames of one connection read (and handled) in one turn of the event loop."""
 
 
 def token_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -166,6 +172,68 @@ def forget(state: ServerState, conn: Connection, code: int | None, seconds: floa
         state.drained.set()
 
 
+class ControlAllowance:
+    """Pings and pongs one connection may still send: ``rate`` a second, bursts of ``rate``.
+
+    Args:
+        rate: control frames a second (``max_pings``).
+    """
+
+    __slots__ = ("_allowance", "_at", "rate")
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._allowance = float(rate)
+        self._at = -1.0
+
+    def take(self, now: float) -> bool:
+        """Spend one at loop time ``now``; False once the allowance is spent."""
+        if self._at >= 0.0:
+            self._allowance = min(float(self.rate), self._allowance + (now - self._at) * self.rate)
+        self._at = now
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True
+
+
+def count_control(
+    state: ServerState, conn: Connection, allowance: ControlAllowance, now: float
+) -> bool:
+    """A ping or a pong from ``conn``: False, and a 4429 close, once it sent too many.
+
+    Pongs count as well as pings: an unsolicited pong is allowed (RFC 6455, 5.5.3) but a flood
+    of them would cost the hub as much to read.
+    """
+    if conn.closed:
+        return False
+    if allowance.take(now):
+        return True
+    _log.info("too_many_pings", conn=conn.id, remote=conn.remote)
+    state.node.hub.close(
+        conn, CloseCode.TOO_SLOW, f"more than {allowance.rate} pings and pongs a second"
+    )
+    return False
+
+
+def answer_ping(
+    state: ServerState,
+    conn: Connection,
+    allowance: ControlAllowance,
+    payload: bytes,
+    now: float,
+) -> None:
+    """A client's ping, on either transport: a pong, nothing, or a 4429 close.
+
+    The pong is queued like any reply, so it counts against ``max_queue`` and keeps its place
+    behind what the connection is already owed. A connection that has not authenticated gets
+    no pong, and one that sends more than ``max_pings`` pings and pongs a second is closed
+    with 4429 (:func:`count_control`).
+    """
+    if count_control(state, conn, allowance, now) and conn.authenticated:
+        state.node.hub.send_frame(conn, pong_frame(payload))
+
+
 def time_out_authentication(state: ServerState, conn: Connection) -> None:
     """Close a connection that sent no token within ``auth_timeout``."""
     if conn.authenticated or conn.closed:
@@ -184,12 +252,21 @@ def _subscribe_from_url(state: ServerState, conn: Connection, container_id: str)
 
 
 def handle_frame(
-    state: ServerState, conn: Connection, data: str | bytes, url_container: str | None
+    state: ServerState,
+    conn: Connection,
+    data: str | bytes,
+    url_container: str | None,
+    *,
+    utf8_checked: bool = False,
 ) -> None:
-    """Act on one data message of ``conn``: authenticate it, or hand it to the node."""
+    """Act on one data message of ``conn``: authenticate it, or hand it to the node.
+
+    ``utf8_checked`` says the transport has already checked ``data`` is UTF-8 (a text frame
+    of the hub's own transport); anything else is checked by the codec.
+    """
     node = state.node
     try:
-        message = decode_client(data)
+        message = decode_client(data, utf8_checked=utf8_checked)
     except ProtocolError as exc:
         if not conn.authenticated:
             if not state.auth.check(exc.token):
@@ -219,18 +296,19 @@ def handle_messages(
 
     Consecutive publishes go to the node together (``Node.publish_many``); anything else
     first lets the publishes before it through, so every effect and every reply keeps the
-    order of the messages.
+    order of the messages. Text messages come checked as UTF-8 by the frame reader; binary
+    ones are checked by the codec.
     """
     node = state.node
     run: list[Publish] = []
-    for _opcode, data in messages:
+    for opcode, data in messages:
         if conn.closed:
             break
         if not conn.authenticated:
-            handle_frame(state, conn, data, url_container)
+            handle_frame(state, conn, data, url_container, utf8_checked=opcode == TEXT)
             continue
         try:
-            message = decode_client(data)
+            message = decode_client(data, utf8_checked=opcode == TEXT)
         except ProtocolError as exc:
             if run:
                 node.publish_many(conn, run)

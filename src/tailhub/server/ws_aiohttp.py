@@ -10,7 +10,6 @@ hub's own transport.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Final
 
@@ -21,7 +20,11 @@ from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import PING_FRAME, close_frame
 from tailhub.server.ws import (
     CLOSE_GRACE,
+    FRAMES_PER_TURN,
+    ControlAllowance,
     Refusal,
+    answer_ping,
+    count_control,
     forget,
     handle_frame,
     handshake_refusal,
@@ -139,8 +142,21 @@ def _http_error(refused: Refusal) -> web.HTTPException:
 async def _read_loop(
     state: ServerState, ws: web.WebSocketResponse, conn: Connection, url_container: str | None
 ) -> None:
+    """Act on each message as it comes, yielding to the loop every ``FRAMES_PER_TURN``.
+
+    aiohttp's ``receive`` returns at once while messages it has read are waiting, so without
+    the yield one connection's flood would hold the loop for as long as it lasts.
+    """
     auth_timeout = state.settings.auth_timeout
+    controls = ControlAllowance(state.settings.max_pings)
+    loop = asyncio.get_running_loop()
+    turn = FRAMES_PER_TURN
     while not conn.closed:
+        turn -= 1
+        if turn == 0:
+            turn = FRAMES_PER_TURN
+            await asyncio.sleep(0)
+            continue
         try:
             msg = await ws.receive(timeout=None if conn.authenticated else auth_timeout)
         except TimeoutError:
@@ -151,7 +167,8 @@ async def _read_loop(
         if kind in _DATA:
             handle_frame(state, conn, msg.data, url_container)
         elif kind is WSMsgType.PING:
-            with contextlib.suppress(ConnectionError):
-                await ws.pong(msg.data)
-        elif kind is not WSMsgType.PONG:
+            answer_ping(state, conn, controls, msg.data, loop.time())
+        elif kind is WSMsgType.PONG:
+            count_control(state, conn, controls, loop.time())
+        else:
             return

@@ -7,6 +7,12 @@ holds (:class:`~tailhub.server.wire.FrameReader`) and the messages are handed to
 together and synchronously, so a burst of messages read together is routed, stored and
 flushed together, in one turn of the event loop.
 
+One connection cannot hold the loop: a read is parsed
+:data:`~tailhub.server.ws.FRAMES_PER_TURN` frames at a time.
+When a read holds more, the connection stops reading from its socket, and the rest is taken up
+in a later turn of the loop (``call_soon``), after the other connections' reads; reading
+resumes once the read is used up. Messages parsed together still go to the endpoint together.
+
 Closing follows RFC 6455 (section 7): the side that closes sends a close frame, and the hub
 ends the TCP connection once the peer answers with its own, or at once when the peer closed
 first. The close frame is written behind whatever the connection is still owed, and a peer
@@ -23,18 +29,23 @@ import structlog
 
 from tailhub.core.hub import Connection
 from tailhub.server.state import ServerState
+from tailhub.server.trim import MemoryTrim
 from tailhub.server.wire import (
     BINARY,
     CLOSE,
     PING,
     PING_FRAME,
+    PONG,
     TEXT,
     FrameReader,
     close_frame,
-    pong_frame,
 )
 from tailhub.server.ws import (
     CLOSE_GRACE,
+    FRAMES_PER_TURN,
+    ControlAllowance,
+    answer_ping,
+    count_control,
     forget,
     handle_messages,
     open_connection,
@@ -44,6 +55,7 @@ from tailhub.server.ws import (
 __all__ = ["WebSocketConnection"]
 
 _log = structlog.get_logger("tailhub.ws")
+_trim: Final = MemoryTrim()
 
 _OPEN: Final = 0
 _ANSWERING: Final = 1  # the peer sent a close frame; ours goes out after what it is owed
@@ -66,6 +78,8 @@ class WebSocketConnection(asyncio.Protocol):
         "_closing",
         "_conn",
         "_origin",
+        "_paused",
+        "_pings",
         "_reader",
         "_state",
         "_timer",
@@ -87,7 +101,14 @@ class WebSocketConnection(asyncio.Protocol):
         self._state = state
         self._url_container = url_container
         self._origin = origin
-        self._reader = FrameReader(state.settings.max_message_size)
+        settings = state.settings
+        self._reader = FrameReader(
+            settings.max_message_size,
+            max_fragments=settings.max_fragments,
+            frames_per_feed=FRAMES_PER_TURN,
+        )
+        self._pings = ControlAllowance(settings.max_pings)
+        self._paused = False
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closing = _OPEN
@@ -124,6 +145,26 @@ class WebSocketConnection(asyncio.Protocol):
             return
         if reader.error is not None:
             self._fail(reader.error.code, reader.error.reason)
+        elif reader.more:
+            self._yield()
+        elif self._paused:
+            self._paused = False
+            if self._transport is not None:
+                self._transport.resume_reading()
+
+    def _yield(self) -> None:
+        """Stop reading, and take up the rest of this read in a later turn of the loop."""
+        transport = self._transport
+        if transport is None:
+            return
+        if not self._paused:
+            self._paused = True
+            transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        if self._transport is not None and self._reader.more:
+            self.data_received(b"")
 
     def _mixed(self, messages: list[tuple[int, bytes]]) -> bool:
         """A read with control frames: data runs go on in order around them.
@@ -143,7 +184,11 @@ class WebSocketConnection(asyncio.Protocol):
                     self._end()
                     return True
             elif opcode == PING:
-                self.write(pong_frame(payload))
+                answer_ping(
+                    self._state, conn, self._pings, payload, asyncio.get_running_loop().time()
+                )
+            elif opcode == PONG:
+                count_control(self._state, conn, self._pings, asyncio.get_running_loop().time())
             elif opcode == CLOSE:
                 self._closing = _ANSWERING
                 self._state.node.hub.close(
@@ -166,11 +211,13 @@ class WebSocketConnection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is gone: release every byte held for it, and everything it held."""
         self._cancel_timer()
         conn = self._conn
         if self._transport is not None:
             self._state.addresses.release(conn.remote)
         self._transport = None
+        _trim.released(self._reader.release())
         forget(self._state, conn, self.close_code, asyncio.get_running_loop().time() - self.opened)
 
     # -- Peer: what the hub calls -------------------------------------------------------

@@ -19,10 +19,25 @@ Guarantees every implementation gives (``tests/store/contract.py`` checks them a
   older than ``max_age``): they deduplicate repeats of kept messages, and none is left. While
   a container keeps any message, every producer id it was given stays.
 - ``open`` returns what was kept from the last run, so ``seq`` and producer ids continue.
+- Epochs: each container has an ``epoch`` (:meth:`HistoryStore.epoch`), a random string made
+  with its first message, that changes whenever its history was lost: a new file, a new
+  process for the memory store, an unclean stop after which some delivered messages may be
+  gone (see reservations).
+- Reservations (stores that keep history across a crash): with each commit the store also
+  commits, per container written, a ``reserved`` seq well ahead of the last committed one,
+  and reports it through ``on_reserved``. A caller that shows subscribers only messages with
+  ``seq`` at or below the reported reservation never shows a seq that could be handed out
+  again: after an unclean stop, ``open`` tells (``StoreSnapshot.skip_to``) where each
+  container's seqs continue, past its reservation, and gives it a new epoch. A store that
+  keeps nothing across a restart reserves nothing (``StoreSnapshot.reserved`` is None).
+- Sessions, per-session metadata, shared records and claims handed to the ``save_*`` methods
+  are kept like messages (committed with the next batch) and returned by the next ``open``;
+  :meth:`HistoryStore.sync` returns once everything handed over before it is committed.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -32,10 +47,17 @@ __all__ = [
     "DurableCallback",
     "HistoryStore",
     "Retention",
+    "SessionRow",
     "StoreError",
     "StoreSnapshot",
     "StoredMessage",
+    "new_epoch",
 ]
+
+
+def new_epoch() -> str:
+    """A fresh random epoch: 16 hex digits."""
+    return secrets.token_hex(8)
 
 
 class StoreError(Exception):
@@ -60,12 +82,43 @@ class ContainerInfo:
     bytes: int = 0
 
 
+class SessionRow(NamedTuple):
+    """One kept session (the container's latest); times are Unix seconds."""
+
+    container_id: str
+    status: str
+    started_at: float
+    last_activity: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    exit_code: int | None = None
+
+
 @dataclass(slots=True)
 class StoreSnapshot:
-    """The store's state at ``open``: per container, and each producer's last stored id."""
+    """The store's state at ``open``.
+
+    Attributes:
+        containers: per container, its counters.
+        producers: each ``(container, producer)``'s last stored publisher id.
+        reserved: per container, its committed reservation; None when the store reserves
+            nothing (it keeps nothing across a restart).
+        skip_to: containers whose seqs must continue above this value, not above their last
+            stored seq (an unclean stop: seqs up to it may have been shown).
+        sessions: the kept sessions.
+        meta: per ``(container, name)``, a session's metadata.
+        records: per ``(kind, key)``, a record's value and expiry (Unix seconds or None).
+        claims: per ``(kind, key)``, the claim's owner and expiry.
+    """
 
     containers: dict[str, ContainerInfo] = field(default_factory=dict)
     producers: dict[tuple[str, str], int] = field(default_factory=dict)
+    reserved: dict[str, int] | None = None
+    skip_to: dict[str, int] = field(default_factory=dict)
+    sessions: list[SessionRow] = field(default_factory=list)
+    meta: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    records: dict[tuple[str, str], tuple[bytes, float | None]] = field(default_factory=dict)
+    claims: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +136,14 @@ DurableCallback = Callable[[Sequence[tuple[str, int]]], None]
 class HistoryStore(Protocol):
     """Where the node keeps each container's messages. See the module docstring."""
 
-    async def open(self, on_durable: DurableCallback) -> StoreSnapshot:
+    async def open(
+        self, on_durable: DurableCallback, on_reserved: DurableCallback | None = None
+    ) -> StoreSnapshot:
         """Open (creating if needed) and return what is kept.
+
+        ``on_reserved`` is called on the event loop with ``(container_id, reserved)`` pairs
+        whenever a commit raised containers' reservations, before the ``on_durable`` of that
+        commit.
 
         Raises:
             StoreError: the store cannot be opened (corrupt, unwritable, ...).
@@ -105,6 +164,38 @@ class HistoryStore(Protocol):
 
     def info(self, container_id: str) -> ContainerInfo | None:
         """What is kept for ``container_id`` now (including queued appends), or None."""
+        ...
+
+    def epoch(self, container_id: str) -> str:
+        """The container's epoch ("" before its first message)."""
+        ...
+
+    def save_session(self, row: SessionRow) -> None:
+        """Keep ``row`` as its container's session (replacing the one kept)."""
+        ...
+
+    def forget_sessions(self, container_ids: Sequence[str]) -> None:
+        """Stop keeping these containers' sessions and their metadata."""
+        ...
+
+    def save_meta(self, container_id: str, name: str, value: bytes | None) -> None:
+        """Keep (None: remove) a session's metadata value."""
+        ...
+
+    def save_record(self, kind: str, key: str, value: bytes | None, expires: float | None) -> None:
+        """Keep (value None: remove) a shared record; ``expires`` is a Unix time or None."""
+        ...
+
+    def save_claim(self, kind: str, key: str, owner: str | None, expires: float) -> None:
+        """Keep (owner None: remove) a claim."""
+        ...
+
+    async def sync(self) -> None:
+        """Return once everything handed to the store before this call is durable.
+
+        Raises:
+            StoreError: it cannot be made durable now.
+        """
         ...
 
     async def read(

@@ -5,31 +5,42 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Sequence
 
 from tailhub.store.base import (
     ContainerInfo,
     DurableCallback,
     Retention,
+    SessionRow,
     StoredMessage,
     StoreSnapshot,
+    new_epoch,
 )
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """A :class:`~tailhub.store.base.HistoryStore` in memory; durable for the process' life."""
+    """A :class:`~tailhub.store.base.HistoryStore` in memory; durable for the process' life.
+
+    It keeps no sessions, metadata or records (the ``save_*`` methods do nothing) and
+    reserves no seqs: nothing of it outlives the process, and each container's epoch is
+    random, made with its first message, so a new process means new epochs.
+    """
 
     def __init__(self, retention: Retention | None = None) -> None:
         self._retention = retention or Retention()
         self._messages: dict[str, deque[StoredMessage]] = {}
         self._info: dict[str, ContainerInfo] = {}
+        self._epochs: dict[str, str] = {}
         self._producers: dict[tuple[str, str], int] = {}
         self._on_durable: DurableCallback | None = None
         self._pending: dict[str, int] = {}
         self._flush_scheduled = False
 
-    async def open(self, on_durable: DurableCallback) -> StoreSnapshot:
+    async def open(
+        self, on_durable: DurableCallback, on_reserved: DurableCallback | None = None
+    ) -> StoreSnapshot:
         self._on_durable = on_durable
         return StoreSnapshot(
             containers={
@@ -54,6 +65,7 @@ class MemoryStore:
         info = self._info.get(container_id)
         if info is None:
             info = self._info[container_id] = ContainerInfo()
+            self._epochs[container_id] = new_epoch()
         kept.append(StoredMessage(seq, time, payload))
         info.last_seq = seq
         info.messages += 1
@@ -88,6 +100,27 @@ class MemoryStore:
 
     def info(self, container_id: str) -> ContainerInfo | None:
         return self._info.get(container_id)
+
+    def epoch(self, container_id: str) -> str:
+        return self._epochs.get(container_id, "")
+
+    def save_session(self, row: SessionRow) -> None:
+        return None
+
+    def forget_sessions(self, container_ids: Sequence[str]) -> None:
+        return None
+
+    def save_meta(self, container_id: str, name: str, value: bytes | None) -> None:
+        return None
+
+    def save_record(self, kind: str, key: str, value: bytes | None, expires: float | None) -> None:
+        return None
+
+    def save_claim(self, kind: str, key: str, owner: str | None, expires: float) -> None:
+        return None
+
+    async def sync(self) -> None:
+        return None
 
     async def read(
         self,
