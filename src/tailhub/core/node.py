@@ -18,8 +18,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
+import msgspec
 import structlog
 
+from tailhub.agents import AgentBook, looks_like_agent
 from tailhub.config import Settings
 from tailhub.core.hub import Connection, Hub, Peer
 from tailhub.core.stats import Stats
@@ -53,6 +55,9 @@ from tailhub.store.base import StoreError
 __all__ = ["Node"]
 
 _BACKLOG_PAGE: Final = 1000
+_AGENT_META: Final = "agent"
+"""The session metadata that keeps a session's agent summary (see :mod:`tailhub.agents`)."""
+_AGENT_KEEP_INTERVAL: Final = 1.0
 _AGAIN: Final = "message refused, send it again later"
 _log = structlog.get_logger("tailhub.node")
 
@@ -83,6 +88,8 @@ class Node:
         self.stats = Stats()
         self.hub = Hub(framer, settings.max_queue, self.stats, self._interest)
         self.started_at = time.time()
+        self.agents = AgentBook(settings.max_sessions + 1000)
+        """The agent summary of each session whose container publishes agent events."""
         self.session_counts: Counter[tuple[str, str]] = Counter()
         """Sessions by (``active``/``ended``, status), as of the last expiry round."""
         self._frame = framer
@@ -131,6 +138,11 @@ class Node:
         self._clock = self._loop.time
         await self.engine.open(self)
         settings = self.settings
+        for session in await self.all_sessions_info():
+            kept = session.meta.get(_AGENT_META)
+            if kept is not None:
+                with contextlib.suppress(msgspec.DecodeError):
+                    self.agents.restore(session.container_id, msgspec.json.decode(kept))
         await self.count_sessions()
         self._tasks = [
             asyncio.create_task(self._every(settings.heartbeat_interval, self._liveness_round)),
@@ -138,6 +150,7 @@ class Node:
                 self._every(min(max(settings.session_timeout / 4, 0.05), 5.0), self._expire)
             ),
             asyncio.create_task(self._every(_prune_interval(settings), self._prune)),
+            asyncio.create_task(self._every(_AGENT_KEEP_INTERVAL, self._keep_agents)),
         ]
 
     def close_connections(self) -> None:
@@ -154,6 +167,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        with contextlib.suppress(EngineError, StoreError):
+            await self._keep_agents()
         await self.engine.close()
 
     async def _every(self, interval: float, job: Callable[[], Any]) -> None:
@@ -180,6 +195,35 @@ class Node:
             self._ended(session.container_id, "timeout", session.status, session.exit_code)
         await self.count_sessions()
 
+    async def _keep_agents(self) -> None:
+        """Hand the agent summaries that changed to the engine, so that they are listed by
+        every process and survive a restart (once a second, never per message)."""
+        for container_id, summary in self.agents.take_changed().items():
+            await self.engine.set_meta(container_id, _AGENT_META, encode(summary))
+
+    async def all_sessions_info(self) -> list[SessionInfo]:
+        """Every session the engine lists, all pages.
+
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        sessions: list[SessionInfo] = []
+        cursor: str | None = None
+        while True:
+            page = await self.engine.sessions(limit=1000, cursor=cursor)
+            sessions += page.sessions
+            cursor = page.cursor
+            if cursor is None:
+                return sessions
+
+    async def all_sessions(self) -> list[dict[str, Any]]:
+        """Every session as the API shows it (for totals over the fleet).
+
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        return [self.describe(session) for session in await self.all_sessions_info()]
+
     async def count_sessions(self) -> None:
         """Refresh :attr:`session_counts` from the engine.
 
@@ -187,14 +231,8 @@ class Node:
             EngineError: the engine cannot answer now.
         """
         counts: Counter[tuple[str, str]] = Counter()
-        cursor: str | None = None
-        while True:
-            page = await self.engine.sessions(limit=1000, cursor=cursor)
-            for session in page.sessions:
-                counts["active" if session.active else "ended", session.status] += 1
-            cursor = page.cursor
-            if cursor is None:
-                break
+        for session in await self.all_sessions_info():
+            counts["active" if session.active else "ended", session.status] += 1
         self.session_counts = counts
 
     async def _prune(self) -> None:
@@ -460,6 +498,9 @@ class Node:
         stats = self.stats
         stored = 0
         size = 0
+        if result.started:
+            self.agents.forget(container_id)  # a new session's summary starts from nothing
+        agents = self.agents if run[0].type == "log" else None
         # The highest seq stored for the container as each message was taken: a repeat is
         # acked with it, once it is durable (the message it repeats may still be in flight).
         top = self._durable.get(container_id, 0)
@@ -475,6 +516,8 @@ class Node:
             stored += 1
             top = seq
             size += len(msg.data)
+            if agents is not None and looks_like_agent(msg.data):
+                agents.observe(container_id, msg.data)
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
@@ -928,7 +971,21 @@ class Node:
             # The engine counts processes holding a publisher; this one counts connections.
             "publishers": max(len(self.hub.publishers(container_id)), session.publishers),
             "subscribers": self.hub.subscriber_count(container_id),
+            "agent": self._agent(session),
         }
+
+    def _agent(self, session: SessionInfo) -> Any:
+        """The session's agent summary: this process's, else the one the engine keeps."""
+        summary = self.agents.to_json(session.container_id)
+        if summary is not None:
+            return summary
+        kept = session.meta.get(_AGENT_META)
+        if kept is None:
+            return None
+        try:
+            return msgspec.json.decode(kept)
+        except msgspec.DecodeError:
+            return None
 
     async def list_sessions(
         self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None

@@ -19,12 +19,15 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 - **Durability** comes from the store's ``on_durable`` callback, passed through to
   :meth:`EngineHandler.durable`.
 - **A seq shown is never reused.** A store that keeps history (SQLite) commits, ahead of use,
-  a reservation per container (see :mod:`tailhub.store.base`); runs with a seq above the
-  container's committed reservation are held and delivered, in order, once the commit that
-  covers them is reported (normally never needed: the reservation runs far ahead; a
-  container's very first message waits for one commit). After an unclean stop the store
-  names where each container continues, past anything that could have been shown, with a new
-  epoch. The memory store reserves nothing: nothing survives its process anyway.
+  a reservation per container (see :mod:`tailhub.store.base`); a run with a seq above its
+  container's committed reservation is held, with every run published after it (so the
+  order of deliveries stays the order of publishing, across containers too), until the
+  commit that covers it is reported. That is normally a container's first run only, for one
+  commit: the reservation runs far ahead. While a container's runs are held, its position
+  names the last seq handed on, so that no subscriber reads them as history before they are
+  reserved. After an unclean stop the store names where each container continues, past
+  anything that could have been shown, with a new epoch. The memory store reserves nothing:
+  nothing survives its process anyway.
 - **Sessions** follow :mod:`tailhub.engine.sessions`. They are saved to the store when they
   start, change status and end; ``last_activity`` is saved lazily, for every session whose
   activity moved, at each :meth:`LocalEngine.expire`, :meth:`LocalEngine.prune` and at close:
@@ -229,6 +232,7 @@ class LocalEngine:
         seqs = []
         floor = self._floors.get(container_id, 0) if self._floors else 0
         before = last
+        stamp = max(last, floor)  # past an unclean stop's reservation, once
         for entry in entries:
             pub_id = entry.id
             if pub_id is not None:
@@ -237,17 +241,17 @@ class LocalEngine:
                     seqs.append(DUPLICATE)
                     continue
                 producer_ids[key] = pub_id
-            last = max(last, floor) + 1
+            stamp += 1
             payload = encode_published(
-                kind, container_id, entry.timestamp, last, msgspec.Raw(entry.data)
+                kind, container_id, entry.timestamp, stamp, msgspec.Raw(entry.data)
             )
-            append(container_id, last, now, payload, entry.producer, pub_id)
+            append(container_id, stamp, now, payload, entry.producer, pub_id)
             payloads.append(payload)
-            seqs.append(last)
+            seqs.append(stamp)
         if not payloads:
             done(Published(container_id, seqs, last, self.store.epoch(container_id)))
             return
-        self._last_seq[container_id] = last
+        self._last_seq[container_id] = last = stamp
         if floor:
             del self._floors[container_id]
         started = ended = False
@@ -394,22 +398,25 @@ class LocalEngine:
                 raise EngineError("the engine is closed")
 
     async def prune(self, now: float) -> int:
-        """Apply history retention, forget old ended sessions and expired records and claims."""
+        """Apply history retention, forget old ended sessions and expired records and claims.
+
+        As the store does, a producer's de-duplication state goes with its container's last
+        kept message (it only guards against repeats of kept messages).
+        """
         try:
             removed = await self.store.prune(now)
         except StoreError as exc:
             raise EngineError(str(exc)) from None
         if removed:
-            # As the store does: a producer's dedupe state goes with its container's last
-            # message (seq still never goes back).
-            store = self.store
-            emptied = [
-                pair
-                for pair in self._producer_ids
-                if (info := store.info(pair[0])) is None or info.messages == 0
-            ]
-            for pair in emptied:
-                del self._producer_ids[pair]
+            emptied: dict[str, bool] = {}
+            for producer_key in list(self._producer_ids):
+                container_id = producer_key[0]
+                empty = emptied.get(container_id)
+                if empty is None:
+                    info = self.store.info(container_id)
+                    empty = emptied[container_id] = info is None or info.messages == 0
+                if empty:
+                    del self._producer_ids[producer_key]
         gone = self._registry.forget_ended_before(now - self._session_retention)
         for container_id in gone:
             self._meta.pop(container_id, None)

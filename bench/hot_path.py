@@ -1,0 +1,236 @@
+"""The node's publish path in-process, without I/O: plain logs against agent events.
+
+``python -m bench.hot_path`` decodes and publishes, as the WebSocket handler does, batches of
+8 messages for each of 50 containers (each watched by one subscriber, memory history), and
+prints the CPU time per message for each payload, interleaved over several rounds:
+
+- ``plain``: the 120-byte log of scenario B;
+- ``plain-sized``: a plain log as long as the agent events below (same bytes, no metadata);
+- ``agent``: logs as ``tailhub run`` publishes Claude Code events (a text, a tool call, a
+  tool result with 1 KiB of output), with the hub's agent summary kept up to date;
+- ``agent-no-summary``: the same bytes, with the summary hook switched off, to isolate it.
+
+What it shows is the hot path's own cost; sockets and framing on the wire (scenario B) add
+the same amount to every payload. Run it on another checkout's code with
+``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tailhub.config import Settings
+from tailhub.core.node import Node
+from tailhub.protocol import decode_client
+from tailhub.server.app import _tune_gc
+from tailhub.server.wire import text_frame
+from tailhub.store.memory import MemoryStore
+
+try:
+    from tailhub.engine.local import LocalEngine
+except ImportError:  # a revision from before the engine (for --src comparisons)
+    LocalEngine = None  # type: ignore[assignment,misc]
+
+CONTAINERS = 50
+PER_READ = 8
+
+_EVENTS: list[dict[str, Any]] = [
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_01",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "I'll fix the failing test first. " * 4}],
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 45,
+                "cache_read_input_tokens": 1000,
+                "cache_creation_input_tokens": 500,
+            },
+        },
+        "parent_tool_use_id": None,
+        "session_id": "sess-1a2b3c4d5e",
+        "uuid": "3f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f",
+    },
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_02",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_01",
+                    "name": "Bash",
+                    "input": {"command": "pytest -q", "description": "Run the tests"},
+                }
+            ],
+            "usage": {
+                "input_tokens": 30,
+                "output_tokens": 60,
+                "cache_read_input_tokens": 1500,
+                "cache_creation_input_tokens": 0,
+            },
+        },
+        "parent_tool_use_id": None,
+        "session_id": "sess-1a2b3c4d5e",
+        "uuid": "4f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f",
+    },
+    {
+        "type": "user",
+        "message": {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_01",
+                    "content": "Exit code 1\n" + "F" * 1024,
+                    "is_error": True,
+                }
+            ],
+        },
+        "parent_tool_use_id": None,
+        "session_id": "sess-1a2b3c4d5e",
+        "uuid": "5f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f",
+        "tool_use_result": "Error: Exit code 1",
+    },
+]
+_SUMMARIES = ["I'll fix the failing test first.", "Bash: pytest -q", "Bash: pytest -q → exit 1"]
+
+
+def _frame(container_id: str, data: dict[str, Any]) -> bytes:
+    message = {"type": "log", "containerID": container_id, "data": data}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def payloads(container_id: str) -> dict[str, list[bytes]]:
+    """Each payload's cycle of frames for one container."""
+    agent = [
+        _frame(
+            container_id,
+            {"level": "info", "message": words, "metadata": {"agent": "claude", "event": event}},
+        )
+        for event, words in zip(_EVENTS, _SUMMARIES, strict=True)
+    ]
+    plain = _frame(
+        container_id, {"level": "info", "message": "bench 0 Repository cloned successfully"}
+    )
+    sized = [
+        _frame(container_id, {"level": "info", "message": "x" * (len(frame) - len(plain) + 38)})
+        for frame in agent
+    ]
+    return {
+        "plain": [plain],
+        "plain-sized": sized,
+        "agent": agent,
+        "agent-no-summary": agent,
+    }
+
+
+class _Peer:
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def buffered(self) -> int:
+        return 0
+
+    def ping(self) -> None:
+        pass
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def _node(settings: Settings) -> Node:
+    """A node over memory history, on the engine, or on the store and broker before it."""
+    if LocalEngine is None:
+        from tailhub.broker.memory import MemoryBroker  # type: ignore[import-not-found]
+
+        return Node(settings, MemoryStore(), MemoryBroker(), text_frame)  # type: ignore[call-arg,arg-type]
+    return Node(settings, LocalEngine(MemoryStore(), max_sessions=10**6), text_frame)
+
+
+async def _measure(name: str, batches: int, tmp: Path) -> float:
+    """CPU microseconds per message for one payload on a fresh node."""
+    settings = Settings(history="memory", data_dir=tmp, publish_rate=10**9, max_store_lag=10**9)
+    node = _node(settings)
+    await node.start()
+    book = getattr(node, "agents", None)  # None: a version without agent summaries
+    observe: Callable[..., Any] | None = book.observe if book is not None else None
+    if book is not None and name == "agent-no-summary":
+        book.observe = lambda container_id, data: False
+    try:
+        publisher = node.connect(_Peer(), remote="bench", authenticated=True)
+        cycles = {}
+        for number in range(CONTAINERS):
+            container_id = f"c{number}"
+            cycles[container_id] = payloads(container_id)[name]
+            viewer = node.connect(_Peer(), remote="viewer", authenticated=True)
+            node.subscribe(viewer, decode_client(_subscribe(container_id)))  # type: ignore[arg-type]
+        total = 0
+        started = time.process_time()
+        for batch in range(batches):
+            for cycle in cycles.values():
+                run = [
+                    decode_client(cycle[(batch * PER_READ + i) % len(cycle)])
+                    for i in range(PER_READ)
+                ]
+                node.publish_many(publisher, run)  # type: ignore[arg-type]
+                total += PER_READ
+            await asyncio.sleep(0)
+        spent = time.process_time() - started
+    finally:
+        if book is not None:
+            book.observe = observe
+        await node.stop()
+    return spent / total * 1e6
+
+
+def _subscribe(container_id: str) -> bytes:
+    return json.dumps({"type": "subscribe", "containerID": container_id}).encode()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--batches", type=int, default=400, help="batches per container and run")
+    args = parser.parse_args()
+    _tune_gc()  # as the hub does at start-up
+    names = ["plain", "plain-sized", "agent", "agent-no-summary"]
+    results: dict[str, list[float]] = {name: [] for name in names}
+    tmp = Path("/tmp")
+    for round_number in range(args.rounds):
+        # Each round in another order, and the heap collected before each run: what ran
+        # before must not weigh on what runs next.
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            results[name].append(await _measure(name, args.batches, tmp))
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    size = {name: len(payloads("c0")[name][0]) for name in names}
+    for name in names:
+        print(f"{name:>17}: {medians[name]:6.2f} us/message  (first frame {size[name]} bytes)")
+    print(
+        f"throughput ratio agent / plain-sized: {medians['plain-sized'] / medians['agent']:.3f}x;"
+        f" agent / plain: {medians['plain'] / medians['agent']:.3f}x;"
+        f" summary hook alone: {medians['agent'] - medians['agent-no-summary']:+.2f} us/message"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
