@@ -240,44 +240,54 @@ class TestFaults:
         finally:
             hub.stop()
         database = (pristine / "history.db").read_bytes()
-        page = int.from_bytes(database[16:18], "big") or 65536
-        pages = len(database) // page
-        rng = random.Random(len(database))
-        outcomes = []
-        for trial in range(trials):
-            data = tmp_path / f"damaged-{trial}"
-            data.mkdir()
-            damaged = bytearray(database)
-            for number in rng.sample(range(2, pages), min(pages - 2, 1 + trial % 4)):
-                damaged[number * page : (number + 1) * page] = rng.randbytes(page)
-            (data / "history.db").write_bytes(bytes(damaged))
-            hub = HubProcess(data, token=CANARY_TOKEN)
-            hub.log_path = tmp_path / f"damaged-{trial}.log"
-            figures.tried += 1
-            try:
-                hub.start()
-            except RuntimeError:
-                assert hub.proc is not None
-                lines = [x for x in hub.log().splitlines() if x.strip()]
-                assert hub.proc.returncode == 1, hub.log()
-                assert len(lines) == 1, lines
-                assert "damaged" in lines[0], lines
-                outcomes.append("refused")
-            else:
-                try:
-                    outcomes.append(await _damaged_hub_answers(hub, str(data)))
-                finally:
-                    if hub.proc is not None and hub.proc.poll() is not None:
-                        figures.crashes += 1
-                    hub.stop()
-            log = hub.log()
-            figures.tracebacks += log.count("Traceback")
-            figures.canary_leaks += log.count(CANARY_TOKEN)
-        figures.notes.append(f"outcomes: {outcomes}")
-        figures.passed = not (figures.crashes or figures.tracebacks or figures.canary_leaks)
-        record(figures)
+        outcomes: list[str] = []
+        try:
+            await _damage_and_start(tmp_path, database, trials, figures, outcomes)
+        finally:
+            figures.notes.append(f"outcomes: {outcomes}")
+            figures.passed = not (figures.crashes or figures.tracebacks or figures.canary_leaks)
+            figures.passed = figures.passed and len(outcomes) == trials
+            record(figures)
         assert figures.passed, figures
         shutil.rmtree(pristine, ignore_errors=True)
+
+
+async def _damage_and_start(
+    tmp_path: Path, database: bytes, trials: int, figures: Figures, outcomes: list[str]
+) -> None:
+    """Start a hub on ``trials`` damaged copies of ``database`` and judge each outcome."""
+    page = int.from_bytes(database[16:18], "big") or 65536
+    pages = len(database) // page
+    rng = random.Random(len(database))
+    for trial in range(trials):
+        data = tmp_path / f"damaged-{trial}"
+        data.mkdir()
+        damaged = bytearray(database)
+        for number in rng.sample(range(2, pages), min(pages - 2, 1 + trial % 4)):
+            damaged[number * page : (number + 1) * page] = rng.randbytes(page)
+        (data / "history.db").write_bytes(bytes(damaged))
+        hub = HubProcess(data, token=CANARY_TOKEN)
+        hub.log_path = tmp_path / f"damaged-{trial}.log"
+        figures.tried += 1
+        try:
+            hub.start()
+        except RuntimeError:
+            assert hub.proc is not None
+            lines = [x for x in hub.log().splitlines() if x.strip()]
+            assert hub.proc.returncode == 1, hub.log()
+            outcomes.append("refused" if len(lines) == 1 else f"refused in {len(lines)} lines")
+            assert len(lines) == 1, lines
+            assert "damaged" in lines[0], lines
+        else:
+            try:
+                outcomes.append(await _damaged_hub_answers(hub, str(data)))
+            finally:
+                if hub.proc is not None and hub.proc.poll() is not None:
+                    figures.crashes += 1
+                hub.stop()
+        log = hub.log()
+        figures.tracebacks += log.count("Traceback")
+        figures.canary_leaks += log.count(CANARY_TOKEN)
 
 
 async def _damaged_hub_answers(hub: HubProcess, data_dir: str) -> str:
