@@ -44,13 +44,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
-import msgspec
+from msgspec import Raw
 
 from tailhub.engine.base import (
     DUPLICATE,
     EngineError,
     EngineHandler,
-    Entry,
+    EntryLike,
     Position,
     PublishDone,
     Published,
@@ -65,7 +65,7 @@ from tailhub.engine.sessions import (
     limit_reason,
     run_messages,
 )
-from tailhub.protocol import encode_published
+from tailhub.protocol import TimeFormatter, encode_published
 from tailhub.store.base import HistoryStore, SessionRow, StoreError
 
 __all__ = ["LocalEngine"]
@@ -116,6 +116,8 @@ class LocalEngine:
     ) -> None:
         self.store = store
         self._registry = SessionRegistry(max_sessions, keep_ended)
+        self._stamp = TimeFormatter()
+        """Formats a receive time for entries without a timestamp (one text per ``now``)."""
         self._session_retention = session_retention
         self._clock = clock
         self._handler: EngineHandler | None = None
@@ -200,7 +202,12 @@ class LocalEngine:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(
-        self, container_id: str, kind: str, entries: Sequence[Entry], now: float, done: PublishDone
+        self,
+        container_id: str,
+        kind: str,
+        entries: Sequence[EntryLike],
+        now: float,
+        done: PublishDone,
     ) -> None:
         """See :meth:`Engine.publish`. ``done`` is called before this returns."""
         handler = self._handler
@@ -233,6 +240,7 @@ class LocalEngine:
         floor = self._floors.get(container_id, 0) if self._floors else 0
         before = last
         stamp = max(last, floor)  # past an unclean stop's reservation, once
+        text = ""
         for entry in entries:
             pub_id = entry.id
             if pub_id is not None:
@@ -242,8 +250,12 @@ class LocalEngine:
                     continue
                 producer_ids[key] = pub_id
             stamp += 1
+            data = entry.data
+            timestamp = entry.timestamp
+            if timestamp is None:
+                timestamp = text = text or self._stamp(now)
             payload = encode_published(
-                kind, container_id, entry.timestamp, stamp, msgspec.Raw(entry.data)
+                kind, container_id, timestamp, stamp, data if type(data) is Raw else Raw(data)
             )
             append(container_id, stamp, now, payload, entry.producer, pub_id)
             payloads.append(payload)
@@ -524,7 +536,7 @@ class LocalEngine:
         return None if session is None else self._info(session)
 
     async def expire(
-        self, now: float, timeout: float, final: Entry | None = None
+        self, now: float, timeout: float, final: EntryLike | None = None
     ) -> list[SessionInfo]:
         """End timed-out sessions, each with ``final`` stored as its last message; save
         activity. See :meth:`Engine.expire`."""
