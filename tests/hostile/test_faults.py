@@ -123,7 +123,15 @@ class TestFaults:
                 async def reached(target: int = target) -> bool:
                     return await last_seq(arena, "killed") >= target
 
-                await wait_for(reached, 60 * UNIT)
+                try:
+                    await wait_for(reached, 60 * UNIT)
+                except TimeoutError:
+                    runner.kill()
+                    _, err = await runner.communicate()
+                    raise AssertionError(
+                        f"kill {kill}: the run stalled at seq {await last_seq(arena, 'killed')}"
+                        f" (waiting for {target}); its stderr: {err[-1500:]!r}"
+                    ) from None
                 await asyncio.to_thread(hub.kill)
                 await asyncio.to_thread(hub.start)
             result = await finish(runner, 120 * UNIT)
