@@ -59,6 +59,8 @@ _AGENT_META: Final = "agent"
 """The session metadata that keeps a session's agent summary (see :mod:`tailhub.agents`)."""
 _AGENT_KEEP_INTERVAL: Final = 1.0
 _AGAIN: Final = "message refused, send it again later"
+_DRAINED_WORTH_TELLING: Final = 4 << 20
+"""Bytes history must have fallen behind for its catching up to be worth telling."""
 _log = structlog.get_logger("tailhub.node")
 
 
@@ -100,6 +102,10 @@ class Node:
         """Messages handed to the engine but not yet durable: how far history is behind."""
         self._lag_bytes = 0
         """The bytes of those messages' ``data`` (what holding them costs in memory)."""
+        self._lag_peak = 0
+        """The most ``_lag_bytes`` has been since history last caught up."""
+        self.on_drained: Callable[[], None] | None = None
+        """Told when history catches up after falling far behind (see :meth:`durable`)."""
         self._stored: dict[str, int] = {}
         """Per container, the highest seq this process had stored."""
         self._in_flight: dict[str, deque[tuple[int, int, int]]] = {}
@@ -527,6 +533,8 @@ class Node:
                 if queue is None:
                     queue = self._in_flight[container_id] = deque()
                 queue.append((top, stored, size))
+                if self._lag_bytes > self._lag_peak:
+                    self._lag_peak = self._lag_bytes
         if result.started:
             stats.sessions_started += 1
             _log.info("session_started", container=container_id)
@@ -613,7 +621,11 @@ class Node:
             self.stats.messages_out[kind] += count
 
     def durable(self, positions: Sequence[tuple[str, int]]) -> None:
-        """Messages are durable up to each ``(container_id, seq)``: ack their publishers."""
+        """Messages are durable up to each ``(container_id, seq)``: ack their publishers.
+
+        When history catches up after having fallen :data:`_DRAINED_WORTH_TELLING` bytes
+        behind, :attr:`on_drained` is told (the memory that held them can go back).
+        """
         for container_id, seq in positions:
             before = self._durable.get(container_id, 0)
             if seq <= before:
@@ -649,6 +661,10 @@ class Node:
             for (_, producer), (conn, id, acked_seq) in latest.items():
                 if not conn.closed:
                     self.hub.send(conn, encode_ack(container_id, id, acked_seq, producer))
+        if self._lag_peak >= _DRAINED_WORTH_TELLING and not self._lag_bytes:
+            self._lag_peak = 0
+            if self.on_drained is not None:
+                self.on_drained()
 
     def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
         """Tell the container's subscribers that ``after + 1 .. resumed - 1`` are lost."""

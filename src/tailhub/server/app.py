@@ -92,6 +92,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
         auth=Authenticator(token),
         addresses=Addresses(settings.max_connections_per_ip),
     )
+    node.on_drained = state.trim.soon
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
     static = _static_dir()
@@ -177,7 +178,9 @@ async def _serve(settings: Settings, token: str, *, reuse_port: bool = False) ->
     loop = asyncio.get_running_loop()
     assert runner.server is not None
     state = app[STATE]
-    listener = Listener(state, http_factory(runner.server, state.addresses, **handler_args))
+    listener = Listener(
+        state, http_factory(runner.server, state.addresses, state.trim, **handler_args)
+    )
     try:
         server = await loop.create_server(
             listener,

@@ -29,6 +29,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from tailhub.server.limits import Addresses, address_of
+from tailhub.server.trim import MemoryTrim
 
 __all__ = ["HttpConnection", "http_factory"]
 
@@ -44,9 +45,12 @@ class HttpConnection(RequestHandler):
         kwargs: aiohttp's ``RequestHandler`` arguments (``loop``, ``keepalive_timeout``, ...).
     """
 
-    def __init__(self, manager: web.Server, addresses: Addresses, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: web.Server, addresses: Addresses, trim: MemoryTrim, **kwargs: Any
+    ) -> None:
         super().__init__(manager, **kwargs)
         self._addresses = addresses
+        self._trim = trim
         self._address: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -58,6 +62,7 @@ class HttpConnection(RequestHandler):
         if self._address is not None:
             self._addresses.release(self._address)
             self._address = None
+            self._trim.http_closed()
 
     def handle_error(
         self,
@@ -80,18 +85,19 @@ class HttpConnection(RequestHandler):
 
 
 def http_factory(
-    manager: web.Server, addresses: Addresses, **kwargs: Any
+    manager: web.Server, addresses: Addresses, trim: MemoryTrim, **kwargs: Any
 ) -> Callable[[], asyncio.Protocol]:
     """The protocol factory the listener hands non-WebSocket connections to.
 
     Args:
         manager: aiohttp's server (``AppRunner.server``).
         addresses: the per-address count.
+        trim: told when a connection ends, to give its memory back.
         kwargs: ``RequestHandler`` arguments (``keepalive_timeout``, ``access_log``, ...).
     """
     loop = asyncio.get_running_loop()
 
     def make() -> asyncio.Protocol:
-        return HttpConnection(manager, addresses, loop=loop, **kwargs)
+        return HttpConnection(manager, addresses, trim, loop=loop, **kwargs)
 
     return make

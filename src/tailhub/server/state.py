@@ -11,6 +11,7 @@ from tailhub.auth import Authenticator
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.server.limits import Addresses
+from tailhub.server.trim import MemoryTrim
 
 __all__ = ["STATE", "ServerState"]
 
@@ -28,6 +29,8 @@ class ServerState:
     """Open TCP connections per client address (``max_connections_per_ip``)."""
     unauthenticated: int = 0
     """WebSocket connections open and still without a token (``max_unauthenticated``)."""
+    trim: MemoryTrim = field(default_factory=MemoryTrim)
+    """Gives the memory that ended connections freed back to the system."""
 
 
 STATE = web.AppKey("tailhub_state", ServerState)

@@ -29,7 +29,6 @@ import structlog
 
 from tailhub.core.hub import Connection
 from tailhub.server.state import ServerState
-from tailhub.server.trim import MemoryTrim
 from tailhub.server.wire import (
     BINARY,
     CLOSE,
@@ -55,7 +54,6 @@ from tailhub.server.ws import (
 __all__ = ["WebSocketConnection"]
 
 _log = structlog.get_logger("tailhub.ws")
-_trim: Final = MemoryTrim()
 
 _OPEN: Final = 0
 _ANSWERING: Final = 1  # the peer sent a close frame; ours goes out after what it is owed
@@ -217,7 +215,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self._transport is not None:
             self._state.addresses.release(conn.remote)
         self._transport = None
-        _trim.released(self._reader.release())
+        self._state.trim.released(self._reader.release())
         forget(self._state, conn, self.close_code, asyncio.get_running_loop().time() - self.opened)
 
     # -- Peer: what the hub calls -------------------------------------------------------

@@ -657,7 +657,8 @@ class _Writer:
         started = clock.monotonic()
         try:
             rows = conn.execute("PRAGMA quick_check").fetchall()
-            found = [str(row[0]) for row in rows if row[0] != "ok"]
+            # A row of the report may span lines: one line each, for a one-line refusal.
+            found = [" ".join(str(row[0]).split()) for row in rows if row[0] != "ok"]
         except sqlite3.OperationalError as exc:
             if "interrupted" not in str(exc):
                 found = [str(exc)]
