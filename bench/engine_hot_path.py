@@ -24,8 +24,8 @@ from pathlib import Path
 
 import msgspec
 import structlog
-
 from tailhub.broker.memory import MemoryBroker
+
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.engine import Entry, Published

@@ -20,13 +20,20 @@ import structlog
 from aiohttp import web
 
 from tailhub import __version__
-from tailhub.auth import Authenticator, load_or_create_token
+from tailhub.auth import (
+    Authenticator,
+    TokenError,
+    load_or_create_secret,
+    load_or_create_token,
+    load_public_key,
+)
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
+from tailhub.server.access import read_revoked, watch_revocations
 from tailhub.server.engines import make_engine
 from tailhub.server.http import http_factory
 from tailhub.server.limits import Addresses
@@ -75,19 +82,23 @@ def _static_dir() -> Path:
     return Path(str(resources.files("tailhub.server") / "static"))
 
 
-def create_app(settings: Settings, token: str) -> web.Application:
+def create_app(
+    settings: Settings, token: str, secret: str | None = None, public_key: str | None = None
+) -> web.Application:
     """The complete hub as an aiohttp application.
 
     Args:
         settings: validated settings.
-        token: the shared token every connection must present.
+        token: the shared token (admin).
+        secret: the secret scoped tokens are signed with (HS256); None accepts none.
+        public_key: a PEM public key that verifies RS256/ES256 scoped tokens, or None.
     """
     store_metrics = metrics.StoreMetrics()
     node = Node(settings, make_engine(settings, store_metrics.on_batch), text_frame)
     state = ServerState(
         settings=settings,
         node=node,
-        auth=Authenticator(token),
+        auth=Authenticator(token, secret=secret, public_key=public_key),
         addresses=Addresses(settings.max_connections_per_ip),
     )
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
@@ -116,7 +127,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
         except Exception as exc:
             problems["engine"] = str(exc)
         if problems:
-            if not state.auth.check(request_token(request)):
+            if not _is_admin(state, request_token(request)):
                 # The words name files and errors: for the token's holders only.
                 problems = dict.fromkeys(problems, _HIDDEN_PROBLEM)
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
@@ -131,6 +142,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
     api.setup(app)
     metrics.setup(app, store_metrics)
 
+    background: list[asyncio.Task[None]] = []
+
     async def start(_app: web.Application) -> None:
         if not page.is_file():
             _log.error(
@@ -140,6 +153,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
                 "The WebSocket, HTTP API and metrics work. Reinstall tailhub from its checkout.",
             )
         await node.start()
+        await read_revoked(state)
+        background.append(asyncio.create_task(watch_revocations(state)))
 
     async def close_connections(_app: web.Application) -> None:
         # Both transports call ws.forget() for each connection that ends, the last one sets
@@ -151,6 +166,11 @@ def create_app(settings: Settings, token: str) -> web.Application:
                 await asyncio.wait_for(state.drained.wait(), _SHUTDOWN_TIMEOUT)
 
     async def stop(_app: web.Application) -> None:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await node.stop()
 
     app.on_startup.append(start)
@@ -159,8 +179,15 @@ def create_app(settings: Settings, token: str) -> web.Application:
     return app
 
 
-async def _serve(settings: Settings, token: str) -> int:
-    app = create_app(settings, token)
+def _is_admin(state: ServerState, token: str | None) -> bool:
+    try:
+        return state.auth.grant(token).is_admin
+    except TokenError:
+        return False
+
+
+async def _serve(settings: Settings, token: str, secret: str | None, public_key: str | None) -> int:
+    app = create_app(settings, token, secret, public_key)
     handler_args: dict[str, Any] = {
         "access_log": None,
         "keepalive_timeout": settings.keepalive_timeout,
@@ -237,8 +264,21 @@ def run(settings: Settings) -> int:
         except OSError as exc:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
         generated = (path, created)
-    # The token is known before the first line is written: no line may contain it.
-    configure_logging(settings.log_level, secrets=(token,))
+    secret = settings.token_secret
+    public_key = None
+    try:
+        if secret is None:
+            secret = load_or_create_secret(settings.data_dir)
+    except OSError as exc:
+        return _fail(f"cannot keep the token secret in {settings.data_dir}: {exc}")
+    if settings.jwt_public_key is not None:
+        try:
+            public_key = load_public_key(settings.jwt_public_key)
+        except ValueError as exc:
+            return _fail(str(exc))
+    # The token and the secret are known before the first line is written: no line may
+    # contain them.
+    configure_logging(settings.log_level, secrets=(token, secret))
     if generated is not None:
         path, created = generated
         _log.info(
@@ -260,7 +300,7 @@ def run(settings: Settings) -> int:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_serve(settings, token))
+            return runner.run(_serve(settings, token, secret, public_key))
     except (StoreError, EngineError) as exc:
         return _fail(str(exc))
     except OSError as exc:
