@@ -1,112 +1,252 @@
-"""The publish path in process: ``Node.publish_many`` over a LocalEngine, per grant.
+"""The node's publish path in-process, without I/O: plain logs against agent events.
 
-One round is one run of 8 log messages for each of 50 containers, admitted (rate, history
-lag and, with scoped tokens, the token's scope), stamped, stored in a MemoryStore and handed
-to fan-out (framed once, no subscriber). Prints, for each kind of connection, the median over
-repeats of microseconds per message (CPU time of the event loop thread):
+``python -m bench.hot_path`` decodes and publishes, as the WebSocket handler does, batches of
+8 messages for each of 50 containers (each watched by one subscriber, memory history), and
+prints the CPU time per message for each payload, interleaved over several rounds:
 
-- ``admin``: a connection that presented the shared token;
-- ``scoped``: one that presented a publisher token for ``container-*`` (its scope is checked
-  for every message: a cached lookup per container after the first).
+- ``plain``: the 120-byte log of scenario B;
+- ``plain-scoped``: the same, published by a connection with a scoped publisher token (its
+  scope, ``c*``, checked for every message: a cached lookup per container);
+- ``plain-sized``: a plain log as long as the agent events below (same bytes, no metadata);
+- ``agent``: logs as ``tailhub run`` publishes Claude Code events (a text, a tool call, a
+  tool result with 1 KiB of output), with the hub's agent summary kept up to date;
+- ``agent-no-summary``: the same bytes, with the summary hook switched off, to isolate it.
 
-Run: ``python bench/hot_path.py [--repeat 7] [--rounds 400]``.
+What it shows is the hot path's own cost; sockets and framing on the wire (scenario B) add
+the same amount to every payload. Run it on another checkout's code with
+``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare versions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import gc
+import json
 import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
-
-import msgspec
-import structlog
 
 from tailhub.config import Settings
 from tailhub.core.node import Node
-from tailhub.engine.local import LocalEngine
-from tailhub.protocol import Publish
+from tailhub.protocol import decode_client
+from tailhub.server.app import _tune_gc
 from tailhub.server.wire import text_frame
 from tailhub.store.memory import MemoryStore
 
+try:
+    from tailhub.engine.local import LocalEngine
+except ImportError:  # a revision from before the engine (for --src comparisons)
+    LocalEngine = None  # type: ignore[assignment,misc]
+
 CONTAINERS = 50
-RUN = 8
+PER_READ = 8
+
+_EVENTS: list[dict[str, Any]] = [
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_01",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "I'll fix the failing test first. " * 4}],
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 45,
+                "cache_read_input_tokens": 1000,
+                "cache_creation_input_tokens": 500,
+            },
+        },
+        "parent_tool_use_id": None,
+        "session_id": "sess-1a2b3c4d5e",
+        "uuid": "3f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f",
+    },
+    {
+        "type": "assistant",
+        "message": {
+            "id": "msg_02",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_01",
+                    "name": "Bash",
+                    "input": {"command": "pytest -q", "description": "Run the tests"},
+                }
+            ],
+            "usage": {
+                "input_tokens": 30,
+                "output_tokens": 60,
+                "cache_read_input_tokens": 1500,
+                "cache_creation_input_tokens": 0,
+            },
+        },
+        "parent_tool_use_id": None,
+        "session_id": "sess-1a2b3c4d5e",
+        "uuid": "4f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f",
+    },
+    {
+        "type": "user",
+        "message": {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_01",
+                    "content": "Exit code 1\n" + "F" * 1024,
+                    "is_error": True,
+                }
+            ],
+        },
+        "parent_tool_use_id": None,
+        "session_id": "sess-1a2b3c4d5e",
+        "uuid": "5f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f",
+        "tool_use_result": "Error: Exit code 1",
+    },
+]
+_SUMMARIES = ["I'll fix the failing test first.", "Bash: pytest -q", "Bash: pytest -q → exit 1"]
+
+
+def _frame(container_id: str, data: dict[str, Any]) -> bytes:
+    message = {"type": "log", "containerID": container_id, "data": data}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def payloads(container_id: str) -> dict[str, list[bytes]]:
+    """Each payload's cycle of frames for one container."""
+    agent = [
+        _frame(
+            container_id,
+            {"level": "info", "message": words, "metadata": {"agent": "claude", "event": event}},
+        )
+        for event, words in zip(_EVENTS, _SUMMARIES, strict=True)
+    ]
+    plain = _frame(
+        container_id, {"level": "info", "message": "bench 0 Repository cloned successfully"}
+    )
+    sized = [
+        _frame(container_id, {"level": "info", "message": "x" * (len(frame) - len(plain) + 38)})
+        for frame in agent
+    ]
+    return {
+        "plain": [plain],
+        "plain-scoped": [plain],
+        "plain-sized": sized,
+        "agent": agent,
+        "agent-no-summary": agent,
+    }
 
 
 class _Peer:
-    """A transport that takes everything (nothing is subscribed, so nothing is written)."""
+    def __init__(self) -> None:
+        self.written = 0
 
     def write(self, data: bytes) -> None:
-        return None
+        self.written += len(data)
 
     def buffered(self) -> int:
         return 0
 
     def ping(self) -> None:
-        return None
+        pass
 
     def close(self, code: int, reason: str) -> None:
-        return None
+        pass
 
 
-def _runs() -> list[list[Publish]]:
-    data = msgspec.json.decode(
-        b'{"d":{"message":"a log line of an agent at work, about this long","level":"info"}}',
-        type=dict[str, msgspec.Raw],
-    )["d"]
-    return [[Publish("log", f"container-{c}", data) for _ in range(RUN)] for c in range(CONTAINERS)]
+def _connect(node: Node, remote: str, scoped: bool) -> Any:
+    """A connection of the shared token (admin), or of a publisher token for ``c*``.
 
-
-def _grant(kind: str) -> Any:
-    """The grant for ``kind``, or None where this checkout has no grants (before them)."""
+    On a revision from before scoped tokens, every connection is the shared token's.
+    """
     try:
         from tailhub.grants import ADMIN, Grant
     except ImportError:
-        return None
-    return ADMIN if kind == "admin" else Grant.of("publisher", ["container-*"])
+        return node.connect(_Peer(), remote=remote, authenticated=True)  # type: ignore[call-arg]
+    grant = Grant.of("publisher", ["c*"]) if scoped else ADMIN
+    return node.connect(_Peer(), remote=remote, grant=grant)
 
 
-def _connect(node: Node, grant: Any) -> Any:
-    if grant is None:
-        return node.connect(_Peer(), remote="bench", authenticated=True)  # type: ignore[call-arg]
-    return node.connect(_Peer(), remote="bench", grant=grant)
+def _node(settings: Settings) -> Node:
+    """A node over memory history, on the engine, or on the store and broker before it."""
+    if LocalEngine is None:
+        from tailhub.broker.memory import MemoryBroker  # type: ignore[import-not-found]
+
+        return Node(settings, MemoryStore(), MemoryBroker(), text_frame)  # type: ignore[call-arg,arg-type]
+    return Node(settings, LocalEngine(MemoryStore(), max_sessions=10**6), text_frame)
 
 
-async def _measure(kind: str, rounds: int, runs: list[list[Publish]]) -> float:
-    settings = Settings(max_sessions=1000, publish_rate=10**9, max_store_lag=10**9)
-    node = Node(settings, LocalEngine(MemoryStore(), max_sessions=1000), text_frame)
+async def _measure(name: str, batches: int, tmp: Path) -> float:
+    """CPU microseconds per message for one payload on a fresh node."""
+    settings = Settings(history="memory", data_dir=tmp, publish_rate=10**9, max_store_lag=10**9)
+    node = _node(settings)
     await node.start()
-    conn = _connect(node, _grant(kind))
-    for run in runs:  # every session active: the runs take the short path
-        node.publish(conn, run[0])
-    await asyncio.sleep(0)
-    started = time.thread_time()
-    for _ in range(rounds):
-        for run in runs:
-            node.publish_many(conn, run)
-        await asyncio.sleep(0)
-    took = time.thread_time() - started
-    await node.stop()
-    return took
+    book = getattr(node, "agents", None)  # None: a version without agent summaries
+    observe: Callable[..., Any] | None = book.observe if book is not None else None
+    if book is not None and name == "agent-no-summary":
+        book.observe = lambda container_id, data: False
+    try:
+        publisher = _connect(node, "bench", scoped=name == "plain-scoped")
+        cycles = {}
+        for number in range(CONTAINERS):
+            container_id = f"c{number}"
+            cycles[container_id] = payloads(container_id)[name]
+            viewer = _connect(node, "viewer", scoped=False)
+            node.subscribe(viewer, decode_client(_subscribe(container_id)))  # type: ignore[arg-type]
+        total = 0
+        started = time.process_time()
+        for batch in range(batches):
+            for cycle in cycles.values():
+                run = [
+                    decode_client(cycle[(batch * PER_READ + i) % len(cycle)])
+                    for i in range(PER_READ)
+                ]
+                node.publish_many(publisher, run)  # type: ignore[arg-type]
+                total += PER_READ
+            await asyncio.sleep(0)
+        spent = time.process_time() - started
+    finally:
+        if book is not None:
+            book.observe = observe
+        await node.stop()
+    return spent / total * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7, help="repeats per kind (median shown)")
-    parser.add_argument("--rounds", type=int, default=400, help="rounds per repeat")
+def _subscribe(container_id: str) -> bytes:
+    return json.dumps({"type": "subscribe", "containerID": container_id}).encode()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--batches", type=int, default=400, help="batches per container and run")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    runs = _runs()
-    messages = args.rounds * CONTAINERS * RUN
-    for kind in ("admin", "scoped"):
-        times = [
-            asyncio.run(_measure(kind, args.rounds, runs)) / messages * 1e6
-            for _ in range(args.repeat)
-        ]
-        print(f"{kind:7} {statistics.median(times):6.2f} us/message (min {min(times):.2f})")
+    _tune_gc()  # as the hub does at start-up
+    names = ["plain", "plain-scoped", "plain-sized", "agent", "agent-no-summary"]
+    results: dict[str, list[float]] = {name: [] for name in names}
+    tmp = Path("/tmp")
+    for round_number in range(args.rounds):
+        # Each round in another order, and the heap collected before each run: what ran
+        # before must not weigh on what runs next.
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            gc.collect()
+            results[name].append(await _measure(name, args.batches, tmp))
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    size = {name: len(payloads("c0")[name][0]) for name in names}
+    for name in names:
+        print(f"{name:>17}: {medians[name]:6.2f} us/message  (first frame {size[name]} bytes)")
+    print(
+        f"throughput ratio agent / plain-sized: {medians['plain-sized'] / medians['agent']:.3f}x;"
+        f" agent / plain: {medians['plain'] / medians['agent']:.3f}x;"
+        f" summary hook alone: {medians['agent'] - medians['agent-no-summary']:+.2f} us/message"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())

@@ -79,8 +79,36 @@ class Spec:
     connect_concurrency: int = 100
 
 
+PAYLOAD = os.environ.get("TAILHUB_BENCH_PAYLOAD", "plain")
+"""``plain``: the log below; ``agent``: a log as ``tailhub run`` publishes a Claude Code tool
+call (about 600 bytes: a one-line summary, and the event in ``metadata``)."""
+
+_AGENT_METADATA = (
+    b',"metadata":{"agent":"claude","event":{"type":"assistant","message":{"id":"msg_01",'
+    b'"type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":'
+    b'[{"type":"tool_use","id":"toolu_01","name":"Bash","input":{"command":"pytest -q",'
+    b'"description":"Run the tests"}}],"stop_reason":null,"usage":{"input_tokens":30,'
+    b'"output_tokens":60,"cache_read_input_tokens":1500,"cache_creation_input_tokens":0,'
+    b'"service_tier":"standard"}},"parent_tool_use_id":null,"session_id":'
+    b'"0f9a4c1e-5b7d-4e2a-9c3b-1d2e3f4a5b6c","uuid":"3f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f"}}'
+)
+
+
 def message(container_id: str, sent_ns: int = 0) -> bytes:
-    """A small log message as in PROTOCOL.md (about 120 bytes), stamped with ``sent_ns``."""
+    """A small log message as in PROTOCOL.md (about 120 bytes), stamped with ``sent_ns``.
+
+    With ``TAILHUB_BENCH_PAYLOAD=agent``, an agent event's log instead (see ``PAYLOAD``).
+    """
+    if PAYLOAD == "agent":
+        return (
+            b'{"type":"log","containerID":"'
+            + container_id.encode()
+            + b'","data":{"level":"info","message":"bench '
+            + b"%019d" % sent_ns
+            + b' Bash: pytest -q"'
+            + _AGENT_METADATA
+            + b"}}"
+        )
     return (
         b'{"type":"log","containerID":"'
         + container_id.encode()

@@ -6,10 +6,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tailhub.client import Publisher
+from tests.agents import streams
 from tests.client.procs import Result, cli_env, finish, run_cli, start_cli
 from tests.helpers import TOKEN, UNIT, HubProcess
 
@@ -22,6 +24,16 @@ async def _publish_session(hub: HubProcess, container_id: str, exit_code: int = 
         await pub.log("careful", "warn")
         await pub.log("broken", "error")
         await pub.complete(exit_code, duration=1500)
+        assert await pub.flush(timeout=10 * UNIT)
+
+
+async def _publish_agent(hub: HubProcess, container_id: str, agent: str, stream: Any) -> None:
+    """Publish a sample stream as ``tailhub run`` would, then complete with exit 0."""
+    async with Publisher(container_id, url=hub.url, token=TOKEN) as pub:
+        await pub.log("plain words")
+        for event, words, level in stream:
+            await pub.log(words, level, metadata={"agent": agent, "event": event})
+        await pub.complete(0)
         assert await pub.flush(timeout=10 * UNIT)
 
 
@@ -190,6 +202,75 @@ class TestLogs:
         listed = json.loads((await run_cli(hub, "sessions", "--json")).stdout)
         second = next(s for s in listed if s["containerID"] == "v8")
         assert (second["messages"], second["lastSeq"]) == (3, 9)  # this run's own count
+
+
+class TestAgentLogs:
+    async def test_summaries(self, shared_hub: HubProcess) -> None:
+        """Agent events print as LEVEL, stream and summary; plain lines as before."""
+        hub = shared_hub
+        await _publish_agent(hub, "ag1", "claude", streams.CLAUDE)
+        result = await run_cli(hub, "logs", "ag1")
+        assert result.status == 0, result.stderr
+        expected = ["INFO  plain words"]
+        expected += [f"{level.upper():<5} claude {words}" for _, words, level in streams.CLAUDE]
+        expected.append("── complete, exit code 0")
+        assert expected == result.lines
+
+    async def test_codex_and_level(self, shared_hub: HubProcess) -> None:
+        """--level applies to agent events too."""
+        hub = shared_hub
+        await _publish_agent(hub, "ag2", "codex", streams.CODEX)
+        result = await run_cli(hub, "logs", "ag2", "--level", "error")
+        assert [
+            "ERROR codex  shell: pytest -q → exit 1",
+            "ERROR codex  error: stream disconnected; reconnecting 1/5",
+            "ERROR codex  turn failed: stream disconnected",
+            "── complete, exit code 0",
+        ] == result.lines
+
+    async def test_raw_and_json(self, shared_hub: HubProcess) -> None:
+        """--raw prints the agent's own lines (and plain lines as they were); --json is as is."""
+        hub = shared_hub
+        await _publish_agent(hub, "ag3", "claude", streams.CLAUDE)
+        raw = await run_cli(hub, "logs", "ag3", "--raw")
+        assert ["plain words", *streams.lines(streams.CLAUDE)] == raw.lines
+        as_json = await run_cli(hub, "logs", "ag3", "--json")
+        messages = [json.loads(line) for line in as_json.lines]
+        event, words, level = streams.CLAUDE[2]
+        assert {
+            "level": level,
+            "message": words,
+            "metadata": {"agent": "claude", "event": event},
+        } == messages[3]["data"]
+        both = await run_cli(hub, "logs", "ag3", "--raw", "--json")
+        assert both.status == 2
+
+
+class TestAgentSessions:
+    async def test_columns_and_fleet(self, hub: HubProcess) -> None:
+        """sessions shows model, cost, turns and what the agent does; fleet the totals."""
+        await _publish_agent(hub, "a1", "claude", streams.CLAUDE)
+        await _publish_session(hub, "p1")
+        table = await run_cli(hub, "sessions", env=cli_env(hub, COLUMNS="250"))
+        assert table.status == 0, table.stderr
+        header = table.lines[0].split()
+        assert ["MODEL", "COST", "TURNS", "DOING"] == header[-4:]
+        rows = {line.split()[0]: line.split() for line in table.lines[1:]}
+        assert [streams.MODEL, "$0.042", "5", "done:", "success"] == rows["a1"][-5:]
+        assert ["-", "-", "-", "-"] == rows["p1"][-4:]
+
+        fleet = await run_cli(hub, "fleet")
+        assert fleet.status == 0, fleet.stderr
+        assert [
+            "sessions 2 (1 completed, 1 error)",
+            "running  0",
+            "failed   1",
+            "agents   1",
+            "cost     $0.042",
+            "tokens   157 in · 182 out · 8,800 cache read · 650 cache write",
+        ] == fleet.lines
+        totals = json.loads((await run_cli(hub, "fleet", "--json")).stdout)
+        assert (totals["costUsd"], totals["tokens"]) == (0.042, streams.CLAUDE_SUMMARY["tokens"])
 
 
 class TestSessions:

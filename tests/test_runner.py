@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from tailhub.client import Message, Subscriber
-from tailhub.runner import LineSplitter, exit_status, split_text
+from tailhub.runner import LineSplitter, Runner, RunOptions, exit_status, split_text
+from tests.agents import streams
 from tests.client.procs import cli_env, finish, run_cli, start_cli
 from tests.helpers import TOKEN, UNIT, HubProcess, increasing
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RUN = ("run", "--reconnect-max", "0.3", "--ack-timeout", str(10 * UNIT))
 
 
@@ -394,3 +399,149 @@ class TestRun:
             assert history[-1].type == "complete"
         finally:
             hub.stop()
+
+
+def _fake_agent(tmp_path: Path, name: str, stream: list[str]) -> list[str]:
+    """A command that prints ``stream`` line by line as an agent would, plus a plain line
+    and a line on stderr."""
+    events = tmp_path / f"{name}.jsonl"
+    events.write_text("\n".join(stream) + "\n")
+    script = (
+        "import sys\n"
+        "print('plain words before the stream', flush=True)\n"
+        f"for line in open({str(events)!r}):\n"
+        "    sys.stdout.write(line)\n"
+        "    sys.stdout.flush()\n"
+        "print('a note on stderr', file=sys.stderr, flush=True)\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+class TestAgentStreams:
+    @pytest.mark.parametrize(
+        ("name", "stream"), [("claude", streams.CLAUDE), ("codex", streams.CODEX)]
+    )
+    async def test_events_become_summaries(
+        self, shared_hub: HubProcess, tmp_path: Path, name: str, stream: list[Any]
+    ) -> None:
+        """Each event is a log with its summary and level, and the event itself, unchanged."""
+        hub = shared_hub
+        container = f"agent-{name}"
+        argv = _fake_agent(tmp_path, name, streams.lines(stream))
+        result = await run_cli(hub, *RUN, "-q", "--container-id", container, "--", *argv)
+        assert result.status == 0, result.stderr
+        logs = [m for m in await _history(hub, container) if m.type == "log"]
+        expected: list[dict[str, Any]] = [
+            {"level": "info", "message": "plain words before the stream"}
+        ]
+        expected += [
+            {"level": level, "message": line, "metadata": {"agent": name, "event": event}}
+            for event, line, level in stream
+        ]
+        expected.append({"level": "warn", "message": "a note on stderr", "stream": "stderr"})
+        assert expected == [m.data for m in logs]
+        summary = streams.CLAUDE_SUMMARY if name == "claude" else streams.CODEX_SUMMARY
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{hub.http}/api/sessions/{container}", headers=AUTH) as resp,
+        ):
+            assert summary == (await resp.json())["agent"]
+
+    async def test_the_summary_is_kept_across_a_restart(
+        self, hub: HubProcess, tmp_path: Path
+    ) -> None:
+        """The session's agent summary is listed again, the same, after the hub restarts."""
+        argv = _fake_agent(tmp_path, "claude", streams.lines(streams.CLAUDE))
+        result = await run_cli(hub, *RUN, "-q", "--container-id", "kept", "--", *argv)
+        assert result.status == 0, result.stderr
+
+        async def summary() -> Any:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{hub.http}/api/sessions/kept", headers=AUTH) as resp,
+            ):
+                return (await resp.json())["agent"]
+
+        assert streams.CLAUDE_SUMMARY == await summary()
+        hub.stop()
+        hub.start()
+        assert streams.CLAUDE_SUMMARY == await summary()
+
+    async def test_agent_none_and_fixed(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """--agent none keeps every line plain; --agent codex takes a Codex-only error first."""
+        hub = shared_hub
+        argv = _fake_agent(tmp_path, "none", streams.lines(streams.CLAUDE[:2]))
+        result = await run_cli(
+            hub, *RUN, "-q", "--agent", "none", "--container-id", "agent-none", "--", *argv
+        )
+        assert result.status == 0, result.stderr
+        logs = [m.data for m in await _history(hub, "agent-none") if m.type == "log"]
+        assert all("metadata" not in data for data in logs)
+        assert streams.lines(streams.CLAUDE[:2]) == [d["message"] for d in logs[1:3]]
+
+        error = '{"type":"error","message":"quota exceeded"}'
+        argv = _fake_agent(tmp_path, "fixed", [error])
+        result = await run_cli(
+            hub, *RUN, "-q", "--agent", "codex", "--container-id", "agent-fixed", "--", *argv
+        )
+        assert result.status == 0, result.stderr
+        logs = [m.data for m in await _history(hub, "agent-fixed") if m.type == "log"]
+        assert {
+            "level": "error",
+            "message": "error: quota exceeded",
+            "metadata": {"agent": "codex", "event": {"type": "error", "message": "quota exceeded"}},
+        } == logs[1]
+
+    async def test_unknown_and_malformed_lines(
+        self, shared_hub: HubProcess, tmp_path: Path
+    ) -> None:
+        """JSON that is no event stays plain; a malformed known event is kept, shown raw."""
+        hub = shared_hub
+        malformed = '{"type":"assistant","message":{"id":5}}'
+        stream = [
+            '{"level":"info","msg":"some JSON logger"}',
+            streams.lines(streams.CLAUDE)[0],
+            malformed,
+            '{"type":"brand_new_event","x":1}',
+        ]
+        argv = _fake_agent(tmp_path, "odd", stream)
+        result = await run_cli(hub, *RUN, "-q", "--container-id", "agent-odd", "--", *argv)
+        assert result.status == 0, result.stderr
+        logs = [m.data for m in await _history(hub, "agent-odd") if m.type == "log"]
+        assert {"level": "info", "message": stream[0]} == logs[1]
+        assert "claude" == logs[2]["metadata"]["agent"]
+        assert {
+            "level": "info",
+            "message": malformed,
+            "metadata": {"agent": "claude", "event": {"type": "assistant", "message": {"id": 5}}},
+        } == logs[3]
+        assert ("brand_new_event", {"type": "brand_new_event", "x": 1}) == (
+            logs[4]["message"],
+            logs[4]["metadata"]["event"],
+        )
+
+    async def test_event_too_large_sent_plain(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """An event that does not fit one message with its summary is sent as plain pieces."""
+        hub = shared_hub
+        text = "x" * 3000
+        big = json.dumps(
+            {
+                "type": "assistant",
+                "message": {"id": "m", "content": [{"type": "text", "text": text}]},
+            }
+        )
+        stream = [streams.lines(streams.CLAUDE)[0], big]
+        argv = _fake_agent(tmp_path, "big", stream)
+        options = RunOptions(
+            url=hub.url,
+            token=TOKEN,
+            container_id="agent-big",
+            max_message_size=2048,
+            echo=False,
+            ack_timeout=10 * UNIT,
+        )
+        assert 0 == await Runner(argv, options, notes=io.StringIO()).run()
+        logs = [m.data for m in await _history(hub, "agent-big") if m.type == "log"]
+        assert "metadata" in logs[1]
+        pieces = [d for d in logs[2:-1] if "metadata" not in d]
+        assert big == "".join(d["message"] for d in pieces)

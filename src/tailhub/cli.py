@@ -274,6 +274,15 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     show_envvar=True,
     help="Longest delay between reconnect attempts, in seconds.",
 )
+@click.option(
+    "--agent",
+    type=click.Choice(["auto", "claude", "codex", "none"]),
+    default="auto",
+    show_default=True,
+    envvar="TAILHUB_AGENT",
+    show_envvar=True,
+    help="Read stdout as Claude Code stream-json or Codex exec --json events (auto: either).",
+)
 @click.argument(
     "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD [ARGS]..."
 )
@@ -288,6 +297,7 @@ def run(
     stdin_mode: Literal["null", "hub", "inherit", "pipe"],
     quiet: bool,
     reconnect_max: float,
+    agent: Literal["auto", "claude", "codex", "none"],
     command: tuple[str, ...],
 ) -> None:
     """Run CMD and stream its output to the hub: tailhub run [OPTIONS] -- CMD [ARGS]...
@@ -295,6 +305,8 @@ def run(
     Each stdout line is a log at info, each stderr line a log marked as stderr (at warn);
     status, heartbeats and a final complete are sent too. CMD's stdin is empty unless --stdin
     says otherwise. Exits with CMD's exit code (128+N if killed by signal N).
+    A stdout line that is a Claude Code or Codex JSON event is sent as a one-line summary with
+    the event attached (see --agent).
     """
     from tailhub.runner import Runner, RunOptions
 
@@ -310,6 +322,7 @@ def run(
         stdin="hub" if stdin_mode == "pipe" else stdin_mode,
         token_source=_token_source(),
         reconnect_max=reconnect_max,
+        agent=agent,
     )
 
     async def go() -> int:
@@ -370,6 +383,11 @@ class _Since(click.ParamType[int | float]):
 @click.option("-t", "--timestamps", is_flag=True, help="Show each message's time.")
 @click.option("--seq", "show_seq", is_flag=True, help="Show each message's seq.")
 @click.option("--json", "as_json", is_flag=True, help="Print each message as received (NDJSON).")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print only log lines, an agent's events as the JSON lines it wrote.",
+)
 @_hub_options
 def logs(
     container_id: str,
@@ -380,6 +398,7 @@ def logs(
     timestamps: bool,
     show_seq: bool,
     as_json: bool,
+    raw: bool,
     url: str | None,
     token: str | None,
 ) -> None:
@@ -389,9 +408,13 @@ def logs(
     no messages for is an error. With -f, exits with the container's exit code when its
     complete arrives. --since with a time keeps the messages stamped at or after it. A line
     marks where a new run of the same container ID begins.
+    An agent's events (see tailhub run --agent) show as their one-line summaries, coloured
+    by kind: text, thinking, tool call, tool result, result.
     """
     if tail is not None and since is not None:
         raise click.UsageError("give --tail or --since, not both")
+    if as_json and raw:
+        raise click.UsageError("give --json or --raw, not both")
     if "*" in container_id and not follow:
         raise click.UsageError("a pattern (with '*') needs --follow: it has no history")
     minimum = _LEVEL_ORDER[level.lower()] if level else 0
@@ -403,6 +426,7 @@ def logs(
         minimum=minimum,
         show_id="*" in container_id,
         after=after,
+        raw=raw,
     )
     # A time reads the history from the start and keeps what is stamped at or after it; a
     # pattern has no history (live messages only), so the time only filters those.
@@ -477,10 +501,12 @@ class _LogPrinter:
         show_id: bool,
         show_seq: bool = False,
         after: float | None = None,
+        raw: bool = False,
     ) -> None:
         from rich.console import Console
 
         self._as_json = as_json
+        self._raw = raw
         self._timestamps = timestamps
         self._show_seq = show_seq
         self._minimum = minimum
@@ -503,6 +529,11 @@ class _LogPrinter:
         if self._as_json:
             sys.stdout.write(message.raw + "\n")
             sys.stdout.flush()
+            return
+        if self._raw:
+            if message.type == "log":
+                sys.stdout.write(_raw_line(message.data) + "\n")
+                sys.stdout.flush()
             return
         if new_run:
             self._console.print(self._run_marker(message))
@@ -541,7 +572,18 @@ class _LogPrinter:
                 line.append("STDERR ", style="magenta")
             else:
                 line.append(f"{level.upper():<5} ", style=_LEVEL_STYLES.get(level, ""))
-            line.append_text(Text.from_ansi(str(data.get("message", ""))))
+            agent = _agent_event(data)
+            if agent is not None:
+                from tailhub.agents import event_kind
+
+                kind_style = _KIND_STYLES[event_kind(agent[0], agent[1])]
+                line.append(f"{agent[0]:<6} ", style=_AGENT_STYLES.get(agent[0], ""))
+                words = str(data.get("message", ""))
+                line.append_text(
+                    Text.from_ansi(words, style="red" if level == "error" else kind_style)
+                )
+            else:
+                line.append_text(Text.from_ansi(str(data.get("message", ""))))
         elif message.type == "status":
             status = str(data.get("status", ""))
             words = f": {data['message']}" if data.get("message") else ""
@@ -563,6 +605,36 @@ class _LogPrinter:
         else:
             line.append(message.raw, style="dim")
         return line
+
+
+_AGENT_STYLES: Final = {"claude": "magenta", "codex": "green"}
+_KIND_STYLES: Final = {
+    "text": "bold",
+    "thinking": "dim italic",
+    "tool": "cyan",
+    "tool_result": "green",
+    "result": "bold magenta",
+    "system": "dim",
+    "other": "",
+}
+
+
+def _agent_event(data: dict[str, Any]) -> tuple[str, Any] | None:
+    """The stream and event of a log that carries an agent event, else None."""
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("agent"), str):
+        return None
+    if "event" not in metadata:
+        return None
+    return metadata["agent"], metadata["event"]
+
+
+def _raw_line(data: dict[str, Any]) -> str:
+    """A log as its process wrote it: an agent's event as one JSON line, else the text."""
+    agent = _agent_event(data)
+    if agent is not None:
+        return json.dumps(agent[1], ensure_ascii=False, separators=(",", ":"))
+    return str(data.get("message", ""))
 
 
 @main.command()
@@ -593,8 +665,14 @@ def _print_sessions(found: list[dict[str, Any]]) -> None:
         console.print("no sessions")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for title in ("ID", "STATUS", "STARTED", "LAST ACTIVITY", "MESSAGES", "VIEWERS"):
-        justify: Literal["left", "right"] = "right" if title in ("MESSAGES", "VIEWERS") else "left"
+    agents = any(isinstance(session.get("agent"), dict) for session in found)
+    titles = ["ID", "STATUS", "STARTED", "LAST ACTIVITY", "MESSAGES", "VIEWERS"]
+    if agents:
+        titles += ["MODEL", "COST", "TURNS", "DOING"]
+    for title in titles:
+        justify: Literal["left", "right"] = (
+            "right" if title in ("MESSAGES", "VIEWERS", "COST", "TURNS") else "left"
+        )
         table.add_column(title, justify=justify, overflow="fold")
     now = time.time()
     for session in found:
@@ -607,15 +685,73 @@ def _print_sessions(found: list[dict[str, Any]]) -> None:
             "running": "cyan",
             "cancelled": "yellow",
         }.get(status, "")
-        table.add_row(
+        cells = [
             str(session.get("containerID", "")),
             f"[{style}]{status}[/]" if style else status,
             _when(session.get("startedAt")),
             _ago(session.get("lastActivity"), now),
             str(session.get("messages", "")),
             str(session.get("subscribers", "")),
-        )
+        ]
+        if agents:
+            cells += _agent_cells(session.get("agent"))
+        table.add_row(*cells)
     console.print(table)
+
+
+def _agent_cells(agent: object) -> list[str]:
+    """MODEL, COST, TURNS and DOING of a session's agent summary ("-" without one)."""
+    from rich.markup import escape
+
+    if not isinstance(agent, dict):
+        return ["-", "-", "-", "-"]
+    cost = agent.get("costUsd")
+    doing = agent.get("activity") or (f"done: {agent['result']}" if agent.get("result") else None)
+    return [
+        escape(str(agent.get("model") or agent.get("kind") or "-")),
+        f"${cost:.3f}" if isinstance(cost, int | float) else "-",
+        str(agent.get("turns", "-")),
+        escape(str(doing or "-")),
+    ]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the totals as a JSON object.")
+@_hub_options
+def fleet(as_json: bool, url: str | None, token: str | None) -> None:
+    """Totals over the hub's sessions: cost, tokens, sessions by status."""
+    from tailhub.agents import fleet_totals
+    from tailhub.client import HubClient
+
+    async def go() -> int:
+        async with HubClient(url=url, token=token) as hub:
+            totals = fleet_totals(await hub.sessions())
+        if as_json:
+            click.echo(json.dumps(totals))
+        else:
+            _print_fleet(totals)
+        return 0
+
+    _run_async(go())
+
+
+def _print_fleet(totals: dict[str, Any]) -> None:
+    by_status = ", ".join(f"{count} {status}" for status, count in totals["byStatus"].items())
+    tokens = totals["tokens"]
+    rows = [
+        ("sessions", f"{totals['sessions']}" + (f" ({by_status})" if by_status else "")),
+        ("running", str(totals["running"])),
+        ("failed", str(totals["failed"])),
+        ("agents", str(totals["agents"])),
+        ("cost", f"${totals['costUsd']:.3f}"),
+        (
+            "tokens",
+            f"{tokens['input']:,} in · {tokens['output']:,} out · "
+            f"{tokens['cacheRead']:,} cache read · {tokens['cacheWrite']:,} cache write",
+        ),
+    ]
+    for name, value in rows:
+        click.echo(f"{name:<9}{value}")
 
 
 def _parse_time(value: object) -> datetime | None:

@@ -12,10 +12,19 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from tailhub.paths import default_data_dir
 
-__all__ = ["LOG_LEVELS", "OPTIONS", "ConfigError", "Option", "Settings", "build_settings"]
+__all__ = [
+    "LOG_LEVELS",
+    "OPTIONS",
+    "ConfigError",
+    "Option",
+    "Settings",
+    "build_settings",
+    "redact_url",
+]
 
 LOG_LEVELS: Final = ("trace", "debug", "info", "warn", "error", "fatal")
 
@@ -33,10 +42,11 @@ class Option:
     default: str | None
     kind: str
     help: str
+    short_flag: str = ""
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.short_flag or "--" + self.name.replace("_", "-")
 
 
 OPTIONS: Final = (
@@ -194,6 +204,22 @@ OPTIONS: Final = (
         "list",
         "comma-separated browser origins allowed (empty: any)",
     ),
+    Option(
+        "redis_url",
+        "TAILHUB_REDIS_URL",
+        None,
+        "redis",
+        "keep history, sessions and fan-out in Redis (redis://host:port/db, rediss:// for"
+        " TLS, redis+cluster://host:port for Redis Cluster) so many hub processes act as one",
+        short_flag="--redis",
+    ),
+    Option(
+        "workers",
+        "TAILHUB_WORKERS",
+        "1",
+        "count",
+        "hub processes sharing the port (SO_REUSEPORT); more than 1 needs --redis",
+    ),
 )
 
 
@@ -232,6 +258,8 @@ class Settings:
     keepalive_timeout: float = 30.0
     body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
+    redis_url: str | None = None
+    workers: int = 1
 
 
 _MIN_SIGNING: Final = 32
@@ -251,8 +279,42 @@ _SIZE_UNITS: Final = {
 }
 
 
+_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: what logs and errors show."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "(an unparsable URL)"
+
+
+def _redis_url(raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    try:
+        parts = urlsplit(raw.strip())
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a URL ({exc})") from None
+    if parts.scheme.lower() not in _REDIS_SCHEMES or not parts.hostname:
+        raise ValueError(
+            "must be redis://host:port/db, rediss://... for TLS, or redis+cluster://host:port"
+        )
+    return raw.strip()
+
+
 def _convert(option: Option, raw: str) -> object:
     kind = option.kind
+    if kind == "redis":
+        return _redis_url(raw)
     if kind in ("str", "secret", "signing"):
         if kind != "str" and raw == "":
             return None
@@ -323,5 +385,14 @@ def build_settings(values: dict[str, tuple[str | None, bool]]) -> Settings:
         except ValueError as exc:
             where = f"{option.flag} (also {option.env})" if from_flag else option.env
             shown = "(hidden)" if option.kind in ("secret", "signing") else repr(raw)
+            if option.kind == "redis":
+                shown = repr(redact_url(raw))
             raise ConfigError(f"invalid {where}: {shown} {exc}") from None
+    workers = converted.get("workers", 1)
+    if isinstance(workers, int) and workers > 1 and converted.get("redis_url") is None:
+        where = "--workers (also TAILHUB_WORKERS)"
+        raise ConfigError(
+            f"invalid {where}: {workers} processes need --redis (TAILHUB_REDIS_URL): without"
+            " Redis, seq, history and sessions live in one process"
+        )
     return Settings(**converted)  # type: ignore[arg-type]

@@ -62,9 +62,12 @@ class Grant:
     sub: str | None = None
     _covers: dict[str, bool] = field(default_factory=dict, repr=False)
     _all: bool = field(init=False, repr=False)
+    publishes_everywhere: bool = field(init=False, repr=False)
+    """Whether the grant may publish for every container (no per-container check)."""
 
     def __post_init__(self) -> None:
         self._all = self.role is Role.ADMIN or "*" in self.containers
+        self.publishes_everywhere = self._all and self.role in _PUBLISHES
 
     @property
     def is_admin(self) -> bool:

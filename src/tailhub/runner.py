@@ -18,6 +18,11 @@ What is guaranteed:
   most ``--ack-timeout`` for the hub to acknowledge everything while connected; when not
   connected, it gives the hub one short chance (at most ``EXIT_RECONNECT`` seconds) and then
   writes one line saying how CMD ended and what was not delivered.
+- With ``--agent`` (default ``auto``), a stdout line that is a Claude Code stream-json or
+  Codex ``exec --json`` event becomes a ``log`` whose ``message`` is a one-line summary, whose
+  level says how it went, and whose ``metadata`` is ``{"agent": "claude"|"codex", "event":
+  <the line's JSON object, byte for byte>}`` (see :mod:`tailhub.agents`). An event too large
+  for one message is sent as plain lines instead.
 - SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to the runner are passed on to CMD's process group.
 - A ``cancel`` command sends SIGTERM to CMD's process group, then SIGKILL after ``--grace``
   seconds; ``input`` writes ``text`` to CMD's stdin when it was started with ``--stdin hub``
@@ -41,6 +46,7 @@ from typing import BinaryIO, Final, Literal, TextIO
 
 import msgspec
 
+from tailhub.agents import AgentMode, Recogniser
 from tailhub.client import (
     AuthenticationError,
     Backoff,
@@ -67,6 +73,8 @@ __all__ = [
 FORWARDED_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 _READ_SIZE: Final = 64 << 10
 _FRAME_SLACK: Final = 64
+_EVENT_SLACK: Final = 64
+"""Bytes an agent event's ``metadata`` wrapper adds to a log message, with room to spare."""
 _encoder: Final = msgspec.json.Encoder()
 EXIT_RECONNECT: Final = 1.0
 """Seconds CMD's end waits for a hub that is not connected before giving up on it."""
@@ -97,6 +105,8 @@ class RunOptions:
             fed by ``input`` commands, open until an ``eof``; ``inherit``: the runner's own.
         reconnect_max: largest delay between reconnect attempts, in seconds.
         max_message_size: the hub's largest frame, in bytes.
+        agent: which agent event stream CMD's stdout carries: ``auto`` (recognise either),
+            ``claude``, ``codex``, or ``none`` (every line is plain text).
         token_source: where the token came from, in words (``--token``, ``TAILHUB_TOKEN``,
             the token file's path), said when the hub refuses it.
     """
@@ -114,6 +124,7 @@ class RunOptions:
     stdin: StdinMode = "null"
     reconnect_max: float = 10.0
     max_message_size: int = 1 << 20
+    agent: AgentMode = "auto"
     token_source: str | None = None
 
 
@@ -253,6 +264,7 @@ class Runner:
         self._noted: set[str] = set()
         self._publisher: Publisher | None = None
         self._budget = 0
+        self._agent = Recogniser(self.options.agent)
         self._outcome = f"{Path(self.argv[0]).name} did not start"
 
     def note(self, words: str, *, key: str | None = None) -> None:
@@ -433,12 +445,27 @@ class Runner:
         """One line of CMD's: stdout at ``info``; stderr at ``warn``, marked as its stream."""
         publisher = self._publisher
         assert publisher is not None
+        if stream == "stdout" and await self._publish_event(line):
+            return
         for piece in split_text(line, self._budget):
             if stream == "stderr":
                 data = {"level": "warn", "message": piece, "stream": "stderr"}
                 await self._send(publisher.publish("log", data))
             else:
                 await self._send(publisher.log(piece, "info"))
+
+    async def _publish_event(self, line: str) -> bool:
+        """Publish ``line`` as an agent event if it is one that fits a message."""
+        event = self._agent.recognise(line)
+        if event is None:
+            return False
+        raw = line.strip().encode()
+        if len(raw) + _json_size(event.summary) + _EVENT_SLACK > self._budget:
+            return False
+        assert self._publisher is not None
+        metadata = {"agent": event.agent, "event": msgspec.Raw(raw)}
+        await self._send(self._publisher.log(event.summary, event.level, metadata=metadata))
+        return True
 
     def _signal(self, sig: int) -> None:
         proc = self._proc

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.agents import streams
 from tests.helpers import TOKEN, UNIT, HubProcess, receive_json, receive_type, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -230,6 +231,98 @@ class TestSessions:
         """A containerID with '*' is refused: the API works on one container."""
         async with http.get(f"{shared_hub.http}/api/sessions/build-%2A", headers=AUTH) as resp:
             assert (await error_of(resp, 400))["code"] == "invalid_request"
+
+
+def agent_log(agent: str, event: Json, message: str = "summary", level: str = "info") -> Json:
+    """A log as ``tailhub run`` publishes an agent event."""
+    metadata = {"agent": agent, "event": event}
+    return {"type": "log", "data": {"level": level, "message": message, "metadata": metadata}}
+
+
+class TestAgents:
+    async def test_summary_everywhere(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession, ws_client: aiohttp.ClientSession
+    ) -> None:
+        """Events published over WebSocket sum up to the session's agent, on every view."""
+        ws = await ws_client.ws_connect(shared_hub.ws_url())
+        for number, (event, words, level) in enumerate(streams.CLAUDE, 1):
+            frame = {**agent_log("claude", event, words, level), "containerID": "agent-ws"}
+            await ws.send_str(json.dumps({**frame, "id": number}))
+        async with asyncio.timeout(10 * UNIT):
+            await ws_acked(ws, len(streams.CLAUDE))
+        one = await session(http, shared_hub, "agent-ws")
+        assert streams.CLAUDE_SUMMARY == one["agent"]
+        async with http.get(f"{shared_hub.http}/api/sessions", headers=AUTH) as resp:
+            listed = (await resp.json())["sessions"]
+        assert streams.CLAUDE_SUMMARY == next(
+            s["agent"] for s in listed if s["containerID"] == "agent-ws"
+        )
+        await ws.send_str('{"type":"sessions"}')
+        replied = (await receive_type(ws, "sessions"))["data"]["sessions"]
+        assert streams.CLAUDE_SUMMARY == next(
+            s["agent"] for s in replied if s["containerID"] == "agent-ws"
+        )
+        await ws.close()
+
+    async def test_plain_session_has_no_agent(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
+        """A session of plain logs (even ones saying "agent") shows agent null."""
+        await post(http, shared_hub, "agent-none", log('the "agent" word'), log("x"))
+        assert (await session(http, shared_hub, "agent-none"))["agent"] is None
+
+    async def test_malformed_events_stored_not_counted(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
+        """A malformed event is stored like any log; the summary counts what it understood."""
+        bad = agent_log("claude", {"type": "result", "total_cost_usd": "lots"})
+        good = agent_log("claude", streams.CLAUDE[0][0])
+        reply = await post(http, shared_hub, "agent-bad", bad, good)
+        assert [1, 2] == reply["seq"]
+        agent = (await session(http, shared_hub, "agent-bad"))["agent"]
+        assert (agent["model"], agent["result"], agent["costUsd"]) == (streams.MODEL, None, None)
+
+    async def test_new_session_starts_afresh(
+        self, shared_hub: HubProcess, http: aiohttp.ClientSession
+    ) -> None:
+        """After complete, the container's next session has a summary of its own."""
+        events = [agent_log("codex", event) for event, _, _ in streams.CODEX]
+        await post(http, shared_hub, "agent-again", *events)
+        assert streams.CODEX_SUMMARY == (await session(http, shared_hub, "agent-again"))["agent"]
+        await post(http, shared_hub, "agent-again", {"type": "complete", "data": {"exitCode": 1}})
+        await post(http, shared_hub, "agent-again", agent_log("codex", {"type": "turn.started"}))
+        agent = (await session(http, shared_hub, "agent-again"))["agent"]
+        assert (agent["turns"], agent["toolCalls"], agent["sessionId"]) == (1, {}, None)
+
+    async def test_fleet(self, hub: HubProcess, http: aiohttp.ClientSession) -> None:
+        """GET /api/fleet sums cost and tokens and counts sessions by status."""
+        await post(http, hub, "a", *[agent_log("claude", e) for e, _, _ in streams.CLAUDE])
+        await post(http, hub, "b", *[agent_log("codex", e) for e, _, _ in streams.CODEX])
+        await post(http, hub, "b", {"type": "complete", "data": {"exitCode": 1}})
+        await post(http, hub, "c", log("plain"))
+        async with http.get(f"{hub.http}/api/fleet", headers=AUTH) as resp:
+            assert 200 == resp.status
+            fleet = await resp.json()
+        claude, codex = streams.CLAUDE_SUMMARY["tokens"], streams.CODEX_SUMMARY["tokens"]
+        assert {
+            "sessions": 3,
+            "byStatus": {"running": 2, "error": 1},
+            "running": 2,
+            "failed": 1,
+            "agents": 2,
+            "costUsd": 0.042,
+            "tokens": {key: claude[key] + codex[key] for key in claude},
+        } == fleet
+        async with http.get(f"{hub.http}/api/fleet") as resp:
+            assert (await error_of(resp, 401))["code"] == "unauthorized"
+
+
+async def ws_acked(ws: aiohttp.ClientWebSocketResponse, last: int) -> None:
+    """Read what the hub sent until the ack of id ``last``."""
+    while True:
+        reply = await receive_json(ws)
+        if reply.get("type") == "ack" and reply.get("id") == last:
+            return
 
 
 class TestLogs:

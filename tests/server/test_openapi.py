@@ -21,6 +21,7 @@ from openapi_spec_validator import validate as validate_document
 
 from tailhub.config import Settings
 from tailhub.server.app import create_app
+from tests.agents import streams
 from tests.helpers import TOKEN, UNIT, HubProcess, receive_type
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -174,6 +175,14 @@ class TestResponsesMatch:
         status, reply = await publish("oa-1", log("a") + b"\n" + log("b") + b"\n")
         assert (status, reply["seq"]) == (200, [1, 2])
         assert (await publish("oa-2", log("c"), **{"Content-Type": "application/json"}))[0] == 200
+        for event, words, level in streams.CLAUDE:
+            data = {
+                "level": level,
+                "message": words,
+                "metadata": {"agent": "claude", "event": event},
+            }
+            body = json.dumps({"type": "log", "data": data}).encode()
+            assert (await publish("oa-2", body))[0] == 200
         assert (await publish("oa-3", log("refused")))[0] == 429
         assert (await publish("oa-1", b'{"type":"log"}'))[0] == 400
         status, _ = await request(messages, "/api/sessions/oa-1/messages", "post", data=b"")
@@ -199,6 +208,11 @@ class TestResponsesMatch:
         )[0] == 400
 
         assert (await request(one, "/api/sessions/oa-1", headers=AUTH))[0] == 200
+        status, agent = await request(one, "/api/sessions/oa-2", headers=AUTH)
+        assert (status, agent["agent"]) == (200, streams.CLAUDE_SUMMARY)
+        status, fleet = await request("/api/fleet", "/api/fleet", headers=AUTH)
+        assert (status, fleet["costUsd"], fleet["agents"]) == (200, 0.042, 1)
+        assert (await request("/api/fleet", "/api/fleet"))[0] == 401
         assert (await request(one, "/api/sessions/%2A", headers=AUTH))[0] == 400
         assert (await request(one, "/api/sessions/nobody", headers=AUTH))[0] == 404
         assert (await request(one, "/api/sessions/oa-1"))[0] == 401

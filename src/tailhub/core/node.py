@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Final
 
+import msgspec
 import structlog
 
+from tailhub.agents import AgentBook, looks_like_agent
 from tailhub.config import Settings
 from tailhub.core.hub import Connection, Hub, Peer
 from tailhub.core.stats import Stats
@@ -54,6 +56,9 @@ from tailhub.store.base import StoreError
 __all__ = ["Node", "PublishRefusedError", "refusal_words"]
 
 _BACKLOG_PAGE: Final = 1000
+_AGENT_META: Final = "agent"
+"""The session metadata that keeps a session's agent summary (see :mod:`tailhub.agents`)."""
+_AGENT_KEEP_INTERVAL: Final = 1.0
 _AGAIN: Final = "message refused, send it again later"
 _log = structlog.get_logger("tailhub.node")
 
@@ -84,6 +89,8 @@ class Node:
         self.stats = Stats()
         self.hub = Hub(framer, settings.max_queue, self.stats, self._interest)
         self.started_at = time.time()
+        self.agents = AgentBook(settings.max_sessions + 1000)
+        """The agent summary of each session whose container publishes agent events."""
         self.session_counts: Counter[tuple[str, str]] = Counter()
         """Sessions by (``active``/``ended``, status), as of the last expiry round."""
         self._frame = framer
@@ -132,6 +139,11 @@ class Node:
         self._clock = self._loop.time
         await self.engine.open(self)
         settings = self.settings
+        for session in await self.all_sessions_info():
+            kept = session.meta.get(_AGENT_META)
+            if kept is not None:
+                with contextlib.suppress(msgspec.DecodeError):
+                    self.agents.restore(session.container_id, msgspec.json.decode(kept))
         await self.count_sessions()
         self._tasks = [
             asyncio.create_task(self._every(settings.heartbeat_interval, self._liveness_round)),
@@ -139,6 +151,7 @@ class Node:
                 self._every(min(max(settings.session_timeout / 4, 0.05), 5.0), self._expire)
             ),
             asyncio.create_task(self._every(_prune_interval(settings), self._prune)),
+            asyncio.create_task(self._every(_AGENT_KEEP_INTERVAL, self._keep_agents)),
         ]
 
     def close_connections(self) -> None:
@@ -155,6 +168,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        with contextlib.suppress(EngineError, StoreError):
+            await self._keep_agents()
         await self.engine.close()
 
     async def _every(self, interval: float, job: Callable[[], Any]) -> None:
@@ -181,6 +196,35 @@ class Node:
             self._ended(session.container_id, "timeout", session.status, session.exit_code)
         await self.count_sessions()
 
+    async def _keep_agents(self) -> None:
+        """Hand the agent summaries that changed to the engine, so that they are listed by
+        every process and survive a restart (once a second, never per message)."""
+        for container_id, summary in self.agents.take_changed().items():
+            await self.engine.set_meta(container_id, _AGENT_META, encode(summary))
+
+    async def all_sessions_info(self) -> list[SessionInfo]:
+        """Every session the engine lists, all pages.
+
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        sessions: list[SessionInfo] = []
+        cursor: str | None = None
+        while True:
+            page = await self.engine.sessions(limit=1000, cursor=cursor)
+            sessions += page.sessions
+            cursor = page.cursor
+            if cursor is None:
+                return sessions
+
+    async def all_sessions(self) -> list[dict[str, Any]]:
+        """Every session as the API shows it (for totals over the fleet).
+
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        return [self.describe(session) for session in await self.all_sessions_info()]
+
     async def count_sessions(self) -> None:
         """Refresh :attr:`session_counts` from the engine.
 
@@ -188,14 +232,8 @@ class Node:
             EngineError: the engine cannot answer now.
         """
         counts: Counter[tuple[str, str]] = Counter()
-        cursor: str | None = None
-        while True:
-            page = await self.engine.sessions(limit=1000, cursor=cursor)
-            for session in page.sessions:
-                counts["active" if session.active else "ended", session.status] += 1
-            cursor = page.cursor
-            if cursor is None:
-                break
+        for session in await self.all_sessions_info():
+            counts["active" if session.active else "ended", session.status] += 1
         self.session_counts = counts
 
     async def _prune(self) -> None:
@@ -310,15 +348,16 @@ class Node:
         count: int,
         size: int,
         mono: float,
-        container_id: str,
+        containers: Iterable[str],
         grant: Grant | None = None,
     ) -> tuple[ErrorCode, str] | None:
         """The one admission rule for ``count`` messages (``size`` bytes of ``data`` in all)
-        that a client publishes together for ``container_id``.
+        that a client publishes together, for ``containers`` (each message's containerID).
 
         ``conn`` is the publishing connection (None for the HTTP API, which has no rate);
         ``grant`` what the request's token allows, when there is no connection to hold it.
-        A token that may not publish for the container is refused with ``forbidden``. History
+        A token that may not publish for one of the containers is refused with ``forbidden``
+        (a cached lookup per container, skipped for tokens that publish everywhere). History
         may fall at most ``max_store_lag`` messages and ``max_store_lag_bytes`` bytes
         behind (accepted, not yet durable, held in memory meanwhile): past either, a publish
         is refused with ``unavailable``, so that a failing disk costs publishers an error and
@@ -329,9 +368,12 @@ class Node:
         """
         if conn is not None:
             grant = conn.grant
-        if grant is not None and not grant.may_publish(container_id):
-            return ErrorCode.FORBIDDEN, refusal_words(grant, "publish for", container_id)
-        if conn is not None and not conn.allow_publish(mono):
+        if grant is not None and not grant.publishes_everywhere:
+            for container_id in containers:
+                if not grant.may_publish(container_id):
+                    words = refusal_words(grant, "publish for", container_id)
+                    return ErrorCode.FORBIDDEN, words
+        if conn is not None and not conn.allow_publish(mono, count):
             return (
                 ErrorCode.RATE_LIMITED,
                 f"more than {self.settings.publish_rate} messages a second; message dropped",
@@ -368,17 +410,29 @@ class Node:
         Consecutive ``log`` messages of one container go to the engine as one run, so that a
         burst read together is stored, handed on and delivered to each subscriber at once.
         Anything else (another container, another type, a refusal) ends the run first, so
-        replies and deliveries keep the order of the messages.
+        replies and deliveries keep the order of the messages. When :meth:`admit` takes all
+        of them at once (the usual case) no message is admitted on its own.
         """
         mono = self._turn()
         now = self._now
-        stamp = self._stamp(now)
         run: list[Publish] = []
+        admitted = len(messages) > 1 and all(m.type != "heartbeat" for m in messages)
+        if admitted:
+            admitted = (
+                self.admit(
+                    conn,
+                    len(messages),
+                    sum(len(m.data) for m in messages),
+                    mono,
+                    (m.container_id for m in messages),  # read only for scoped tokens
+                )
+                is None
+            )
         for msg in messages:
             kind = msg.type
             if kind == "heartbeat":
                 if run:
-                    self._submit(conn, run, now, stamp)
+                    self._submit(conn, run, now)
                     run = []
                 grant = conn.grant
                 if grant is not None and not grant.may_publish(msg.container_id):
@@ -391,10 +445,12 @@ class Node:
                     continue
                 self._heartbeat(conn, msg, now)
                 continue
-            refusal = self.admit(conn, 1, len(msg.data), mono, msg.container_id)
+            refusal = (
+                None if admitted else self.admit(conn, 1, len(msg.data), mono, (msg.container_id,))
+            )
             if refusal is not None:
                 if run:
-                    self._submit(conn, run, now, stamp)
+                    self._submit(conn, run, now)
                     run = []
                 code, words = refusal
                 self.error(
@@ -409,11 +465,11 @@ class Node:
             if run and (
                 kind != "log" or run[0].type != "log" or msg.container_id != run[0].container_id
             ):
-                self._submit(conn, run, now, stamp)
+                self._submit(conn, run, now)
                 run = []
             run.append(msg)
         if run:
-            self._submit(conn, run, now, stamp)
+            self._submit(conn, run, now)
 
     def _heartbeat(self, conn: Connection | None, msg: Publish, now: float) -> None:
         container_id = msg.container_id
@@ -439,29 +495,18 @@ class Node:
         conn: Connection | None,
         run: list[Publish],
         now: float,
-        stamp: str,
         done: Callable[[Published], None] | None = None,
     ) -> None:
         """Hand a run of one container's admitted messages of one type to the engine."""
         first = run[0]
-        entries = [
-            Entry(
-                bytes(m.data),
-                m.timestamp or stamp,
-                m.producer,
-                m.id,
-                m.status,
-                m.exit_code,
-            )
-            for m in run
-        ]
 
         def published(result: Published) -> None:
             self._published(conn, run, result)
             if done is not None:
                 done(result)
 
-        self.engine.publish(first.container_id, first.type, entries, now, published)
+        # The decoded messages are the entries: those without a timestamp get ``now``.
+        self.engine.publish(first.container_id, first.type, run, now, published)
 
     def _published(self, conn: Connection | None, run: list[Publish], result: Published) -> None:
         """Answer the publisher of a run the engine has applied, and count it."""
@@ -484,6 +529,9 @@ class Node:
         stats = self.stats
         stored = 0
         size = 0
+        if result.started:
+            self.agents.forget(container_id)  # a new session's summary starts from nothing
+        agents = self.agents if run[0].type == "log" else None
         # The highest seq stored for the container as each message was taken: a repeat is
         # acked with it, once it is durable (the message it repeats may still be in flight).
         top = self._durable.get(container_id, 0)
@@ -499,6 +547,8 @@ class Node:
             stored += 1
             top = seq
             size += len(msg.data)
+            if agents is not None and looks_like_agent(msg.data):
+                agents.observe(container_id, msg.data)
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
@@ -548,10 +598,9 @@ class Node:
         """
         mono = self._turn()
         now = self._now
-        stamp = self._stamp(now)
         stored = [m for m in messages if m.type != "heartbeat"]
         refusal = self.admit(
-            None, len(stored), sum(len(m.data) for m in stored), mono, container_id, grant
+            None, len(stored), sum(len(m.data) for m in stored), mono, (container_id,), grant
         )
         if refusal is not None:
             raise PublishRefusedError(*refusal)
@@ -564,7 +613,7 @@ class Node:
             future: asyncio.Future[Published] = loop.create_future()
             runs.append(list(run))
             results.append(future)
-            self._submit(None, list(run), now, stamp, future.set_result)
+            self._submit(None, list(run), now, future.set_result)
 
         for msg in messages:
             if msg.type == "heartbeat":
@@ -990,7 +1039,21 @@ class Node:
             # The engine counts processes holding a publisher; this one counts connections.
             "publishers": max(len(self.hub.publishers(container_id)), session.publishers),
             "subscribers": self.hub.subscriber_count(container_id),
+            "agent": self._agent(session),
         }
+
+    def _agent(self, session: SessionInfo) -> Any:
+        """The session's agent summary: this process's, else the one the engine keeps."""
+        summary = self.agents.to_json(session.container_id)
+        if summary is not None:
+            return summary
+        kept = session.meta.get(_AGENT_META)
+        if kept is None:
+            return None
+        try:
+            return msgspec.json.decode(kept)
+        except msgspec.DecodeError:
+            return None
 
     async def list_sessions(
         self,

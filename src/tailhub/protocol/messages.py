@@ -64,7 +64,8 @@ class Envelope(msgspec.Struct):
 class LogData(msgspec.Struct):
     level: str
     message: str
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, msgspec.Raw] | None = None
+    """Checked to be an object; its values are not decoded (the hub only passes them on)."""
 
 
 class StatusData(msgspec.Struct):

@@ -32,6 +32,7 @@ import structlog
 from aiohttp import web
 
 from tailhub import __version__
+from tailhub.agents import fleet_totals
 from tailhub.auth import TokenError
 from tailhub.core.node import Node, PublishRefusedError, refusal_words
 from tailhub.engine import EngineError
@@ -367,6 +368,15 @@ async def _get_session(request: web.Request) -> web.StreamResponse:
     if session is None:
         raise ApiError(404, "not_found", f"no session for containerID {container_id!r}")
     return web.Response(body=encode(node.describe(session)), content_type="application/json")
+
+
+async def _fleet(request: web.Request) -> web.StreamResponse:
+    node = request.app[STATE].node
+    try:
+        sessions = await node.all_sessions()
+    except (EngineError, StoreError) as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
+    return web.Response(body=encode(fleet_totals(sessions)), content_type="application/json")
 
 
 async def _known(node: Node, container_id: str) -> bool:
@@ -870,6 +880,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/openapi.json", openapi)
     router.add_get("/api/sessions", _endpoint(_list_sessions))
     router.add_get("/api/sessions/{id}", _endpoint(_get_session))
+    router.add_get("/api/fleet", _endpoint(_fleet))
     # No HEAD: a followed stream has no end to describe.
     router.add_get("/api/sessions/{id}/logs", _endpoint(_logs), allow_head=False)
     router.add_post("/api/sessions/{id}/messages", _endpoint(_post_messages))

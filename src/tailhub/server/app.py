@@ -15,6 +15,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from aiohttp import web
@@ -27,24 +28,25 @@ from tailhub.auth import (
     load_or_create_token,
     load_public_key,
 )
-from tailhub.config import Settings
+from tailhub.config import Settings, redact_url
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
 from tailhub.server.access import read_revoked, watch_revocations
-from tailhub.server.engines import make_engine
+from tailhub.server.engines import make_engine, reach_redis
 from tailhub.server.http import http_factory
 from tailhub.server.limits import Addresses
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
+from tailhub.server.workers import supervise
 from tailhub.server.ws import request_token
 from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import StoreError
 
-__all__ = ["create_app", "run", "start_line"]
+__all__ = ["create_app", "run", "serve_worker", "start_line"]
 
 _log = structlog.get_logger("tailhub")
 _MISSING_DASHBOARD = """<!doctype html>
@@ -186,7 +188,14 @@ def _is_admin(state: ServerState, token: str | None) -> bool:
         return False
 
 
-async def _serve(settings: Settings, token: str, secret: str | None, public_key: str | None) -> int:
+async def _serve(
+    settings: Settings,
+    token: str,
+    secret: str,
+    public_key: str | None,
+    *,
+    reuse_port: bool = False,
+) -> int:
     app = create_app(settings, token, secret, public_key)
     handler_args: dict[str, Any] = {
         "access_log": None,
@@ -205,7 +214,12 @@ async def _serve(settings: Settings, token: str, secret: str | None, public_key:
     listener = Listener(state, http_factory(runner.server, state.addresses, **handler_args))
     try:
         server = await loop.create_server(
-            listener, settings.host, settings.port, backlog=4096, reuse_address=True
+            listener,
+            settings.host,
+            settings.port,
+            backlog=4096,
+            reuse_address=True,
+            reuse_port=reuse_port or None,
         )
     except BaseException:
         await runner.cleanup()
@@ -215,7 +229,8 @@ async def _serve(settings: Settings, token: str, secret: str | None, public_key:
         "hub_started",
         version=__version__,
         url=f"ws://{settings.host}:{settings.port}/",
-        history=settings.history,
+        history="redis" if settings.redis_url else settings.history,
+        redis=redact_url(settings.redis_url) if settings.redis_url else None,
         data_dir=str(settings.data_dir),
     )
     if sys.stdout.isatty() and LEVEL_NUMBERS[settings.log_level] <= LEVEL_NUMBERS["info"]:
@@ -264,21 +279,13 @@ def run(settings: Settings) -> int:
         except OSError as exc:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
         generated = (path, created)
-    secret = settings.token_secret
-    public_key = None
     try:
-        if secret is None:
-            secret = load_or_create_secret(settings.data_dir)
-    except OSError as exc:
-        return _fail(f"cannot keep the token secret in {settings.data_dir}: {exc}")
-    if settings.jwt_public_key is not None:
-        try:
-            public_key = load_public_key(settings.jwt_public_key)
-        except ValueError as exc:
-            return _fail(str(exc))
+        secret, public_key = _keys(settings)
+    except ValueError as exc:
+        return _fail(str(exc))
     # The token and the secret are known before the first line is written: no line may
     # contain them.
-    configure_logging(settings.log_level, secrets=(token, secret))
+    configure_logging(settings.log_level, secrets=_secrets(settings, token, secret))
     if generated is not None:
         path, created = generated
         _log.info(
@@ -291,6 +298,62 @@ def run(settings: Settings) -> int:
                 "header)."
             ),
         )
+    if settings.redis_url:
+        try:
+            asyncio.run(reach_redis(settings))
+        except EngineError as exc:
+            return _fail(str(exc))
+    if settings.workers > 1:
+        return supervise(settings, token, serve_worker)
+    return _run_loop(settings, token, secret, public_key, reuse_port=False)
+
+
+def serve_worker(settings: Settings, token: str) -> int:
+    """One of ``--workers`` processes: a whole hub on the shared port (SO_REUSEPORT)."""
+    try:
+        secret, public_key = _keys(settings)  # the parent made the secret file, if any
+    except ValueError as exc:
+        return _fail(str(exc))
+    configure_logging(settings.log_level, secrets=_secrets(settings, token, secret))
+    return _run_loop(settings, token, secret, public_key, reuse_port=True)
+
+
+def _keys(settings: Settings) -> tuple[str, str | None]:
+    """The secret scoped tokens are signed with (made on first use), and the public key.
+
+    Raises:
+        ValueError: the secret cannot be kept, or the public key read; in words.
+    """
+    secret = settings.token_secret
+    if secret is None:
+        try:
+            secret = load_or_create_secret(settings.data_dir)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot keep the token secret in {settings.data_dir}: {exc}"
+            ) from None
+    public_key = None
+    if settings.jwt_public_key is not None:
+        public_key = load_public_key(settings.jwt_public_key)
+    return secret, public_key
+
+
+def _secrets(settings: Settings, token: str, secret: str) -> tuple[str, ...]:
+    """What no log line may contain: the token, the token secret, and the Redis password if
+    the URL has one."""
+    found = [token, secret]
+    if settings.redis_url:
+        with contextlib.suppress(ValueError):
+            password = urlsplit(settings.redis_url).password
+            if password:
+                found.append(unquote(password))
+                found.append(password)
+    return tuple(found)
+
+
+def _run_loop(
+    settings: Settings, token: str, secret: str, public_key: str | None, *, reuse_port: bool
+) -> int:
     loop_factory = None
     try:
         import uvloop
@@ -300,7 +363,7 @@ def run(settings: Settings) -> int:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_serve(settings, token, secret, public_key))
+            return runner.run(_serve(settings, token, secret, public_key, reuse_port=reuse_port))
     except (StoreError, EngineError) as exc:
         return _fail(str(exc))
     except OSError as exc:

@@ -66,6 +66,7 @@ def _schemas() -> dict[str, Schema]:
                 "bytes",
                 "publishers",
                 "subscribers",
+                "agent",
             ],
             "additionalProperties": False,
             "properties": {
@@ -87,6 +88,90 @@ def _schemas() -> dict[str, Schema]:
                 "bytes": {**count, "description": "Bytes kept."},
                 "publishers": {**count, "description": "Connections publishing for it."},
                 "subscribers": {**count, "description": "Connections subscribed to it."},
+                "agent": {
+                    "oneOf": [_ref("AgentSummary"), {"type": "null"}],
+                    "description": "What its agent did, if it published Claude Code or Codex "
+                    "events (see docs/agents.md); null otherwise.",
+                },
+            },
+        },
+        "AgentSummary": {
+            "type": "object",
+            "description": "An agent session summed up from its events as they were published.",
+            "required": [
+                "kind",
+                "model",
+                "sessionId",
+                "turns",
+                "toolCalls",
+                "tokens",
+                "costUsd",
+                "contextPct",
+                "contextWindow",
+                "activity",
+                "lastText",
+                "result",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"enum": ["claude", "codex"]},
+                "model": _nullable("string"),
+                "sessionId": _nullable("string", description="The agent's own session id."),
+                "turns": count,
+                "toolCalls": {
+                    "type": "object",
+                    "additionalProperties": count,
+                    "description": "Tool calls by tool name.",
+                },
+                "tokens": _ref("Tokens"),
+                "costUsd": _nullable("number", minimum=0),
+                "contextPct": _nullable(
+                    "number", description="Context window used, in percent, once known."
+                ),
+                "contextWindow": _nullable(
+                    "integer", minimum=1, description="The model's context window, in tokens."
+                ),
+                "activity": _nullable("string", description="What it is doing now."),
+                "lastText": _nullable("string", description="Its last text, cut short."),
+                "result": _nullable("string", description="How the run ended; null while on."),
+            },
+        },
+        "Tokens": {
+            "type": "object",
+            "required": ["input", "output", "cacheRead", "cacheWrite"],
+            "additionalProperties": False,
+            "properties": {
+                "input": count,
+                "output": count,
+                "cacheRead": count,
+                "cacheWrite": count,
+            },
+        },
+        "Fleet": {
+            "type": "object",
+            "description": "Totals over the listed sessions.",
+            "required": [
+                "sessions",
+                "byStatus",
+                "running",
+                "failed",
+                "agents",
+                "costUsd",
+                "tokens",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "sessions": {**count, "description": "Sessions listed."},
+                "byStatus": {
+                    "type": "object",
+                    "propertyNames": {"enum": list(STATUSES)},
+                    "additionalProperties": count,
+                },
+                "running": {**count, "description": "Active sessions."},
+                "failed": {**count, "description": "Sessions whose status is error."},
+                "agents": {**count, "description": "Sessions with an agent summary."},
+                "costUsd": {"type": "number", "minimum": 0},
+                "tokens": _ref("Tokens"),
             },
         },
         "SessionList": {
@@ -419,6 +504,16 @@ def _paths() -> dict[str, Schema]:
                     "400": bad,
                     "401": unauthorized,
                     "503": _error("The engine cannot answer now (unavailable)."),
+                },
+            }
+        },
+        "/api/fleet": {
+            "get": {
+                "summary": "Totals over the listed sessions: cost, tokens, sessions by status.",
+                "operationId": "getFleet",
+                "responses": {
+                    "200": _json(_ref("Fleet"), "The totals."),
+                    "401": unauthorized,
                 },
             }
         },

@@ -1,0 +1,36 @@
+"""Claude Code and Codex event streams: recognised, described in one line, summarised.
+
+No I/O: lines and bytes in, descriptions and summaries out.
+
+- :class:`Recogniser`: which output lines are agent events, and the line a person reads for
+  each (what ``tailhub run --agent`` publishes).
+- :class:`AgentSummary`: a session's model, turns, tool calls, tokens, cost, activity and
+  result, built event by event.
+- :class:`AgentBook`: the hub's summaries per container, fed by published ``log`` data, and
+  :func:`fleet_totals` over a session list.
+"""
+
+from tailhub.agents.book import AGENT_KINDS, AgentBook, fleet_totals, looks_like_agent
+from tailhub.agents.describe import Describer
+from tailhub.agents.events import AgentEvent, decode_event
+from tailhub.agents.kinds import EVENT_KINDS, EventKind, event_kind
+from tailhub.agents.recognise import AGENT_MODES, AgentMode, Recognised, Recogniser
+from tailhub.agents.summary import AgentSummary
+
+__all__ = [
+    "AGENT_KINDS",
+    "AGENT_MODES",
+    "EVENT_KINDS",
+    "AgentBook",
+    "AgentEvent",
+    "AgentMode",
+    "AgentSummary",
+    "Describer",
+    "EventKind",
+    "Recognised",
+    "Recogniser",
+    "decode_event",
+    "event_kind",
+    "fleet_totals",
+    "looks_like_agent",
+]
