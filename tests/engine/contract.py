@@ -291,6 +291,18 @@ class PublishContract:
         )
         assert list(range(1, 11)) == [m.seq for m in kept]
 
+    async def test_an_entry_without_a_timestamp_gets_the_receive_time(
+        self, engines: Harness
+    ) -> None:
+        """An entry with no timestamp is stamped with the run's receive time, once encoded."""
+        one = await engines.open()
+        await one.publish("a", "log", [Entry(b'{"n":1}', None), Entry(b'{"n":2}', "t")], 1000.0)
+        kept = await one.engine.read("a")
+        assert [
+            encode_published("log", "a", "1970-01-01T00:16:40.000Z", 1, msgspec.Raw(b'{"n":1}')),
+            encode_published("log", "a", "t", 2, msgspec.Raw(b'{"n":2}')),
+        ] == [m.payload for m in kept]
+
     async def test_repeated_producer_ids_are_dropped(self, engines: Harness) -> None:
         """A (producer, id) already stored is reported DUPLICATE, not stored, not delivered."""
         one = await engines.open()

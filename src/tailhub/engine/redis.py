@@ -107,7 +107,7 @@ from tailhub.engine import redis_lua as lua
 from tailhub.engine.base import (
     EngineError,
     EngineHandler,
-    Entry,
+    EntryLike,
     Position,
     PublishDone,
     Published,
@@ -115,7 +115,7 @@ from tailhub.engine.base import (
     SessionPage,
     StoredMessage,
 )
-from tailhub.protocol import published_parts
+from tailhub.protocol import TimeFormatter, published_parts
 
 __all__ = ["RedisEngine", "redact"]
 
@@ -216,7 +216,7 @@ class _Keys:
 class _Run:
     container_id: str
     kind: str
-    entries: Sequence[Entry]
+    entries: Sequence[EntryLike]
     now: float
     done: PublishDone
 
@@ -418,6 +418,8 @@ class RedisEngine:
         self.retention_messages = retention_messages
         self.retention_age = retention_age
         self._prefix = prefix
+        self._stamp = TimeFormatter()
+        """Formats the receive time of entries that came without a timestamp."""
         g = f"{prefix}{{tailhub}}:"
         self._active_key, self._idle_key, self._ended_key = g + "active", g + "idle", g + "ended"
         self._global = (self._active_key, self._idle_key, self._ended_key)
@@ -765,7 +767,12 @@ class RedisEngine:
         return Published(run.container_id, [], 0, "", refused=code, reason=reason)
 
     def publish(
-        self, container_id: str, kind: str, entries: Sequence[Entry], now: float, done: PublishDone
+        self,
+        container_id: str,
+        kind: str,
+        entries: Sequence[EntryLike],
+        now: float,
+        done: PublishDone,
     ) -> None:
         run = _Run(container_id, kind, entries, now, done)
         if not self.available or self._closing:
@@ -927,7 +934,10 @@ class RedisEngine:
             blob: list[bytes] = []
             for entry in run.entries:
                 head, tail = published_parts(
-                    run.kind, container_id, entry.timestamp, msgspec.Raw(entry.data)
+                    run.kind,
+                    container_id,
+                    entry.timestamp or self._stamp(run.now),
+                    msgspec.Raw(entry.data),
                 )
                 sent = b"" if head == previous else head
                 producer = entry.producer.encode()
@@ -1759,7 +1769,7 @@ class RedisEngine:
         return SessionPage(found, next_cursor)
 
     async def expire(
-        self, now: float, timeout: float, final: Entry | None = None
+        self, now: float, timeout: float, final: EntryLike | None = None
     ) -> list[SessionInfo]:
         """End sessions idle for ``timeout``; each ended one gets ``final`` stored last.
 
@@ -1782,7 +1792,7 @@ class RedisEngine:
         return ended
 
     async def _expire_one(
-        self, container_id: str, now: float, limit: float, final: Entry | None
+        self, container_id: str, now: float, limit: float, final: EntryLike | None
     ) -> SessionInfo | None:
         keys = self._keys_of(container_id)
         runs = [] if final is None else [_Run(container_id, "status", [final], now, _ignore)]
