@@ -293,6 +293,26 @@ class TestRefusals:
         # The renewed connection outlived the first token's exp: it still answers.
         assert "sessions" == (await reply_to(renewed, type="sessions"))["type"]
 
+    async def test_reauth_replaces_the_grant(
+        self, http: aiohttp.ClientSession, scoped_hub: HubProcess
+    ) -> None:
+        """A narrower token ends the subscriptions it does not cover, and its scope applies."""
+        ws = await connect(http, scoped_hub, make_token("viewer", "*"))
+        for container in ("narrow-a", "narrow-b"):
+            assert (
+                "subscribed"
+                == (await reply_to(ws, type="subscribe", containerID=container))["type"]
+            )
+        await send(ws, type="auth", token=make_token("viewer", "narrow-b"))
+        ended = await receive_json(ws)
+        assert ("unsubscribed", "narrow-a") == (ended["type"], ended["containerID"])
+        assert ("authenticated", ["narrow-b"]) == (
+            (reply := await receive_json(ws))["type"],
+            reply["data"]["containers"],
+        )
+        denied = await reply_to(ws, type="subscribe", containerID="narrow-a")
+        assert_forbidden(denied, "narrow-a")
+
     async def test_reauth_with_a_bad_token_keeps_the_grant(
         self, http: aiohttp.ClientSession, scoped_hub: HubProcess
     ) -> None:

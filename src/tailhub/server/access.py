@@ -22,7 +22,7 @@ import structlog
 from tailhub.core.hub import Connection
 from tailhub.engine import EngineError
 from tailhub.grants import Grant
-from tailhub.protocol import CloseCode, ErrorCode
+from tailhub.protocol import CloseCode, ErrorCode, encode
 from tailhub.server.state import ServerState
 from tailhub.store.base import StoreError
 
@@ -43,8 +43,9 @@ _log = structlog.get_logger("tailhub.access")
 def grant_connection(state: ServerState, conn: Connection, grant: Grant) -> None:
     """Give ``conn`` ``grant`` (replacing any), and close it at the grant's ``exp``.
 
-    On a replacement, subscriptions to containers the new grant does not cover end, and so
-    does the connection's role as publisher of containers it may no longer publish for.
+    On a replacement, subscriptions to containers the new grant does not cover end (the
+    connection is told with ``unsubscribed``), and so does the connection's role as publisher
+    of containers it may no longer publish for.
     """
     previous = conn.grant
     conn.grant = grant
@@ -55,8 +56,8 @@ def grant_connection(state: ServerState, conn: Connection, grant: Grant) -> None
     if previous is not None and not grant.everything:
         hub = state.node.hub
         for container_id in [*conn.subscriptions, *conn.catching_up]:
-            if not grant.may_read(container_id):
-                hub.unsubscribe(conn, container_id)
+            if not grant.may_read(container_id) and hub.unsubscribe(conn, container_id):
+                hub.send(conn, encode({"type": "unsubscribed", "containerID": container_id}))
         for container_id in list(conn.published):
             if not grant.may_publish(container_id):
                 hub.remove_publisher(conn, container_id)

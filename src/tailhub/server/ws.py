@@ -363,6 +363,7 @@ def _act(
                 state.node.error(conn, ErrorCode.UNAUTHORIZED, str(exc))
                 return
             grant_connection(state, conn, grant)
+            _log.info("token_renewed", conn=conn.id, role=grant.role.value, sub=grant.sub)
         assert conn.grant is not None
         state.node.hub.send(conn, encode({"type": "authenticated", "data": conn.grant.describe()}))
         return
@@ -386,6 +387,7 @@ def _authenticate(
 ) -> None:
     grant_connection(state, conn, grant)
     state.unauthenticated -= 1
+    _log.info("authenticated", conn=conn.id, role=grant.role.value, sub=grant.sub)
     if url_container:
         _subscribe_from_url(state, conn, url_container)
 
