@@ -369,10 +369,13 @@ class Node:
         if conn is not None:
             grant = conn.grant
         if grant is not None and not grant.publishes_everywhere:
+            allowed = ""  # a read's messages are mostly of one container: checked once
             for container_id in containers:
-                if not grant.may_publish(container_id):
-                    words = refusal_words(grant, "publish for", container_id)
-                    return ErrorCode.FORBIDDEN, words
+                if container_id != allowed:
+                    if not grant.may_publish(container_id):
+                        words = refusal_words(grant, "publish for", container_id)
+                        return ErrorCode.FORBIDDEN, words
+                    allowed = container_id
         if conn is not None and not conn.allow_publish(mono, count):
             return (
                 ErrorCode.RATE_LIMITED,
