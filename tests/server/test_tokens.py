@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.engine.redis_servers import RedisServer
 from tests.helpers import CANARY_SECRET, TOKEN, UNIT, HubProcess, receive_json, receive_type
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -408,3 +409,40 @@ class TestCanary:
         bodies.append(json.dumps(await receive_json(ws)))
         assert not [body for body in bodies if CANARY_SECRET in body]
         assert CANARY_SECRET not in scoped_hub.log()
+
+
+class TestRevocationAcrossProcesses:
+    async def test_revoked_on_one_process_closed_and_refused_on_the_other(
+        self, http: aiohttp.ClientSession, tmp_path: Path
+    ) -> None:
+        """Two hub processes on one Redis: a token revoked through one is closed (4401) and
+        refused by the other within the revocation interval."""
+        redis = RedisServer(tmp_path / "redis").start()
+        hubs = [
+            HubProcess(
+                tmp_path / f"hub{i}",
+                args=["--redis", redis.url, "--revocation-interval", "200ms"],
+            )
+            for i in range(2)
+        ]
+        try:
+            first, second = (hub.start() for hub in hubs)
+            token = make_token("viewer", "*", jti="across")
+            ws = await connect(http, second, token)
+            async with http.post(
+                f"{first.http}/api/tokens/revoked", json={"jti": "across"}, headers=ADMIN
+            ) as resp:
+                assert 200 == resp.status
+            assert "unauthorized" == (await receive_json(ws, timeout=10 * UNIT))["data"]["code"]
+            closing = await ws.receive(timeout=5 * UNIT)
+            assert (aiohttp.WSMsgType.CLOSE, 4401) == (closing.type, closing.data)
+            async with http.get(f"{second.http}/api/whoami", headers=bearer(token)) as resp:
+                assert (401, "the token has been revoked") == (
+                    resp.status,
+                    (await resp.json())["data"]["error"],
+                )
+        finally:
+            for hub in hubs:
+                if hub.proc is not None:
+                    hub.stop()
+            redis.stop()
