@@ -98,7 +98,7 @@ class _Seconds(click.ParamType[float]):
 
 def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(OPTIONS):
-        default = "(generated)" if option.name == "auth_token" else option.default
+        default = "(generated)" if option.name in ("auth_token", "token_secret") else option.default
         func = click.option(
             option.flag,
             option.name,
