@@ -214,6 +214,14 @@ class TestViewer:
         async with http.get(f"{url}/{seeded}other-1", headers=bearer(token)) as resp:
             assert resp.status == 403
 
+    async def test_fleet_counts_only_its_sessions(
+        self, http: aiohttp.ClientSession, scoped_hub: HubProcess, seeded: str
+    ) -> None:
+        """GET /api/fleet totals only the sessions the token may read."""
+        token = make_token("viewer", seeded + "task-*")
+        async with http.get(f"{scoped_hub.http}/api/fleet", headers=bearer(token)) as resp:
+            assert (200, 3) == (resp.status, (await resp.json())["sessions"])
+
     async def test_pattern_subscription_is_filtered(
         self, http: aiohttp.ClientSession, scoped_hub: HubProcess, seeded: str
     ) -> None:

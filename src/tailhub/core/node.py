@@ -217,13 +217,17 @@ class Node:
             if cursor is None:
                 return sessions
 
-    async def all_sessions(self) -> list[dict[str, Any]]:
-        """Every session as the API shows it (for totals over the fleet).
+    async def all_sessions(self, grant: Grant | None = None) -> list[dict[str, Any]]:
+        """Every session as the API shows it (for totals over the fleet); with ``grant``,
+        only those it may read.
 
         Raises:
             EngineError: the engine cannot answer now.
         """
-        return [self.describe(session) for session in await self.all_sessions_info()]
+        sessions = await self.all_sessions_info()
+        if grant is not None and not grant.everything:
+            sessions = [s for s in sessions if grant.may_read(s.container_id)]
+        return [self.describe(session) for session in sessions]
 
     async def count_sessions(self) -> None:
         """Refresh :attr:`session_counts` from the engine.

@@ -373,7 +373,7 @@ async def _get_session(request: web.Request) -> web.StreamResponse:
 async def _fleet(request: web.Request) -> web.StreamResponse:
     node = request.app[STATE].node
     try:
-        sessions = await node.all_sessions()
+        sessions = await node.all_sessions(grant_of(request))
     except (EngineError, StoreError) as exc:
         raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
     return web.Response(body=encode(fleet_totals(sessions)), content_type="application/json")

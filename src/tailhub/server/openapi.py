@@ -509,7 +509,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/api/fleet": {
             "get": {
-                "summary": "Totals over the listed sessions: cost, tokens, sessions by status.",
+                "summary": "Totals over the sessions the token may read: cost, tokens, by status.",
                 "operationId": "getFleet",
                 "responses": {
                     "200": _json(_ref("Fleet"), "The totals."),
