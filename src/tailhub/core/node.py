@@ -92,7 +92,8 @@ class Node:
         self.agents = AgentBook(settings.max_sessions + 1000)
         """The agent summary of each session whose container publishes agent events."""
         self.session_counts: Counter[tuple[str, str]] = Counter()
-        """Sessions by (``active``/``ended``, status), as of the last expiry round."""
+        """Sessions by (``active``/``ended``, status), as of the last :meth:`count_sessions`
+        (at start, and at each scrape of the metrics: it lists every session)."""
         self._frame = framer
         self._stamp = TimeFormatter()
         self._durable: dict[str, int] = {}
@@ -194,7 +195,6 @@ class Node:
         ended = await self.engine.expire(time.time(), self.settings.session_timeout, entry)
         for session in ended:
             self._ended(session.container_id, "timeout", session.status, session.exit_code)
-        await self.count_sessions()
 
     async def _keep_agents(self) -> None:
         """Hand the agent summaries that changed to the engine, so that they are listed by
