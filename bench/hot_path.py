@@ -5,6 +5,8 @@
 prints the CPU time per message for each payload, interleaved over several rounds:
 
 - ``plain``: the 120-byte log of scenario B;
+- ``plain-scoped``: the same, published by a connection with a scoped publisher token (its
+  scope, ``c*``, checked for every message: a cached lookup per container);
 - ``plain-sized``: a plain log as long as the agent events below (same bytes, no metadata);
 - ``agent``: logs as ``tailhub run`` publishes Claude Code events (a text, a tool call, a
   tool result with 1 KiB of output), with the hub's agent summary kept up to date;
@@ -133,6 +135,7 @@ def payloads(container_id: str) -> dict[str, list[bytes]]:
     ]
     return {
         "plain": [plain],
+        "plain-scoped": [plain],
         "plain-sized": sized,
         "agent": agent,
         "agent-no-summary": agent,
@@ -156,6 +159,19 @@ class _Peer:
         pass
 
 
+def _connect(node: Node, remote: str, scoped: bool) -> Any:
+    """A connection of the shared token (admin), or of a publisher token for ``c*``.
+
+    On a revision from before scoped tokens, every connection is the shared token's.
+    """
+    try:
+        from tailhub.grants import ADMIN, Grant
+    except ImportError:
+        return node.connect(_Peer(), remote=remote, authenticated=True)  # type: ignore[call-arg]
+    grant = Grant.of("publisher", ["c*"]) if scoped else ADMIN
+    return node.connect(_Peer(), remote=remote, grant=grant)
+
+
 def _node(settings: Settings) -> Node:
     """A node over memory history, on the engine, or on the store and broker before it."""
     if LocalEngine is None:
@@ -175,12 +191,12 @@ async def _measure(name: str, batches: int, tmp: Path) -> float:
     if book is not None and name == "agent-no-summary":
         book.observe = lambda container_id, data: False
     try:
-        publisher = node.connect(_Peer(), remote="bench", authenticated=True)
+        publisher = _connect(node, "bench", scoped=name == "plain-scoped")
         cycles = {}
         for number in range(CONTAINERS):
             container_id = f"c{number}"
             cycles[container_id] = payloads(container_id)[name]
-            viewer = node.connect(_Peer(), remote="viewer", authenticated=True)
+            viewer = _connect(node, "viewer", scoped=False)
             node.subscribe(viewer, decode_client(_subscribe(container_id)))  # type: ignore[arg-type]
         total = 0
         started = time.process_time()
@@ -211,7 +227,7 @@ async def main() -> None:
     parser.add_argument("--batches", type=int, default=400, help="batches per container and run")
     args = parser.parse_args()
     _tune_gc()  # as the hub does at start-up
-    names = ["plain", "plain-sized", "agent", "agent-no-summary"]
+    names = ["plain", "plain-scoped", "plain-sized", "agent", "agent-no-summary"]
     results: dict[str, list[float]] = {name: [] for name in names}
     tmp = Path("/tmp")
     for round_number in range(args.rounds):

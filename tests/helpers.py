@@ -24,6 +24,9 @@ import aiohttp
 
 UNIT = 1.0 * float(os.environ.get("TAILHUB_TEST_TIMEOUT_FACTOR", "1"))
 TOKEN = "test-token-0123456789"
+CANARY_SECRET = "canary-jwt-secret-5f0c1d2e3b4a69788796a5b4c3d2e1f0"
+"""Every hub a test starts signs scoped tokens with this secret (unless the test sets its
+own): it must never appear in a hub's log, which :meth:`HubProcess.stop` checks."""
 
 
 def free_port() -> int:
@@ -75,6 +78,7 @@ class HubProcess:
             HOST="127.0.0.1",
             TAILHUB_DATA_DIR=str(self.data_dir),
             LOG_LEVEL=env.get("TAILHUB_TEST_LOG_LEVEL", "info"),
+            TAILHUB_TOKEN_SECRET=CANARY_SECRET,
         )
         if self.token:
             env["AUTH_TOKEN"] = self.token
@@ -100,14 +104,17 @@ class HubProcess:
         raise RuntimeError(f"hub did not start listening: {self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the hub; its exit status. Fails if its log ever held the canary secret."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=20 * UNIT)
+            status = self.proc.wait(timeout=20 * UNIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            status = self.proc.wait()
+        assert CANARY_SECRET not in self.log(), "the token secret was written to the hub's log"
+        return status
 
     def wait(self) -> int:
         """Wait for the process to exit by itself; its exit status."""

@@ -98,7 +98,7 @@ class _Seconds(click.ParamType[float]):
 
 def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(OPTIONS):
-        default = "(generated)" if option.name == "auth_token" else option.default
+        default = "(generated)" if option.name in ("auth_token", "token_secret") else option.default
         func = click.option(
             option.flag,
             option.name,
@@ -917,7 +917,7 @@ def open_dashboard(
 
 @main.group()
 def token() -> None:
-    """The shared token the CLI uses."""
+    """Tokens: the shared one the CLI uses, and scoped ones (create, inspect, revoke)."""
 
 
 @token.command("show")
@@ -937,6 +937,233 @@ def token_show(data_dir: Path | None, token: str | None) -> None:
             f"{token_path(data_dir)} (a hub started there without AUTH_TOKEN writes one)"
         )
     click.echo(secret)
+
+
+def _secret_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--token-secret",
+        "secret",
+        envvar="TAILHUB_TOKEN_SECRET",
+        show_envvar=True,
+        help="The hub's token secret [default: the one a hub on this machine generated].",
+    )(func)
+
+
+def _local_secret(secret: str | None, data_dir: Path | None) -> str | None:
+    from tailhub.auth import read_secret
+    from tailhub.paths import default_data_dir
+
+    if secret:
+        return secret
+    try:
+        return read_secret(data_dir or default_data_dir())
+    except OSError as exc:
+        _fail(f"cannot read the token secret: {exc}")
+
+
+@token.command("create")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["publisher", "viewer", "operator", "admin"]),
+    help="What the token may do.",
+)
+@click.option(
+    "--container",
+    "containers",
+    multiple=True,
+    metavar="ID_OR_PATTERN",
+    help="A container ID or glob pattern (task-*) it may do it to; repeat for more.",
+)
+@click.option(
+    "--ttl",
+    type=_Seconds(minimum=1.0),
+    default="24h",
+    show_default=True,
+    help="How long it is valid (30m, 24h, 7d).",
+)
+@click.option("--sub", help="Who it is for (shown in the hub's log).")
+@_secret_option
+@_data_dir_option
+def token_create(
+    role: str,
+    containers: tuple[str, ...],
+    ttl: float,
+    sub: str | None,
+    secret: str | None,
+    data_dir: Path | None,
+) -> None:
+    """Print a new scoped token (a JWT), signed with the hub's secret.
+
+    The secret is TAILHUB_TOKEN_SECRET (or --token-secret), else the one a hub on this
+    machine generated beside its token file. The token alone goes to stdout.
+    """
+    from tailhub.auth import mint
+    from tailhub.paths import secret_path
+    from tailhub.protocol import ProtocolError, validate_container_id
+
+    signing = _local_secret(secret, data_dir)
+    if not signing:
+        _fail(
+            "no token secret: TAILHUB_TOKEN_SECRET is not set and there is no secret file at "
+            f"{secret_path(data_dir)} (a hub started there writes one); or ask a hub with "
+            "POST /api/tokens"
+        )
+    for pattern in containers:
+        try:
+            validate_container_id(pattern, pattern=True)
+        except ProtocolError as exc:
+            _fail(f"--container {pattern[:64]!r}: {exc.words}", 2)
+    try:
+        made, _claims = mint(signing, role, containers, ttl, sub=sub)
+    except ValueError as exc:
+        _fail(f"{exc} (see 'tailhub token create --help')", 2)
+    click.echo(made)
+
+
+def _http_base(url: str | None) -> str:
+    return _dashboard_url(url)
+
+
+@token.command("inspect")
+@click.argument("presented", metavar="TOKEN")
+@_secret_option
+@_data_dir_option
+@click.option(
+    "--hub",
+    "--url",
+    "url",
+    envvar=["TAILHUB_URL", "WS_SERVER"],
+    show_envvar=True,
+    help="Hub URL to ask [default: ws://localhost:8080].",
+)
+def token_inspect(
+    presented: str, secret: str | None, data_dir: Path | None, url: str | None
+) -> None:
+    """Show a token's claims, and whether the hub accepts it.
+
+    The signature is checked with the local secret (TAILHUB_TOKEN_SECRET, or the hub's on
+    this machine) where there is one; the hub, if it answers, is asked with the token itself
+    (GET /api/whoami), which also tells a revoked token. Exits 1 when the token is refused.
+    """
+    from tailhub.auth import Authenticator, TokenError, claims_of
+
+    try:
+        claims = claims_of(presented)
+    except TokenError as exc:
+        _fail(f"{exc}; the shared token has no claims (it is admin)")
+    for name in ("role", "containers", "sub", "iat", "exp", "jti"):
+        if name in claims:
+            value = claims[name]
+            shown = ", ".join(value) if isinstance(value, list) else value
+            if name in ("iat", "exp") and isinstance(value, int | float):
+                shown = f"{value} ({_when_unix(value)})"
+            click.echo(f"{name + ':':12}{shown}")
+    refused = False
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp <= time.time():
+        click.echo(f"{'expired:':12}yes, {_ago_unix(exp)}")
+        refused = True
+    signing = _local_secret(secret, data_dir)
+    if signing:
+        try:
+            Authenticator("-", secret=signing).grant(presented)
+            verdict = "valid (signed with the local secret)"
+        except TokenError as exc:
+            verdict = f"refused: {exc}"
+            refused = refused or "expired" not in str(exc)
+        except ValueError as exc:
+            verdict = f"not checked: {exc}"
+        click.echo(f"{'signature:':12}{verdict}")
+    else:
+        click.echo(f"{'signature:':12}not checked (no local secret)")
+    answer = asyncio.run(_ask_hub(_http_base(url), presented))
+    click.echo(f"{'hub:':12}{answer[1]}")
+    if answer[0] is False or (answer[0] is None and refused):
+        raise SystemExit(1)
+
+
+def _when_unix(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _ago_unix(seconds: float) -> str:
+    return f"at {_when_unix(seconds)}"
+
+
+async def _ask_hub(base: str, presented: str) -> tuple[bool | None, str]:
+    """Whether the hub at ``base`` accepts ``presented`` (None: it could not be asked)."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=5)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(base + "api/whoami", headers={"Authorization": f"Bearer {presented}"}) as resp,
+        ):
+            body = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return None, f"not asked: {base} did not answer ({type(exc).__name__})"
+    if resp.status == 200 and isinstance(body, dict):
+        scope = ", ".join(body.get("containers") or [])
+        return True, f"accepts it: {body.get('role')} over {scope}"
+    words = body.get("data", {}).get("error") if isinstance(body, dict) else None
+    return False, f"refuses it: {words or f'HTTP {resp.status}'}"
+
+
+@token.command("revoke")
+@click.argument("target", metavar="JTI_OR_TOKEN")
+@_hub_options
+def token_revoke(target: str, url: str | None, token: str | None) -> None:
+    """Revoke a scoped token, by its jti or whole: every hub process refuses it from now on.
+
+    Needs an admin token (--token, TAILHUB_TOKEN, or the token file of a hub on this
+    machine). Its open connections are closed with 4401. Given the whole token, the
+    revocation is kept until the token's exp; given its jti, until the exp of a connection
+    that holds it, else for good.
+    """
+    from tailhub.auth import TokenError, claims_of, looks_like_jwt
+
+    jti: str = target
+    exp: object = None
+    if looks_like_jwt(target):
+        try:
+            claims = claims_of(target)
+        except TokenError as exc:
+            _fail(str(exc), 2)
+        found, exp = claims.get("jti"), claims.get("exp")
+        if not isinstance(found, str) or not found:
+            _fail("the token has no jti claim: it cannot be revoked (rotate the secret)", 2)
+        jti = found
+    admin = _local_token(token, None)
+    if not admin:
+        _fail("no admin token: pass --token, set TAILHUB_TOKEN, or run on the hub's machine")
+    body: dict[str, Any] = {"jti": jti}
+    if isinstance(exp, int | float):
+        body["exp"] = exp
+    status, reply = asyncio.run(_post(_http_base(url) + "api/tokens/revoked", admin, body))
+    if status != 200:
+        _fail(f"the hub did not revoke it: {reply} (HTTP {status})")
+    until = reply.get("until")
+    kept = f"refused until {_when_unix(until)}" if until else "refused for good"
+    click.echo(f"revoked {jti} ({kept})")
+
+
+async def _post(url: str, bearer: str, body: dict[str, Any]) -> tuple[int, Any]:
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=10)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, json=body, headers={"Authorization": f"Bearer {bearer}"}) as resp,
+        ):
+            reply = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        _fail(f"cannot reach the hub at {url}: {type(exc).__name__} {exc}".strip())
+    if resp.status != 200 and isinstance(reply, dict):
+        return resp.status, reply.get("data", {}).get("error", reply)
+    return resp.status, reply
 
 
 @main.command()

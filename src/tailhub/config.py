@@ -53,6 +53,27 @@ OPTIONS: Final = (
     Option("port", "PORT", "8080", "port", "listen port"),
     Option("host", "HOST", "0.0.0.0", "str", "listen address"),
     Option("auth_token", "AUTH_TOKEN", None, "secret", "shared token every connection presents"),
+    Option(
+        "token_secret",
+        "TAILHUB_TOKEN_SECRET",
+        None,
+        "signing",
+        "secret that signs scoped tokens (HS256), 32 characters or more",
+    ),
+    Option(
+        "jwt_public_key",
+        "TAILHUB_JWT_PUBLIC_KEY",
+        None,
+        "path",
+        "PEM public key file: also accept RS256/ES256 scoped tokens it verifies",
+    ),
+    Option(
+        "revocation_interval",
+        "TAILHUB_REVOCATION_INTERVAL",
+        "2s",
+        "ms",
+        "how often the hub reads revoked tokens from the engine (ms)",
+    ),
     Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "30000", "ms", "ping round (ms)"),
     Option("session_timeout", "SESSION_TIMEOUT", "300000", "ms", "idle session end (ms)"),
     Option("max_sessions", "MAX_SESSIONS", "100", "count", "most active sessions"),
@@ -209,6 +230,9 @@ class Settings:
     port: int = 8080
     host: str = "0.0.0.0"
     auth_token: str | None = None
+    token_secret: str | None = None
+    jwt_public_key: Path | None = None
+    revocation_interval: float = 2.0
     heartbeat_interval: float = 30.0
     session_timeout: float = 300.0
     max_sessions: int = 100
@@ -238,6 +262,8 @@ class Settings:
     workers: int = 1
 
 
+_MIN_SIGNING: Final = 32
+"""The shortest token secret (HS256 wants 256 bits); ``tailhub.auth`` checks the same."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS: Final = {None: 0.001, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
@@ -289,9 +315,11 @@ def _convert(option: Option, raw: str) -> object:
     kind = option.kind
     if kind == "redis":
         return _redis_url(raw)
-    if kind in ("str", "secret"):
-        if kind == "secret" and raw == "":
+    if kind in ("str", "secret", "signing"):
+        if kind != "str" and raw == "":
             return None
+        if kind == "signing" and len(raw) < _MIN_SIGNING:
+            raise ValueError(f"must be at least {_MIN_SIGNING} characters")
         return raw
     if kind == "path":
         return Path(raw).expanduser()
@@ -356,7 +384,7 @@ def build_settings(values: dict[str, tuple[str | None, bool]]) -> Settings:
             converted[option.name] = _convert(option, raw)
         except ValueError as exc:
             where = f"{option.flag} (also {option.env})" if from_flag else option.env
-            shown = "(hidden)" if option.kind == "secret" else repr(raw)
+            shown = "(hidden)" if option.kind in ("secret", "signing") else repr(raw)
             if option.kind == "redis":
                 shown = repr(redact_url(raw))
             raise ConfigError(f"invalid {where}: {shown} {exc}") from None

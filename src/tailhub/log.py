@@ -31,7 +31,9 @@ LEVEL_NUMBERS: Final = {
     "error": logging.ERROR,
     "fatal": logging.CRITICAL,
 }
-_SECRET_KEYS: Final = frozenset({"token", "auth_token", "authorization", "password", "secret"})
+_SECRET_KEYS: Final = frozenset(
+    {"token", "auth_token", "authorization", "password", "secret", "token_secret"}
+)
 
 
 class Redactor:

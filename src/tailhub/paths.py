@@ -8,10 +8,18 @@ from typing import Final
 
 import platformdirs
 
-__all__ = ["DATA_DIR_ENV", "TOKEN_FILE", "default_data_dir", "token_path"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "SECRET_FILE",
+    "TOKEN_FILE",
+    "default_data_dir",
+    "secret_path",
+    "token_path",
+]
 
 DATA_DIR_ENV: Final = "TAILHUB_DATA_DIR"
 TOKEN_FILE: Final = "token"
+SECRET_FILE: Final = "token-secret"
 
 
 def default_data_dir() -> Path:
@@ -25,3 +33,8 @@ def default_data_dir() -> Path:
 def token_path(data_dir: Path | None = None) -> Path:
     """The file a hub without ``AUTH_TOKEN`` keeps its generated token in."""
     return (data_dir or default_data_dir()) / TOKEN_FILE
+
+
+def secret_path(data_dir: Path | None = None) -> Path:
+    """The file a hub without ``TAILHUB_TOKEN_SECRET`` keeps its token-signing secret in."""
+    return (data_dir or default_data_dir()) / SECRET_FILE

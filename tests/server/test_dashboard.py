@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 import pytest_asyncio
 from playwright.async_api import (
@@ -38,6 +40,7 @@ from playwright.async_api import (
 )
 
 from tests.helpers import (
+    CANARY_SECRET,
     UNIT,
     HubProcess,
     increasing,
@@ -840,3 +843,63 @@ class TestSessionList:
         await page.reload()
         await expect(page.get_by_label("Compact")).to_be_checked()
         dashboard.assert_no_errors()
+
+
+def _scoped_token(role: str, *containers: str) -> str:
+    """A scoped token signed with the test hubs' secret, as an organisation's service would."""
+    now = int(time.time())
+    claims = {"role": role, "containers": list(containers), "iat": now, "exp": now + 600}
+    return jwt.encode({**claims, "sub": f"{role}-page"}, CANARY_SECRET, algorithm="HS256")
+
+
+class TestRoles:
+    async def test_viewer_sees_no_steering_operator_does(
+        self, shared_dashboard: Dashboard, shared_hub: HubProcess
+    ) -> None:
+        """With a viewer token the page offers no input or cancel; with an operator's it does.
+
+        The container is ``tailhub run`` with a publisher token for itself alone.
+        """
+        container = "roles-run"
+        publisher = _scoped_token("publisher", container)
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "tailhub", "run", "--hub", shared_hub.url],
+            *["--token", publisher, "--container-id", container, "--grace", "10"],
+            *["--", "sh", "-c", "echo started; sleep 60"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            page = shared_dashboard.page
+            cancel = page.get_by_role("button", name=f"Cancel {container}", exact=True)
+            await shared_dashboard.open(token=_scoped_token("operator", "roles-*"))
+            await expect(shared_dashboard.session(container).locator(".badge")).to_have_text(
+                "running"
+            )
+            await shared_dashboard.choose(container)
+            await expect(shared_dashboard.rows().filter(has_text="started")).to_have_count(1)
+            await expect(cancel).to_be_visible()
+            await expect(page.locator("#role")).to_have_text("operator · roles-*")
+
+            await shared_dashboard.open(token=_scoped_token("viewer", "roles-*"))
+            await expect(page.locator("#role")).to_have_text("viewer · roles-*")
+            await shared_dashboard.choose(container)
+            await expect(shared_dashboard.rows().filter(has_text="started")).to_have_count(1)
+            await expect(shared_dashboard.session(container).locator(".badge")).to_have_text(
+                "running"
+            )
+            await expect(cancel).to_be_hidden()
+            await expect(page.get_by_label(f"Input for {container}")).to_be_hidden()
+            # Sessions outside the token's scope are not listed.
+            await expect(page.locator(".session:not([data-cid^='roles-'])")).to_have_count(0)
+            await shared_dashboard.screenshot("viewer-no-steering")
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 20 * UNIT)
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        shared_dashboard.assert_no_errors()

@@ -31,6 +31,7 @@ NOT_PRODUCED = {
     ("/api/sessions/{id}/logs", "get", "503"),
     ("/api/sessions", "get", "503"),
     ("/api/sessions/{id}", "get", "503"),
+    ("/api/tokens/revoked", "post", "503"),
 }
 """Documented statuses these tests cannot cause without breaking the engine."""
 
@@ -245,6 +246,54 @@ class TestResponsesMatch:
         )
         assert (status, reply) == (200, {"action": "cancel", "delivered": 1})
         await container.close()
+
+        tokens = "/api/tokens"
+        status, minted = await request(
+            tokens,
+            tokens,
+            "post",
+            json={"role": "viewer", "containers": ["oa-1"], "ttl": 60, "sub": "oa"},
+            headers=AUTH,
+        )
+        assert status == 201
+        viewer = {"Authorization": f"Bearer {minted['token']}"}
+        assert (await request(tokens, tokens, "post", json={"role": "viewer"}))[0] == 401
+        assert (await request(tokens, tokens, "post", json={"role": "boss"}, headers=AUTH))[
+            0
+        ] == 400
+        assert (await request(tokens, tokens, "post", json={"role": "admin"}, headers=viewer))[
+            0
+        ] == 403
+        huge = b'{"role": "viewer", "sub": "' + b"x" * (1 << 17) + b'"}'
+        assert (await request(tokens, tokens, "post", data=huge, headers=AUTH))[0] == 413
+        status, grant = await request("/api/whoami", "/api/whoami", headers=viewer)
+        assert (status, grant["role"], grant["containers"]) == (200, "viewer", ["oa-1"])
+        assert (await request("/api/whoami", "/api/whoami"))[0] == 401
+        assert (await request("/metrics", "/metrics", headers=viewer))[0] == 403
+        assert (await request(one, "/api/sessions/oa-2", headers=viewer))[0] == 403
+        assert (await request(logs, "/api/sessions/oa-2/logs", headers=viewer))[0] == 403
+        assert (await publish("oa-1", log("no"), **viewer))[0] == 403
+        assert (await request(commands, url, "post", json={"action": "cancel"}, headers=viewer))[
+            0
+        ] == 403
+
+        revoked = "/api/tokens/revoked"
+        jti = minted["claims"]["jti"]
+        assert (await request(revoked, revoked, "post", json={"jti": jti}, headers=viewer))[
+            0
+        ] == 403
+        assert (await request(revoked, revoked, "post", json={"jti": jti}))[0] == 401
+        assert (await request(revoked, revoked, "post", json={"jti": ""}, headers=AUTH))[0] == 400
+        assert (await request(revoked, revoked, "post", data=huge, headers=AUTH))[0] == 413
+        status, reply = await request(
+            revoked,
+            revoked,
+            "post",
+            json={"jti": jti, "exp": minted["claims"]["exp"]},
+            headers=AUTH,
+        )
+        assert (status, reply["revoked"]) == (200, True)
+        assert (await request("/api/whoami", "/api/whoami", headers=viewer))[0] == 401
 
         documented = {
             (path, method, status)

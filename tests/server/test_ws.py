@@ -308,10 +308,14 @@ class TestAuthentication:
         assert "first-msg" == reply["containerID"]
 
     async def test_auth_message(self, http: aiohttp.ClientSession, shared_hub: HubProcess) -> None:
-        """{"type": "auth"} authenticates the connection and is answered."""
+        """{"type": "auth"} authenticates the connection and is answered with its role."""
         ws = await http.ws_connect(shared_hub.url)
         await ws.send_str(json.dumps({"type": "auth", "token": TOKEN}))
-        assert {"type": "authenticated"} == await receive_json(ws)
+        reply = await receive_json(ws)
+        assert "authenticated" == reply["type"]
+        assert {"role": "admin", "containers": ["*"]} == {
+            key: reply["data"][key] for key in ("role", "containers")
+        }
         await still_works(http, shared_hub, ws, "auth-msg")
 
     async def test_invalid_first_message_with_token_authenticates(

@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Final, Protocol
 
 from tailhub.core.stats import Stats
+from tailhub.grants import Grant
 from tailhub.protocol import CloseCode
 
 __all__ = ["Connection", "Hub", "Peer"]
@@ -62,7 +63,11 @@ _GONE: Final = _Gone()
 
 
 class Connection:
-    """One client connection as the hub sees it."""
+    """One client connection as the hub sees it.
+
+    ``grant`` is what its token allows (None until it has authenticated); ``expiry`` the
+    timer that closes it when that token expires, if it does.
+    """
 
     __slots__ = (
         "_allowance",
@@ -72,6 +77,8 @@ class Connection:
         "authenticated",
         "catching_up",
         "closed",
+        "expiry",
+        "grant",
         "id",
         "patterns",
         "peer",
@@ -83,12 +90,14 @@ class Connection:
     )
 
     def __init__(
-        self, id: int, peer: Peer, *, remote: str = "", authenticated: bool, rate: int = 0
+        self, id: int, peer: Peer, *, remote: str = "", grant: Grant | None, rate: int = 0
     ) -> None:
         self.id = id
         self.peer = peer
         self.remote = remote
-        self.authenticated = authenticated
+        self.grant = grant
+        self.authenticated = grant is not None
+        self.expiry: asyncio.TimerHandle | None = None
         self.alive = True
         self.closed = False
         self.subscriptions: set[str] = set()
@@ -157,11 +166,9 @@ class Hub:
 
     # -- connections -------------------------------------------------------------------
 
-    def connect(self, peer: Peer, *, remote: str, authenticated: bool, rate: int) -> Connection:
+    def connect(self, peer: Peer, *, remote: str, grant: Grant | None, rate: int) -> Connection:
         self._next_id += 1
-        conn = Connection(
-            self._next_id, peer, remote=remote, authenticated=authenticated, rate=rate
-        )
+        conn = Connection(self._next_id, peer, remote=remote, grant=grant, rate=rate)
         self.connections[conn.id] = conn
         self._stats.connections_opened += 1
         return conn
@@ -178,6 +185,9 @@ class Hub:
         conn.closed = True
         self._stats.connections_closed += 1
         self.release(conn)
+        if conn.expiry is not None:
+            conn.expiry.cancel()
+            conn.expiry = None
         conn.peer = _GONE
         for task in list(conn.tasks):
             task.cancel()
@@ -299,6 +309,13 @@ class Hub:
             self._publishers.setdefault(container_id, set()).add(conn)
             self._check_attach(container_id)
 
+    def remove_publisher(self, conn: Connection, container_id: str) -> None:
+        """``conn`` no longer publishes for ``container_id`` (its commands go elsewhere)."""
+        if container_id in conn.published:
+            conn.published.discard(container_id)
+            _discard(self._publishers, container_id, conn)
+            self._check_attach(container_id)
+
     def publishers(self, container_id: str) -> set[Connection]:
         return self._publishers.get(container_id, set())
 
@@ -340,10 +357,18 @@ class Hub:
         return receivers * len(frames)
 
     def _with_patterns(self, container_id: str, subs: set[Connection] | None) -> set[Connection]:
+        """The subscribers of ``container_id`` and of every pattern that matches it.
+
+        A pattern subscriber whose token does not cover the container is left out: a
+        pattern reaches only what its connection may read.
+        """
         targets = set(subs) if subs else set()
         for pattern, conns in self._patterns.items():
             if pattern == "*" or fnmatchcase(container_id, pattern):
-                targets.update(conns)
+                for conn in conns:
+                    grant = conn.grant
+                    if grant is not None and (grant.everything or grant.may_read(container_id)):
+                        targets.add(conn)
         return targets
 
     def send(self, conn: Connection, payload: bytes) -> None:

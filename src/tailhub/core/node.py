@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -34,6 +34,7 @@ from tailhub.engine import (
     Published,
     SessionInfo,
 )
+from tailhub.grants import Grant
 from tailhub.protocol import (
     ClientMessage,
     CloseCode,
@@ -52,7 +53,7 @@ from tailhub.protocol import (
 )
 from tailhub.store.base import StoreError
 
-__all__ = ["Node"]
+__all__ = ["Node", "PublishRefusedError", "refusal_words"]
 
 _BACKLOG_PAGE: Final = 1000
 _AGENT_META: Final = "agent"
@@ -223,13 +224,17 @@ class Node:
             if cursor is None:
                 return sessions
 
-    async def all_sessions(self) -> list[dict[str, Any]]:
-        """Every session as the API shows it (for totals over the fleet).
+    async def all_sessions(self, grant: Grant | None = None) -> list[dict[str, Any]]:
+        """Every session as the API shows it (for totals over the fleet); with ``grant``,
+        only those it may read.
 
         Raises:
             EngineError: the engine cannot answer now.
         """
-        return [self.describe(session) for session in await self.all_sessions_info()]
+        sessions = await self.all_sessions_info()
+        if grant is not None and not grant.everything:
+            sessions = [s for s in sessions if grant.may_read(s.container_id)]
+        return [self.describe(session) for session in sessions]
 
     async def count_sessions(self) -> None:
         """Refresh :attr:`session_counts` from the engine.
@@ -286,10 +291,9 @@ class Node:
 
     # -- connections -------------------------------------------------------------------
 
-    def connect(self, peer: Peer, *, remote: str, authenticated: bool) -> Connection:
-        return self.hub.connect(
-            peer, remote=remote, authenticated=authenticated, rate=self.settings.publish_rate
-        )
+    def connect(self, peer: Peer, *, remote: str, grant: Grant | None) -> Connection:
+        """A new connection; ``grant`` is what its token allows, None until it sends one."""
+        return self.hub.connect(peer, remote=remote, grant=grant, rate=self.settings.publish_rate)
 
     def disconnect(self, conn: Connection) -> None:
         self.hub.disconnect(conn)
@@ -334,7 +338,10 @@ class Node:
     async def _reply_sessions(self, conn: Connection, request: SessionsRequest) -> None:
         try:
             sessions, cursor = await self.list_sessions(
-                status=request.status, limit=request.limit, cursor=request.cursor
+                status=request.status,
+                limit=request.limit,
+                cursor=request.cursor,
+                grant=conn.grant,
             )
         except (EngineError, StoreError) as exc:
             self.error(conn, ErrorCode.UNAVAILABLE, str(exc))
@@ -347,13 +354,22 @@ class Node:
     # -- admission ---------------------------------------------------------------------
 
     def admit(
-        self, conn: Connection | None, count: int, size: int, mono: float
+        self,
+        conn: Connection | None,
+        count: int,
+        size: int,
+        mono: float,
+        containers: Iterable[str],
+        grant: Grant | None = None,
     ) -> tuple[ErrorCode, str] | None:
         """The one admission rule for ``count`` messages (``size`` bytes of ``data`` in all)
-        that a client publishes together.
+        that a client publishes together, for ``containers`` (each message's containerID).
 
-        ``conn`` is the publishing connection (None for the HTTP API, which has no rate).
-        History may fall at most ``max_store_lag`` messages and ``max_store_lag_bytes`` bytes
+        ``conn`` is the publishing connection (None for the HTTP API, which has no rate);
+        ``grant`` what the request's token allows, when there is no connection to hold it.
+        A token that may not publish for one of the containers is refused with ``forbidden``
+        (a cached lookup per container, skipped for tokens that publish everywhere). History
+        may fall at most ``max_store_lag`` messages and ``max_store_lag_bytes`` bytes
         behind (accepted, not yet durable, held in memory meanwhile): past either, a publish
         is refused with ``unavailable``, so that a failing disk costs publishers an error and
         not the hub its memory. Returns None when they may be stored, and counts them as not
@@ -361,6 +377,16 @@ class Node:
         changes nothing. Session limits and repeated ids are the engine's to decide, since
         they must agree across processes.
         """
+        if conn is not None:
+            grant = conn.grant
+        if grant is not None and not grant.publishes_everywhere:
+            allowed = ""  # a read's messages are mostly of one container: checked once
+            for container_id in containers:
+                if container_id != allowed:
+                    if not grant.may_publish(container_id):
+                        words = refusal_words(grant, "publish for", container_id)
+                        return ErrorCode.FORBIDDEN, words
+                    allowed = container_id
         if conn is not None and not conn.allow_publish(mono, count):
             return (
                 ErrorCode.RATE_LIMITED,
@@ -407,7 +433,14 @@ class Node:
         admitted = len(messages) > 1 and all(m.type != "heartbeat" for m in messages)
         if admitted:
             admitted = (
-                self.admit(conn, len(messages), sum(len(m.data) for m in messages), mono) is None
+                self.admit(
+                    conn,
+                    len(messages),
+                    sum(len(m.data) for m in messages),
+                    mono,
+                    (m.container_id for m in messages),  # read only for scoped tokens
+                )
+                is None
             )
         for msg in messages:
             kind = msg.type
@@ -415,9 +448,20 @@ class Node:
                 if run:
                     self._submit(conn, run, now)
                     run = []
+                grant = conn.grant
+                if grant is not None and not grant.may_publish(msg.container_id):
+                    self.error(
+                        conn,
+                        ErrorCode.FORBIDDEN,
+                        refusal_words(grant, "publish for", msg.container_id),
+                        container_id=msg.container_id,
+                    )
+                    continue
                 self._heartbeat(conn, msg, now)
                 continue
-            refusal = None if admitted else self.admit(conn, 1, len(msg.data), mono)
+            refusal = (
+                None if admitted else self.admit(conn, 1, len(msg.data), mono, (msg.container_id,))
+            )
             if refusal is not None:
                 if run:
                     self._submit(conn, run, now)
@@ -555,7 +599,7 @@ class Node:
         )
 
     async def publish_request(
-        self, container_id: str, messages: Sequence[Publish]
+        self, container_id: str, messages: Sequence[Publish], grant: Grant | None = None
     ) -> list[int | None]:
         """Accept the messages of one HTTP request, in order; returns each one's ``seq``.
 
@@ -564,13 +608,16 @@ class Node:
         request's messages come between them.
 
         Raises:
-            PublishRefusedError: the request was refused as a whole (history too far behind, the
-                session limit, the engine unavailable); nothing of it was stored.
+            PublishRefusedError: the request was refused as a whole (``grant`` may not publish
+                for the container, history too far behind, the session limit, the engine
+                unavailable); nothing of it was stored.
         """
         mono = self._turn()
         now = self._now
         stored = [m for m in messages if m.type != "heartbeat"]
-        refusal = self.admit(None, len(stored), sum(len(m.data) for m in stored), mono)
+        refusal = self.admit(
+            None, len(stored), sum(len(m.data) for m in stored), mono, (container_id,), grant
+        )
         if refusal is not None:
             raise PublishRefusedError(*refusal)
         loop = asyncio.get_running_loop()
@@ -681,7 +728,20 @@ class Node:
         self.hub.deliver(container_id, [self._frame(payload)], self._clock())
 
     def forward_command(self, conn: Connection | None, cmd: Command) -> None:
-        """Send ``cmd`` on to its container, wherever it is connected; answer ``conn``."""
+        """Send ``cmd`` on to its container, wherever it is connected; answer ``conn``.
+
+        A connection whose token may not command the container gets ``forbidden`` and
+        nothing is sent.
+        """
+        grant = conn.grant if conn is not None else None
+        if conn is not None and grant is not None and not grant.may_command(cmd.container_id):
+            self.error(
+                conn,
+                ErrorCode.FORBIDDEN,
+                refusal_words(grant, "send commands to", cmd.container_id),
+                container_id=cmd.container_id,
+            )
+            return
         self._answer(conn, self._command(conn, cmd))
 
     async def _command(self, conn: Connection | None, cmd: Command) -> None:
@@ -774,9 +834,22 @@ class Node:
     # -- subscribing -------------------------------------------------------------------
 
     def subscribe(self, conn: Connection, sub: Subscribe) -> None:
-        """Start a subscription: reply ``subscribed``, then backlog, then live, no gap."""
+        """Start a subscription: reply ``subscribed``, then backlog, then live, no gap.
+
+        A container the connection's token does not cover is refused with ``forbidden``; a
+        pattern is accepted, and delivers only the containers the token covers.
+        """
         hub = self.hub
         container_id = sub.container_id
+        grant = conn.grant
+        if grant is not None and not sub.is_pattern and not grant.may_read(container_id):
+            self.error(
+                conn,
+                ErrorCode.FORBIDDEN,
+                refusal_words(grant, "subscribe to", container_id),
+                container_id=container_id,
+            )
+            return
         held = container_id in conn.subscriptions or container_id in conn.patterns
         held = held or container_id in conn.catching_up
         if not held and conn.subscription_count >= self.settings.max_subscriptions:
@@ -949,6 +1022,15 @@ class Node:
         return min(max(self.settings.heartbeat_interval / 2, 0.05), 10.0)
 
     def unsubscribe(self, conn: Connection, container_id: str) -> None:
+        grant = conn.grant
+        if grant is not None and "*" not in container_id and not grant.may_read(container_id):
+            self.error(
+                conn,
+                ErrorCode.FORBIDDEN,
+                refusal_words(grant, "unsubscribe from", container_id),
+                container_id=container_id,
+            )
+            return
         if self.hub.unsubscribe(conn, container_id):
             self.hub.send(conn, encode({"type": "unsubscribed", "containerID": container_id}))
         else:
@@ -998,15 +1080,26 @@ class Node:
             return None
 
     async def list_sessions(
-        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        grant: Grant | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of sessions as the API shows them, and the cursor to the next page.
+
+        With ``grant``, only the sessions it may read are shown: a page may then hold fewer
+        than ``limit`` (even none) and still have a cursor to the next.
 
         Raises:
             EngineError: the engine cannot answer now.
         """
         page = await self.engine.sessions(status=status, limit=limit or 1000, cursor=cursor)
-        return [self.describe(session) for session in page.sessions], page.cursor
+        sessions = page.sessions
+        if grant is not None and not grant.everything:
+            sessions = [s for s in sessions if grant.may_read(s.container_id)]
+        return [self.describe(session) for session in sessions], page.cursor
 
     def not_durable(self) -> int:
         """Messages accepted but not yet durable in history: how far the engine lags behind."""
@@ -1015,6 +1108,11 @@ class Node:
     def not_durable_bytes(self) -> int:
         """The bytes of ``data`` of the messages :meth:`not_durable` counts."""
         return self._lag_bytes
+
+
+def refusal_words(grant: Grant, action: str, container_id: str) -> str:
+    """What a ``forbidden`` reply says: the role, what it tried, and on which container."""
+    return f"a {grant.role.value} token may not {action} {container_id[:128]!r}"
 
 
 class PublishRefusedError(Exception):

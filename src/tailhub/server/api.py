@@ -14,7 +14,9 @@ so a client handles one shape over both transports. ``code`` is one of the proto
 codes, or one of ``invalid_request`` (a bad query parameter or body), ``not_found``,
 ``too_large``, ``request_timeout`` (a body too slow to arrive) and ``method_not_allowed``,
 which only HTTP has. Every route but ``/healthz``,
-``/readyz`` and ``/openapi.json`` needs the token (``Authorization: Bearer`` or ``?token=``).
+``/readyz`` and ``/openapi.json`` needs a token (``Authorization: Bearer`` or ``?token=``): the
+shared token, or a scoped one, whose scope applies as on the WebSocket (a request outside it
+is answered 403 ``forbidden``; the session list shows only what the token may read).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from aiohttp import web
 
 from tailhub import __version__
 from tailhub.agents import fleet_totals
-from tailhub.core.node import Node, PublishRefusedError
+from tailhub.auth import TokenError
+from tailhub.core.node import Node, PublishRefusedError, refusal_words
 from tailhub.engine import EngineError
+from tailhub.grants import Grant
 from tailhub.protocol import (
     LEVELS,
     MAX_SESSION_PAGE,
@@ -47,6 +51,7 @@ from tailhub.protocol import (
     parse_time,
     validate_container_id,
 )
+from tailhub.server.access import grant_connection, revoke
 from tailhub.server.openapi import build_document
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.stream import StreamPeer
@@ -58,6 +63,8 @@ __all__ = [
     "body_limit",
     "count_error",
     "error_response",
+    "grant_of",
+    "require_admin",
     "require_token",
     "setup",
 ]
@@ -84,6 +91,7 @@ _PROTOCOL_CODES: Final = frozenset(code.value for code in ErrorCode)
 _HTTP_CODES: Final = {
     400: "invalid_request",
     401: ErrorCode.UNAUTHORIZED.value,
+    403: ErrorCode.FORBIDDEN.value,
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",
@@ -117,11 +125,15 @@ def error_response(status: int, code: str, words: str, **extra: Any) -> web.Resp
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
-def require_token(request: web.Request) -> None:
-    """Refuse a request without the hub's token.
+_GRANT: Final = "tailhub_grant"
+
+
+def require_token(request: web.Request) -> Grant:
+    """Refuse a request without a valid token; returns (and keeps on it) what it allows.
 
     Raises:
-        ApiError: 401 ``unauthorized``; the words never echo what was presented.
+        ApiError: 401 ``unauthorized`` (no token, a wrong, forged, expired or revoked one);
+            the words never echo what was presented.
     """
     token = request_token(request)
     if token is None:
@@ -130,8 +142,37 @@ def require_token(request: web.Request) -> None:
             ErrorCode.UNAUTHORIZED,
             "a token is required: send Authorization: Bearer <token> or add ?token=<token>",
         )
-    if not request.app[STATE].auth.check(token):
-        raise ApiError(401, ErrorCode.UNAUTHORIZED, "invalid token")
+    try:
+        grant = request.app[STATE].auth.grant(token)
+    except TokenError as exc:
+        raise ApiError(401, ErrorCode.UNAUTHORIZED, str(exc)) from None
+    request[_GRANT] = grant
+    return grant
+
+
+def grant_of(request: web.Request) -> Grant:
+    """The grant :func:`require_token` found for ``request``."""
+    grant: Grant = request[_GRANT]
+    return grant
+
+
+def require_admin(request: web.Request) -> Grant:
+    """Refuse a request whose token is not an admin's.
+
+    Raises:
+        ApiError: 401 as :func:`require_token`; 403 ``forbidden`` for a scoped token.
+    """
+    grant = require_token(request)
+    if not grant.is_admin:
+        raise ApiError(
+            403, ErrorCode.FORBIDDEN, f"a {grant.role.value} token may not use {request.path}"
+        )
+    return grant
+
+
+def _forbid(grant: Grant, allowed: bool, action: str, container_id: str) -> None:
+    if not allowed:
+        raise ApiError(403, ErrorCode.FORBIDDEN, refusal_words(grant, action, container_id))
 
 
 def count_error(request: web.Request, code: str) -> None:
@@ -304,7 +345,9 @@ async def _list_sessions(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_SESSION_PAGE}")
     cursor = request.query.get("cursor") or None
     try:
-        sessions, following = await node.list_sessions(status=status, limit=limit, cursor=cursor)
+        sessions, following = await node.list_sessions(
+            status=status, limit=limit, cursor=cursor, grant=grant_of(request)
+        )
     except (EngineError, StoreError) as exc:
         raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
     body: dict[str, Any] = {"sessions": sessions}
@@ -316,6 +359,8 @@ async def _list_sessions(request: web.Request) -> web.StreamResponse:
 async def _get_session(request: web.Request) -> web.StreamResponse:
     node = request.app[STATE].node
     container_id = _container(request)
+    grant = grant_of(request)
+    _forbid(grant, grant.may_read(container_id), "read", container_id)
     try:
         session = await node.engine.session(container_id)
     except (EngineError, StoreError) as exc:
@@ -328,7 +373,7 @@ async def _get_session(request: web.Request) -> web.StreamResponse:
 async def _fleet(request: web.Request) -> web.StreamResponse:
     node = request.app[STATE].node
     try:
-        sessions = await node.all_sessions()
+        sessions = await node.all_sessions(grant_of(request))
     except (EngineError, StoreError) as exc:
         raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
     return web.Response(body=encode(fleet_totals(sessions)), content_type="application/json")
@@ -398,6 +443,8 @@ async def _open_stream(request: web.Request, sse: bool) -> web.StreamResponse:
 async def _logs(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     container_id = _container(request)
+    grant = grant_of(request)
+    _forbid(grant, grant.may_read(container_id), "read", container_id)
     query = _log_query(request)
     if not query.follow and not await _known(state.node, container_id):
         raise ApiError(404, "not_found", f"no session or history for containerID {container_id!r}")
@@ -471,7 +518,8 @@ async def _follow(
     if len(node.hub.connections) >= state.settings.max_connections:
         raise ApiError(503, ErrorCode.UNAVAILABLE, "too many connections (TAILHUB_MAX_CONNECTIONS)")
     peer = StreamPeer(request.transport)
-    conn = node.connect(peer, remote=request.remote or "", authenticated=True)
+    conn = node.connect(peer, remote=request.remote or "", grant=None)
+    grant_connection(state, conn, grant_of(request))  # closed at the token's exp
     peer.conn = conn
     try:
         since = query.since
@@ -538,6 +586,7 @@ class _Target(msgspec.Struct):
 
 
 _target_decoder: Final = msgspec.json.Decoder(_Target)
+_REFUSED_STATUS: Final = {ErrorCode.MAX_SESSIONS: 429, ErrorCode.FORBIDDEN: 403}
 
 
 def body_limit(settings_max_message: int) -> int:
@@ -624,6 +673,8 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     node = state.node
     container_id = _container(request)
+    grant = grant_of(request)
+    _forbid(grant, grant.may_publish(container_id), "publish for", container_id)
     body = await _read_body(request, body_limit(state.settings.max_message_size))
     whole = request.content_type == "application/json"
     lines = [body] if whole else body.split(b"\n")
@@ -664,9 +715,9 @@ async def _post_messages(request: web.Request) -> web.StreamResponse:
     # request between them; the answer waits until they are durable, as a WebSocket ack does.
     try:
         async with asyncio.timeout(_DURABLE_TIMEOUT):
-            seqs = await node.publish_request(container_id, messages)
+            seqs = await node.publish_request(container_id, messages, grant)
     except PublishRefusedError as exc:
-        status = 429 if exc.code is ErrorCode.MAX_SESSIONS else 503
+        status = _REFUSED_STATUS.get(exc.code, 503)
         raise ApiError(status, exc.code, f"{exc.words}; nothing was stored") from None
     except TimeoutError:
         raise ApiError(
@@ -687,6 +738,8 @@ async def _post_command(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     node = state.node
     container_id = _container(request)
+    grant = grant_of(request)
+    _forbid(grant, grant.may_command(container_id), "send commands to", container_id)
     body = await _read_body(request, state.settings.max_message_size)
     try:
         given = msgspec.json.decode(body)
@@ -737,6 +790,78 @@ async def _post_command(request: web.Request) -> web.StreamResponse:
     )
 
 
+# -- tokens -------------------------------------------------------------------------------
+
+
+class _MintRequest(msgspec.Struct, forbid_unknown_fields=True):
+    role: str
+    containers: list[str] = msgspec.field(default_factory=list)
+    ttl: float = 86400.0
+    sub: str | None = None
+
+
+class _RevokeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    jti: str
+    exp: float | None = None
+
+
+def _decode_body(body: bytes, kind: type[Any], example: str) -> Any:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, ErrorCode.INVALID_MESSAGE, f"{exc}; send {example}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, ErrorCode.INVALID_JSON, f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, ErrorCode.INVALID_JSON, _TOO_DEEP) from None
+
+
+async def _whoami(request: web.Request) -> web.StreamResponse:
+    """What the request's token allows (the dashboard and the CLI hide what it may not do)."""
+    return web.Response(body=encode(grant_of(request).describe()), content_type="application/json")
+
+
+async def _mint(request: web.Request) -> web.StreamResponse:
+    require_admin(request)
+    state = request.app[STATE]
+    body = await _read_body(request, 64 * 1024)
+    asked: _MintRequest = _decode_body(
+        body, _MintRequest, '{"role": "publisher", "containers": ["task-1"], "ttl": 86400}'
+    )
+    for pattern in asked.containers:
+        try:
+            validate_container_id(pattern, pattern=True)
+        except ProtocolError as exc:
+            raise ApiError(400, "invalid_request", f"containers: {exc.words}") from None
+    try:
+        token, claims = state.auth.mint(asked.role, asked.containers, asked.ttl, sub=asked.sub)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    _log.info("token_minted", jti=claims["jti"], role=claims["role"], sub=claims.get("sub"))
+    return web.Response(
+        body=encode({"token": token, "claims": claims}),
+        status=201,
+        content_type="application/json",
+    )
+
+
+async def _revoke(request: web.Request) -> web.StreamResponse:
+    require_admin(request)
+    state = request.app[STATE]
+    body = await _read_body(request, 64 * 1024)
+    asked: _RevokeRequest = _decode_body(body, _RevokeRequest, '{"jti": "..."}')
+    if not 0 < len(asked.jti) <= 256:
+        raise ApiError(400, "invalid_request", "jti must be 1 to 256 characters")
+    try:
+        until = await revoke(state, asked.jti, asked.exp)
+    except (EngineError, StoreError) as exc:
+        raise ApiError(503, ErrorCode.UNAVAILABLE, f"{exc}; nothing was revoked") from None
+    return web.Response(
+        body=encode({"jti": asked.jti, "revoked": True, "until": until}),
+        content_type="application/json",
+    )
+
+
 # -- wiring -------------------------------------------------------------------------------
 
 
@@ -760,3 +885,6 @@ def setup(app: web.Application) -> None:
     router.add_get("/api/sessions/{id}/logs", _endpoint(_logs), allow_head=False)
     router.add_post("/api/sessions/{id}/messages", _endpoint(_post_messages))
     router.add_post("/api/sessions/{id}/commands", _endpoint(_post_command))
+    router.add_get("/api/whoami", _endpoint(_whoami))
+    router.add_post("/api/tokens", _endpoint(_mint))
+    router.add_post("/api/tokens/revoked", _endpoint(_revoke))

@@ -21,13 +21,20 @@ import structlog
 from aiohttp import web
 
 from tailhub import __version__
-from tailhub.auth import Authenticator, load_or_create_token
+from tailhub.auth import (
+    Authenticator,
+    TokenError,
+    load_or_create_secret,
+    load_or_create_token,
+    load_public_key,
+)
 from tailhub.config import Settings, redact_url
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
+from tailhub.server.access import read_revoked, watch_revocations
 from tailhub.server.engines import make_engine, reach_redis
 from tailhub.server.http import http_factory
 from tailhub.server.limits import Addresses
@@ -77,19 +84,23 @@ def _static_dir() -> Path:
     return Path(str(resources.files("tailhub.server") / "static"))
 
 
-def create_app(settings: Settings, token: str) -> web.Application:
+def create_app(
+    settings: Settings, token: str, secret: str | None = None, public_key: str | None = None
+) -> web.Application:
     """The complete hub as an aiohttp application.
 
     Args:
         settings: validated settings.
-        token: the shared token every connection must present.
+        token: the shared token (admin).
+        secret: the secret scoped tokens are signed with (HS256); None accepts none.
+        public_key: a PEM public key that verifies RS256/ES256 scoped tokens, or None.
     """
     store_metrics = metrics.StoreMetrics()
     node = Node(settings, make_engine(settings, store_metrics.on_batch), text_frame)
     state = ServerState(
         settings=settings,
         node=node,
-        auth=Authenticator(token),
+        auth=Authenticator(token, secret=secret, public_key=public_key),
         addresses=Addresses(settings.max_connections_per_ip),
     )
     node.on_drained = state.trim.soon
@@ -119,7 +130,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
         except Exception as exc:
             problems["engine"] = str(exc)
         if problems:
-            if not state.auth.check(request_token(request)):
+            if not _is_admin(state, request_token(request)):
                 # The words name files and errors: for the token's holders only.
                 problems = dict.fromkeys(problems, _HIDDEN_PROBLEM)
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
@@ -134,6 +145,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
     api.setup(app)
     metrics.setup(app, store_metrics)
 
+    background: list[asyncio.Task[None]] = []
+
     async def start(_app: web.Application) -> None:
         if not page.is_file():
             _log.error(
@@ -143,6 +156,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
                 "The WebSocket, HTTP API and metrics work. Reinstall tailhub from its checkout.",
             )
         await node.start()
+        await read_revoked(state)
+        background.append(asyncio.create_task(watch_revocations(state)))
 
     async def close_connections(_app: web.Application) -> None:
         # Both transports call ws.forget() for each connection that ends, the last one sets
@@ -154,6 +169,11 @@ def create_app(settings: Settings, token: str) -> web.Application:
                 await asyncio.wait_for(state.drained.wait(), _SHUTDOWN_TIMEOUT)
 
     async def stop(_app: web.Application) -> None:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await node.stop()
 
     app.on_startup.append(start)
@@ -162,8 +182,22 @@ def create_app(settings: Settings, token: str) -> web.Application:
     return app
 
 
-async def _serve(settings: Settings, token: str, *, reuse_port: bool = False) -> int:
-    app = create_app(settings, token)
+def _is_admin(state: ServerState, token: str | None) -> bool:
+    try:
+        return state.auth.grant(token).is_admin
+    except TokenError:
+        return False
+
+
+async def _serve(
+    settings: Settings,
+    token: str,
+    secret: str,
+    public_key: str | None,
+    *,
+    reuse_port: bool = False,
+) -> int:
+    app = create_app(settings, token, secret, public_key)
     handler_args: dict[str, Any] = {
         "access_log": None,
         "keepalive_timeout": settings.keepalive_timeout,
@@ -248,8 +282,13 @@ def run(settings: Settings) -> int:
         except OSError as exc:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
         generated = (path, created)
-    # The token is known before the first line is written: no line may contain it.
-    configure_logging(settings.log_level, secrets=_secrets(settings, token))
+    try:
+        secret, public_key = _keys(settings)
+    except ValueError as exc:
+        return _fail(str(exc))
+    # The token and the secret are known before the first line is written: no line may
+    # contain them.
+    configure_logging(settings.log_level, secrets=_secrets(settings, token, secret))
     if generated is not None:
         path, created = generated
         _log.info(
@@ -269,18 +308,43 @@ def run(settings: Settings) -> int:
             return _fail(str(exc))
     if settings.workers > 1:
         return supervise(settings, token, serve_worker)
-    return _run_loop(settings, token, reuse_port=False)
+    return _run_loop(settings, token, secret, public_key, reuse_port=False)
 
 
 def serve_worker(settings: Settings, token: str) -> int:
     """One of ``--workers`` processes: a whole hub on the shared port (SO_REUSEPORT)."""
-    configure_logging(settings.log_level, secrets=_secrets(settings, token))
-    return _run_loop(settings, token, reuse_port=True)
+    try:
+        secret, public_key = _keys(settings)  # the parent made the secret file, if any
+    except ValueError as exc:
+        return _fail(str(exc))
+    configure_logging(settings.log_level, secrets=_secrets(settings, token, secret))
+    return _run_loop(settings, token, secret, public_key, reuse_port=True)
 
 
-def _secrets(settings: Settings, token: str) -> tuple[str, ...]:
-    """What no log line may contain: the token, and the Redis password if the URL has one."""
-    found = [token]
+def _keys(settings: Settings) -> tuple[str, str | None]:
+    """The secret scoped tokens are signed with (made on first use), and the public key.
+
+    Raises:
+        ValueError: the secret cannot be kept, or the public key read; in words.
+    """
+    secret = settings.token_secret
+    if secret is None:
+        try:
+            secret = load_or_create_secret(settings.data_dir)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot keep the token secret in {settings.data_dir}: {exc}"
+            ) from None
+    public_key = None
+    if settings.jwt_public_key is not None:
+        public_key = load_public_key(settings.jwt_public_key)
+    return secret, public_key
+
+
+def _secrets(settings: Settings, token: str, secret: str) -> tuple[str, ...]:
+    """What no log line may contain: the token, the token secret, and the Redis password if
+    the URL has one."""
+    found = [token, secret]
     if settings.redis_url:
         with contextlib.suppress(ValueError):
             password = urlsplit(settings.redis_url).password
@@ -290,7 +354,9 @@ def _secrets(settings: Settings, token: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _run_loop(settings: Settings, token: str, *, reuse_port: bool) -> int:
+def _run_loop(
+    settings: Settings, token: str, secret: str, public_key: str | None, *, reuse_port: bool
+) -> int:
     loop_factory = None
     try:
         import uvloop
@@ -300,7 +366,7 @@ def _run_loop(settings: Settings, token: str, *, reuse_port: bool) -> int:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_serve(settings, token, reuse_port=reuse_port))
+            return runner.run(_serve(settings, token, secret, public_key, reuse_port=reuse_port))
     except (StoreError, EngineError) as exc:
         return _fail(str(exc))
     except OSError as exc:

@@ -24,7 +24,7 @@ from aiohttp.http import HttpRequestParser, RawRequestMessage
 from tailhub.server.limits import address_of
 from tailhub.server.state import ServerState
 from tailhub.server.wire import accept_key
-from tailhub.server.ws import handshake_refusal, refusal, token_of
+from tailhub.server.ws import Refusal, handshake_refusal, refusal, token_of
 from tailhub.server.wsconn import WebSocketConnection
 
 __all__ = ["Listener"]
@@ -158,7 +158,7 @@ class _FirstRequest(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         remote = str(peer[0]) if isinstance(peer, tuple) else ""
         refused = refusal(state, token, remote)
-        if refused is not None:
+        if isinstance(refused, Refusal):
             _respond(transport, refused.status, refused.body, refused.headers, "application/json")
             return
         transport.write(
@@ -170,7 +170,7 @@ class _FirstRequest(asyncio.Protocol):
         connection = self._listener.connection(
             state,
             remote=remote,
-            authenticated=token is not None,
+            grant=refused,
             url_container=query.get("containerID"),
             origin=headers.get("Origin"),
         )

@@ -11,8 +11,9 @@ as in tests, never share a counter. Label values come from bounded, hub-defined 
 types, error codes, session states and statuses); a value outside them is reported as
 ``other``, so nothing a container sends, and no token, ever becomes a label.
 
-``/metrics`` needs the hub's token, like the rest of the HTTP API: Prometheus sends it with
-``authorization: {credentials: <token>}`` (or ``bearer_token_file``) in the scrape config.
+``/metrics`` needs the hub's shared token (or an admin token; a scoped one gets 403):
+Prometheus sends it with ``authorization: {credentials: <token>}`` (or ``bearer_token_file``)
+in the scrape config.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tailhub.core.node import Node
 from tailhub.core.stats import Histogram as StatsHistogram
 from tailhub.engine import EngineError
 from tailhub.protocol import ROUTED_TYPES, STATUSES, ErrorCode
-from tailhub.server.api import ApiError, count_error, error_response, require_token
+from tailhub.server.api import ApiError, count_error, error_response, require_admin
 from tailhub.server.state import STATE
 from tailhub.store.base import StoreError
 
@@ -250,7 +251,7 @@ def setup(app: web.Application, store: StoreMetrics) -> CollectorRegistry:
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         try:
-            require_token(request)
+            require_admin(request)
         except ApiError as exc:
             count_error(request, exc.code)
             return error_response(exc.status, exc.code, exc.words)

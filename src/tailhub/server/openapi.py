@@ -254,6 +254,93 @@ def _schemas() -> dict[str, Schema]:
                 "delivered": {"type": "integer", "minimum": 1},
             },
         },
+        "Grant": {
+            "type": "object",
+            "description": (
+                "What the request's token allows (docs/tokens.md). The shared token is admin "
+                "over every container, with no sub, exp or jti."
+            ),
+            "required": ["role", "containers", "sub", "exp", "jti", "publish", "command"],
+            "additionalProperties": False,
+            "properties": {
+                "role": {"enum": ["publisher", "viewer", "operator", "admin"]},
+                "containers": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "IDs or glob patterns (`*` for admin).",
+                },
+                "sub": _nullable("string"),
+                "exp": _nullable("number", description="When the token expires (Unix s)."),
+                "jti": _nullable("string"),
+                "publish": {"type": "boolean", "description": "The role may publish."},
+                "command": {"type": "boolean", "description": "The role may send commands."},
+            },
+        },
+        "MintRequest": {
+            "type": "object",
+            "required": ["role"],
+            "additionalProperties": False,
+            "properties": {
+                "role": {"enum": ["publisher", "viewer", "operator", "admin"]},
+                "containers": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "IDs or glob patterns; required but for admin.",
+                },
+                "ttl": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 86400,
+                    "description": "Seconds until the token expires.",
+                },
+                "sub": {"type": "string", "description": "Who it is for (for the log)."},
+            },
+        },
+        "MintResult": {
+            "type": "object",
+            "required": ["token", "claims"],
+            "additionalProperties": False,
+            "properties": {
+                "token": {"type": "string", "description": "The JWT (HS256)."},
+                "claims": {
+                    "type": "object",
+                    "required": ["role", "containers", "iat", "exp", "jti"],
+                    "properties": {
+                        "role": {"type": "string"},
+                        "containers": {"type": "array", "items": {"type": "string"}},
+                        "iat": {"type": "integer"},
+                        "exp": {"type": "integer"},
+                        "jti": {"type": "string"},
+                        "sub": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "RevokeRequest": {
+            "type": "object",
+            "required": ["jti"],
+            "additionalProperties": False,
+            "properties": {
+                "jti": {"type": "string", "minLength": 1, "maxLength": 256},
+                "exp": {
+                    "type": "number",
+                    "description": (
+                        "The token's exp: the revocation is kept until then. Without it, the "
+                        "exp of a connection holding the token, else for good."
+                    ),
+                },
+            },
+        },
+        "RevokeResult": {
+            "type": "object",
+            "required": ["jti", "revoked", "until"],
+            "additionalProperties": False,
+            "properties": {
+                "jti": {"type": "string"},
+                "revoked": {"const": True},
+                "until": _nullable("number", description="Kept until (Unix s); null: for good."),
+            },
+        },
         "Error": {
             "type": "object",
             "description": "The protocol's error object; `code` says why, `error` in words.",
@@ -360,6 +447,7 @@ def _paths() -> dict[str, Schema]:
     unauthorized = {"$ref": "#/components/responses/Unauthorized"}
     container = {"$ref": "#/components/parameters/containerID"}
     bad = _error("A bad parameter or body; `error` says which and why.")
+    forbidden = {"$ref": "#/components/responses/Forbidden"}
     public: list[Schema] = []
     return {
         "/healthz": {
@@ -399,6 +487,7 @@ def _paths() -> dict[str, Schema]:
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
                     "401": unauthorized,
+                    "403": forbidden,
                 },
             }
         },
@@ -420,7 +509,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/api/fleet": {
             "get": {
-                "summary": "Totals over the listed sessions: cost, tokens, sessions by status.",
+                "summary": "Totals over the sessions the token may read: cost, tokens, by status.",
                 "operationId": "getFleet",
                 "responses": {
                     "200": _json(_ref("Fleet"), "The totals."),
@@ -437,6 +526,7 @@ def _paths() -> dict[str, Schema]:
                     "200": _json(_ref("Session"), "The session."),
                     "400": bad,
                     "401": unauthorized,
+                    "403": forbidden,
                     "404": _error("No session with this containerID is listed."),
                     "503": _error("The engine cannot answer now (unavailable)."),
                 },
@@ -472,6 +562,7 @@ def _paths() -> dict[str, Schema]:
                     },
                     "400": bad,
                     "401": unauthorized,
+                    "403": forbidden,
                     "404": _error("Nothing is known of this containerID (and follow is off)."),
                     "503": _error("The history store failed, or too many connections."),
                 },
@@ -501,6 +592,7 @@ def _paths() -> dict[str, Schema]:
                     "200": _json(_ref("PublishResult"), "Every message was taken, in order."),
                     "400": bad,
                     "401": unauthorized,
+                    "403": forbidden,
                     "413": _error("The body, or one line, is larger than allowed."),
                     "429": _error("Would open one session more than MAX_SESSIONS (max_sessions)."),
                     "503": _error(
@@ -524,10 +616,61 @@ def _paths() -> dict[str, Schema]:
                     "200": _json(_ref("CommandResult"), "Sent to `delivered` connections."),
                     "400": bad,
                     "401": unauthorized,
+                    "403": forbidden,
                     "409": _error("No connection publishes for it (no_container); not queued."),
                     "413": _error("The body is larger than max-message-size."),
                 },
             },
+        },
+        "/api/whoami": {
+            "get": {
+                "summary": "What the request's token allows: its role and containers.",
+                "operationId": "whoami",
+                "responses": {
+                    "200": _json(_ref("Grant"), "The token's grant."),
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/api/tokens": {
+            "post": {
+                "summary": "Mint a scoped token (admin only), signed with the hub's secret.",
+                "operationId": "mintToken",
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("MintRequest")}},
+                },
+                "responses": {
+                    "201": _json(_ref("MintResult"), "The token and its claims."),
+                    "400": bad,
+                    "401": unauthorized,
+                    "403": forbidden,
+                    "413": _error("The body is larger than 64 KiB."),
+                },
+            }
+        },
+        "/api/tokens/revoked": {
+            "post": {
+                "summary": "Revoke a token by its jti (admin only), on every hub process.",
+                "description": (
+                    "From now on the token is refused (401), and its open connections are "
+                    "closed with 4401: here at once, on the other processes of the engine "
+                    "within revocation-interval."
+                ),
+                "operationId": "revokeToken",
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("RevokeRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("RevokeResult"), "Revoked."),
+                    "400": bad,
+                    "401": unauthorized,
+                    "403": forbidden,
+                    "413": _error("The body is larger than 64 KiB."),
+                    "503": _error("The engine cannot keep the revocation now; nothing changed."),
+                },
+            }
         },
     }
 
@@ -553,6 +696,11 @@ def build_document(version: str) -> dict[str, Any]:
             },
             "schemas": _schemas(),
             "parameters": _parameters(),
-            "responses": {"Unauthorized": _error("No token, or not the hub's token.")},
+            "responses": {
+                "Unauthorized": _error(
+                    "No token, or a wrong, forged, expired or revoked one (unauthorized)."
+                ),
+                "Forbidden": _error("The token is valid, but its role or scope does not allow it."),
+            },
         },
     }

@@ -21,8 +21,9 @@ from typing import Final, NamedTuple
 import structlog
 from aiohttp import web
 
-from tailhub.auth import bearer_token
+from tailhub.auth import TokenError, bearer_token
 from tailhub.core.hub import Connection
+from tailhub.grants import Grant
 from tailhub.protocol import (
     Auth,
     ClientMessage,
@@ -35,6 +36,7 @@ from tailhub.protocol import (
     encode,
     validate_container_id,
 )
+from tailhub.server.access import grant_connection
 from tailhub.server.state import ServerState
 from tailhub.server.wire import TEXT, pong_frame, valid_key
 
@@ -108,11 +110,12 @@ def handshake_refusal(headers: Mapping[str, str], version: tuple[int, int]) -> R
     return None
 
 
-def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | None:
-    """Why an upgrade must be refused before the handshake, or None to accept it.
+def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | Grant | None:
+    """Why an upgrade must be refused before the handshake, or what its token allows.
 
-    A wrong token is refused at once (401); a missing one may still come in the first
-    message. A hub whose authenticated connections reach ``max_connections`` refuses one with
+    Returns a :class:`Refusal`, the token's grant, or None when no token was sent (it may
+    still come in the first message). A wrong, forged, expired or revoked token is refused
+    at once (401). A hub whose authenticated connections reach ``max_connections`` refuses one with
     a token with 503; connections without a token have their own budget,
     ``max_unauthenticated``, so that they can never take the places of those with one.
     """
@@ -126,14 +129,18 @@ def refusal(state: ServerState, token: str | None, remote: str) -> Refusal | Non
                 {},
             )
         return None
-    if not state.auth.check(token):
-        _log.warning("auth_failed", remote=remote, where="handshake")
+    try:
+        grant = state.auth.grant(token)
+    except TokenError as exc:
+        _log.warning("auth_failed", remote=remote, where="handshake", reason=str(exc))
         return Refusal(
-            401, '{"error":"invalid token"}', {"WWW-Authenticate": 'Bearer realm="tailhub"'}
+            401,
+            encode({"error": str(exc)}).decode(),
+            {"WWW-Authenticate": 'Bearer realm="tailhub"'},
         )
     if authenticated_connections(state) >= settings.max_connections:
         return Refusal(503, '{"error":"too many connections (TAILHUB_MAX_CONNECTIONS)"}', {})
-    return None
+    return grant
 
 
 def authenticated_connections(state: ServerState) -> int:
@@ -145,10 +152,18 @@ def open_connection(
     state: ServerState, conn: Connection, origin: str | None, url_container: str | None
 ) -> None:
     """A connection's first steps after the handshake: its origin, its URL subscription."""
+    grant = conn.grant
     _log.info(
-        "connection_opened", conn=conn.id, remote=conn.remote, authenticated=conn.authenticated
+        "connection_opened",
+        conn=conn.id,
+        remote=conn.remote,
+        authenticated=conn.authenticated,
+        role=grant.role.value if grant is not None else None,
+        sub=grant.sub if grant is not None else None,
     )
-    if not conn.authenticated:
+    if grant is not None:
+        grant_connection(state, conn, grant)
+    else:
         state.unauthenticated += 1
     allowed = state.settings.allowed_origins
     if allowed and origin and origin not in allowed:
@@ -269,18 +284,22 @@ def handle_frame(
         message = decode_client(data, utf8_checked=utf8_checked)
     except ProtocolError as exc:
         if not conn.authenticated:
-            if not state.auth.check(exc.token):
+            try:
+                grant = state.auth.grant(exc.token)
+            except TokenError:
                 node.error(conn, exc.code, exc.words)
                 _refuse(state, conn, "the first message must carry a token")
                 return
-            _authenticate(state, conn, url_container)
+            _authenticate(state, conn, grant, url_container)
         _refuse_message(state, conn, exc)
         return
     if not conn.authenticated:
-        if not state.auth.check(message.token):
-            _refuse(state, conn, "invalid token" if message.token else "no token")
+        try:
+            grant = state.auth.grant(message.token)
+        except TokenError as exc:
+            _refuse(state, conn, str(exc))
             return
-        _authenticate(state, conn, url_container)
+        _authenticate(state, conn, grant, url_container)
         _act(state, conn, message, checked=True)
         return
     _act(state, conn, message)
@@ -331,14 +350,22 @@ def _act(
 ) -> None:
     """Act on one decoded message of an authenticated connection.
 
-    An ``auth`` message is answered (its token checked unless ``checked``); anything else is
-    the node's.
+    An ``auth`` message is answered with ``authenticated`` and what the token allows (its
+    token checked unless ``checked``, the connection's first message); a valid token
+    replaces the connection's grant, a refused one leaves it as it was. Anything else is the
+    node's.
     """
     if isinstance(message, Auth):
-        if not checked and not state.auth.check(message.token):
-            state.node.error(conn, ErrorCode.UNAUTHORIZED, "invalid token")
-            return
-        state.node.hub.send(conn, encode({"type": "authenticated"}))
+        if not checked:
+            try:
+                grant = state.auth.grant(message.token)
+            except TokenError as exc:
+                state.node.error(conn, ErrorCode.UNAUTHORIZED, str(exc))
+                return
+            grant_connection(state, conn, grant)
+            _log.info("token_renewed", conn=conn.id, role=grant.role.value, sub=grant.sub)
+        assert conn.grant is not None
+        state.node.hub.send(conn, encode({"type": "authenticated", "data": conn.grant.describe()}))
         return
     state.node.handle(conn, message)
 
@@ -355,9 +382,12 @@ def _refuse_message(state: ServerState, conn: Connection, exc: ProtocolError) ->
     )
 
 
-def _authenticate(state: ServerState, conn: Connection, url_container: str | None) -> None:
-    conn.authenticated = True
+def _authenticate(
+    state: ServerState, conn: Connection, grant: Grant, url_container: str | None
+) -> None:
+    grant_connection(state, conn, grant)
     state.unauthenticated -= 1
+    _log.info("authenticated", conn=conn.id, role=grant.role.value, sub=grant.sub)
     if url_container:
         _subscribe_from_url(state, conn, url_container)
 

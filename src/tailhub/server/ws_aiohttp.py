@@ -105,7 +105,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     token = request_token(request)
     remote = request.remote or ""
     refused = refusal(state, token, remote)
-    if refused is not None:
+    if isinstance(refused, Refusal):
         raise _http_error(refused)
     transport = request.transport
     if transport is None:
@@ -118,7 +118,7 @@ async def handle_websocket(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     peer = AiohttpPeer(ws, transport, state)
-    conn = node.connect(peer, remote=remote, authenticated=token is not None)
+    conn = node.connect(peer, remote=remote, grant=refused)
     opened = time.monotonic()
     try:
         url_container = request.query.get("containerID")

@@ -28,6 +28,7 @@ from typing import Final, cast
 import structlog
 
 from tailhub.core.hub import Connection
+from tailhub.grants import Grant
 from tailhub.server.state import ServerState
 from tailhub.server.wire import (
     BINARY,
@@ -67,7 +68,7 @@ class WebSocketConnection(asyncio.Protocol):
     Args:
         state: the application's shared state.
         remote: the peer's address, for logs.
-        authenticated: whether the upgrade request carried a valid token.
+        grant: what the upgrade request's token allows, or None when it carried none.
         url_container: the ``?containerID=`` of the upgrade request, if any.
         origin: the ``Origin`` header of the upgrade request, if any.
     """
@@ -92,7 +93,7 @@ class WebSocketConnection(asyncio.Protocol):
         state: ServerState,
         *,
         remote: str,
-        authenticated: bool,
+        grant: Grant | None,
         url_container: str | None,
         origin: str | None,
     ) -> None:
@@ -110,9 +111,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closing = _OPEN
-        self._conn: Connection = state.node.connect(
-            self, remote=remote, authenticated=authenticated
-        )
+        self._conn: Connection = state.node.connect(self, remote=remote, grant=grant)
         self.close_code: int | None = None
         """The code of the close frame sent (or answered), once closing has begun."""
         self.opened = 0.0

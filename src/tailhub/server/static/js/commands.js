@@ -46,6 +46,8 @@ export class Commands {
     this.transmit = send;
     /** Whether the link to the hub is up. */
     this.online = false;
+    /** Whether the token may send commands (operator, admin); a viewer's may not. */
+    this.allowed = true;
     /** @type {Map<string, {action: string, label: string}[]>} unanswered, by container */
     this.waiting = new Map();
     /** @type {Set<Listener>} */
@@ -156,6 +158,16 @@ export class Commands {
         }
       }
     }
+    this.emit(null);
+  }
+
+  /**
+   * Whether the token may send commands, as the hub's `authenticated` reply says.
+   * @param {boolean} allowed
+   */
+  setAllowed(allowed) {
+    if (allowed === this.allowed) return;
+    this.allowed = allowed;
     this.emit(null);
   }
 

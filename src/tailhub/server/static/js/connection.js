@@ -22,7 +22,8 @@
 /**
  * @typedef {object} Handlers
  * @property {(msg: Record<string, any>) => void} onMessage every message after authentication
- * @property {() => void} onReady authenticated: (re)send subscriptions now
+ * @property {(grant: Record<string, any> | null) => void} onReady authenticated, with what
+ *   the token allows (its role and containers): (re)send subscriptions now
  * @property {(state: State, detail: Detail) => void} onState
  */
 
@@ -102,7 +103,7 @@ export class HubConnection {
       if (msg.type === "authenticated") {
         this.attempt = 0;
         this.setState("open");
-        this.handlers.onReady();
+        this.handlers.onReady(msg.data ?? null);
         return;
       }
       if (msg.type === "error" && msg.data?.code === "unauthorized") return; // the close follows

@@ -120,7 +120,10 @@ class Dashboard {
     url.hash = "";
     this.connection = new HubConnection(url.href, this.token, {
       onMessage: (msg) => this.route(msg),
-      onReady: () => this.resubscribe(),
+      onReady: (grant) => {
+        this.showGrant(grant);
+        this.resubscribe();
+      },
       onState: (state, detail) => this.showState(state, detail),
     });
     this.connection.connect();
@@ -129,6 +132,22 @@ class Dashboard {
   /** @param {object} msg */
   send(msg) {
     return this.connection?.send(msg) ?? false;
+  }
+
+  /**
+   * Shows what the token allows, and offers only that: a viewer's token gets no steering.
+   * @param {Record<string, any> | null} grant the `authenticated` reply's data (none from
+   *   an older hub: everything, as before)
+   */
+  showGrant(grant) {
+    const role = typeof grant?.role === "string" ? grant.role : "admin";
+    document.body.dataset.role = role;
+    const badge = $("role");
+    const scope = Array.isArray(grant?.containers) ? grant.containers.join(", ") : "";
+    badge.hidden = role === "admin";
+    badge.textContent = role === "admin" ? "" : `${role} · ${scope}`;
+    badge.title = grant?.sub ? `Token for ${grant.sub}` : "";
+    this.commands.setAllowed(grant?.command !== false);
   }
 
   /** Sends every subscription this page needs; called on each (re)connection. */

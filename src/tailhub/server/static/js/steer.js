@@ -3,9 +3,9 @@
  * (Enter sends the line with its newline, as a terminal would; *EOF* closes the input) and
  * *Cancel*, which asks for confirmation inline before it sends anything.
  *
- * It is offered only while the container's session is active and the hub has a connection
- * publishing for it (the only one a command can reach), and disabled while the page is not
- * connected to the hub. The outcome of each command is shown next to it for a few seconds.
+ * It is offered only while the token may send commands (not a viewer's), the container's
+ * session is active and the hub has a connection publishing for it (the only one a command
+ * can reach), and disabled while the page is not connected to the hub. The outcome of each command is shown next to it for a few seconds.
  * @module steer
  */
 
@@ -48,6 +48,8 @@ export class SteerBar {
     this.id = id;
     this.commands = commands;
     this.available = false;
+    /** @type {Session | undefined} the session as last shown */
+    this.session = undefined;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.outcomeTimer = undefined;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -66,7 +68,10 @@ export class SteerBar {
 
     /** @type {import("./commands.js").Listener} */
     this.listener = (about, outcome) => {
-      if (about === null) this.setEnabled(this.commands.online);
+      if (about === null) {
+        this.setEnabled(this.commands.online);
+        this.update(this.session);
+      }
       else if (about === this.id && outcome) this.show(outcome);
     };
     commands.listeners.add(this.listener);
@@ -130,7 +135,8 @@ export class SteerBar {
    * @param {Session | undefined} session
    */
   update(session) {
-    const available = Boolean(session?.active && session.publishers > 0);
+    this.session = session;
+    const available = this.commands.allowed && Boolean(session?.active && session.publishers > 0);
     if (available === this.available) return;
     this.available = available;
     this.controls.hidden = !available;
