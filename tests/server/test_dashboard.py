@@ -48,6 +48,7 @@ from tests.helpers import (
     receive_type,
     wait_for,
 )
+from tests.server.attention import WAITING, inject
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -891,6 +892,10 @@ class TestRoles:
             )
             await expect(cancel).to_be_hidden()
             await expect(page.get_by_label(f"Input for {container}")).to_be_hidden()
+            # An agent waiting for a person is shown, but a viewer cannot answer it.
+            await inject(page, container, WAITING)
+            await expect(page.locator(".needs-tool").first).to_have_text("Bash")
+            await expect(page.locator(".needs-actions")).to_be_hidden()
             # Sessions outside the token's scope are not listed.
             await expect(page.locator(".session:not([data-cid^='roles-'])")).to_have_count(0)
             await shared_dashboard.screenshot("viewer-no-steering")

@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Locator, expect
 
 from tests.agents.streams import CLAUDE, CODEX, MODEL
 from tests.helpers import UNIT, HubProcess, receive_type
+from tests.server.attention import QUESTION, WAITING, inject
 from tests.server.test_dashboard import Dashboard, Publisher, connect_publisher, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -314,47 +315,6 @@ async def publish_calls(pub: Publisher, cid: str, start: int, stop: int) -> None
     for n in range(start, stop):
         await publish_event(pub, cid, "claude", tool_call(n), f"Bash: echo {n}")
         await publish_event(pub, cid, "claude", tool_result(n), f"Bash: echo {n} → ok")
-
-
-WAITING = {
-    "state": "waiting",
-    "reason": "permission",
-    "since": "2026-12-05T08:40:00.000Z",
-    "request": {
-        "id": "req_1",
-        "kind": "permission",
-        "tool": "Bash",
-        "input": {"command": "rm -rf build <b>now</b>"},
-        "question": None,
-        "options": None,
-    },
-}
-QUESTION = {
-    "state": "waiting",
-    "reason": "question",
-    "since": "2026-12-05T08:41:00.000Z",
-    "request": {
-        "id": "toolu_q1",
-        "kind": "question",
-        "tool": "AskUserQuestion",
-        "input": {"questions": [{"question": "Which test runner?"}]},
-        "question": "Which test runner?",
-        "options": ["pytest", "unittest"],
-    },
-}
-
-
-async def inject(page: Any, container: str, data: dict[str, Any] | None) -> None:
-    """Hands the page's attention store a hub `attention` message, as the route would."""
-    message = {"type": "attention", "containerID": container, "data": data}
-    taken = await page.evaluate(
-        """async (msg) => {
-            const { attention } = await import("/static/js/attention.js");
-            return attention.receive(msg);
-        }""",
-        message,
-    )
-    assert taken is True
 
 
 async def next_command(pub: Publisher) -> dict[str, Any]:

@@ -142,6 +142,8 @@ class Dashboard {
   showGrant(grant) {
     const role = typeof grant?.role === "string" ? grant.role : "admin";
     document.body.dataset.role = role;
+    // Controls that send commands (the agents' Approve, Deny and reply among them) hide by CSS.
+    document.body.dataset.command = String(grant?.command !== false);
     const badge = $("role");
     const scope = Array.isArray(grant?.containers) ? grant.containers.join(", ") : "";
     badge.hidden = role === "admin";
