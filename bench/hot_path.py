@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tailhub.broker.memory import MemoryBroker
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.engine.local import LocalEngine
 from tailhub.protocol import decode_client
 from tailhub.server.app import _tune_gc
 from tailhub.server.wire import text_frame
@@ -155,7 +155,8 @@ class _Peer:
 async def _measure(name: str, batches: int, tmp: Path) -> float:
     """CPU microseconds per message for one payload on a fresh node."""
     settings = Settings(history="memory", data_dir=tmp, publish_rate=10**9, max_store_lag=10**9)
-    node = Node(settings, MemoryStore(), MemoryBroker(), text_frame)
+    engine = LocalEngine(MemoryStore(), max_sessions=settings.max_sessions)
+    node = Node(settings, engine, text_frame)
     await node.start()
     book = getattr(node, "agents", None)  # None: a version without agent summaries
     observe: Callable[..., Any] | None = book.observe if book is not None else None
