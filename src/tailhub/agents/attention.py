@@ -426,7 +426,8 @@ class AttentionBook:
                 continue
             if session.status not in (None, "running"):
                 continue
-            session.stalled = (f"no output for {round(after):d} s", now)
+            # Since the moment it became silent for ``after``: the same in every process.
+            session.stalled = (f"no output for {round(after):d} s", last + after)
             if self._settle(container_id, session):
                 changed.append(container_id)
         return changed

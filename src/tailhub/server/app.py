@@ -25,6 +25,7 @@ from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
+from tailhub.notify import Notifier, destination
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
 from tailhub.server.engines import make_engine
@@ -90,6 +91,12 @@ def create_app(settings: Settings, token: str) -> web.Application:
         auth=Authenticator(token),
         addresses=Addresses(settings.max_connections_per_ip),
     )
+    if settings.notify:
+        notifier = Notifier(settings, node.engine, node.agents.to_json)
+        state.notifier = notifier
+        node.watchers.append(notifier.on_attention)
+        if settings.notify_match:
+            node.log_watchers.append(notifier.on_log)
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
     static = _static_dir()
@@ -140,6 +147,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
                 "The WebSocket, HTTP API and metrics work. Reinstall tailhub from its checkout.",
             )
         await node.start()
+        if state.notifier is not None:
+            await state.notifier.start()
 
     async def close_connections(_app: web.Application) -> None:
         # Both transports call ws.forget() for each connection that ends, the last one sets
@@ -151,6 +160,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
                 await asyncio.wait_for(state.drained.wait(), _SHUTDOWN_TIMEOUT)
 
     async def stop(_app: web.Application) -> None:
+        if state.notifier is not None:
+            await state.notifier.stop()
         await node.stop()
 
     app.on_startup.append(start)
@@ -222,6 +233,13 @@ def start_line(settings: Settings) -> str:
     return f"dashboard http://{host}:{settings.port}/ · {where}"
 
 
+def _secret_parts(index: int, url: str) -> list[str]:
+    """A webhook URL, the URL requests go to, and the path that holds its secret."""
+    sent = destination(index, url).url
+    path = sent.split("://", 1)[-1].partition("/")[2]
+    return [url, sent] + (["/" + path] if len(path) >= 8 else [])
+
+
 def _fail(words: str) -> int:
     print(f"tailhub: {words}", file=sys.stderr)
     return 1
@@ -238,7 +256,9 @@ def run(settings: Settings) -> int:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
         generated = (path, created)
     # The token is known before the first line is written: no line may contain it.
-    configure_logging(settings.log_level, secrets=(token,))
+    # Webhook URLs are secrets too, as given and as requests are sent to them.
+    hooks = [part for i, url in enumerate(settings.notify) for part in _secret_parts(i, url)]
+    configure_logging(settings.log_level, secrets=(token, *hooks))
     if generated is not None:
         path, created = generated
         _log.info(

@@ -10,6 +10,7 @@ from aiohttp import web
 from tailhub.auth import Authenticator
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.notify import Notifier
 from tailhub.server.limits import Addresses
 
 __all__ = ["STATE", "ServerState"]
@@ -28,6 +29,8 @@ class ServerState:
     """Open TCP connections per client address (``max_connections_per_ip``)."""
     unauthenticated: int = 0
     """WebSocket connections open and still without a token (``max_unauthenticated``)."""
+    notifier: Notifier | None = None
+    """Sends notifications of attention states (None: no ``--notify`` destination)."""
 
 
 STATE = web.AppKey("tailhub_state", ServerState)
