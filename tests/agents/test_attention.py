@@ -124,6 +124,32 @@ class TestWaiting:
         assert book.observe_agent("c", _data(begin, "codex"), 2.0)
         assert _state(book) is None
 
+    def test_as_the_runner_lays_it_out(self) -> None:
+        """Read at the "agent" key, as the node calls it: the type alone passes an event over,
+        and the events that open a request are still read."""
+        book = AttentionBook()
+
+        def observe(event: Any) -> bool:
+            data = _data(event)
+            return book.observe_agent("c", data, 1.0, data.find(b'"agent"'))
+
+        text = {"type": "assistant", "message": {"content": [{"type": "text", "text": "hi"}]}}
+        assert not observe(text)
+        assert not book.knows("c")
+        ask = {
+            "type": "assistant",
+            "message": {
+                "content": [
+                    {"type": "tool_use", "id": "tu_1", "name": "AskUserQuestion", "input": {}}
+                ]
+            },
+        }
+        assert observe(ask)
+        assert ("waiting", "question") == _state(book)
+        assert observe({"type": "result", "subtype": "success"})
+        assert observe(PERMISSION)
+        assert "req_1" == book.pending("c").id  # type: ignore[union-attr]
+
     def test_plain_events_cost_nothing(self) -> None:
         """Agent events that cannot change the state change nothing."""
         book = AttentionBook()

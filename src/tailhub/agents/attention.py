@@ -59,6 +59,20 @@ _MATTERS: Final = re.compile(
 )
 """Bytes without any of these cannot open or close a request or end a turn."""
 
+_LAID_OUT: Final = re.compile(rb'"agent":"(?:claude|codex)","event":\{"type":"([^"]*)"')
+"""The event's type where ``tailhub run`` lays it out, read at the ``"agent"`` key."""
+_OPENING: Final = frozenset(
+    {
+        b"control_request",
+        b"result",
+        b"turn.completed",
+        b"turn.failed",
+        b"exec_approval_request",
+        b"apply_patch_approval_request",
+    }
+)
+"""Event types that can change the state of a session with nothing open."""
+
 
 class Request(msgspec.Struct, frozen=True):
     """An open request of an agent: what ``approve``, ``deny`` or ``reply`` answer."""
@@ -305,14 +319,26 @@ class AttentionBook:
         session.stalled = None
         return self._settle(container_id, session)
 
-    def observe_agent(self, container_id: str, data: Any, now: float) -> bool:
-        """One ``log``'s raw ``data`` that may carry an agent event. Never raises."""
+    def observe_agent(self, container_id: str, data: Any, now: float, at: int = 0) -> bool:
+        """One ``log``'s raw ``data`` that may carry an agent event. Never raises.
+
+        ``at``: where ``"agent"`` first appears in ``data``, if known: an event laid out as
+        ``tailhub run`` sends it is then passed over by its type alone when it cannot change
+        anything (no search through its bytes).
+        """
         session = self._sessions.get(container_id)
         busy = session is not None and (
             bool(session.pending) or (session.terminal is not None and session.terminal[3])
         )
-        if not busy and _MATTERS.search(data) is None:
-            return False
+        if not busy:
+            laid = _LAID_OUT.match(data, at)
+            if laid is None:
+                if _MATTERS.search(data) is None:
+                    return False
+            elif laid.group(1) not in _OPENING and (
+                laid.group(1) != b"assistant" or b"AskUserQuestion" not in data
+            ):
+                return False
         try:
             log = _decoder.decode(data)
         except msgspec.DecodeError:

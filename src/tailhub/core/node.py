@@ -568,9 +568,9 @@ class Node:
             stored += 1
             top = seq
             size += len(msg.data)
-            if agents is not None and looks_like_agent(msg.data):
+            if agents is not None and (found := looks_like_agent(msg.data)) is not None:
                 agents.observe(container_id, msg.data)
-                if attention.observe_agent(container_id, msg.data, self._now):
+                if attention.observe_agent(container_id, msg.data, self._now, found.start()):
                     changed = True
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
