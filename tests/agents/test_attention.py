@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from tailhub.agents import Attention, AttentionBook
 
 PERMISSION = {
@@ -131,7 +133,8 @@ class TestWaiting:
 
         def observe(event: Any) -> bool:
             data = _data(event)
-            return book.observe_agent("c", data, 1.0, data.find(b'"agent"'))
+            # As the node hands it over: raw bytes, not a bytes object.
+            return book.observe_agent("c", msgspec.Raw(data), 1.0, data.find(b'"agent"'))
 
         text = {"type": "assistant", "message": {"content": [{"type": "text", "text": "hi"}]}}
         assert not observe(text)

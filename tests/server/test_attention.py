@@ -19,8 +19,8 @@ import json, sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
-def emit(event):
-    print(json.dumps(event), flush=True)
+def emit(event):  # compact, as Claude Code writes it
+    print(json.dumps(event, separators=(",", ":")), flush=True)
 
 emit({"type": "system", "subtype": "init", "session_id": "s1", "model": "claude-x",
       "tools": ["Bash"]})

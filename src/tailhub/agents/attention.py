@@ -61,6 +61,9 @@ _MATTERS: Final = re.compile(
 
 _LAID_OUT: Final = re.compile(rb'"agent":"(?:claude|codex)","event":\{"type":"([^"]*)"')
 """The event's type where ``tailhub run`` lays it out, read at the ``"agent"`` key."""
+_ASKS: Final = re.compile(rb"AskUserQuestion").search
+"""Whether an assistant event may call the question tool (a literal search; takes any buffer,
+as the node's raw data is)."""
 _OPENING: Final = frozenset(
     {
         b"control_request",
@@ -336,7 +339,7 @@ class AttentionBook:
                 if _MATTERS.search(data) is None:
                     return False
             elif laid.group(1) not in _OPENING and (
-                laid.group(1) != b"assistant" or b"AskUserQuestion" not in data
+                laid.group(1) != b"assistant" or _ASKS(data) is None
             ):
                 return False
         try:
