@@ -29,11 +29,15 @@ from typing import Any
 
 from tailhub.config import Settings
 from tailhub.core.node import Node
-from tailhub.engine.local import LocalEngine
 from tailhub.protocol import decode_client
 from tailhub.server.app import _tune_gc
 from tailhub.server.wire import text_frame
 from tailhub.store.memory import MemoryStore
+
+try:
+    from tailhub.engine.local import LocalEngine
+except ImportError:  # a revision from before the engine (for --src comparisons)
+    LocalEngine = None  # type: ignore[assignment,misc]
 
 CONTAINERS = 50
 PER_READ = 8
@@ -152,11 +156,19 @@ class _Peer:
         pass
 
 
+def _node(settings: Settings) -> Node:
+    """A node over memory history, on the engine, or on the store and broker before it."""
+    if LocalEngine is None:
+        from tailhub.broker.memory import MemoryBroker  # type: ignore[import-not-found]
+
+        return Node(settings, MemoryStore(), MemoryBroker(), text_frame)  # type: ignore[call-arg,arg-type]
+    return Node(settings, LocalEngine(MemoryStore(), max_sessions=10**6), text_frame)
+
+
 async def _measure(name: str, batches: int, tmp: Path) -> float:
     """CPU microseconds per message for one payload on a fresh node."""
     settings = Settings(history="memory", data_dir=tmp, publish_rate=10**9, max_store_lag=10**9)
-    engine = LocalEngine(MemoryStore(), max_sessions=settings.max_sessions)
-    node = Node(settings, engine, text_frame)
+    node = _node(settings)
     await node.start()
     book = getattr(node, "agents", None)  # None: a version without agent summaries
     observe: Callable[..., Any] | None = book.observe if book is not None else None

@@ -93,3 +93,46 @@ class TestServeStartUp:
         assert 0 != result.returncode
         assert "--max-sessions" in result.stderr
         assert "MAX_SESSIONS" in result.stderr
+
+
+class TestRedisSettings:
+    def test_a_redis_url_and_workers(self) -> None:
+        """--redis takes redis://, rediss:// and redis+cluster:// URLs; workers need it."""
+        s = build_settings({"redis_url": ("redis://h:6379/0", True), "workers": ("3", True)})
+        assert ("redis://h:6379/0", 3) == (s.redis_url, s.workers)
+        assert (None, 1) == (build_settings({}).redis_url, build_settings({}).workers)
+        cluster = build_settings({"redis_url": ("rediss+cluster://h:7000", False)})
+        assert "rediss+cluster://h:7000" == cluster.redis_url
+
+    @pytest.mark.parametrize(
+        "url", ["http://user:pw-secret@h:1/0", "redis://user:pw-secret@h:port/0", "redis://"]
+    )
+    def test_a_bad_redis_url_is_named_without_its_password(self, url: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            build_settings({"redis_url": (url, True)})
+        assert "--redis (also TAILHUB_REDIS_URL)" in str(caught.value)
+        assert "pw-secret" not in str(caught.value)
+
+    def test_workers_without_redis_say_why(self) -> None:
+        with pytest.raises(ConfigError, match="need --redis"):
+            build_settings({"workers": ("2", True)})
+
+
+class TestRedisStartUp:
+    def test_workers_without_redis_stop_start_up(self, tmp_path: Path) -> None:
+        """--workers 2 without --redis: one line saying why, status 1."""
+        result = run_serve({"TAILHUB_DATA_DIR": str(tmp_path)}, "--workers", "2")
+        lines = result.stderr.strip().splitlines()
+        assert (1, 1) == (result.returncode, len(lines))
+        assert "--redis" in lines[0]
+
+    def test_an_unreachable_redis_stops_start_up(self, tmp_path: Path) -> None:
+        """A Redis nobody answers on: one line, naming it without its password."""
+        from tests.helpers import free_port
+
+        url = f"redis://u:pw-secret@127.0.0.1:{free_port()}/0"
+        result = run_serve({"TAILHUB_DATA_DIR": str(tmp_path), "AUTH_TOKEN": "t"}, "--redis", url)
+        lines = result.stderr.strip().splitlines()
+        assert (1, 1) == (result.returncode, len(lines)), result.stderr
+        assert "cannot reach Redis" in lines[0]
+        assert "pw-secret" not in result.stderr + result.stdout

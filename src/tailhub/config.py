@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tailhub.paths import default_data_dir
 
@@ -25,6 +25,7 @@ __all__ = [
     "Option",
     "Settings",
     "build_settings",
+    "redact_url",
 ]
 
 LOG_LEVELS: Final = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -46,12 +47,13 @@ class Option:
     default: str | None
     kind: str
     help: str
+    short_flag: str = ""
     multiple: bool = False
     """The flag may be given more than once (the variable is then comma-separated)."""
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.short_flag or "--" + self.name.replace("_", "-")
 
 
 OPTIONS: Final = (
@@ -189,6 +191,22 @@ OPTIONS: Final = (
         "comma-separated browser origins allowed (empty: any)",
     ),
     Option(
+        "redis_url",
+        "TAILHUB_REDIS_URL",
+        None,
+        "redis",
+        "keep history, sessions and fan-out in Redis (redis://host:port/db, rediss:// for"
+        " TLS, redis+cluster://host:port for Redis Cluster) so many hub processes act as one",
+        short_flag="--redis",
+    ),
+    Option(
+        "workers",
+        "TAILHUB_WORKERS",
+        "1",
+        "count",
+        "hub processes sharing the port (SO_REUSEPORT); more than 1 needs --redis",
+    ),
+    Option(
         "stall_after",
         "TAILHUB_STALL_AFTER",
         "5m",
@@ -288,6 +306,8 @@ class Settings:
     keepalive_timeout: float = 30.0
     body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
+    redis_url: str | None = None
+    workers: int = 1
     stall_after: float = 300.0
     notify: tuple[str, ...] = ()
     notify_on: tuple[str, ...] = ("waiting", "failed", "stalled")
@@ -322,6 +342,38 @@ _SIZE_UNITS: Final = {
 }
 
 
+_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: what logs and errors show."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "(an unparsable URL)"
+
+
+def _redis_url(raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    try:
+        parts = urlsplit(raw.strip())
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a URL ({exc})") from None
+    if parts.scheme.lower() not in _REDIS_SCHEMES or not parts.hostname:
+        raise ValueError(
+            "must be redis://host:port/db, rediss://... for TLS, or redis+cluster://host:port"
+        )
+    return raw.strip()
+
+
 def _notify_url(raw: str) -> str:
     """A ``--notify`` URL, checked; the error words never repeat the URL (a secret)."""
     try:
@@ -339,6 +391,8 @@ def _notify_url(raw: str) -> str:
 
 def _convert(option: Option, raw: str) -> object:
     kind = option.kind
+    if kind == "redis":
+        return _redis_url(raw)
     if kind == "urls":
         return tuple(_notify_url(part.strip()) for part in raw.split(",") if part.strip())
     if kind == "states":
@@ -426,5 +480,14 @@ def build_settings(values: dict[str, tuple[str | None, bool]]) -> Settings:
         except ValueError as exc:
             where = f"{option.flag} (also {option.env})" if from_flag else option.env
             shown = "(hidden)" if option.kind in ("secret", "urls") else repr(raw)
+            if option.kind == "redis":
+                shown = repr(redact_url(raw))
             raise ConfigError(f"invalid {where}: {shown} {exc}") from None
+    workers = converted.get("workers", 1)
+    if isinstance(workers, int) and workers > 1 and converted.get("redis_url") is None:
+        where = "--workers (also TAILHUB_WORKERS)"
+        raise ConfigError(
+            f"invalid {where}: {workers} processes need --redis (TAILHUB_REDIS_URL): without"
+            " Redis, seq, history and sessions live in one process"
+        )
     return Settings(**converted)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -104,11 +104,13 @@ class TestSqliteRestart(_OnSqlite, RestartContract):
 
 
 # Publishes runs of two producers of container "c" as fast as the loop turns, committing at
-# most every 0.2 s (so many delivered messages are not yet committed at any time), and prints
-# each delivered message ("delivered <seq> <producer> <id>") and the epoch.
+# most every second, and prints each delivered message ("delivered <seq> <producer> <id>") and
+# the epoch. Once 3,000 are delivered it SIGKILLs itself at a moment when more than 50
+# delivered messages are not yet committed and the next commit is 0.5 s away: the case this
+# is about, made certain.
 _CHILD = textwrap.dedent(
     """
-    import asyncio, sys, time
+    import asyncio, os, signal, sys, time
     from pathlib import Path
     import msgspec
     from tailhub.engine import Entry
@@ -116,14 +118,25 @@ _CHILD = textwrap.dedent(
     from tailhub.store import SqliteStore
 
     class Out:
+        count = committed = 0
+        committed_at = time.monotonic()
         def deliver(self, container_id, kind, payloads):
             for payload in payloads:
                 message = msgspec.json.decode(payload)
                 data = message["data"]
                 print("delivered", message["seq"], data["p"], data["n"])
+                self.count += 1
             sys.stdout.flush()
+            if (
+                self.count >= 3000
+                and message["seq"] > self.committed + 50
+                and time.monotonic() - self.committed_at < 0.5
+            ):
+                os.kill(os.getpid(), signal.SIGKILL)
         def durable(self, positions):
-            pass
+            self.committed_at = time.monotonic()
+            for container_id, seq in positions:
+                self.committed = max(self.committed, seq)
         def gap(self, container_id, after, resumed, reason):
             pass
         def command(self, container_id, payload):
@@ -132,7 +145,8 @@ _CHILD = textwrap.dedent(
             pass
 
     async def main():
-        engine = LocalEngine(SqliteStore(Path(sys.argv[1]), linger=0.2), max_sessions=10)
+        store = SqliteStore(Path(sys.argv[1]), linger=1.0, batch_max=10**6)
+        engine = LocalEngine(store, max_sessions=10)
         await engine.open(Out())
         sent = {"p": 0, "q": 0}
         epochs = set()
@@ -164,6 +178,8 @@ class _Lines:
         self.epochs: list[str] = []
 
     def take(self, line: bytes) -> None:
+        if not line.endswith(b"\n"):
+            return  # cut short by the kill
         words = line.decode().split()
         if words[:1] == ["delivered"]:
             self.delivered.append((int(words[1]), words[2], int(words[3])))
@@ -175,8 +191,9 @@ class TestSqliteCrash:
     """A hub SIGKILLed while publishing: no seq anyone saw is given to another message."""
 
     async def test_sigkill_never_reuses_a_delivered_seq(self, tmp_path: Path) -> None:
-        """After SIGKILL, resends of two publishers get seqs above every delivered one, each
-        id is kept once and in its publisher's order, and the epoch changed."""
+        """After a SIGKILL with delivered messages not committed, resends of two publishers
+        get seqs above every delivered one, each id is kept once and in its publisher's
+        order, and the epoch changed."""
         path = tmp_path / "history.db"
         child = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -190,17 +207,13 @@ class TestSqliteCrash:
         seen = _Lines()
         try:
             async with asyncio.timeout(20 * UNIT):
-                while len(seen.delivered) < 3000:
-                    line = await child.stdout.readline()
-                    if not line:
-                        break
+                while line := await child.stdout.readline():
                     seen.take(line)
+                await child.wait()
         finally:
-            child.send_signal(signal.SIGKILL)
-            rest = await child.stdout.read()
-            await child.wait()
-        for line in rest.splitlines():
-            seen.take(line)
+            if child.returncode is None:
+                child.send_signal(signal.SIGKILL)
+                await child.wait()
         highest = max(seq for seq, _, _ in seen.delivered)
         sent = {p: max(n for _, q, n in seen.delivered if q == p) for p in ("p", "q")}
 
@@ -314,3 +327,42 @@ class TestSqliteReservations:
         await engine.close()
         assert (2, True) == (skipped.last_seq, skipped.epoch != before.epoch)
         assert ([1003], skipped.epoch, [1, 2, 1003]) == (after.seqs, after.epoch, kept)
+
+    async def test_held_runs_keep_the_order_of_publishing(self, tmp_path: Path) -> None:
+        """While a new container's first run waits, later runs of others wait behind it."""
+        engine = LocalEngine(SqliteStore(tmp_path / "history.db"), max_sessions=10)
+        handler = Recorder()
+        await engine.open(handler)
+        try:
+            await _publish(engine, [Entry(b"1", "t")])  # container "c"
+            await handler.until_delivered("c", 1)
+            for container_id, data in (("x", b"2"), ("c", b"3"), ("y", b"4"), ("c", b"5")):
+                answer: asyncio.Future[Published] = asyncio.get_running_loop().create_future()
+                engine.publish(container_id, "log", [Entry(data, "t")], 1.0, answer.set_result)
+                await answer
+            await handler.until(lambda: len(handler.runs) == 5)
+        finally:
+            await engine.close()
+        assert ["c", "x", "c", "y", "c"] == [container_id for container_id, _, _ in handler.runs]
+
+
+class TestRetention:
+    """What retention takes from the local engine beyond messages."""
+
+    @pytest.mark.parametrize("make", [_memory, _sqlite])
+    async def test_producer_ids_go_with_the_last_message(
+        self, make: Callable[[Path, Options], Awaitable[Engine]], tmp_path: Path
+    ) -> None:
+        """Once retention removed every message of a container, a repeated id is stored
+        anew, with the next seq; while one is kept, repeats are still dropped."""
+        harness = Harness(make, tmp_path, keeps_state=False)
+        try:
+            one = await harness.open(Options(max_age=10.0))
+            await one.logs("gone", 1, producer="p", ids=True, now=10.0)
+            await one.logs("kept", 1, producer="p", ids=True, now=95.0)
+            await one.engine.prune(100.0)
+            again = await one.logs("gone", 1, producer="p", ids=True, now=101.0)
+            repeat = await one.logs("kept", 1, producer="p", ids=True, now=101.0)
+        finally:
+            await harness.close()
+        assert ([2], [DUPLICATE]) == (again.seqs, repeat.seqs)

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.engine.redis_servers import RedisServer
 from tests.helpers import TOKEN, UNIT, HubProcess, free_port, receive_type, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -279,6 +280,52 @@ class TestDelivery:
             await viewer.close()
         finally:
             hub.stop()
+
+
+class TestTwoHubs:
+    async def test_one_delivery_with_two_hubs_on_redis(
+        self, tmp_path: Path, http: aiohttp.ClientSession
+    ) -> None:
+        """A notice left in the shared outbox is taken by both hub processes as they start, and
+        delivered once."""
+        redis = RedisServer(tmp_path / "redis").start()
+        later = Receiver()
+        args = ["--redis", redis.url, "--notify", later.url("/ok/hook"), "--notify-attempts", "50"]
+        first = _hub(tmp_path / "a", *args)
+        second = _hub(tmp_path / "b", *args)
+        try:
+            first.start()
+            await _publish(http, first, "pair-1", _permission("req_1"))
+            await wait_for(lambda: "notification_retry" in first.log(), 10 * UNIT)
+            first.stop()
+            await later.start()
+            first.start()
+            second.start()
+            await asyncio.wait_for(later.arrived.wait(), 15 * UNIT)
+            outcomes = (
+                "notification_sent",
+                "notification_taken_elsewhere",
+                "notification_already_done",
+            )
+
+            def settled(hub: HubProcess) -> bool:
+                return any(e.get("event") in outcomes for e in hub.log_events())
+
+            await wait_for(lambda: settled(first) and settled(second), 15 * UNIT)
+            assert 1 == len(later.got)
+            sent = [
+                e
+                for hub in (first, second)
+                for e in hub.log_events()
+                if e.get("event") == "notification_sent"
+            ]
+            assert 1 == len(sent)
+        finally:
+            for hub in (first, second):
+                if hub.proc is not None:
+                    hub.stop()
+            await later.stop()
+            redis.stop()
 
 
 class TestSettings:

@@ -27,6 +27,7 @@ from tailhub.protocol import (
     encode_published,
     format_time,
     parse_time,
+    published_parts,
 )
 
 
@@ -487,3 +488,40 @@ class TestEncode:
         text = format_time(1700000000.25)
         assert "2023-11-14T22:13:20.250Z" == text
         assert 1700000000.25 == parse_time(text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "container_id", "data"),
+    [
+        ("log", "c1", b'{"level":"info","message":"hi"}'),
+        ("status", 'odd ",\\"seq\\":0,\\"data\\": id', b'{"status":"running"}'),
+        ("complete", "}{", b'{"exitCode":0,"x":",\\"seq\\":0,\\"data\\":"}'),
+        ("log", "c", b'{\n "level" : "info", "message": ",\\"seq\\":0,\\"data\\":"}'),
+    ],
+)
+@pytest.mark.parametrize("seq", [1, 9, 10, 123456789012345678])
+def test_published_parts_join_around_the_seq(
+    kind: str, container_id: str, data: bytes, seq: int
+) -> None:
+    stamp = "2024-01-01T00:00:00.000Z"
+    head, tail = published_parts(kind, container_id, stamp, msgspec.Raw(data))
+    assert encode_published(kind, container_id, stamp, seq, msgspec.Raw(data)) == (
+        head + str(seq).encode() + tail
+    )
+
+
+@given(
+    kind=st.sampled_from(["log", "status", "complete", "error"]),
+    container_id=st.text(min_size=1, max_size=40),
+    stamp=st.text(max_size=30),
+    data=st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=4),
+    seq=st.integers(min_value=1, max_value=2**63),
+)
+def test_published_parts_join_for_any_fields(
+    kind: str, container_id: str, stamp: str, data: dict[str, str], seq: int
+) -> None:
+    raw = msgspec.Raw(json.dumps(data).encode())
+    head, tail = published_parts(kind, container_id, stamp, raw)
+    assert encode_published(kind, container_id, stamp, seq, raw) == (
+        head + str(seq).encode() + tail
+    )

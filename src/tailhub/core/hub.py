@@ -101,10 +101,11 @@ class Connection:
         self._allowance = float(rate)
         self._rate_at = 0.0  # set by the first publish, on the caller's clock
 
-    def allow_publish(self, mono: float) -> bool:
+    def allow_publish(self, mono: float, count: int = 1) -> bool:
         """Token bucket: ``rate`` messages a second, bursts of up to one second's worth.
 
-        ``mono`` is the caller's monotonic clock (the event loop's); the bucket starts full.
+        Takes ``count`` messages' worth, all or none. ``mono`` is the caller's monotonic
+        clock (the event loop's); the bucket starts full.
         """
         if self._rate == 0:
             return True
@@ -113,9 +114,9 @@ class Connection:
                 refill = (mono - self._rate_at) * self._rate
                 self._allowance = min(float(self._rate), self._allowance + refill)
             self._rate_at = mono
-        if self._allowance < 1.0:
+        if self._allowance < count:
             return False
-        self._allowance -= 1.0
+        self._allowance -= count
         return True
 
     @property

@@ -403,7 +403,7 @@ class Node:
         changes nothing. Session limits and repeated ids are the engine's to decide, since
         they must agree across processes.
         """
-        if conn is not None and not conn.allow_publish(mono):
+        if conn is not None and not conn.allow_publish(mono, count):
             return (
                 ErrorCode.RATE_LIMITED,
                 f"more than {self.settings.publish_rate} messages a second; message dropped",
@@ -440,24 +440,29 @@ class Node:
         Consecutive ``log`` messages of one container go to the engine as one run, so that a
         burst read together is stored, handed on and delivered to each subscriber at once.
         Anything else (another container, another type, a refusal) ends the run first, so
-        replies and deliveries keep the order of the messages.
+        replies and deliveries keep the order of the messages. When :meth:`admit` takes all
+        of them at once (the usual case) no message is admitted on its own.
         """
         mono = self._turn()
         now = self._now
-        stamp = self._stamp(now)
         run: list[Publish] = []
+        admitted = len(messages) > 1 and all(m.type != "heartbeat" for m in messages)
+        if admitted:
+            admitted = (
+                self.admit(conn, len(messages), sum(len(m.data) for m in messages), mono) is None
+            )
         for msg in messages:
             kind = msg.type
             if kind == "heartbeat":
                 if run:
-                    self._submit(conn, run, now, stamp)
+                    self._submit(conn, run, now)
                     run = []
                 self._heartbeat(conn, msg, now)
                 continue
-            refusal = self.admit(conn, 1, len(msg.data), mono)
+            refusal = None if admitted else self.admit(conn, 1, len(msg.data), mono)
             if refusal is not None:
                 if run:
-                    self._submit(conn, run, now, stamp)
+                    self._submit(conn, run, now)
                     run = []
                 code, words = refusal
                 self.error(
@@ -472,11 +477,11 @@ class Node:
             if run and (
                 kind != "log" or run[0].type != "log" or msg.container_id != run[0].container_id
             ):
-                self._submit(conn, run, now, stamp)
+                self._submit(conn, run, now)
                 run = []
             run.append(msg)
         if run:
-            self._submit(conn, run, now, stamp)
+            self._submit(conn, run, now)
 
     def _heartbeat(self, conn: Connection | None, msg: Publish, now: float) -> None:
         container_id = msg.container_id
@@ -502,29 +507,18 @@ class Node:
         conn: Connection | None,
         run: list[Publish],
         now: float,
-        stamp: str,
         done: Callable[[Published], None] | None = None,
     ) -> None:
         """Hand a run of one container's admitted messages of one type to the engine."""
         first = run[0]
-        entries = [
-            Entry(
-                bytes(m.data),
-                m.timestamp or stamp,
-                m.producer,
-                m.id,
-                m.status,
-                m.exit_code,
-            )
-            for m in run
-        ]
 
         def published(result: Published) -> None:
             self._published(conn, run, result)
             if done is not None:
                 done(result)
 
-        self.engine.publish(first.container_id, first.type, entries, now, published)
+        # The decoded messages are the entries: those without a timestamp get ``now``.
+        self.engine.publish(first.container_id, first.type, run, now, published)
 
     def _published(self, conn: Connection | None, run: list[Publish], result: Published) -> None:
         """Answer the publisher of a run the engine has applied, and count it."""
@@ -648,7 +642,6 @@ class Node:
         """
         mono = self._turn()
         now = self._now
-        stamp = self._stamp(now)
         stored = [m for m in messages if m.type != "heartbeat"]
         refusal = self.admit(None, len(stored), sum(len(m.data) for m in stored), mono)
         if refusal is not None:
@@ -662,7 +655,7 @@ class Node:
             future: asyncio.Future[Published] = loop.create_future()
             runs.append(list(run))
             results.append(future)
-            self._submit(None, list(run), now, stamp, future.set_result)
+            self._submit(None, list(run), now, future.set_result)
 
         for msg in messages:
             if msg.type == "heartbeat":

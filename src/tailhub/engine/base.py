@@ -83,12 +83,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+import msgspec
+
 __all__ = [
     "DUPLICATE",
     "Engine",
     "EngineError",
     "EngineHandler",
     "Entry",
+    "EntryLike",
     "Position",
     "PublishDone",
     "Published",
@@ -106,17 +109,43 @@ DUPLICATE = 0
 """The ``seq`` reported for a message whose ``(producer, id)`` was already stored."""
 
 
-class Entry(NamedTuple):
-    """One message of a run to publish, as the node checked it.
+class EntryLike(Protocol):
+    """What the engine reads of one message of a run to publish, as the node checked it.
 
-    ``data`` is the message's ``data`` as valid UTF-8 JSON bytes (kept as sent);
-    ``timestamp`` the RFC 3339 text to stamp it with; ``producer``/``id`` the publisher's
-    de-duplication key (``id`` None: not de-duplicated). ``status`` and ``exit_code`` are what
-    a ``status`` or ``complete`` message says, for the session.
+    ``data`` is the message's ``data`` as valid UTF-8 JSON (bytes, or the ``msgspec.Raw``
+    the node decoded), kept as sent; ``timestamp`` the RFC 3339 text to stamp it with (None:
+    the engine stamps the receive time ``now`` of :meth:`Engine.publish`); ``producer``/``id``
+    the publisher's de-duplication key (``id`` None: not de-duplicated). ``status`` and
+    ``exit_code`` are what a ``status`` or ``complete`` message says, for the session.
+
+    The node hands its decoded messages (:class:`tailhub.protocol.Publish`) on as they are:
+    building a tuple per message cost more than the rest of the node's work on it.
     """
 
-    data: bytes
-    timestamp: str
+    @property
+    def data(self) -> bytes | msgspec.Raw: ...
+
+    @property
+    def timestamp(self) -> str | None: ...
+
+    @property
+    def producer(self) -> str: ...
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def status(self) -> str | None: ...
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+
+class Entry(NamedTuple):
+    """One message to publish, built by hand (an :class:`EntryLike`)."""
+
+    data: bytes | msgspec.Raw
+    timestamp: str | None
     producer: str = ""
     id: int | None = None
     status: str | None = None
@@ -257,7 +286,12 @@ class Engine(Protocol):
     # -- publishing and history ---------------------------------------------------------
 
     def publish(
-        self, container_id: str, kind: str, entries: Sequence[Entry], now: float, done: PublishDone
+        self,
+        container_id: str,
+        kind: str,
+        entries: Sequence[EntryLike],
+        now: float,
+        done: PublishDone,
     ) -> None:
         """Store a run of ``kind`` messages of ``container_id`` and fan it out.
 
@@ -364,7 +398,7 @@ class Engine(Protocol):
         ...
 
     async def expire(
-        self, now: float, timeout: float, final: Entry | None = None
+        self, now: float, timeout: float, final: EntryLike | None = None
     ) -> list[SessionInfo]:
         """End active sessions with no traffic for ``timeout`` seconds, as of ``now``.
 

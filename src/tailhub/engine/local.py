@@ -19,12 +19,15 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 - **Durability** comes from the store's ``on_durable`` callback, passed through to
   :meth:`EngineHandler.durable`.
 - **A seq shown is never reused.** A store that keeps history (SQLite) commits, ahead of use,
-  a reservation per container (see :mod:`tailhub.store.base`); runs with a seq above the
-  container's committed reservation are held and delivered, in order, once the commit that
-  covers them is reported (normally never needed: the reservation runs far ahead; a
-  container's very first message waits for one commit). After an unclean stop the store
-  names where each container continues, past anything that could have been shown, with a new
-  epoch. The memory store reserves nothing: nothing survives its process anyway.
+  a reservation per container (see :mod:`tailhub.store.base`); a run with a seq above its
+  container's committed reservation is held, with every run published after it (so the
+  order of deliveries stays the order of publishing, across containers too), until the
+  commit that covers it is reported. That is normally a container's first run only, for one
+  commit: the reservation runs far ahead. While a container's runs are held, its position
+  names the last seq handed on, so that no subscriber reads them as history before they are
+  reserved. After an unclean stop the store names where each container continues, past
+  anything that could have been shown, with a new epoch. The memory store reserves nothing:
+  nothing survives its process anyway.
 - **Sessions** follow :mod:`tailhub.engine.sessions`. They are saved to the store when they
   start, change status and end; ``last_activity`` is saved lazily, for every session whose
   activity moved, at each :meth:`LocalEngine.expire`, :meth:`LocalEngine.prune` and at close:
@@ -41,13 +44,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
-import msgspec
+from msgspec import Raw
 
 from tailhub.engine.base import (
     DUPLICATE,
     EngineError,
     EngineHandler,
-    Entry,
+    EntryLike,
     Position,
     PublishDone,
     Published,
@@ -62,7 +65,7 @@ from tailhub.engine.sessions import (
     limit_reason,
     run_messages,
 )
-from tailhub.protocol import encode_published
+from tailhub.protocol import TimeFormatter, encode_published
 from tailhub.store.base import HistoryStore, SessionRow, StoreError
 
 __all__ = ["LocalEngine"]
@@ -113,6 +116,8 @@ class LocalEngine:
     ) -> None:
         self.store = store
         self._registry = SessionRegistry(max_sessions, keep_ended)
+        self._stamp = TimeFormatter()
+        """Formats a receive time for entries without a timestamp (one text per ``now``)."""
         self._session_retention = session_retention
         self._clock = clock
         self._handler: EngineHandler | None = None
@@ -197,7 +202,12 @@ class LocalEngine:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(
-        self, container_id: str, kind: str, entries: Sequence[Entry], now: float, done: PublishDone
+        self,
+        container_id: str,
+        kind: str,
+        entries: Sequence[EntryLike],
+        now: float,
+        done: PublishDone,
     ) -> None:
         """See :meth:`Engine.publish`. ``done`` is called before this returns."""
         handler = self._handler
@@ -229,6 +239,8 @@ class LocalEngine:
         seqs = []
         floor = self._floors.get(container_id, 0) if self._floors else 0
         before = last
+        stamp = max(last, floor)  # past an unclean stop's reservation, once
+        text = ""
         for entry in entries:
             pub_id = entry.id
             if pub_id is not None:
@@ -237,17 +249,21 @@ class LocalEngine:
                     seqs.append(DUPLICATE)
                     continue
                 producer_ids[key] = pub_id
-            last = max(last, floor) + 1
+            stamp += 1
+            data = entry.data
+            timestamp = entry.timestamp
+            if timestamp is None:
+                timestamp = text = text or self._stamp(now)
             payload = encode_published(
-                kind, container_id, entry.timestamp, last, msgspec.Raw(entry.data)
+                kind, container_id, timestamp, stamp, data if type(data) is Raw else Raw(data)
             )
-            append(container_id, last, now, payload, entry.producer, pub_id)
+            append(container_id, stamp, now, payload, entry.producer, pub_id)
             payloads.append(payload)
-            seqs.append(last)
+            seqs.append(stamp)
         if not payloads:
             done(Published(container_id, seqs, last, self.store.epoch(container_id)))
             return
-        self._last_seq[container_id] = last
+        self._last_seq[container_id] = last = stamp
         if floor:
             del self._floors[container_id]
         started = ended = False
@@ -394,22 +410,25 @@ class LocalEngine:
                 raise EngineError("the engine is closed")
 
     async def prune(self, now: float) -> int:
-        """Apply history retention, forget old ended sessions and expired records and claims."""
+        """Apply history retention, forget old ended sessions and expired records and claims.
+
+        As the store does, a producer's de-duplication state goes with its container's last
+        kept message (it only guards against repeats of kept messages).
+        """
         try:
             removed = await self.store.prune(now)
         except StoreError as exc:
             raise EngineError(str(exc)) from None
         if removed:
-            # As the store does: a producer's dedupe state goes with its container's last
-            # message (seq still never goes back).
-            store = self.store
-            emptied = [
-                pair
-                for pair in self._producer_ids
-                if (info := store.info(pair[0])) is None or info.messages == 0
-            ]
-            for pair in emptied:
-                del self._producer_ids[pair]
+            emptied: dict[str, bool] = {}
+            for producer_key in list(self._producer_ids):
+                container_id = producer_key[0]
+                empty = emptied.get(container_id)
+                if empty is None:
+                    info = self.store.info(container_id)
+                    empty = emptied[container_id] = info is None or info.messages == 0
+                if empty:
+                    del self._producer_ids[producer_key]
         gone = self._registry.forget_ended_before(now - self._session_retention)
         for container_id in gone:
             self._meta.pop(container_id, None)
@@ -517,7 +536,7 @@ class LocalEngine:
         return None if session is None else self._info(session)
 
     async def expire(
-        self, now: float, timeout: float, final: Entry | None = None
+        self, now: float, timeout: float, final: EntryLike | None = None
     ) -> list[SessionInfo]:
         """End timed-out sessions, each with ``final`` stored as its last message; save
         activity. See :meth:`Engine.expire`."""

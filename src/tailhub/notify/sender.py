@@ -319,10 +319,12 @@ class Notifier:
         while True:
             hold = settings.notify_timeout + _CLAIM_MARGIN
             if not await engine.claim(_SEND_KIND, key, self._owner, hold):
-                return  # another process is delivering it
+                _log.info("notification_taken_elsewhere", destination=dest.index, **fields)
+                return
             if key not in await engine.records(_KIND):
                 self._outbox.pop(key, None)
-                return  # delivered or given up meanwhile
+                _log.info("notification_already_done", destination=dest.index, **fields)
+                return
             record.attempts += 1
             status, error = await self._post(dest, record.notice)
             if status is not None and 200 <= status < 300:

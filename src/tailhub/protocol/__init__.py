@@ -12,6 +12,7 @@ from tailhub.protocol.codec import (
     encode_published,
     format_time,
     parse_time,
+    published_parts,
     published_seq,
     validate_container_id,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_parts",
     "published_seq",
     "validate_container_id",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_parts",
     "published_seq",
     "validate_container_id",
 ]
@@ -407,6 +408,26 @@ def encode_published(
 ) -> bytes:
     """The one encoding of a stored, routed message: what subscribers and history get."""
     return _encoder.encode(_Published(kind, container_id, timestamp, seq, data))
+
+
+_SEQ_MARK: Final = b',"seq":0,"data":'
+_NO_DATA: Final = msgspec.Raw(b"0")
+
+
+def published_parts(
+    kind: str, container_id: str, timestamp: str, data: msgspec.Raw
+) -> tuple[bytes, bytes]:
+    """The bytes of :func:`encode_published` before and after the ``seq`` digits.
+
+    For every ``seq``, ``head + str(seq).encode() + tail == encode_published(kind,
+    container_id, timestamp, seq, data)``: an engine that assigns ``seq`` where Python does
+    not run (a Redis script) joins the three.
+    """
+    encoded = encode_published(kind, container_id, timestamp, 0, _NO_DATA)
+    # The fields before seq are JSON strings, in which a quote is always escaped, so the
+    # first occurrence of the mark is the real one; data is written as it came (Raw).
+    at = encoded.index(_SEQ_MARK) + len(b',"seq":')
+    return encoded[:at], b',"data":' + bytes(data) + b"}"
 
 
 _SEQ_FIELD: Final = re.compile(rb',"seq":(\d+)')

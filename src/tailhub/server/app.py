@@ -15,30 +15,32 @@ import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from aiohttp import web
 
 from tailhub import __version__
 from tailhub.auth import Authenticator, load_or_create_token
-from tailhub.config import Settings
+from tailhub.config import Settings, redact_url
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
 from tailhub.notify import Notifier, destination
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
-from tailhub.server.engines import make_engine
+from tailhub.server.engines import make_engine, reach_redis
 from tailhub.server.http import http_factory
 from tailhub.server.limits import Addresses
 from tailhub.server.listener import Listener
 from tailhub.server.state import STATE, ServerState
 from tailhub.server.wire import text_frame
+from tailhub.server.workers import supervise
 from tailhub.server.ws import request_token
 from tailhub.server.ws_aiohttp import handle_websocket
 from tailhub.store.base import StoreError
 
-__all__ = ["create_app", "run", "start_line"]
+__all__ = ["create_app", "run", "serve_worker", "start_line"]
 
 _log = structlog.get_logger("tailhub")
 _MISSING_DASHBOARD = """<!doctype html>
@@ -170,7 +172,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
     return app
 
 
-async def _serve(settings: Settings, token: str) -> int:
+async def _serve(settings: Settings, token: str, *, reuse_port: bool = False) -> int:
     app = create_app(settings, token)
     handler_args: dict[str, Any] = {
         "access_log": None,
@@ -189,7 +191,12 @@ async def _serve(settings: Settings, token: str) -> int:
     listener = Listener(state, http_factory(runner.server, state.addresses, **handler_args))
     try:
         server = await loop.create_server(
-            listener, settings.host, settings.port, backlog=4096, reuse_address=True
+            listener,
+            settings.host,
+            settings.port,
+            backlog=4096,
+            reuse_address=True,
+            reuse_port=reuse_port or None,
         )
     except BaseException:
         await runner.cleanup()
@@ -199,7 +206,8 @@ async def _serve(settings: Settings, token: str) -> int:
         "hub_started",
         version=__version__,
         url=f"ws://{settings.host}:{settings.port}/",
-        history=settings.history,
+        history="redis" if settings.redis_url else settings.history,
+        redis=redact_url(settings.redis_url) if settings.redis_url else None,
         data_dir=str(settings.data_dir),
     )
     if sys.stdout.isatty() and LEVEL_NUMBERS[settings.log_level] <= LEVEL_NUMBERS["info"]:
@@ -256,9 +264,7 @@ def run(settings: Settings) -> int:
             return _fail(f"cannot keep the generated token in {settings.data_dir}: {exc}")
         generated = (path, created)
     # The token is known before the first line is written: no line may contain it.
-    # Webhook URLs are secrets too, as given and as requests are sent to them.
-    hooks = [part for i, url in enumerate(settings.notify) for part in _secret_parts(i, url)]
-    configure_logging(settings.log_level, secrets=(token, *hooks))
+    configure_logging(settings.log_level, secrets=_secrets(settings, token))
     if generated is not None:
         path, created = generated
         _log.info(
@@ -271,6 +277,38 @@ def run(settings: Settings) -> int:
                 "header)."
             ),
         )
+    if settings.redis_url:
+        try:
+            asyncio.run(reach_redis(settings))
+        except EngineError as exc:
+            return _fail(str(exc))
+    if settings.workers > 1:
+        return supervise(settings, token, serve_worker)
+    return _run_loop(settings, token, reuse_port=False)
+
+
+def serve_worker(settings: Settings, token: str) -> int:
+    """One of ``--workers`` processes: a whole hub on the shared port (SO_REUSEPORT)."""
+    configure_logging(settings.log_level, secrets=_secrets(settings, token))
+    return _run_loop(settings, token, reuse_port=True)
+
+
+def _secrets(settings: Settings, token: str) -> tuple[str, ...]:
+    """What no log line may contain: the token, the Redis password if the URL has one, and
+    the webhook URLs (as given and as requests are sent to them)."""
+    found = [token]
+    for index, url in enumerate(settings.notify):
+        found += _secret_parts(index, url)
+    if settings.redis_url:
+        with contextlib.suppress(ValueError):
+            password = urlsplit(settings.redis_url).password
+            if password:
+                found.append(unquote(password))
+                found.append(password)
+    return tuple(found)
+
+
+def _run_loop(settings: Settings, token: str, *, reuse_port: bool) -> int:
     loop_factory = None
     try:
         import uvloop
@@ -280,7 +318,7 @@ def run(settings: Settings) -> int:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_serve(settings, token))
+            return runner.run(_serve(settings, token, reuse_port=reuse_port))
     except (StoreError, EngineError) as exc:
         return _fail(str(exc))
     except OSError as exc:

@@ -1,23 +1,37 @@
-"""Which engine a hub runs on, chosen from its settings."""
+"""Which engine a hub process runs on, chosen from its settings.
+
+``--redis`` (``TAILHUB_REDIS_URL``) selects the Redis engine, so several hub processes act as
+one hub; otherwise the local engine keeps everything in this process, over SQLite (the
+default) or in memory (``--history memory``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 
 from tailhub.config import Settings
 from tailhub.engine import Engine
 from tailhub.engine.local import LocalEngine
+from tailhub.engine.redis import RedisEngine
 from tailhub.store.base import HistoryStore, Retention
 from tailhub.store.memory import MemoryStore
 
-__all__ = ["make_engine"]
+__all__ = ["make_engine", "reach_redis"]
 
 
 def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> Engine:
-    """The engine ``settings`` ask for: in memory, or SQLite in the data directory.
+    """The engine ``settings`` ask for, not yet opened: Redis, in memory, or SQLite.
 
     ``on_batch(messages, seconds)`` is told of each SQLite commit, for the metrics.
     """
+    if settings.redis_url:
+        return RedisEngine(
+            settings.redis_url,
+            max_sessions=settings.max_sessions,
+            retention_messages=settings.retention_messages,
+            retention_age=settings.retention_age,
+        )
     retention = Retention(settings.retention_messages, settings.retention_age)
     store: HistoryStore
     if settings.history == "memory":
@@ -31,4 +45,45 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> E
             on_batch=on_batch,
             check_timeout=settings.startup_check_timeout,
         )
-    return LocalEngine(store, max_sessions=settings.max_sessions)
+    # Ended sessions are kept as long as history: on disk all of them; in memory, as the hub
+    # always did, the last 1,000.
+    return LocalEngine(
+        store,
+        max_sessions=settings.max_sessions,
+        keep_ended=1000 if settings.history == "memory" else None,
+        session_retention=settings.retention_age,
+    )
+
+
+class _Quiet:
+    """A handler for an engine opened only to see that it can be."""
+
+    def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
+        return None
+
+    def durable(self, positions: Sequence[tuple[str, int]]) -> None:
+        return None
+
+    def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
+        return None
+
+    def command(self, container_id: str, payload: bytes) -> int:
+        return 0
+
+    def availability(self, available: bool, reason: str) -> None:
+        return None
+
+
+async def reach_redis(settings: Settings) -> None:
+    """Connect to the configured Redis once and let go (before serving, or forking workers).
+
+    Raises:
+        EngineError: the URL cannot be used or the server cannot be reached; the words name
+            the server without its password.
+    """
+    if not settings.redis_url:
+        return
+    engine = RedisEngine(settings.redis_url)
+    await engine.open(_Quiet())
+    with contextlib.suppress(Exception):
+        await engine.close()

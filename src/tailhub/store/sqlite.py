@@ -92,9 +92,23 @@ How it works, and why:
   refuses for good (a value SQLite or the chunk format cannot hold) is written message by
   message, each in a chunk of its own, and only the refused messages are dropped, each with an
   error log line.
+- **Reservations and epochs.** Messages are shown to subscribers before they are committed,
+  so a crash may lose messages someone saw. A write whose chunk leaves a container's
+  ``reserved`` less than ``RESERVE // 2`` ahead raises it to ``RESERVE`` (or four chunks'
+  worth) past the chunk's last seq, in the same transaction, and ``on_reserved`` reports the
+  committed value: the caller shows only seqs at or below it. A clean close sets
+  ``reserved`` to the last seq and marks the file clean (``checkpoint.clean``); ``open``
+  marks it in use. After an unclean stop, ``open`` gives every container whose ``reserved``
+  is above its last seq a new ``epoch`` (random, made with the container's first message)
+  and names it in ``StoreSnapshot.skip_to``, so that its seqs continue above anything shown.
+- **Sessions, metadata, records, claims.** The ``save_*`` methods queue a statement; the
+  writer runs the statements queued with the next commit of messages, in its transaction
+  (the one-statement commit is kept for the batches that have none). ``sync`` returns once
+  they are committed.
 - **Upgrades.** At ``open``, in one transaction, so that history is kept: a version-1 file
-  (one row per message) is converted to chunks, and a version-2 file (chunks with an SQLite
-  index) gets ``chunk_index`` in place of that index.
+  (one row per message) is converted to chunks, a version-2 file (chunks with an SQLite
+  index) gets ``chunk_index`` in place of that index, and files of versions 1 to 3 get the
+  ``epoch`` and ``reserved`` columns, the clean mark and the tables of schema 4.
 """
 
 from __future__ import annotations
