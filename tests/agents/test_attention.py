@@ -190,6 +190,14 @@ class TestEnds:
         assert not book.observe_complete("e", 143, 2.0)
         assert _state(book, "e") is None
 
+    def test_timed_out(self) -> None:
+        """A session the hub ends for silence fails, and its open request is dropped."""
+        book = AttentionBook()
+        book.observe_agent("c", _data(PERMISSION), 1.0)
+        assert book.timed_out("c", 2.0)
+        assert ("failed", "status error") == _state(book)
+        assert book.pending("c") is None
+
 
 class TestStalls:
     def test_stall_and_output(self) -> None:

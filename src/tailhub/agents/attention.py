@@ -389,12 +389,24 @@ class AttentionBook:
         return self._settle(container_id, session)
 
     def ended(self, container_id: str) -> None:
-        """The session ended otherwise (timed out): nothing more to wait for or stall."""
+        """The session ended (after its ``complete``): it no longer stalls."""
         session = self._sessions.get(container_id)
         self._output.pop(container_id, None)
         if session is not None:
             session.ended = True
             session.stalled = None
+
+    def timed_out(self, container_id: str, now: float) -> bool:
+        """The hub ended the session for silence (its status is now ``error``): ``failed``,
+        and nothing is waited for any more."""
+        session = self._session(container_id)
+        self._output.pop(container_id, None)
+        session.ended = True
+        session.stalled = None
+        session.pending.clear()
+        session.status = "error"
+        session.terminal = ("failed", "status error", now, False)
+        return self._settle(container_id, session)
 
     def answered(self, container_id: str, request_id: str) -> bool:
         """The request was answered (its answer was seen on the way to the agent)."""

@@ -618,7 +618,10 @@ class Node:
 
     def _ended(self, container_id: str, reason: str, status: str, exit_code: int | None) -> None:
         self.stats.sessions_ended[reason] += 1
-        self.attention.ended(container_id)
+        if reason != "timeout":
+            self.attention.ended(container_id)
+        elif self.attention.timed_out(container_id, time.time()):
+            self._attention_changed(container_id)
         _log.info(
             "session_ended",
             container=container_id,
