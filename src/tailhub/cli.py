@@ -258,8 +258,8 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     show_default=True,
     envvar="TAILHUB_STDIN",
     show_envvar=True,
-    help="CMD's stdin: empty (null), fed by input commands until EOF (hub; pipe is its old "
-    "name), or this process's (inherit).",
+    help="CMD's stdin: empty (null), fed by input commands until EOF and by approve, deny and "
+    "reply for Claude Code (hub; pipe is its old name), or this process's (inherit).",
 )
 @click.option(
     "-q",
