@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from tests.client.procs import finish, run_cli, start_cli
+from tests.engine.redis_servers import RedisServer
 from tests.helpers import TOKEN, UNIT, HubProcess, receive_type, wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -144,6 +145,60 @@ class TestAnswering:
                 runner.kill()
                 await runner.wait()
             await viewer.close()
+
+
+class TestTwoProcesses:
+    async def test_approve_through_the_other_process(
+        self, tmp_path: Path, http: aiohttp.ClientSession
+    ) -> None:
+        """Two hubs on Redis: the agent publishes to one; the other lists it waiting, takes
+        the approve, and routes it to the agent; both then list the state cleared."""
+        redis = RedisServer(tmp_path / "redis").start()
+        hubs = [HubProcess(tmp_path / name, args=["--redis", redis.url]).start() for name in "ab"]
+        one, two = hubs
+        script = tmp_path / "fake_claude.py"
+        script.write_text(FAKE_CLAUDE)
+        cid = "agent-pair"
+        runner = await start_cli(
+            one,
+            "run", "--container-id", cid, "--agent", "claude", "--stdin", "hub", "--quiet",
+            "--", sys.executable, str(script), str(tmp_path),
+        )  # fmt: skip
+        try:
+
+            async def state(hub: HubProcess) -> Any:
+                async with http.get(f"{hub.http}/api/sessions/{cid}", headers=AUTH) as response:
+                    # 404 until the runner's first message is stored.
+                    return (await response.json()).get("attention")
+
+            async def waiting_on_two() -> bool:
+                listed = await state(two)
+                return listed is not None and listed["state"] == "waiting"
+
+            await wait_for(waiting_on_two, 20 * UNIT)
+            assert await state(one) == await state(two)
+            approved = await run_cli(two, "approve", cid)
+            assert 0 == approved.status, approved.stderr
+            await wait_for(lambda: (tmp_path / "first").exists(), 20 * UNIT)
+            assert (
+                "allow"
+                == json.loads((tmp_path / "first").read_text())["response"]["response"]["behavior"]
+            )
+
+            async def cleared() -> bool:
+                return await state(one) is None and await state(two) is None
+
+            await wait_for(cleared, 10 * UNIT)
+            replied = await run_cli(two, "reply", cid, "done")
+            assert 0 == replied.status, replied.stderr
+            assert 0 == (await finish(runner)).status
+        finally:
+            if runner.returncode is None:
+                runner.kill()
+                await runner.wait()
+            for hub in hubs:
+                hub.stop()
+            redis.stop()
 
 
 class TestStalls:

@@ -98,6 +98,8 @@ class Node:
         """The attention state of each session this process saw publishing."""
         self.watchers: list[Callable[[str, Attention | None], None]] = []
         """Called with each change of a session's attention state (notifications)."""
+        self._unkept: set[str] = set()
+        """Sessions whose attention state the engine could not keep yet."""
         self.log_watchers: list[Callable[[str, bytes], None]] = []
         """Called with the raw ``data`` of every stored ``log`` (set: ``--notify-match``)."""
         self.session_counts: Counter[tuple[str, str]] = Counter()
@@ -224,9 +226,23 @@ class Node:
         every process and survive a restart (once a second, never per message)."""
         for container_id, summary in self.agents.take_changed().items():
             await self.engine.set_meta(container_id, _AGENT_META, encode(summary))
-        for container_id, attention in self.attention.take_changed().items():
-            value = encode(attention) if attention is not None else None
-            await self.engine.set_meta(container_id, _ATTENTION_META, value)
+        self.attention.take_changed()  # kept as they change (_keep_attention)
+        unkept, self._unkept = self._unkept, set()
+        for container_id in unkept:
+            await self._keep_attention(container_id)
+
+    async def _keep_attention(self, container_id: str) -> None:
+        """Hand a session's attention state to the engine at once (it changes seldom), so
+        that every process lists the same; one that cannot be kept now is tried again by the
+        keep round."""
+        value = self.attention.to_json(container_id)
+        try:
+            await self.engine.set_meta(
+                container_id, _ATTENTION_META, encode(value) if value is not None else None
+            )
+        except (EngineError, StoreError) as exc:
+            self._unkept.add(container_id)
+            _log.warning("attention_not_kept", container=container_id, error=str(exc))
 
     def _stall_round(self) -> None:
         for container_id in self.attention.stalls(time.time(), self.settings.stall_after):
@@ -236,6 +252,7 @@ class Node:
         """Push a session's new attention state to its subscribers and those of ``*``, and
         tell the watchers. Not stored in history: no ``seq``."""
         attention = self.attention.get(container_id)
+        self._answer(None, self._keep_attention(container_id))
         payload = encode(
             {
                 "type": "attention",
@@ -1098,10 +1115,8 @@ class Node:
         }
 
     def _attention(self, session: SessionInfo) -> Any:
-        """The session's attention state: this process's, else the one the engine keeps."""
-        container_id = session.container_id
-        if self.attention.knows(container_id):
-            return self.attention.to_json(container_id)
+        """The session's attention state, as the engine keeps it (the same in every process:
+        the process that derives it hands each change over at once)."""
         kept = session.meta.get(_ATTENTION_META)
         if kept is None:
             return None
