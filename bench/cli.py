@@ -6,6 +6,7 @@ import argparse
 import os
 import resource
 import signal
+import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -24,24 +25,27 @@ from bench.report import (
 )
 from bench.runner import GENERATOR_CORE, Outcome, Settings, machine_info, run_scenario
 from bench.scenarios import SCENARIOS
-from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps
+from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps, redis_missing
 
 __all__ = ["main"]
 
-KNOWN_SERVERS = ("tailhub", "node", "picows", "aiohttp")
-DEFAULT_SERVERS = "tailhub,node,picows"
+KNOWN_SERVERS = ("tailhub", "node", "bun", "picows", "aiohttp")
+DEFAULT_SERVERS = "tailhub,node,bun,picows"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark tailhub against a Node ws relay and a picows relay.",
+        description="Benchmark tailhub against relays on Node's ws, Bun and picows.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="CI smoke test: short runs, about a minute"
     )
     parser.add_argument(
-        "--scenarios", default=",".join(SCENARIOS), help="comma-separated, from A,B,C,D,E,F"
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {','.join(SCENARIOS)} (G and H need redis-server and a "
+        "tailhub with the Redis engine; they are skipped, saying why, without them)",
     )
     parser.add_argument("--runs", type=int, default=None, help="runs per server (default 3)")
     parser.add_argument(
@@ -161,11 +165,11 @@ def _run(
     # This process only waits on its children: keep it off the server's core.
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(GENERATOR_CORE)})
-    if "node" in servers:
+    if "node" in servers or "bun" in servers:
         try:
             ensure_node_deps()
-        except (ServerError, OSError) as exc:
-            print(f"bench: cannot install the Node peer's dependencies: {exc}", file=sys.stderr)
+        except (ServerError, OSError, subprocess.SubprocessError) as exc:
+            print(f"bench: cannot install the node and bun peers: {exc}", file=sys.stderr)
             return 1
 
     meta = machine_info()
@@ -194,9 +198,13 @@ def _run(
     )
     started = time.perf_counter()
     results: dict[str, dict[str, Outcome]] = {}
+    no_redis = redis_missing() if any(SCENARIOS[k].needs_redis for k in scenarios) else None
     for key in scenarios:
         scenario = SCENARIOS[key]
         print(f"{key}: {scenario.title} — {scenario.why}", file=sys.stderr, flush=True)
+        if scenario.needs_redis and no_redis is not None:
+            print(f"  {key}: skipped ({no_redis})", file=sys.stderr)
+            continue
         outcomes = run_scenario(scenario, servers, settings, catalogue)
         if outcomes:
             results[key] = outcomes
@@ -207,8 +215,17 @@ def _run(
 
     rows = build_rows(results, servers)
     paired = paired_ratios(results, baseline.name if baseline is not None else None)
-    print()
-    print(render_table(rows, servers))
+    # One table for the scenarios run on --servers, one for each that has its own servers.
+    tables = [(servers, [row for row in rows if not SCENARIOS[row.scenario].servers])]
+    tables += [
+        (list(SCENARIOS[key].servers), [row for row in rows if row.scenario == key])
+        for key in results
+        if SCENARIOS[key].servers
+    ]
+    for names, part in tables:
+        if part:
+            print()
+            print(render_table(part, names))
     if paired:
         print()
         print(render_paired(paired))
@@ -232,7 +249,9 @@ def _run(
         title = f"tailhub bench · {meta['date']} · {meta['cpu_model']} · {meta['commit']}"
         if baseline is not None:
             title += f" vs {baseline.short}"
-        if write_chart(args.chart, rows, servers, title):
+        charted = [*servers]
+        charted += [n for key in results for n in SCENARIOS[key].servers if n not in charted]
+        if write_chart(args.chart, rows, charted, title):
             print(f"chart: {args.chart}")
         else:
             print("chart: skipped (pip install matplotlib)", file=sys.stderr)

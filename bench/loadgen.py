@@ -77,6 +77,8 @@ class Spec:
     rate: float = 0.0
     connections: int = 0
     connect_concurrency: int = 100
+    subscribe_port: int = 0  # where subscribers connect (0: ``port``); H's second hub
+    extra_pids: tuple[int, ...] = ()  # measured with the server (its redis-server, 2nd hub)
 
 
 PAYLOAD = os.environ.get("TAILHUB_BENCH_PAYLOAD", "plain")
@@ -189,22 +191,32 @@ def server_rss_bytes(pid: int) -> int:
 
 
 class CpuMeter:
-    """CPU use of the server and of this generator over one measurement window."""
+    """CPU use of the server and of this generator over one measurement window.
 
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
+    The server is ``server_pid`` and its descendants, with the processes ``extra_pids`` (and
+    theirs): the redis-server of a hub on Redis, the second hub of a pair.
+    """
+
+    def __init__(self, server_pid: int, extra_pids: tuple[int, ...] = ()) -> None:
+        self.pids = (server_pid, *extra_pids)
         self.start()
+
+    def _cpu(self) -> float:
+        return sum(server_cpu_seconds(pid) for pid in self.pids)
+
+    def _wait(self) -> float:
+        return sum(server_wait_seconds(pid) for pid in self.pids)
 
     def start(self) -> None:
         self.wall = time.perf_counter()
-        self.server = server_cpu_seconds(self.server_pid)
-        self.server_wait = server_wait_seconds(self.server_pid)
+        self.server = self._cpu()
+        self.server_wait = self._wait()
         self.own = time.process_time()
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self.wall
-        cpu = (server_cpu_seconds(self.server_pid) - self.server) / wall
-        wait = (server_wait_seconds(self.server_pid) - self.server_wait) / wall
+        cpu = (self._cpu() - self.server) / wall
+        wait = (self._wait() - self.server_wait) / wall
         return {
             "seconds": wall,
             "server_cpu": cpu,
@@ -373,8 +385,8 @@ class Clients:
             target += f"&containerID={quote(container_id, safe='*')}"
         return target
 
-    def url(self, container_id: str | None = None) -> str:
-        return f"ws://127.0.0.1:{self.spec.port}{self.target(container_id)}"
+    def url(self, container_id: str | None = None, port: int | None = None) -> str:
+        return f"ws://127.0.0.1:{port or self.spec.port}{self.target(container_id)}"
 
     async def open_raw(
         self, marker: bytes, container_id: str | None = None, stream: Stream | None = None
@@ -395,11 +407,13 @@ class Clients:
         self.raw.append(client)
         return client
 
-    async def open(self, listener: WSListener, container_id: str | None = None) -> WSTransport:
+    async def open(
+        self, listener: WSListener, container_id: str | None = None, port: int | None = None
+    ) -> WSTransport:
         async with self.gate:
             transport, _ = await ws_connect(
                 lambda: listener,
-                self.url(container_id),
+                self.url(container_id, port),
                 websocket_handshake_timeout=30,
                 use_aiofastnet=False,
             )
@@ -476,7 +490,7 @@ async def closed_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
         stream.refill()
     await asyncio.sleep(spec.warmup)
 
-    meter = CpuMeter(spec.server_pid)
+    meter = CpuMeter(spec.server_pid, tuple(spec.extra_pids))
     before = sum(stream.delivered for stream in streams)
     await asyncio.sleep(spec.duration)
     after = sum(stream.delivered for stream in streams)
@@ -490,6 +504,12 @@ async def closed_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
     errors = [p for p in publishers if p.count]
     return {
         "deliveries_per_s": delivered / usage["seconds"],
+        # The server's CPU per delivery holds even where the generator, not the server, was
+        # the wall (the fastest peers on a two-core machine): 1e6 / it is the server's rate
+        # on a whole core.
+        "server_us_per_delivery": (
+            usage["server_cpu"] * usage["seconds"] / delivered * 1e6 if delivered else float("nan")
+        ),
         "messages_per_s": delivered / spec.fanout / usage["seconds"],
         "undelivered": sum(s.sent * s.fanout - s.delivered for s in streams),
         "errors": sum(p.count for p in errors),
@@ -514,7 +534,9 @@ async def open_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
     else:
         timers = [Timer(samples)]
         targets = ["*"]
-    await asyncio.gather(*(clients.open(t, c) for t, c in zip(timers, targets, strict=True)))
+    # Subscribers on the hub ``subscribe_port`` names (H: another process than the publishers').
+    where = spec.subscribe_port or spec.port
+    await asyncio.gather(*(clients.open(t, c, where) for t, c in zip(timers, targets, strict=True)))
     publishers = [Publisher() for _ in ids]
     transports = await asyncio.gather(*(clients.open(p) for p in publishers))
     fanout = spec.fanout or 1
@@ -540,7 +562,7 @@ async def open_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
         if not await _poll(lambda: all(timer.count for timer in timers), 30):
             raise TimeoutError("not every subscriber received a message within 30 s")
         await asyncio.sleep(spec.warmup)
-        meter = CpuMeter(spec.server_pid)
+        meter = CpuMeter(spec.server_pid, tuple(spec.extra_pids))
         since = time.perf_counter_ns()
         for timer in timers:
             timer.since = since

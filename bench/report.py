@@ -69,6 +69,8 @@ def _format(value: float | None, unit: str) -> str:
         return f"{value:.2f}x"
     if unit == "ms":
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    if unit == "us":
+        return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return f"{value:.1f}"
 
 
@@ -111,8 +113,9 @@ def build_rows(results: dict[str, dict[str, Outcome]], servers: Sequence[str]) -
             rows += _history_rows(scenario, outcomes, servers)
             continue
         gen = _generator_cpu(list(outcomes.values()))
+        names = scenario.servers or servers
         for metric in scenario.metrics:
-            rows.append(_metric_row(key, scenario.title, metric, outcomes, servers, gen))
+            rows.append(_metric_row(key, scenario.title, metric, outcomes, names, gen))
     return rows
 
 
@@ -183,9 +186,12 @@ def _metric_row(
     if target is None:
         verdict = ""
     elif target.against is not None:
-        verdict = _verdict(target, ratios.get(target.against))
+        ratio = _ratio(values.get(target.subject), values.get(target.against))
+        verdict = _verdict(target, ratio)
+        if target.subject != "tailhub" and ratio is not None:
+            verdict += f" ({ratio:.2f}x)"  # not among the ratio columns, which are tailhub's
     else:
-        verdict = _verdict(target, values.get("tailhub"))
+        verdict = _verdict(target, values.get(target.subject))
     return Row(
         key,
         f"{key} {title}",
@@ -263,7 +269,13 @@ def _pairs(scenario: Scenario, baseline: str | None) -> list[tuple[str, str, str
             ]
         return pairs
     pairs = [
-        ("tailhub", m.target.against, m.field, f"{key} vs {m.target.against}")
+        (
+            m.target.subject,
+            m.target.against,
+            m.field,
+            f"{key} {'' if m.target.subject == 'tailhub' else m.target.subject + ' '}"
+            f"vs {m.target.against}",
+        )
         for m in scenario.metrics
         if m.target is not None and m.target.against is not None
     ]
@@ -352,7 +364,16 @@ def write_json(
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
-_COLOURS = {"tailhub": "#2b7bba", "node": "#6aa84f", "picows": "#e69138", "aiohttp": "#999999"}
+_COLOURS = {
+    "tailhub": "#2b7bba",
+    "node": "#6aa84f",
+    "bun": "#c27ba0",
+    "picows": "#e69138",
+    "aiohttp": "#999999",
+    "tailhub-redis": "#cc0000",
+    "tailhub-redis-w2": "#e06666",
+    "tailhub-redis-pair": "#990000",
+}
 _BASELINE_COLOUR = "#9cc3e6"  # a lighter tailhub blue, for tailhub@<sha>
 
 
@@ -361,7 +382,7 @@ def _colour(server: str) -> str | None:
 
 
 def _charted(row: Row) -> bool:
-    if not row.values or row.unit not in ("/s", "ms", "KiB", "%"):
+    if not row.values or row.unit not in ("/s", "ms", "us", "KiB", "%"):
         return False
     # An open-loop scenario's delivered rate only repeats its offered rate.
     return not (row.unit == "/s" and SCENARIOS[row.scenario].kind == "open_loop")
@@ -398,7 +419,8 @@ def _draw(axis: Any, group: list[Row], servers: Sequence[str]) -> None:
     else:
         what = group[0].metric
     axis.set_title(f"{scenario.key} {scenario.title}: {what}", fontsize=9)
-    axis.set_ylabel({"/s": "per second", "ms": "ms", "KiB": "KiB", "%": "share of one core"}[unit])
+    ylabel = {"/s": "per second", "ms": "ms", "us": "µs of server CPU", "KiB": "KiB"}
+    axis.set_ylabel(ylabel.get(unit, "share of one core"))
     if unit == "/s":
         axis.yaxis.set_major_formatter(lambda value, _: f"{value / 1000:.0f}k")
     elif unit == "%":

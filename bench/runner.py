@@ -23,6 +23,7 @@ from typing import Any
 from bench.loadgen import Spec
 from bench.scenarios import Scenario
 from bench.servers import (
+    BUN,
     MEMORY_TWIN,
     ROOT,
     SERVERS,
@@ -78,6 +79,8 @@ def _drive(
         port=server.port,
         token=server.token,
         server_pid=server.pid,
+        subscribe_port=server.subscribe_port,
+        extra_pids=tuple(server.extra_pids),
         duration=settings.duration,
         warmup=settings.warmup,
         **params,
@@ -121,6 +124,8 @@ def _drive(
 def _servers_for(
     scenario: Scenario, chosen: list[str], catalogue: Mapping[str, ServerSpec]
 ) -> list[ServerSpec]:
+    if scenario.servers:  # G, H: their own tailhub variants, whatever --servers says
+        return [catalogue[name] for name in scenario.servers]
     if scenario.history_pair:  # every chosen tailhub, each beside its in-memory twin
         return [
             catalogue[name]
@@ -239,6 +244,7 @@ def machine_info() -> dict[str, Any]:
             ws_version = json.load(handle)["version"]
     except (OSError, ValueError, KeyError):
         pass
+    bun_version = _command_output([str(BUN), "--version"]) if BUN.is_file() else "missing"
     versions: dict[str, str] = {}
     for name in ("picows", "aiohttp", "uvloop", "msgspec"):
         try:
@@ -256,6 +262,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "node": _command_output([node, "--version"]) if node else "missing",
         "ws": ws_version,
+        "bun": bun_version,
         **versions,
         "commit": _command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
         "src_dirty": dirty not in ("", "unknown"),

@@ -5,6 +5,9 @@ Every scenario uses small JSON messages shaped like PROTOCOL.md's example (about
 
 A-B and E measure **throughput** (closed loop, bounded window: see :mod:`bench.loadgen`);
 C and F measure **latency** at a fixed offered rate (open loop); D measures **memory**.
+G and H run tailhub on the Redis engine (a redis-server the bench starts): G is B's load on
+one process on SQLite, one on Redis, and two workers on Redis; H is C's load published to one
+hub process and watched on another.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class Target:
     against: str | None  # a peer's name (ratio target), or None (absolute bound)
     minimum: float | None = None
     maximum: float | None = None
+    subject: str = "tailhub"  # the server held to it (G, H: a tailhub on Redis)
 
     def check(self, value: float) -> bool:
         if self.minimum is not None and not value >= self.minimum:
@@ -55,9 +59,14 @@ class Scenario:
     history_pair: bool = False  # E: tailhub with SQLite history against in-memory history
     fresh_server_per_run: bool = False  # D: memory must start from a fresh process
     extra: dict[str, Any] = field(default_factory=dict)
+    # Its own servers instead of --servers (G, H: tailhub on the Redis engine), and its own table.
+    servers: tuple[str, ...] = ()
+    needs_redis: bool = False
 
 
 _THROUGHPUT = "deliveries_per_s"
+_CPU_PER_DELIVERY = Metric("server_us_per_delivery", "server µs/delivery", "us", False)
+"""The server's CPU time per delivery: what a server costs, whichever side was the wall."""
 
 SCENARIOS: dict[str, Scenario] = {
     s.key: s
@@ -75,6 +84,7 @@ SCENARIOS: dict[str, Scenario] = {
                     "/s",
                     target=Target(">= 1.5x node", "node", minimum=1.5),
                 ),
+                _CPU_PER_DELIVERY,
             ),
             "one container watched by 100 viewers: the cost of one delivery, once per "
             "subscriber; encoding and framing once per message should show here",
@@ -92,6 +102,7 @@ SCENARIOS: dict[str, Scenario] = {
                     "/s",
                     target=Target(">= 1.3x node", "node", minimum=1.3),
                 ),
+                _CPU_PER_DELIVERY,
             ),
             "50 containers each watched by one viewer: the per-message cost of receiving, "
             "decoding, validating, stamping and storing",
@@ -159,6 +170,62 @@ SCENARIOS: dict[str, Scenario] = {
                 Metric("server_cpu", "server CPU", "%", higher_is_better=False),
             ),
             "a realistic fleet: many slow publishers, one dashboard subscribed to '*'",
+        ),
+        Scenario(
+            "G",
+            "Redis engine, B's load",
+            "closed_loop",
+            {"containers": 50, "fanout": 1, "window": 16},
+            {},
+            (
+                Metric(
+                    _THROUGHPUT,
+                    "deliveries/s",
+                    "/s",
+                    target=Target(
+                        "redis >= 0.7x sqlite", "tailhub", minimum=0.7, subject="tailhub-redis"
+                    ),
+                ),
+                Metric(
+                    _CPU_PER_DELIVERY.field,
+                    _CPU_PER_DELIVERY.label,
+                    _CPU_PER_DELIVERY.unit,
+                    higher_is_better=False,
+                    target=Target(
+                        "2 workers <= 1.15x 1",
+                        "tailhub-redis",
+                        maximum=1.15,
+                        subject="tailhub-redis-w2",
+                    ),
+                ),
+            ),
+            "one process on the Redis engine against one on SQLite, and the CPU each delivery "
+            "costs with --workers 2 against 1 (both on core 0 with their redis-server: on two "
+            "cores, compare CPU per message, not throughput)",
+            servers=("tailhub", "tailhub-redis", "tailhub-redis-w2"),
+            needs_redis=True,
+        ),
+        Scenario(
+            "H",
+            "cross-process latency 2k msg/s, 1 -> 10",
+            "open_loop",
+            {"containers": 1, "fanout": 10, "rate": 2000.0},
+            {},
+            (
+                Metric("p50_ms", "p50 ms", "ms", higher_is_better=False),
+                Metric(
+                    "p99_ms",
+                    "p99 ms",
+                    "ms",
+                    higher_is_better=False,
+                    target=Target("<= 2 ms", None, maximum=2.0, subject="tailhub-redis-pair"),
+                ),
+                Metric("p999_ms", "p99.9 ms", "ms", higher_is_better=False),
+            ),
+            "publish-to-deliver time from a publisher on one hub process to subscribers on "
+            "another, through Redis, beside one process on SQLite",
+            servers=("tailhub", "tailhub-redis-pair"),
+            needs_redis=True,
         ),
     )
 }

@@ -22,6 +22,7 @@ from pathlib import Path
 
 __all__ = [
     "BENCH_DIR",
+    "BUN",
     "MEMORY_TWIN",
     "SERVERS",
     "RunningServer",
@@ -30,6 +31,7 @@ __all__ = [
     "ensure_node_deps",
     "free_port",
     "make_main_thread_realtime",
+    "redis_missing",
     "scheduling_prefix",
     "set_session_priority",
     "tailhub_specs",
@@ -37,6 +39,8 @@ __all__ = [
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+BUN = BENCH_DIR / "node_modules" / "@oven" / "bun-linux-x64" / "bin" / "bun"
+"""Bun's binary, installed from bench/package-lock.json by :func:`ensure_node_deps`."""
 SERVER_CORE = "0"
 
 # tailhub runs with every feature on; only the session cap is raised so that scenario F's
@@ -54,11 +58,16 @@ class ServerSpec:
 
     name: str
     label: str
-    kind: str  # "tailhub", "node", "picows" or "aiohttp"
+    kind: str  # "tailhub", "node", "bun", "picows" or "aiohttp"
     extra_args: tuple[str, ...] = ()
     # Put first on the server's PYTHONPATH: a baseline's checkout, whose ``src`` then shadows
     # the working tree's editable install (see bench/baseline.py).
     python_path: Path | None = None
+    # On the Redis engine: a redis-server of its own is started first, on core 0 beside the
+    # hub (the pair has one core, as a hub on SQLite with its writer thread has).
+    redis: bool = False
+    workers: int = 1  # --workers N (N processes on one port), on Redis only
+    pair: bool = False  # two hub processes on the one Redis: publish to one, watch the other
 
     def environ(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` with tailhub's settings and :attr:`python_path` put first on PYTHONPATH."""
@@ -72,6 +81,8 @@ class ServerSpec:
         if self.kind == "tailhub":
             command = [sys.executable, "-m", "tailhub", "serve"]
             command += ["--port", str(port), "--host", "127.0.0.1", *self.extra_args]
+            if self.workers > 1:
+                command += ["--workers", str(self.workers)]
         elif self.kind == "node":
             node = shutil.which("node") or "node"
             # Under SCHED_FIFO on one core, V8's background GC threads can never run while
@@ -79,6 +90,12 @@ class ServerSpec:
             flags = ["--single-threaded-gc"] if realtime else []
             relay = str(BENCH_DIR / "peers" / "node_relay.js")
             command = [node, *flags, relay, "--port", str(port)]
+        elif self.kind == "bun":
+            # As for node: JavaScriptCore's concurrent collector threads could never run
+            # beside a SCHED_FIFO main thread on the same core.
+            flags = ["env", "BUN_JSC_useConcurrentGC=0"] if realtime else []
+            relay = str(BENCH_DIR / "peers" / "bun_relay.js")
+            command = [*flags, str(BUN), relay, "--port", str(port)]
         elif self.kind in ("picows", "aiohttp"):
             module = f"bench.peers.{self.kind}_relay"
             command = [sys.executable, "-m", module, "--port", str(port)]
@@ -106,9 +123,25 @@ def tailhub_specs(name: str, label: str, python_path: Path | None = None) -> dic
     }
 
 
+REDIS_SPECS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in (
+        ServerSpec("tailhub-redis", "tailhub (redis)", "tailhub", redis=True),
+        ServerSpec(
+            "tailhub-redis-w2", "tailhub (redis, 2 workers)", "tailhub", redis=True, workers=2
+        ),
+        ServerSpec(
+            "tailhub-redis-pair", "tailhub (redis, 2 hubs)", "tailhub", redis=True, pair=True
+        ),
+    )
+}
+"""tailhub on the Redis engine, for G and H only (see bench/scenarios.py)."""
+
 SERVERS: dict[str, ServerSpec] = {
     **tailhub_specs("tailhub", "tailhub"),
+    **REDIS_SPECS,
     "node": ServerSpec("node", "node ws relay", "node"),
+    "bun": ServerSpec("bun", "bun relay", "bun"),
     "picows": ServerSpec("picows", "picows relay", "picows"),
     "aiohttp": ServerSpec("aiohttp", "aiohttp relay", "aiohttp"),
 }
@@ -160,13 +193,115 @@ def free_port() -> int:
         return port
 
 
+def redis_missing() -> str | None:
+    """Why the Redis scenarios cannot run here (no redis-server, or a tailhub without a Redis
+    engine), or None when they can."""
+    if shutil.which("redis-server") is None:
+        return "redis-server not found (Debian: apt-get install redis-server)"
+    done = subprocess.run(
+        [sys.executable, "-m", "tailhub", "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if "--redis" not in done.stdout:
+        return "this tailhub has no Redis engine (tailhub serve --help lists no --redis)"
+    return None
+
+
+def _listening(port: int) -> int:
+    """How many IPv4 sockets listen on ``port`` (``/proc/net/tcp``, state 0A)."""
+    count = 0
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 0
+    return count
+
+
+def _ping_redis(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server on a free port, AOF on (fsync every second), pinned to core 0."""
+    port = free_port()
+    directory = scratch / "redis"
+    directory.mkdir()
+    command = [
+        *scheduling_prefix(nice, realtime=False),
+        "taskset",
+        "-c",
+        SERVER_CORE,
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--maxmemory-policy",
+        "noeviction",
+    ]
+    with open(scratch / "redis.log", "wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.perf_counter() + timeout
+    while not _ping_redis(port):
+        if process.poll() is not None or time.perf_counter() > deadline:
+            _stop(process)
+            said = (scratch / "redis.log").read_text(errors="replace").strip()[-500:]
+            raise ServerError(f"redis-server did not start: {said}")
+        time.sleep(0.05)
+    if nice:
+        set_session_priority(process.pid, nice)
+    return process, port
+
+
+def _stop(process: subprocess.Popen[bytes], name: str = "") -> None:
+    """SIGTERM, then SIGKILL after 5 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"bench: {name or process.args} ({process.pid}) did not die", file=sys.stderr)
+
+
 def ensure_node_deps() -> None:
-    """Install the Node peer's dependencies from the lock file when they are missing."""
-    if (BENCH_DIR / "node_modules" / "ws").is_dir():
+    """Install the node and bun peers' packages from the lock file when any is missing."""
+    if (BENCH_DIR / "node_modules" / "ws").is_dir() and BUN.is_file():
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise ServerError("npm not found: the node peer needs Node.js and npm")
+        raise ServerError("npm not found: the node and bun peers are installed with npm")
     subprocess.run(
         [npm, "ci", "--prefix", str(BENCH_DIR), "--no-audit", "--no-fund"],
         check=True,
@@ -186,10 +321,18 @@ class RunningServer:
     scratch: Path
     log: Path
     started: float = field(default_factory=time.perf_counter)
+    # The redis-server and the second hub of a pair: measured with the server, stopped with it.
+    companions: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    subscribe_port: int = 0  # where subscribers connect: the pair's second hub, else port
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def extra_pids(self) -> list[int]:
+        """The companions' pids, whose CPU counts as the server's."""
+        return [process.pid for process in self.companions]
 
     @classmethod
     def start(
@@ -202,14 +345,48 @@ class RunningServer:
         :func:`make_main_thread_realtime`).
         """
         scratch = Path(tempfile.mkdtemp(prefix=f"bench-{spec.name}-"))
-        log = scratch / "server.log"
-        port = free_port()
         token = secrets.token_urlsafe(16)
+        companions: list[subprocess.Popen[bytes]] = []
+        extra: tuple[str, ...] = ()
+        if spec.redis:
+            try:
+                redis, redis_port = _start_redis(scratch, nice, timeout)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+            companions.append(redis)
+            extra = ("--redis", f"redis://127.0.0.1:{redis_port}/0")
+        port = free_port()
+        process = cls._spawn(spec, port, token, scratch, "data", extra, nice, realtime)
+        server = cls(spec, port, token, process, scratch, scratch / "data.log")
+        server.companions = companions
+        server.subscribe_port = port
+        deadline = time.perf_counter() + timeout
+        server._wait_listening(process, port, deadline, realtime)
+        if spec.pair:
+            second_port = free_port()
+            second = cls._spawn(spec, second_port, token, scratch, "data2", extra, nice, realtime)
+            server.companions.append(second)
+            server._wait_listening(second, second_port, deadline, realtime)
+            server.subscribe_port = second_port
+        return server
+
+    @staticmethod
+    def _spawn(
+        spec: ServerSpec,
+        port: int,
+        token: str,
+        scratch: Path,
+        data: str,
+        extra: tuple[str, ...],
+        nice: int,
+        realtime: bool,
+    ) -> subprocess.Popen[bytes]:
         env = spec.environ(os.environ)
-        env.update({"AUTH_TOKEN": token, "TAILHUB_DATA_DIR": str(scratch / "data")})
-        with open(log, "wb") as output:
+        env.update({"AUTH_TOKEN": token, "TAILHUB_DATA_DIR": str(scratch / data)})
+        with open(scratch / f"{data}.log", "wb") as output:
             process = subprocess.Popen(
-                spec.argv(port, nice, realtime),
+                [*spec.argv(port, nice, realtime), *extra],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -217,26 +394,35 @@ class RunningServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        server = cls(spec, port, token, process, scratch, log)
         if nice:
             set_session_priority(process.pid, nice)
-        deadline = time.perf_counter() + timeout
+        return process
+
+    def _wait_listening(
+        self, process: subprocess.Popen[bytes], port: int, deadline: float, realtime: bool
+    ) -> None:
+        """Wait (until ``deadline``) for ``port`` to accept connections; stop all on failure."""
+        name = self.spec.name
         while True:
             if process.poll() is not None:
-                said = server.tail()
-                server.stop()
-                raise ServerError(f"{spec.name} exited with {process.returncode}: {said}")
+                said = self.tail()
+                self.stop()
+                raise ServerError(f"{name} exited with {process.returncode}: {said}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                # With --workers N, the kernel spreads connections over the sockets listening
+                # now: wait for every worker's, or the first ones would all land on one.
+                if _listening(port) < self.spec.workers:
+                    raise OSError("not every worker listens yet")
             except OSError:
                 if time.perf_counter() > deadline:
-                    server.stop()
-                    raise ServerError(f"{spec.name} did not listen in {timeout:.0f} s") from None
+                    self.stop()
+                    raise ServerError(f"{name} did not listen in time") from None
                 time.sleep(0.05)
             else:
                 if realtime:
                     make_main_thread_realtime(process.pid)
-                return server
+                return
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of the server's output, for error messages."""
@@ -247,18 +433,12 @@ class RunningServer:
         return "\n".join(text.strip().splitlines()[-lines:])
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.poll() is None and all(c.poll() is None for c in self.companions)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s; remove the scratch directory."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                try:
-                    self.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    print(f"bench: {self.spec.name} ({self.pid}) did not die", file=sys.stderr)
+        """SIGTERM, then SIGKILL after 5 s, the hubs first, then Redis; remove the scratch
+        directory."""
+        _stop(self.process, self.spec.name)
+        for companion in reversed(self.companions):
+            _stop(companion)
         shutil.rmtree(self.scratch, ignore_errors=True)

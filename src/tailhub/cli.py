@@ -154,7 +154,8 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "url",
         envvar=["TAILHUB_URL", "WS_SERVER"],
         show_envvar=True,
-        help="Hub URL [default: ws://localhost:8080].",
+        help="Hub URL, or several processes of one hub comma-separated (tried in turn, the "
+        "next when one is down) [default: ws://localhost:8080].",
     )(func)
 
 

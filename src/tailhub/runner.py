@@ -99,7 +99,8 @@ class RunOptions:
     """How ``tailhub run`` runs CMD and talks to the hub.
 
     Attributes:
-        url: the hub (default from the environment, see :func:`tailhub.client.resolve_url`).
+        url: the hub, or several of its processes comma-separated (default from the
+            environment, see :func:`tailhub.client.resolve_urls`).
         token: the token (default from the environment or the hub's token file).
         container_id: the container ID (default ``$CONTAINER_ID``, else the host name).
         grace: seconds between SIGTERM and SIGKILL after a ``cancel`` command.
@@ -543,7 +544,8 @@ class Runner:
                 break
             except HubUnreachableError:
                 error = publisher.last_error
-                if error is None and loop.time() < deadline:
+                # With several hub URLs, one down is no news while the next may answer.
+                if not publisher.unreachable and loop.time() < deadline:
                     continue
                 words = str(error) if error else "no answer from the hub yet"
                 self.note(

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tailhub.client import ConfigurationError, resolve_container_id, resolve_token, resolve_url
+from tailhub.client import (
+    ConfigurationError,
+    resolve_container_id,
+    resolve_token,
+    resolve_url,
+    resolve_urls,
+)
 from tailhub.client._env import display_url
 
 
@@ -51,6 +57,51 @@ class TestResolveUrl:
     def test_display_hides_query(self) -> None:
         """A URL shown in an error never carries its query (a ?token=)."""
         assert display_url("ws://user:pw@h:1/?token=secret") == "ws://h:1/"
+
+
+class TestResolveUrls:
+    def test_one(self) -> None:
+        """One URL is a list of one, normalised as ever."""
+        assert resolve_urls("h:1", {}) == ("ws://h:1",)
+
+    def test_comma_separated(self) -> None:
+        """A comma-separated value names several hubs, in order, each normalised."""
+        env = {"TAILHUB_URL": "ws://hub1:8080, http://hub2:8080 ,hub3:9"}
+        assert resolve_urls(None, env) == ("ws://hub1:8080", "ws://hub2:8080", "ws://hub3:9")
+
+    def test_sequence(self) -> None:
+        """A sequence names one URL per element; it wins over the environment."""
+        env = {"TAILHUB_URL": "ws://other:1"}
+        assert resolve_urls(["ws://a:1", "b:2"], env) == ("ws://a:1", "ws://b:2")
+
+    def test_resolve_url_is_the_first(self) -> None:
+        """resolve_url, given a list, answers its first URL."""
+        assert resolve_url("ws://a:1,ws://b:2", {}) == "ws://a:1"
+
+    @pytest.mark.parametrize(
+        ("given", "words"),
+        [
+            ("ws://a:1,,ws://b:2", "URL 2 is empty"),
+            ("ws://a:1,", "URL 2 is empty"),
+            (",ws://a:1", "URL 1 is empty"),
+            ("ws://a:1, ,ws://b:2", "URL 2 is empty"),
+        ],
+    )
+    def test_empty_element(self, given: str, words: str) -> None:
+        """An empty element (doubled, leading or trailing comma) is refused, and named."""
+        with pytest.raises(ConfigurationError, match=words):
+            resolve_urls(given, {})
+
+    def test_bad_scheme_named(self) -> None:
+        """An element that is no WebSocket URL is refused with its place in the list; the
+        message shows no token from any element."""
+        with pytest.raises(ConfigurationError) as caught:
+            resolve_urls("ws://a:1/?token=secret,ftp://b:2", {})
+        assert "'ftp://b:2' (hub URL 2 of 2): expected ws://HOST:PORT" in str(caught.value)
+        assert "secret" not in str(caught.value)
+        with pytest.raises(ConfigurationError, match="URL 2 is empty") as empty:
+            resolve_urls("ws://a:1/?token=secret,,", {})
+        assert "secret" not in str(empty.value)
 
 
 class TestResolveToken:

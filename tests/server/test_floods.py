@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.helpers import TOKEN, UNIT, HubProcess, client_frame, receive_type
+from tests.helpers import TOKEN, UNIT, HubProcess, client_frame, receive_type, wait_for
 from tests.server.test_transport import CLOSE, CONTINUATION, PING, PONG, TEXT, Raw, upgrade
 
 
@@ -118,8 +118,11 @@ async def test_aiohttps_transport_caps_pings_and_answers_none_before_the_token(
             first = await ws.receive(timeout=5 * UNIT)
             assert aiohttp.WSMsgType.TEXT == first.type, "no pong before authentication"
             assert "authenticated" == json.loads(first.data)["type"]
-            for i in range(30):
-                await ws.ping(b"%d" % i)
+            # The hub may close before the last pings are written: a busy machine reads them
+            # as they come.
+            with contextlib.suppress(ConnectionResetError):
+                for i in range(30):
+                    await ws.ping(b"%d" % i)
             pongs = []
             while True:
                 msg = await ws.receive(timeout=5 * UNIT)
@@ -135,10 +138,18 @@ async def test_aiohttps_transport_caps_pings_and_answers_none_before_the_token(
             await response.read()
         async with session.ws_connect(hub.ws_url(), autoping=False) as ws:
             assert 2 == len(reused), "the upgrade went to aiohttp's transport"
-            for _ in range(30):
-                await ws.pong(b"")
+            with contextlib.suppress(ConnectionResetError):
+                for _ in range(30):
+                    await ws.pong(b"")
             msg = await ws.receive(timeout=5 * UNIT)
-            assert (aiohttp.WSMsgType.CLOSE, 4429) == (msg.type, msg.data)
+            if msg.type is not aiohttp.WSMsgType.CLOSE:
+                # Closed with pongs still unread, the hub's socket may answer with a reset
+                # that overtakes its close frame: its log says why it closed.
+                await wait_for(
+                    lambda: 2 == sum(e.get("event") == "too_many_pings" for e in hub.log_events())
+                )
+            else:
+                assert 4429 == msg.data
 
 
 async def test_pongs_count_against_the_outgoing_queue(tmp_path: Path) -> None:

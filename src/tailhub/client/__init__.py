@@ -5,18 +5,20 @@ It depends on :mod:`tailhub.protocol` alone (never on the server side) and on ai
 - :class:`Publisher`: the container side; acked, spooled, resent after reconnects.
 - :class:`Subscriber`: the viewer side; an async iterator that resumes with ``since``.
 - :class:`HubClient`: one-off requests (sessions list, commands).
-- ``resolve_url``, ``resolve_token``, ``resolve_container_id``: where the settings come from
-  (explicit value, then ``TAILHUB_URL``/``WS_SERVER``, ``TAILHUB_TOKEN``, ``CONTAINER_ID``).
+- ``resolve_urls`` (``resolve_url``: the first), ``resolve_token``, ``resolve_container_id``:
+  where the settings come from (explicit value, then ``TAILHUB_URL``/``WS_SERVER``, which may
+  list several hub processes comma-separated, ``TAILHUB_TOKEN``, ``CONTAINER_ID``).
 - The exceptions, all under :class:`HubError` (see ``tailhub.client._errors``).
 """
 
-from tailhub.client._backoff import Backoff
+from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._env import (
     DEFAULT_URL,
     display_url,
     resolve_container_id,
     resolve_token,
     resolve_url,
+    resolve_urls,
 )
 from tailhub.client._errors import (
     AuthenticationError,
@@ -55,6 +57,7 @@ __all__ = [
     "Publisher",
     "PublisherClosedError",
     "RequestError",
+    "Rotation",
     "Spool",
     "Subscribed",
     "Subscriber",
@@ -62,4 +65,5 @@ __all__ = [
     "resolve_container_id",
     "resolve_token",
     "resolve_url",
+    "resolve_urls",
 ]

@@ -2,14 +2,16 @@
 
 The order is the same everywhere (SDK and CLI): an explicit argument wins; then the
 environment; then a default. The variables are ``TAILHUB_URL`` (and ``WS_SERVER``, the
-original container wrapper's name), ``TAILHUB_TOKEN`` and ``CONTAINER_ID``.
+original container wrapper's name), ``TAILHUB_TOKEN`` and ``CONTAINER_ID``. ``TAILHUB_URL``
+may name several processes of one hub, comma-separated: clients move to the next when one
+is down.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -24,9 +26,11 @@ __all__ = [
     "TOKEN_ENV",
     "URL_ENVS",
     "display_url",
+    "display_url_list",
     "resolve_container_id",
     "resolve_token",
     "resolve_url",
+    "resolve_urls",
 ]
 
 DEFAULT_URL: Final = "ws://localhost:8080"
@@ -36,28 +40,63 @@ CONTAINER_ENV: Final = "CONTAINER_ID"
 _SCHEMES: Final = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 
 
+def resolve_urls(
+    explicit: str | Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The hub's WebSocket URLs, in the order to try them.
+
+    ``explicit``, else ``$TAILHUB_URL``, ``$WS_SERVER``, else the default. A string may name
+    several hubs separated by commas (``ws://hub1:8080,ws://hub2:8080``): processes of one
+    hub (sharing one engine), tried in turn when one is down. A sequence names one URL per
+    element. Each URL is normalised as by :func:`resolve_url`.
+
+    Raises:
+        ConfigurationError: an empty element (``a,,b``, a trailing comma), or an element that
+            is not a usable ``ws``/``wss`` URL; the message names the element.
+    """
+    environ = os.environ if env is None else env
+    source: str | Sequence[str] = explicit or next(
+        (environ[name] for name in URL_ENVS if environ.get(name)), DEFAULT_URL
+    )
+    elements = source.split(",") if isinstance(source, str) else list(source)
+    several = len(elements) > 1
+    urls: list[str] = []
+    for position, element in enumerate(elements, start=1):
+        where = f" (hub URL {position} of {len(elements)})" if several else ""
+        if not element.strip():
+            raise ConfigurationError(
+                f"invalid hub URL list {display_url_list(source)!r}: URL {position} is empty"
+                " (separate hub URLs with single commas)"
+            )
+        urls.append(_normalise(element, where))
+    return tuple(urls)
+
+
 def resolve_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The hub's WebSocket URL: ``explicit``, else ``$TAILHUB_URL``, ``$WS_SERVER``, default.
 
     ``http://`` and ``https://`` become ``ws://`` and ``wss://``; a bare ``host:port`` gets
-    ``ws://``.
+    ``ws://``. Where the value names several hubs (see :func:`resolve_urls`), the first.
 
     Raises:
-        ConfigurationError: the value is not a usable ``ws``/``wss`` URL.
+        ConfigurationError: the value is not a usable ``ws``/``wss`` URL (or list of them).
     """
-    environ = os.environ if env is None else env
-    raw = explicit or next((environ[name] for name in URL_ENVS if environ.get(name)), DEFAULT_URL)
+    return resolve_urls(explicit, env)[0]
+
+
+def _normalise(raw: str, where: str = "") -> str:
     raw = raw.strip()
     if "://" not in raw:
         raw = "ws://" + raw
     try:
         url = yarl.URL(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"invalid hub URL {display_url(raw)!r}: {exc}") from None
+        raise ConfigurationError(f"invalid hub URL {display_url(raw)!r}{where}: {exc}") from None
     scheme = _SCHEMES.get(url.scheme.lower())
     if scheme is None or not url.host:
         raise ConfigurationError(
-            f"invalid hub URL {display_url(raw)!r}: expected ws://HOST:PORT or wss://HOST:PORT"
+            f"invalid hub URL {display_url(raw)!r}{where}: expected ws://HOST:PORT or "
+            "wss://HOST:PORT"
         )
     return str(url.with_scheme(scheme))
 
@@ -94,6 +133,12 @@ def resolve_container_id(explicit: str | None = None, env: Mapping[str, str] | N
     """
     environ = os.environ if env is None else env
     return explicit or environ.get(CONTAINER_ENV) or socket.gethostname()
+
+
+def display_url_list(urls: str | Sequence[str]) -> str:
+    """Every URL of a comma-separated list (or sequence) as :func:`display_url` shows it."""
+    elements = urls.split(",") if isinstance(urls, str) else urls
+    return ",".join(display_url(element.strip()) if element.strip() else "" for element in elements)
 
 
 def display_url(url: str) -> str:

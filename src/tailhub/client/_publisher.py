@@ -8,6 +8,11 @@ acknowledged. After a reconnect it sends again everything not yet acknowledged; 
 ids it already stored. So a hub restart, or a lost connection, neither loses nor duplicates a
 message, as long as the spool does not overflow and the publisher process lives (or uses a
 file spool).
+
+A hub that runs as several processes on one engine has several URLs: the publisher moves to
+the next one whenever a connection attempt fails or a connection ends (see
+:class:`~tailhub.client.Rotation`), and sends the unacknowledged rest of the spool there,
+where the engine's de-duplication by ``(producer, id)`` drops what was already stored.
 """
 
 from __future__ import annotations
@@ -19,15 +24,15 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import aiohttp
 import msgspec
 
-from tailhub.client._backoff import Backoff
+from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import close_error, error_from_reply, open_websocket, reply_failure
-from tailhub.client._env import resolve_container_id, resolve_token, resolve_url
+from tailhub.client._env import resolve_container_id, resolve_token, resolve_urls
 from tailhub.client._errors import (
     HubError,
     HubUnreachableError,
@@ -85,6 +90,8 @@ class Publisher:
         container_id: the ``containerID`` to publish for; default ``$CONTAINER_ID``, else the
             host name.
         url: the hub; default ``$TAILHUB_URL``, ``$WS_SERVER``, ``ws://localhost:8080``.
+            Several processes of one hub: a comma-separated string or a sequence of URLs,
+            tried in turn (see :func:`~tailhub.client.resolve_urls`).
         token: default ``$TAILHUB_TOKEN``, else the token file of a hub on this machine.
         spool_path: also journal the spool to this file, so unacknowledged messages survive a
             restart of this process (and the producer name with them).
@@ -114,7 +121,7 @@ class Publisher:
         self,
         container_id: str | None = None,
         *,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         token: str | None = None,
         spool_path: str | os.PathLike[str] | None = None,
         max_pending: int = 10_000,
@@ -138,7 +145,8 @@ class Publisher:
             validate_container_id(self.container_id)
         except _ProtocolError as exc:
             raise ValueError(exc.words) from None
-        self.url = resolve_url(url)
+        self.urls = resolve_urls(url)
+        """Every URL of the hub, in the order they are tried."""
         self._token = resolve_token(token)
         self._spool = Spool(spool_path, producer)
         self._max_pending = max_pending
@@ -147,7 +155,7 @@ class Publisher:
         self._on_command = on_command
         self._on_error = on_error
         self._heartbeat_interval = heartbeat_interval
-        self._backoff = backoff or Backoff()
+        self._rotation = Rotation(self.urls, backoff or Backoff())
         self._connect_timeout = connect_timeout
         self._max_message_size = max_message_size
         self._max_rate = max_rate
@@ -263,9 +271,20 @@ class Publisher:
         return self._spool.producer
 
     @property
+    def url(self) -> str:
+        """The URL connected to, or to be tried next."""
+        return self._rotation.url
+
+    @property
     def connected(self) -> bool:
         """True while a connection to the hub is up."""
         return self._connected.is_set()
+
+    @property
+    def unreachable(self) -> bool:
+        """True when not connected and every URL of the hub failed since the last connection
+        (with one URL: its latest attempt failed); :attr:`last_error` says why."""
+        return not self.connected and self._rotation.exhausted
 
     @property
     def pending(self) -> int:
@@ -455,22 +474,22 @@ class Publisher:
     async def _run(self) -> None:
         assert self._session is not None
         loop = asyncio.get_running_loop()
-        attempt = 0
+        rotation = self._rotation
         while not self._closed:
             try:
                 ws = await open_websocket(
-                    self._session, self.url, self._token, connect_timeout=self._connect_timeout
+                    self._session, rotation.url, self._token, connect_timeout=self._connect_timeout
                 )
             except HubUnreachableError as exc:
                 self.last_error = exc
                 self._notify()
-                await asyncio.sleep(self._backoff.delay(attempt))
-                attempt += 1
+                await asyncio.sleep(rotation.failed())
                 continue
             except HubError as exc:
                 self._fail(exc)
                 return
             started = loop.time()
+            rotation.connected()
             self._ws = ws
             self._connected.set()
             self._notify()
@@ -489,8 +508,7 @@ class Publisher:
                 return
             # A connection that held is a fresh start; one the hub closes at once is one
             # more failed attempt, so a hub that keeps refusing is not hammered.
-            attempt = 0 if loop.time() - started >= _STABLE else attempt + 1
-            await asyncio.sleep(self._backoff.delay(attempt))
+            await asyncio.sleep(rotation.lost(held=loop.time() - started >= _STABLE))
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> HubError | None:
         """Run one connection until it ends; returns the failure to stop on, or None."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
 from tailhub.client._connect import Connected, close_error, open_websocket, reply_failure
-from tailhub.client._env import display_url, resolve_token, resolve_url
+from tailhub.client._env import display_url, resolve_token, resolve_urls
 from tailhub.client._errors import HubUnreachableError
 from tailhub.client._message import Message
 
@@ -26,6 +27,8 @@ class HubClient(Connected):
 
     Args:
         url: the hub; default ``$TAILHUB_URL``, ``$WS_SERVER``, ``ws://localhost:8080``.
+            Several processes of one hub: a comma-separated string or a sequence of URLs,
+            tried in turn until one answers.
         token: default ``$TAILHUB_TOKEN``, else the token file of a hub on this machine.
         timeout: seconds allowed for connecting, and for each reply.
 
@@ -34,26 +37,45 @@ class HubClient(Connected):
     """
 
     def __init__(
-        self, *, url: str | None = None, token: str | None = None, timeout: float = 10.0
+        self,
+        *,
+        url: str | Sequence[str] | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
     ) -> None:
         super().__init__()
-        self.url = resolve_url(url)
+        self.urls = resolve_urls(url)
+        """Every URL of the hub, in the order they are tried."""
+        self.url = self.urls[0]
+        """The URL connected to (the first until :meth:`connect`)."""
         self._token = resolve_token(token)
         self._timeout = timeout
 
     async def connect(self) -> None:
         """Open the connection (done by ``async with`` on entry).
 
+        Each URL is tried once, in turn, until one answers.
+
         Raises:
-            HubUnreachableError: the hub cannot be reached.
+            HubUnreachableError: no URL of the hub can be reached (the last one's reason).
             AuthenticationError, ForbiddenError: the token is refused.
         """
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        if self._ws is None:
-            self._ws = await open_websocket(
-                self._session, self.url, self._token, connect_timeout=self._timeout
-            )
+        if self._ws is not None:
+            return
+        last = len(self.urls) - 1
+        for index, url in enumerate(self.urls):
+            try:
+                ws = await open_websocket(
+                    self._session, url, self._token, connect_timeout=self._timeout
+                )
+            except HubUnreachableError:
+                if index == last:
+                    raise
+                continue
+            self._ws, self.url = ws, url
+            return
 
     async def sessions(self) -> list[dict[str, Any]]:
         """The hub's sessions, active and recently ended (see the protocol's ``sessions``).

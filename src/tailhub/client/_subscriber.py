@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import aiohttp
 
-from tailhub.client._backoff import Backoff
+from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import Connected, close_error, open_websocket, reply_failure
-from tailhub.client._env import display_url, resolve_token, resolve_url
+from tailhub.client._env import display_url, resolve_token, resolve_urls
 from tailhub.client._errors import HubError, HubUnreachableError
 from tailhub.client._message import Message, Subscribed
 from tailhub.protocol import ROUTED_TYPES, ErrorCode, parse_time, validate_container_id
@@ -35,7 +35,8 @@ class Subscriber(Connected):
     connection (hub restart, close 1001/4429, network) it reconnects with backoff and
     subscribes again with ``since`` = the last ``seq`` it yielded, so nothing still within the
     hub's retention is missed. Patterns (``*``) are live only: they resume live, and may miss
-    what was published while disconnected.
+    what was published while disconnected. Given several URLs (processes of one hub), it
+    moves to the next whenever one cannot be reached or a connection is lost.
 
     The iterator yields the stored messages (``log``, ``status``, ``complete``, ``error`` from
     containers, with ``seq``); hub replies are handled inside (``subscribed`` is kept in
@@ -44,6 +45,7 @@ class Subscriber(Connected):
     Args:
         container_id: one container ID, or a pattern with ``*``.
         url: the hub; default ``$TAILHUB_URL``, ``$WS_SERVER``, ``ws://localhost:8080``.
+            Several processes of one hub: a comma-separated string or a sequence of URLs.
         token: default ``$TAILHUB_TOKEN``, else the token file of a hub on this machine.
         since: start after this ``seq``.
         tail: start with the last ``tail`` messages.
@@ -52,7 +54,7 @@ class Subscriber(Connected):
             backlog that existed when subscribing (all history when no start is given; not
             with ``from_``).
         reconnect: reconnect after a lost connection (the first connection is not retried:
-            a hub that is down when connecting raises :class:`HubUnreachableError`).
+            when no URL can be reached on connecting, :class:`HubUnreachableError`).
         backoff: delays between reconnect attempts.
         connect_timeout: seconds allowed for one connection attempt.
         on_subscribed: called with each ``subscribed`` reply (first and after reconnects); a
@@ -68,7 +70,7 @@ class Subscriber(Connected):
         self,
         container_id: str,
         *,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         token: str | None = None,
         since: int | None = None,
         tail: int | None = None,
@@ -98,14 +100,15 @@ class Subscriber(Connected):
         if not follow and since is None and tail is None and from_ is None:
             since = 0
         self.container_id = container_id
-        self.url = resolve_url(url)
+        self.urls = resolve_urls(url)
+        """Every URL of the hub, in the order they are tried."""
         self._token = resolve_token(token)
         self._since = since
         self._tail = tail
         self._from = from_
         self._follow = follow
         self._reconnect = reconnect
-        self._backoff = backoff or Backoff()
+        self._rotation = Rotation(self.urls, backoff or Backoff())
         self._connect_timeout = connect_timeout
         self._on_subscribed = on_subscribed
         super().__init__()
@@ -121,6 +124,11 @@ class Subscriber(Connected):
         """How many times the connection was opened again after being lost."""
 
     @property
+    def url(self) -> str:
+        """The URL connected to, or to be tried next."""
+        return self._rotation.url
+
+    @property
     def last_seq(self) -> int | None:
         """The ``seq`` of the last message yielded for ``container_id`` (None: none yet)."""
         return self._last.get(self.container_id)
@@ -128,12 +136,21 @@ class Subscriber(Connected):
     async def connect(self) -> None:
         """Open the connection and subscribe (done by ``async with`` on entry).
 
+        Each URL is tried once, in turn, without waiting in between.
+
         Raises:
-            HubUnreachableError: the hub cannot be reached.
+            HubUnreachableError: no URL of the hub can be reached (the last one's reason).
             AuthenticationError, ForbiddenError: the token is refused.
         """
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        for _ in self.urls[1:]:
+            try:
+                await self._open()
+            except HubUnreachableError:
+                self._rotation.failed()
+            else:
+                return
         await self._open()
 
     async def close(self) -> None:
@@ -292,13 +309,13 @@ class Subscriber(Connected):
         self._ws = ws
 
     async def _reopen(self) -> None:
-        attempt = 0
+        delay = self._rotation.lost(held=True)
         while not self._closed:
-            await asyncio.sleep(self._backoff.delay(attempt))
+            await asyncio.sleep(delay)
             try:
                 await self._open()
             except HubUnreachableError:
-                attempt += 1
+                delay = self._rotation.failed()
                 continue
             except HubError:
                 raise

@@ -103,7 +103,8 @@ class Node:
         self.log_watchers: list[Callable[[str, bytes], None]] = []
         """Called with the raw ``data`` of every stored ``log`` (set: ``--notify-match``)."""
         self.session_counts: Counter[tuple[str, str]] = Counter()
-        """Sessions by (``active``/``ended``, status), as of the last expiry round."""
+        """Sessions by (``active``/``ended``, status), as of the last :meth:`count_sessions`
+        (at start, and at each scrape of the metrics: it lists every session)."""
         self._frame = framer
         self._stamp = TimeFormatter()
         self._durable: dict[str, int] = {}
@@ -219,7 +220,6 @@ class Node:
         ended = await self.engine.expire(time.time(), self.settings.session_timeout, entry)
         for session in ended:
             self._ended(session.container_id, "timeout", session.status, session.exit_code)
-        await self.count_sessions()
 
     async def _keep_agents(self) -> None:
         """Hand the agent summaries that changed to the engine, so that they are listed by
