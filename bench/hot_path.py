@@ -10,7 +10,9 @@ prints the CPU time per message for each payload, interleaved over several round
 - ``plain-sized``: a plain log as long as the agent events below (same bytes, no metadata);
 - ``agent``: logs as ``tailhub run`` publishes Claude Code events (a text, a tool call, a
   tool result with 1 KiB of output), with the hub's agent summary kept up to date;
-- ``agent-no-summary``: the same bytes, with the summary hook switched off, to isolate it.
+- ``agent-no-summary``: the same bytes, with the summary hook switched off, to isolate it;
+- ``agent-no-attention``: the same bytes, with the attention hook (which sessions wait for a
+  person) switched off, to isolate it.
 
 What it shows is the hot path's own cost; sockets and framing on the wire (scenario B) add
 the same amount to every payload. Run it on another checkout's code with
@@ -139,6 +141,7 @@ def payloads(container_id: str) -> dict[str, list[bytes]]:
         "plain-sized": sized,
         "agent": agent,
         "agent-no-summary": agent,
+        "agent-no-attention": agent,
     }
 
 
@@ -190,6 +193,9 @@ async def _measure(name: str, batches: int, tmp: Path) -> float:
     observe: Callable[..., Any] | None = book.observe if book is not None else None
     if book is not None and name == "agent-no-summary":
         book.observe = lambda container_id, data: False
+    attention = getattr(node, "attention", None)  # None: a version without attention states
+    if attention is not None and name == "agent-no-attention":
+        attention.observe_agent = lambda *args: False
     try:
         publisher = _connect(node, "bench", scoped=name == "plain-scoped")
         cycles = {}
@@ -227,7 +233,14 @@ async def main() -> None:
     parser.add_argument("--batches", type=int, default=400, help="batches per container and run")
     args = parser.parse_args()
     _tune_gc()  # as the hub does at start-up
-    names = ["plain", "plain-scoped", "plain-sized", "agent", "agent-no-summary"]
+    names = [
+        "plain",
+        "plain-scoped",
+        "plain-sized",
+        "agent",
+        "agent-no-summary",
+        "agent-no-attention",
+    ]
     results: dict[str, list[float]] = {name: [] for name in names}
     tmp = Path("/tmp")
     for round_number in range(args.rounds):
@@ -240,11 +253,13 @@ async def main() -> None:
     medians = {name: statistics.median(values) for name, values in results.items()}
     size = {name: len(payloads("c0")[name][0]) for name in names}
     for name in names:
-        print(f"{name:>17}: {medians[name]:6.2f} us/message  (first frame {size[name]} bytes)")
+        print(f"{name:>18}: {medians[name]:6.2f} us/message  (first frame {size[name]} bytes)")
     print(
         f"throughput ratio agent / plain-sized: {medians['plain-sized'] / medians['agent']:.3f}x;"
         f" agent / plain: {medians['plain'] / medians['agent']:.3f}x;"
-        f" summary hook alone: {medians['agent'] - medians['agent-no-summary']:+.2f} us/message"
+        f" summary hook alone: {medians['agent'] - medians['agent-no-summary']:+.2f} us/message;"
+        f" attention hook alone: {medians['agent'] - medians['agent-no-attention']:+.2f}"
+        " us/message"
     )
 
 

@@ -211,12 +211,24 @@ async def wait_for(
         await asyncio.sleep(0.01)
 
 
-async def receive_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5 * UNIT) -> Any:
-    """The next text message as JSON; fails on close or timeout."""
-    msg = await ws.receive(timeout=timeout)
-    if msg.type != aiohttp.WSMsgType.TEXT:
-        raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} {msg.extra!r}")
-    return json.loads(msg.data)
+async def receive_json(
+    ws: aiohttp.ClientWebSocketResponse,
+    timeout: float = 5 * UNIT,
+    *,
+    skip: tuple[str, ...] = ("attention",),
+) -> Any:
+    """The next text message as JSON, passing over hub messages of the types in ``skip``
+    (the ``attention`` pushes, which interleave with a container's messages); fails on close
+    or timeout."""
+    while True:
+        msg = await ws.receive(timeout=timeout)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(
+                f"expected a text frame, got {msg.type!r} {msg.data!r} {msg.extra!r}"
+            )
+        message = json.loads(msg.data)
+        if not (isinstance(message, dict) and message.get("type") in skip):
+            return message
 
 
 async def receive_type(
@@ -224,6 +236,6 @@ async def receive_type(
 ) -> Any:
     """The next message of type ``kind``, skipping others."""
     while True:
-        message = await receive_json(ws, timeout)
+        message = await receive_json(ws, timeout, skip=())
         if message.get("type") == kind:
             return message

@@ -105,6 +105,7 @@ def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
             envvar=option.env,
             default=None,
             show_envvar=True,
+            multiple=option.multiple,
             help=f"{option.help} [default: {default or 'none'}]",
         )(func)
     return func
@@ -113,8 +114,11 @@ def _serve_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @main.command()
 @_serve_options
 @click.pass_context
-def serve(ctx: click.Context, /, **raw: str | None) -> None:
+def serve(ctx: click.Context, /, **raw: Any) -> None:
     """Run a hub: WebSocket, HTTP API, metrics and dashboard on one port."""
+    for name, value in raw.items():
+        if isinstance(value, tuple):  # a repeatable flag: its values, comma-separated
+            raw[name] = ",".join(value) if value else None
     values = {
         name: (value, ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE)
         for name, value in raw.items()
@@ -255,8 +259,8 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     show_default=True,
     envvar="TAILHUB_STDIN",
     show_envvar=True,
-    help="CMD's stdin: empty (null), fed by input commands until EOF (hub; pipe is its old "
-    "name), or this process's (inherit).",
+    help="CMD's stdin: empty (null), fed by input commands until EOF and by approve, deny and "
+    "reply for Claude Code (hub; pipe is its old name), or this process's (inherit).",
 )
 @click.option(
     "-q",
@@ -791,6 +795,46 @@ def _ago(value: object, now: float) -> str:
 def cancel(container_id: str, url: str | None, token: str | None) -> None:
     """Ask a running container to stop (its runner sends SIGTERM, then SIGKILL)."""
     _send_command(container_id, "cancel", {}, url, token)
+
+
+@main.command()
+@click.argument("container_id", metavar="ID")
+@click.option("--request", "request_id", help="The request answered [default: the pending one].")
+@_hub_options
+def approve(container_id: str, request_id: str | None, url: str | None, token: str | None) -> None:
+    """Allow what a waiting agent asks (its pending permission request)."""
+    fields = {"requestId": request_id} if request_id else {}
+    _send_command(container_id, "approve", fields, url, token)
+
+
+@main.command()
+@click.argument("container_id", metavar="ID")
+@click.option("--message", "-m", help="Why, for the agent.")
+@click.option("--request", "request_id", help="The request answered [default: the pending one].")
+@_hub_options
+def deny(
+    container_id: str,
+    message: str | None,
+    request_id: str | None,
+    url: str | None,
+    token: str | None,
+) -> None:
+    """Refuse what a waiting agent asks (its pending permission request)."""
+    fields: dict[str, Any] = {"requestId": request_id} if request_id else {}
+    if message:
+        fields["message"] = message
+    _send_command(container_id, "deny", fields, url, token)
+
+
+@main.command()
+@click.argument("container_id", metavar="ID")
+@click.argument("text")
+@_hub_options
+def reply(container_id: str, text: str, url: str | None, token: str | None) -> None:
+    """Send TEXT to an agent as the user's next message."""
+    if not text:
+        raise click.UsageError("TEXT must not be empty")
+    _send_command(container_id, "reply", {"text": text}, url, token)
 
 
 @main.command()

@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tailhub.paths import default_data_dir
 
 __all__ = [
     "LOG_LEVELS",
+    "NOTIFY_FORMATS",
+    "NOTIFY_STATES",
     "OPTIONS",
     "ConfigError",
     "Option",
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 LOG_LEVELS: Final = ("trace", "debug", "info", "warn", "error", "fatal")
+NOTIFY_FORMATS: Final = ("json", "slack", "discord", "ntfy")
+"""What a ``--notify`` URL's ``format=`` may name (see :mod:`tailhub.notify`)."""
+NOTIFY_STATES: Final = ("waiting", "failed", "done", "stalled")
 
 
 class ConfigError(Exception):
@@ -43,6 +48,8 @@ class Option:
     kind: str
     help: str
     short_flag: str = ""
+    multiple: bool = False
+    """The flag may be given more than once (the variable is then comma-separated)."""
 
     @property
     def flag(self) -> str:
@@ -220,6 +227,71 @@ OPTIONS: Final = (
         "count",
         "hub processes sharing the port (SO_REUSEPORT); more than 1 needs --redis",
     ),
+    Option(
+        "stall_after",
+        "TAILHUB_STALL_AFTER",
+        "5m",
+        "ms",
+        "a running session that publishes nothing for this long is stalled (ms)",
+    ),
+    Option(
+        "notify",
+        "TAILHUB_NOTIFY",
+        "",
+        "urls",
+        "webhook URL to notify of attention states (repeatable; the variable is"
+        " comma-separated; format=json|slack|discord|ntfy in the query chooses the format)",
+        multiple=True,
+    ),
+    Option(
+        "notify_on",
+        "TAILHUB_NOTIFY_ON",
+        "waiting,failed,stalled",
+        "states",
+        "attention states that notify (waiting, failed, done, stalled)",
+    ),
+    Option(
+        "notify_match",
+        "TAILHUB_NOTIFY_MATCH",
+        None,
+        "regex",
+        "also notify of log lines whose message matches this regular expression",
+    ),
+    Option(
+        "public_url",
+        "TAILHUB_PUBLIC_URL",
+        None,
+        "url",
+        "the dashboard's address as people open it, for links in notifications",
+    ),
+    Option(
+        "notify_cooldown",
+        "TAILHUB_NOTIFY_COOLDOWN",
+        "5m",
+        "ms0",
+        "least time between two notifications of one session and state (ms; 0: none)",
+    ),
+    Option(
+        "notify_timeout",
+        "TAILHUB_NOTIFY_TIMEOUT",
+        "10s",
+        "ms",
+        "time one webhook request may take before it is cut (ms)",
+    ),
+    Option(
+        "notify_attempts",
+        "TAILHUB_NOTIFY_ATTEMPTS",
+        "5",
+        "count",
+        "attempts per notification and destination before it is recorded failed",
+    ),
+    Option(
+        "notify_outbox",
+        "TAILHUB_NOTIFY_OUTBOX",
+        "10000",
+        "count",
+        "most notifications waiting to be delivered (the oldest is dropped beyond it)",
+    ),
 )
 
 
@@ -260,6 +332,23 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     redis_url: str | None = None
     workers: int = 1
+    stall_after: float = 300.0
+    notify: tuple[str, ...] = ()
+    notify_on: tuple[str, ...] = ("waiting", "failed", "stalled")
+    notify_match: str | None = None
+    public_url: str | None = None
+    notify_cooldown: float = 300.0
+    notify_timeout: float = 10.0
+    notify_attempts: int = 5
+    notify_outbox: int = 10_000
+
+    def __repr__(self) -> str:
+        # Webhook URLs and the token are secrets: never in a log line or a traceback.
+        shown = {
+            name: "(hidden)" if name in ("auth_token", "notify") else getattr(self, name)
+            for name in self.__dataclass_fields__
+        }
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 _MIN_SIGNING: Final = 32
@@ -311,10 +400,44 @@ def _redis_url(raw: str) -> str | None:
     return raw.strip()
 
 
+def _notify_url(raw: str) -> str:
+    """A ``--notify`` URL, checked; the error words never repeat the URL (a secret)."""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise ValueError("is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    chosen = parse_qs(parts.query).get("format")
+    if chosen is not None and chosen[-1] not in NOTIFY_FORMATS:
+        raise ValueError(f"has format={chosen[-1][:16]!r}: use {', '.join(NOTIFY_FORMATS)}")
+    return raw
+
+
 def _convert(option: Option, raw: str) -> object:
     kind = option.kind
     if kind == "redis":
         return _redis_url(raw)
+    if kind == "urls":
+        return tuple(_notify_url(part.strip()) for part in raw.split(",") if part.strip())
+    if kind == "states":
+        states = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+        unknown = [state for state in states if state not in NOTIFY_STATES]
+        if unknown:
+            raise ValueError(f"names {unknown[0][:32]!r}: use {', '.join(NOTIFY_STATES)}")
+        return states
+    if kind == "regex":
+        try:
+            re.compile(raw)
+        except re.error as exc:
+            raise ValueError(f"is not a regular expression ({exc})") from None
+        return raw or None
+    if kind == "url":
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return raw.rstrip("/")
     if kind in ("str", "secret", "signing"):
         if kind != "str" and raw == "":
             return None
@@ -384,7 +507,7 @@ def build_settings(values: dict[str, tuple[str | None, bool]]) -> Settings:
             converted[option.name] = _convert(option, raw)
         except ValueError as exc:
             where = f"{option.flag} (also {option.env})" if from_flag else option.env
-            shown = "(hidden)" if option.kind in ("secret", "signing") else repr(raw)
+            shown = "(hidden)" if option.kind in ("secret", "signing", "urls") else repr(raw)
             if option.kind == "redis":
                 shown = repr(redact_url(raw))
             raise ConfigError(f"invalid {where}: {shown} {exc}") from None

@@ -29,6 +29,12 @@ What is guaranteed:
   (``"eof": true`` then closes it); ``signal`` sends the signal named in ``signal``.
 - CMD's stdin is empty (/dev/null) unless asked otherwise, so a program that reads its stdin
   to the end before it starts (``claude -p``, ``cat``) is never left waiting.
+- With ``--stdin hub``, the commands that answer a waiting Claude Code (started with
+  ``--input-format stream-json --permission-prompt-tool stdio``) are written to its stdin as
+  one JSON object a line: ``approve`` and ``deny`` as the ``control_response`` to a
+  ``can_use_tool`` request it printed and that is still open (else nothing is written, and a
+  warning is published), ``reply`` as a user message. What was written is also published as
+  an agent event, so that the hub sees the request answered.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import os
 import signal
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +85,9 @@ _EVENT_SLACK: Final = 64
 _encoder: Final = msgspec.json.Encoder()
 EXIT_RECONNECT: Final = 1.0
 """Seconds CMD's end waits for a hub that is not connected before giving up on it."""
+_OPEN_REQUESTS: Final = 256
+"""Most open ``can_use_tool`` requests remembered (the oldest is dropped beyond it)."""
+_DENIED: Final = "Denied by the user from tailhub."
 _FIRST_ATTEMPT: Final = 3.0
 """Seconds after which a first connection attempt that has not answered is reported."""
 
@@ -266,6 +276,8 @@ class Runner:
         self._publisher: Publisher | None = None
         self._budget = 0
         self._agent = Recogniser(self.options.agent)
+        self._requests: OrderedDict[str, object] = OrderedDict()
+        """Open ``can_use_tool`` requests CMD printed: request id -> the tool's input."""
         self._outcome = f"{Path(self.argv[0]).name} did not start"
 
     def note(self, words: str, *, key: str | None = None) -> None:
@@ -464,9 +476,29 @@ class Runner:
         if len(raw) + _json_size(event.summary) + _EVENT_SLACK > self._budget:
             return False
         assert self._publisher is not None
+        if event.agent == "claude" and b'"control_' in raw:
+            self._remember(raw)
         metadata = {"agent": event.agent, "event": msgspec.Raw(raw)}
         await self._send(self._publisher.log(event.summary, event.level, metadata=metadata))
         return True
+
+    def _remember(self, raw: bytes) -> None:
+        """Keep the open permission requests of a Claude Code event, to answer them."""
+        try:
+            event = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return
+        if not isinstance(event, dict) or not isinstance(event.get("request_id"), str):
+            return
+        request_id = event["request_id"]
+        request = event.get("request")
+        if event.get("type") == "control_request" and isinstance(request, dict):
+            if request.get("subtype") == "can_use_tool":
+                self._requests[request_id] = request.get("input")
+                while len(self._requests) > _OPEN_REQUESTS:
+                    self._requests.popitem(last=False)
+        elif event.get("type") == "control_cancel_request":
+            self._requests.pop(request_id, None)
 
     def _signal(self, sig: int) -> None:
         proc = self._proc
@@ -553,6 +585,8 @@ class Runner:
             await self._cancel(publisher)
         elif action == "input":
             await self._input(publisher, command)
+        elif action in ("approve", "deny", "reply"):
+            await self._answer(publisher, action, command)
         elif action == "signal":
             name = str(command.data.get("signal", "")).upper()
             name = name if name.startswith("SIG") else "SIG" + name
@@ -600,6 +634,69 @@ class Runner:
                 stdin.close()
         except (ConnectionError, BrokenPipeError):
             await self._send(publisher.log("tailhub: input ignored: CMD closed its stdin", "warn"))
+
+    async def _answer(self, publisher: Publisher, action: str, command: Message) -> None:
+        """Write an answer for Claude Code to CMD's stdin (see the module docstring)."""
+        proc = self._proc
+        stdin = proc.stdin if proc is not None else None
+        if stdin is None or stdin.is_closing():
+            await self._send(
+                publisher.log(
+                    f"tailhub: {action} ignored: the command's stdin is not open to the hub "
+                    "(start tailhub run with --stdin hub)",
+                    "warn",
+                )
+            )
+            return
+        if self._agent.agent == "codex":
+            await self._send(
+                publisher.log(f"tailhub: {action} ignored: Codex is not answered on stdin", "warn")
+            )
+            return
+        data = command.data
+        answer: dict[str, object]
+        if action == "reply":
+            text = data.get("text")
+            if not isinstance(text, str) or not text:
+                await self._send(publisher.log("tailhub: reply ignored: no text", "warn"))
+                return
+            answer = {"type": "user", "message": {"role": "user", "content": text}}
+            words = f"reply: {text[:120]}"
+        else:
+            request_id = data.get("requestId")
+            if not isinstance(request_id, str) or request_id not in self._requests:
+                shown = str(request_id)[:64]
+                await self._send(
+                    publisher.log(
+                        f"tailhub: {action} ignored: {shown!r} is not an open permission request "
+                        "of this agent; nothing was written",
+                        "warn",
+                    )
+                )
+                return
+            tool_input = self._requests.pop(request_id)
+            if action == "approve":
+                decision: dict[str, object] = {"behavior": "allow", "updatedInput": tool_input}
+            else:
+                message = data.get("message")
+                decision = {
+                    "behavior": "deny",
+                    "message": message if isinstance(message, str) and message else _DENIED,
+                }
+            answer = {
+                "type": "control_response",
+                "response": {"subtype": "success", "request_id": request_id, "response": decision},
+            }
+            words = f"{'approved' if action == 'approve' else 'denied'} request {request_id}"
+        line = _encoder.encode(answer)
+        try:
+            stdin.write(line + b"\n")
+            await stdin.drain()
+        except (ConnectionError, BrokenPipeError):
+            await self._send(publisher.log(f"tailhub: {action} lost: CMD closed its stdin", "warn"))
+            return
+        metadata = {"agent": "claude", "event": msgspec.Raw(line)}
+        await self._send(publisher.log(words, "info", metadata=metadata))
 
 
 async def run_command(argv: Sequence[str], options: RunOptions | None = None) -> int:

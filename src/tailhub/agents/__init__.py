@@ -6,10 +6,12 @@ No I/O: lines and bytes in, descriptions and summaries out.
   each (what ``tailhub run --agent`` publishes).
 - :class:`AgentSummary`: a session's model, turns, tool calls, tokens, cost, activity and
   result, built event by event.
+- :class:`AttentionBook`: which sessions need a person (waiting, stalled, failed, done).
 - :class:`AgentBook`: the hub's summaries per container, fed by published ``log`` data, and
   :func:`fleet_totals` over a session list.
 """
 
+from tailhub.agents.attention import STATES, Attention, AttentionBook, Request
 from tailhub.agents.book import AGENT_KINDS, AgentBook, fleet_totals, looks_like_agent
 from tailhub.agents.describe import Describer
 from tailhub.agents.events import AgentEvent, decode_event
@@ -21,14 +23,18 @@ __all__ = [
     "AGENT_KINDS",
     "AGENT_MODES",
     "EVENT_KINDS",
+    "STATES",
     "AgentBook",
     "AgentEvent",
     "AgentMode",
     "AgentSummary",
+    "Attention",
+    "AttentionBook",
     "Describer",
     "EventKind",
     "Recognised",
     "Recogniser",
+    "Request",
     "decode_event",
     "event_kind",
     "fleet_totals",

@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 import structlog
 
-from tailhub.agents import AgentBook, looks_like_agent
+from tailhub.agents import AgentBook, Attention, AttentionBook, Request, looks_like_agent
 from tailhub.config import Settings
 from tailhub.core.hub import Connection, Hub, Peer
 from tailhub.core.stats import Stats
@@ -53,11 +53,15 @@ from tailhub.protocol import (
 )
 from tailhub.store.base import StoreError
 
-__all__ = ["Node", "PublishRefusedError", "refusal_words"]
+__all__ = ["CommandRefusedError", "Node", "PublishRefusedError", "refusal_words"]
 
 _BACKLOG_PAGE: Final = 1000
 _AGENT_META: Final = "agent"
 """The session metadata that keeps a session's agent summary (see :mod:`tailhub.agents`)."""
+_ATTENTION_META: Final = "attention"
+"""The session metadata that keeps a session's attention state (see :mod:`tailhub.agents`)."""
+_ANSWERS: Final = frozenset({"approve", "deny"})
+"""Command actions that answer an open request, refused when it is not open."""
 _AGENT_KEEP_INTERVAL: Final = 1.0
 _AGAIN: Final = "message refused, send it again later"
 _DRAINED_WORTH_TELLING: Final = 4 << 20
@@ -93,6 +97,14 @@ class Node:
         self.started_at = time.time()
         self.agents = AgentBook(settings.max_sessions + 1000)
         """The agent summary of each session whose container publishes agent events."""
+        self.attention = AttentionBook(settings.max_sessions + 1000)
+        """The attention state of each session this process saw publishing."""
+        self.watchers: list[Callable[[str, Attention | None], None]] = []
+        """Called with each change of a session's attention state (notifications)."""
+        self._unkept: set[str] = set()
+        """Sessions whose attention state the engine could not keep yet."""
+        self.log_watchers: list[Callable[[str, bytes], None]] = []
+        """Called with the raw ``data`` of every stored ``log`` (set: ``--notify-match``)."""
         self.session_counts: Counter[tuple[str, str]] = Counter()
         """Sessions by (``active``/``ended``, status), as of the last :meth:`count_sessions`
         (at start, and at each scrape of the metrics: it lists every session)."""
@@ -151,6 +163,17 @@ class Node:
             if kept is not None:
                 with contextlib.suppress(msgspec.DecodeError):
                     self.agents.restore(session.container_id, msgspec.json.decode(kept))
+            kept = session.meta.get(_ATTENTION_META)
+            if kept is not None:
+                with contextlib.suppress(msgspec.DecodeError):
+                    self.attention.restore(
+                        session.container_id,
+                        msgspec.json.decode(kept),
+                        session.status,
+                        session.active,
+                    )
+            if session.active:
+                self.attention.track(session.container_id, session.status, session.last_activity)
         await self.count_sessions()
         self._tasks = [
             asyncio.create_task(self._every(settings.heartbeat_interval, self._liveness_round)),
@@ -159,6 +182,9 @@ class Node:
             ),
             asyncio.create_task(self._every(_prune_interval(settings), self._prune)),
             asyncio.create_task(self._every(_AGENT_KEEP_INTERVAL, self._keep_agents)),
+            asyncio.create_task(
+                self._every(min(max(settings.stall_after / 4, 0.05), 5.0), self._stall_round)
+            ),
         ]
 
     def close_connections(self) -> None:
@@ -208,6 +234,46 @@ class Node:
         every process and survive a restart (once a second, never per message)."""
         for container_id, summary in self.agents.take_changed().items():
             await self.engine.set_meta(container_id, _AGENT_META, encode(summary))
+        self.attention.take_changed()  # kept as they change (_keep_attention)
+        unkept, self._unkept = self._unkept, set()
+        for container_id in unkept:
+            await self._keep_attention(container_id)
+
+    async def _keep_attention(self, container_id: str) -> None:
+        """Hand a session's attention state to the engine at once (it changes seldom), so
+        that every process lists the same; one that cannot be kept now is tried again by the
+        keep round."""
+        value = self.attention.to_json(container_id)
+        try:
+            await self.engine.set_meta(
+                container_id, _ATTENTION_META, encode(value) if value is not None else None
+            )
+        except (EngineError, StoreError) as exc:
+            self._unkept.add(container_id)
+            _log.warning("attention_not_kept", container=container_id, error=str(exc))
+
+    def _stall_round(self) -> None:
+        for container_id in self.attention.stalls(time.time(), self.settings.stall_after):
+            self._attention_changed(container_id)
+
+    def _attention_changed(self, container_id: str) -> None:
+        """Push a session's new attention state to its subscribers and those of ``*``, and
+        tell the watchers. Not stored in history: no ``seq``."""
+        attention = self.attention.get(container_id)
+        self._answer(None, self._keep_attention(container_id))
+        payload = encode(
+            {
+                "type": "attention",
+                "containerID": container_id,
+                "data": attention.to_json() if attention is not None else None,
+            }
+        )
+        self.hub.deliver(container_id, [self._frame(payload)], self._clock())
+        for watcher in self.watchers:
+            try:
+                watcher(container_id, attention)
+            except Exception:
+                _log.exception("attention_watcher_failed", container=container_id)
 
     async def all_sessions_info(self) -> list[SessionInfo]:
         """Every session the engine lists, all pages.
@@ -543,8 +609,11 @@ class Node:
         stats = self.stats
         stored = 0
         size = 0
+        attention = self.attention
+        changed = False
         if result.started:
             self.agents.forget(container_id)  # a new session's summary starts from nothing
+            changed = attention.forget(container_id)
         agents = self.agents if run[0].type == "log" else None
         # The highest seq stored for the container as each message was taken: a repeat is
         # acked with it, once it is durable (the message it repeats may still be in flight).
@@ -561,11 +630,22 @@ class Node:
             stored += 1
             top = seq
             size += len(msg.data)
-            if agents is not None and looks_like_agent(msg.data):
+            if agents is not None and (found := looks_like_agent(msg.data)) is not None:
                 agents.observe(container_id, msg.data)
+                if attention.observe_agent(container_id, msg.data, self._now, found.start()):
+                    changed = True
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
+            if attention.output(container_id, self._now):
+                changed = True
+            if agents is None:
+                changed = self._observe_other(container_id, run, result.seqs) or changed
+            elif self.log_watchers:
+                for msg, seq in zip(run, result.seqs, strict=True):
+                    if seq != DUPLICATE:
+                        for watcher in self.log_watchers:
+                            watcher(container_id, msg.data)
             self._stored[container_id] = top
             stats.messages_in[run[0].type] += stored
             stats.bytes_in += size
@@ -587,9 +667,31 @@ class Node:
         if result.ended:
             last = run[-1]
             self._ended(container_id, "complete", last.status or "", last.exit_code)
+        if changed:
+            self._attention_changed(container_id)
+
+    def _observe_other(self, container_id: str, run: list[Publish], seqs: list[int]) -> bool:
+        """The attention state's view of a stored run that is not ``log``s."""
+        attention = self.attention
+        kind = run[0].type
+        changed = False
+        for msg, seq in zip(run, seqs, strict=True):
+            if seq == DUPLICATE:
+                continue
+            if kind == "status" and msg.status is not None:
+                changed = attention.observe_status(container_id, msg.status, self._now) or changed
+            elif kind == "complete":
+                changed = (
+                    attention.observe_complete(container_id, msg.exit_code, self._now) or changed
+                )
+        return changed
 
     def _ended(self, container_id: str, reason: str, status: str, exit_code: int | None) -> None:
         self.stats.sessions_ended[reason] += 1
+        if reason != "timeout":
+            self.attention.ended(container_id)
+        elif self.attention.timed_out(container_id, time.time()):
+            self._attention_changed(container_id)
         _log.info(
             "session_ended",
             container=container_id,
@@ -751,6 +853,10 @@ class Node:
             if conn is not None:
                 self.error(conn, ErrorCode.UNAVAILABLE, str(exc), container_id=cmd.container_id)
             return
+        except CommandRefusedError as exc:
+            if conn is not None:
+                self.error(conn, exc.code, exc.words, container_id=cmd.container_id)
+            return
         if conn is None:
             return
         if not delivered:
@@ -769,23 +875,63 @@ class Node:
     async def send_command(self, cmd: Command) -> int:
         """Hand ``cmd`` to every connection publishing for its container, in any process.
 
-        Returns how many took it: 0 means no container is connected anywhere.
+        Returns how many took it: 0 means no container is connected anywhere. ``approve`` and
+        ``deny`` are sent only for the request the session is waiting on, with its
+        ``requestId`` filled in when the command left it out.
 
         Raises:
             EngineError: the engine cannot be reached.
+            CommandRefusedError: ``not_pending``: an answer to a request that is not open.
         """
+        data: Any = cmd.data
+        if cmd.action in _ANSWERS:
+            given = msgspec.json.decode(cmd.data)
+            wanted = given.get("requestId")
+            request = await self.pending_request(cmd.container_id, wanted)
+            if request is None:
+                words = (
+                    f"{cmd.container_id!r} is waiting on no request"
+                    if wanted is None
+                    else f"request {wanted!r} of {cmd.container_id!r} is not pending"
+                )
+                raise CommandRefusedError(ErrorCode.NOT_PENDING, f"{words}; nothing was sent")
+            given["requestId"] = request.id
+            data = given
         payload = encode(
             {
                 "type": "command",
                 "containerID": cmd.container_id,
                 "timestamp": format_time(time.time()),
-                "data": cmd.data,
+                "data": data,
             }
         )
         delivered = await self.engine.command(cmd.container_id, payload)
         if delivered:
             _log.info("command_sent", container=cmd.container_id, action=cmd.action)
         return delivered
+
+    async def pending_request(self, container_id: str, request_id: str | None) -> Request | None:
+        """The open request ``request_id`` of a session (None: the one it shows), or None.
+
+        This process's view when it saw the session publish, else the state the engine keeps.
+
+        Raises:
+            EngineError: the engine cannot answer now.
+        """
+        if self.attention.knows(container_id):
+            return self.attention.pending(container_id, request_id)
+        session = await self.engine.session(container_id)
+        kept = session.meta.get(_ATTENTION_META) if session is not None else None
+        if kept is None:
+            return None
+        try:
+            attention = Attention.from_json(msgspec.json.decode(kept))
+        except msgspec.DecodeError:
+            return None
+        if attention is None or attention.state != "waiting" or attention.request is None:
+            return None
+        request = attention.request
+        return request if request_id is None or request_id == request.id else None
 
     def command(self, container_id: str, payload: bytes) -> int:
         """An encoded command for this process's publishing connections of ``container_id``."""
@@ -1064,7 +1210,19 @@ class Node:
             "publishers": max(len(self.hub.publishers(container_id)), session.publishers),
             "subscribers": self.hub.subscriber_count(container_id),
             "agent": self._agent(session),
+            "attention": self._attention(session),
         }
+
+    def _attention(self, session: SessionInfo) -> Any:
+        """The session's attention state, as the engine keeps it (the same in every process:
+        the process that derives it hands each change over at once)."""
+        kept = session.meta.get(_ATTENTION_META)
+        if kept is None:
+            return None
+        try:
+            return msgspec.json.decode(kept)
+        except msgspec.DecodeError:
+            return None
 
     def _agent(self, session: SessionInfo) -> Any:
         """The session's agent summary: this process's, else the one the engine keeps."""
@@ -1113,6 +1271,15 @@ class Node:
 def refusal_words(grant: Grant, action: str, container_id: str) -> str:
     """What a ``forbidden`` reply says: the role, what it tried, and on which container."""
     return f"a {grant.role.value} token may not {action} {container_id[:128]!r}"
+
+
+class CommandRefusedError(Exception):
+    """A command the node refused: ``code`` and ``words`` for the reply; nothing was sent."""
+
+    def __init__(self, code: ErrorCode, words: str) -> None:
+        super().__init__(words)
+        self.code = code
+        self.words = words
 
 
 class PublishRefusedError(Exception):

@@ -306,6 +306,8 @@ def _command(env: Envelope, token: str | None) -> Command:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "command: data.action must not be empty")
     if cmd.action == "input" and cmd.text is None:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "command input needs data.text")
+    if cmd.action == "reply" and not cmd.text:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "command reply needs a non-empty data.text")
     return Command(container_id=container_id, action=cmd.action, data=env.data, token=token)
 
 

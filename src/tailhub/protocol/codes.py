@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     """The connection already holds the most subscriptions allowed."""
     NOT_SUBSCRIBED = "not_subscribed"
     """``unsubscribe`` for a subscription this connection does not hold."""
+    NOT_PENDING = "not_pending"
+    """``approve`` or ``deny`` for a request the session is not waiting on; nothing was sent."""
     UNAVAILABLE = "unavailable"
     """The hub cannot serve the request right now (history store failing)."""
 

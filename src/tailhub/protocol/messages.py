@@ -93,6 +93,8 @@ class ErrorData(msgspec.Struct):
 class CommandData(msgspec.Struct):
     action: str
     text: str | None = None
+    requestId: str | None = None
+    message: str | None = None
 
 
 class Publish(msgspec.Struct, frozen=True):

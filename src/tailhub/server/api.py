@@ -34,7 +34,7 @@ from aiohttp import web
 from tailhub import __version__
 from tailhub.agents import fleet_totals
 from tailhub.auth import TokenError
-from tailhub.core.node import Node, PublishRefusedError, refusal_words
+from tailhub.core.node import CommandRefusedError, Node, PublishRefusedError, refusal_words
 from tailhub.engine import EngineError
 from tailhub.grants import Grant
 from tailhub.protocol import (
@@ -778,6 +778,8 @@ async def _post_command(request: web.Request) -> web.StreamResponse:
         delivered = await node.send_command(command)
     except (EngineError, StoreError) as exc:
         raise ApiError(503, ErrorCode.UNAVAILABLE, str(exc)) from None
+    except CommandRefusedError as exc:
+        raise ApiError(409, exc.code, exc.words) from None
     if not delivered:
         raise ApiError(
             409,

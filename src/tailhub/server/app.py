@@ -32,6 +32,7 @@ from tailhub.config import Settings, redact_url
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
+from tailhub.notify import Notifier, destination
 from tailhub.paths import token_path
 from tailhub.server import api, metrics
 from tailhub.server.access import read_revoked, watch_revocations
@@ -104,6 +105,12 @@ def create_app(
         addresses=Addresses(settings.max_connections_per_ip),
     )
     node.on_drained = state.trim.soon
+    if settings.notify:
+        notifier = Notifier(settings, node.engine, node.agents.to_json)
+        state.notifier = notifier
+        node.watchers.append(notifier.on_attention)
+        if settings.notify_match:
+            node.log_watchers.append(notifier.on_log)
     app = web.Application(client_max_size=max(settings.max_message_size, 1 << 20) * 4)
     app[STATE] = state
     static = _static_dir()
@@ -158,6 +165,8 @@ def create_app(
         await node.start()
         await read_revoked(state)
         background.append(asyncio.create_task(watch_revocations(state)))
+        if state.notifier is not None:
+            await state.notifier.start()
 
     async def close_connections(_app: web.Application) -> None:
         # Both transports call ws.forget() for each connection that ends, the last one sets
@@ -169,6 +178,8 @@ def create_app(
                 await asyncio.wait_for(state.drained.wait(), _SHUTDOWN_TIMEOUT)
 
     async def stop(_app: web.Application) -> None:
+        if state.notifier is not None:
+            await state.notifier.stop()
         for task in background:
             task.cancel()
         for task in background:
@@ -267,6 +278,13 @@ def start_line(settings: Settings) -> str:
     return f"dashboard http://{host}:{settings.port}/ · {where}"
 
 
+def _secret_parts(index: int, url: str) -> list[str]:
+    """A webhook URL, the URL requests go to, and the path that holds its secret."""
+    sent = destination(index, url).url
+    path = sent.split("://", 1)[-1].partition("/")[2]
+    return [url, sent] + (["/" + path] if len(path) >= 8 else [])
+
+
 def _fail(words: str) -> int:
     print(f"tailhub: {words}", file=sys.stderr)
     return 1
@@ -342,9 +360,11 @@ def _keys(settings: Settings) -> tuple[str, str | None]:
 
 
 def _secrets(settings: Settings, token: str, secret: str) -> tuple[str, ...]:
-    """What no log line may contain: the token, the token secret, and the Redis password if
-    the URL has one."""
+    """What no log line may contain: the token, the token secret, the Redis password if the
+    URL has one, and the webhook URLs (as given and as requests are sent to them)."""
     found = [token, secret]
+    for index, url in enumerate(settings.notify):
+        found += _secret_parts(index, url)
     if settings.redis_url:
         with contextlib.suppress(ValueError):
             password = urlsplit(settings.redis_url).password

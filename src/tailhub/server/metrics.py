@@ -37,12 +37,13 @@ from tailhub import __version__
 from tailhub.core.node import Node
 from tailhub.core.stats import Histogram as StatsHistogram
 from tailhub.engine import EngineError
+from tailhub.notify import RESULTS, Notifier
 from tailhub.protocol import ROUTED_TYPES, STATUSES, ErrorCode
 from tailhub.server.api import ApiError, count_error, error_response, require_admin
 from tailhub.server.state import STATE
 from tailhub.store.base import StoreError
 
-__all__ = ["REGISTRY_KEY", "HubCollector", "StoreMetrics", "setup"]
+__all__ = ["REGISTRY_KEY", "HubCollector", "NotifyCollector", "StoreMetrics", "setup"]
 
 _OTHER: Final = "other"
 _MESSAGE_TYPES: Final = tuple(sorted(ROUTED_TYPES))
@@ -233,6 +234,29 @@ class HubCollector:
         )
 
 
+class NotifyCollector:
+    """``tailhub_notifications_total{result, destination, format}``: notices by what became
+    of them. ``destination`` is the index of the ``--notify`` URL (0, 1, ...), never the URL,
+    which is a secret."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+
+    def collect(self) -> Iterator[Metric]:
+        notifier = self._notifier
+        family = CounterMetricFamily(
+            "tailhub_notifications",
+            "Notifications by result (sent, retried, failed, dropped, cooldown), per "
+            "destination index and format.",
+            labels=["result", "destination", "format"],
+        )
+        for dest in notifier.destinations:
+            for result in RESULTS:
+                count = notifier.counts.get((result, dest.index), 0)
+                family.add_metric([result, str(dest.index), dest.format], count)
+        yield family
+
+
 def setup(app: web.Application, store: StoreMetrics) -> CollectorRegistry:
     """Give ``app`` its own metrics registry and the ``GET /metrics`` route.
 
@@ -246,6 +270,9 @@ def setup(app: web.Application, store: StoreMetrics) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(app[STATE].node))
     registry.register(store)
+    notifier = app[STATE].notifier
+    if notifier is not None:
+        registry.register(NotifyCollector(notifier))
     ProcessCollector(namespace="tailhub", registry=registry)
     app[REGISTRY_KEY] = registry
 

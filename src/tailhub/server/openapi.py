@@ -67,6 +67,7 @@ def _schemas() -> dict[str, Schema]:
                 "publishers",
                 "subscribers",
                 "agent",
+                "attention",
             ],
             "additionalProperties": False,
             "properties": {
@@ -92,6 +93,43 @@ def _schemas() -> dict[str, Schema]:
                     "oneOf": [_ref("AgentSummary"), {"type": "null"}],
                     "description": "What its agent did, if it published Claude Code or Codex "
                     "events (see docs/agents.md); null otherwise.",
+                },
+                "attention": {
+                    "oneOf": [_ref("Attention"), {"type": "null"}],
+                    "description": "Whether it needs a person (see docs/protocol.md); null "
+                    "when it does not.",
+                },
+            },
+        },
+        "Attention": {
+            "type": "object",
+            "required": ["state", "reason", "since", "request"],
+            "additionalProperties": False,
+            "properties": {
+                "state": {"enum": ["waiting", "stalled", "failed", "done"]},
+                "reason": {
+                    "type": "string",
+                    "description": "waiting: permission, question or approval; stalled: "
+                    "`no output for N s`; failed: `status error`, `exit code N` or "
+                    "`result error`; done: `completed`.",
+                },
+                "since": time,
+                "request": {"oneOf": [_ref("PendingRequest"), {"type": "null"}]},
+            },
+        },
+        "PendingRequest": {
+            "type": "object",
+            "description": "What a waiting agent asked; `approve`, `deny` or `reply` answer it.",
+            "required": ["id", "kind", "tool", "input", "question", "options"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "kind": {"enum": ["permission", "question", "approval"]},
+                "tool": _nullable("string"),
+                "input": {"description": "The tool's input (any JSON), or null."},
+                "question": _nullable("string"),
+                "options": {
+                    "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]
                 },
             },
         },
@@ -235,11 +273,18 @@ def _schemas() -> dict[str, Schema]:
             "type": "object",
             "description": (
                 'The command\'s `data`, e.g. {"action": "cancel"} or {"action": "input", '
-                '"text": "yes\\n"}; or a whole `command` message.'
+                '"text": "yes\\n"}, {"action": "approve"}, {"action": "deny", "message": '
+                '"not that"}, {"action": "reply", "text": "use pytest"}; or a whole `command` '
+                "message."
             ),
             "properties": {
                 "action": {"type": "string", "minLength": 1},
                 "text": {"type": "string"},
+                "requestId": {
+                    "type": "string",
+                    "description": "approve/deny: the request answered (default: the pending one).",
+                },
+                "message": {"type": "string", "description": "deny: why, for the agent."},
                 "type": {"const": "command"},
                 "containerID": {"type": "string"},
                 "data": {"type": "object"},
@@ -617,7 +662,11 @@ def _paths() -> dict[str, Schema]:
                     "400": bad,
                     "401": unauthorized,
                     "403": forbidden,
-                    "409": _error("No connection publishes for it (no_container); not queued."),
+                    "409": _error(
+                        "No connection publishes for it (no_container); not queued. Or an "
+                        "approve/deny names no request the session waits on (not_pending); "
+                        "nothing was sent."
+                    ),
                     "413": _error("The body is larger than max-message-size."),
                 },
             },

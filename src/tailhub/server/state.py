@@ -10,6 +10,7 @@ from aiohttp import web
 from tailhub.auth import Authenticator
 from tailhub.config import Settings
 from tailhub.core.node import Node
+from tailhub.notify import Notifier
 from tailhub.server.limits import Addresses
 from tailhub.server.trim import MemoryTrim
 
@@ -31,6 +32,8 @@ class ServerState:
     """WebSocket connections open and still without a token (``max_unauthenticated``)."""
     trim: MemoryTrim = field(default_factory=MemoryTrim)
     """Gives the memory that ended connections freed back to the system."""
+    notifier: Notifier | None = None
+    """Sends notifications of attention states (None: no ``--notify`` destination)."""
 
 
 STATE = web.AppKey("tailhub_state", ServerState)
