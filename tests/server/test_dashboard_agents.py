@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, Locator, expect
 
 from tests.agents.streams import CLAUDE, CODEX, MODEL
-from tests.helpers import UNIT, HubProcess, receive_type
+from tests.helpers import UNIT, HubProcess, receive_type, wait_for
 from tests.server.attention import QUESTION, WAITING, inject
 from tests.server.test_dashboard import Dashboard, Publisher, connect_publisher, open_page
 
@@ -226,7 +226,11 @@ class TestAgentView:
         assert longest <= 1001
         await show_all.click()
         await expect(show_all).to_have_count(0)
-        assert await lines.count() > 300
+
+        async def all_shown() -> bool:
+            return await lines.count() > 300
+
+        await wait_for(all_shown)
         shared_dashboard.assert_no_errors()
 
 
@@ -317,6 +321,23 @@ async def publish_calls(pub: Publisher, cid: str, start: int, stop: int) -> None
         await publish_event(pub, cid, "claude", tool_result(n), f"Bash: echo {n} → ok")
 
 
+PERMISSION = {
+    "type": "control_request",
+    "request_id": "req_1",
+    "request": {
+        "subtype": "can_use_tool",
+        "tool_name": "Bash",
+        "input": {"command": "rm -rf build <b>now</b>"},
+    },
+}
+"""Claude Code asking for a permission, as it sends it (the request of :data:`WAITING`)."""
+ANSWERED = {
+    "type": "control_response",
+    "response": {"subtype": "success", "request_id": "req_1", "response": {"behavior": "deny"}},
+}
+"""The answer to :data:`PERMISSION`, as ``tailhub run`` publishes what it wrote."""
+
+
 async def next_command(pub: Publisher) -> dict[str, Any]:
     """The next command the hub routes to this publisher's container (acks skipped), without
     the time the hub stamped on it."""
@@ -345,7 +366,14 @@ class TestNeedsMe:
         await expect(page.get_by_role("button", name="Approve for asker")).to_be_hidden()
         await expect(page).to_have_title("tailhub")
 
-        await inject(page, "asker", WAITING)
+        # The agent asks for a permission: the hub turns the session waiting and says so.
+        await publisher.log(
+            "asker",
+            "permission request: Bash: rm -rf build <b>now</b>",
+            level="warn",
+            metadata={"agent": "claude", "event": PERMISSION},
+        )
+        await publisher.flush()
         await expect(panel).to_be_visible()
         await expect(panel.locator(".needs-head")).to_contain_text("Waiting for you: permission")
         await expect(panel.locator(".needs-tool")).to_have_text("Bash")
@@ -396,8 +424,14 @@ class TestNeedsMe:
         await page.get_by_role("button", name="Answer pytest").click()
         assert (await next_command(publisher))["data"] == {"action": "reply", "text": "pytest"}
 
-        # Cleared: the controls go, the count and title follow.
-        await inject(page, "asker", None)
+        # Answered (tailhub run publishes the answer it wrote): the hub clears the state, the
+        # controls go, the count and title follow.
+        await publisher.log(
+            "asker",
+            "permission answered",
+            metadata={"agent": "claude", "event": ANSWERED},
+        )
+        await publisher.flush()
         await expect(panel).to_be_hidden()
         await expect(page.locator("#needs-me-count")).to_be_hidden()
         await expect(page).to_have_title("tailhub")
