@@ -388,6 +388,15 @@ class Node:
             encode_error(code, words, container_id=container_id, id=id, producer=producer),
         )
 
+    def _forbidden(self, conn: Connection, grant: Grant, action: str, container_id: str) -> None:
+        """Answer ``forbidden``: ``conn``'s token may not do ``action`` on the container."""
+        self.error(
+            conn,
+            ErrorCode.FORBIDDEN,
+            refusal_words(grant, action, container_id),
+            container_id=container_id,
+        )
+
     def handle(self, conn: Connection, message: ClientMessage) -> None:
         """Act on one checked message from an authenticated connection."""
         if isinstance(message, Publish):
@@ -516,12 +525,7 @@ class Node:
                     run = []
                 grant = conn.grant
                 if grant is not None and not grant.may_publish(msg.container_id):
-                    self.error(
-                        conn,
-                        ErrorCode.FORBIDDEN,
-                        refusal_words(grant, "publish for", msg.container_id),
-                        container_id=msg.container_id,
-                    )
+                    self._forbidden(conn, grant, "publish for", msg.container_id)
                     continue
                 self._heartbeat(conn, msg, now)
                 continue
@@ -837,12 +841,7 @@ class Node:
         """
         grant = conn.grant if conn is not None else None
         if conn is not None and grant is not None and not grant.may_command(cmd.container_id):
-            self.error(
-                conn,
-                ErrorCode.FORBIDDEN,
-                refusal_words(grant, "send commands to", cmd.container_id),
-                container_id=cmd.container_id,
-            )
+            self._forbidden(conn, grant, "send commands to", cmd.container_id)
             return
         self._answer(conn, self._command(conn, cmd))
 
@@ -989,12 +988,7 @@ class Node:
         container_id = sub.container_id
         grant = conn.grant
         if grant is not None and not sub.is_pattern and not grant.may_read(container_id):
-            self.error(
-                conn,
-                ErrorCode.FORBIDDEN,
-                refusal_words(grant, "subscribe to", container_id),
-                container_id=container_id,
-            )
+            self._forbidden(conn, grant, "subscribe to", container_id)
             return
         held = container_id in conn.subscriptions or container_id in conn.patterns
         held = held or container_id in conn.catching_up
@@ -1170,12 +1164,7 @@ class Node:
     def unsubscribe(self, conn: Connection, container_id: str) -> None:
         grant = conn.grant
         if grant is not None and "*" not in container_id and not grant.may_read(container_id):
-            self.error(
-                conn,
-                ErrorCode.FORBIDDEN,
-                refusal_words(grant, "unsubscribe from", container_id),
-                container_id=container_id,
-            )
+            self._forbidden(conn, grant, "unsubscribe from", container_id)
             return
         if self.hub.unsubscribe(conn, container_id):
             self.hub.send(conn, encode({"type": "unsubscribed", "containerID": container_id}))
