@@ -1205,26 +1205,14 @@ class Node:
     def _attention(self, session: SessionInfo) -> Any:
         """The session's attention state, as the engine keeps it (the same in every process:
         the process that derives it hands each change over at once)."""
-        kept = session.meta.get(_ATTENTION_META)
-        if kept is None:
-            return None
-        try:
-            return msgspec.json.decode(kept)
-        except msgspec.DecodeError:
-            return None
+        return _kept(session, _ATTENTION_META)
 
     def _agent(self, session: SessionInfo) -> Any:
         """The session's agent summary: this process's, else the one the engine keeps."""
         summary = self.agents.to_json(session.container_id)
         if summary is not None:
             return summary
-        kept = session.meta.get(_AGENT_META)
-        if kept is None:
-            return None
-        try:
-            return msgspec.json.decode(kept)
-        except msgspec.DecodeError:
-            return None
+        return _kept(session, _AGENT_META)
 
     async def list_sessions(
         self,
@@ -1255,6 +1243,17 @@ class Node:
     def not_durable_bytes(self) -> int:
         """The bytes of ``data`` of the messages :meth:`not_durable` counts."""
         return self._lag_bytes
+
+
+def _kept(session: SessionInfo, name: str) -> Any:
+    """The session metadata ``name`` as JSON, or None when it has none (or none readable)."""
+    kept = session.meta.get(name)
+    if kept is None:
+        return None
+    try:
+        return msgspec.json.decode(kept)
+    except msgspec.DecodeError:
+        return None
 
 
 def refusal_words(grant: Grant, action: str, container_id: str) -> str:

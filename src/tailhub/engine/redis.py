@@ -1294,16 +1294,7 @@ class RedisEngine:
             return
         epoch = _text(reply[2])
         if epoch != feed.epoch and not feed.filling and self._handler is not None:
-            self._handler.gap(
-                container_id,
-                feed.last,
-                1,
-                f"history of {container_id!r} was reset in Redis (new epoch {epoch})",
-            )
-            feed.epoch = epoch
-            feed.last = 0
-            feed.reach = 0
-            feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
+            self._reset(self._handler, container_id, feed, epoch)
         feed.reach = max(feed.reach, int(reply[0]))
         feed.stale = False
         self._advance(container_id, feed)
@@ -1430,6 +1421,21 @@ class RedisEngine:
             feed.epoch = run.epoch
         return feed
 
+    @staticmethod
+    def _reset(handler: EngineHandler, container_id: str, feed: _Feed, epoch: str) -> None:
+        """Redis has a new epoch for the container: report the gap, follow from seq 1, and
+        drop queued runs of the old history."""
+        handler.gap(
+            container_id,
+            feed.last or 0,
+            1,
+            f"history of {container_id!r} was reset in Redis (new epoch {epoch})",
+        )
+        feed.epoch = epoch
+        feed.last = 0
+        feed.reach = 0
+        feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
+
     def _advance(self, container_id: str, feed: _Feed) -> None:
         handler = self._handler
         queue = feed.queue
@@ -1496,16 +1502,7 @@ class RedisEngine:
             assert feed.last is not None
             assert handler is not None
             if epoch != feed.epoch:
-                handler.gap(
-                    container_id,
-                    feed.last,
-                    1,
-                    f"history of {container_id!r} was reset in Redis (new epoch {epoch})",
-                )
-                feed.epoch = epoch
-                feed.last = 0
-                feed.reach = 0
-                feed.queue = deque(run for run in feed.queue if run.epoch == epoch)
+                self._reset(handler, container_id, feed, epoch)
                 return True
             end = f"{upto}-0"
             while feed.last < upto:
