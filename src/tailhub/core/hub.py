@@ -62,6 +62,17 @@ class _Gone:
 _GONE: Final = _Gone()
 
 
+class Held(list[bytes]):
+    """The live frames of one container held for a connection while its backlog is sent,
+    and their bytes (``size``)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 0
+
+
 class Connection:
     """One client connection as the hub sees it.
 
@@ -103,7 +114,7 @@ class Connection:
         self.subscriptions: set[str] = set()
         self.patterns: set[str] = set()
         self.published: set[str] = set()
-        self.catching_up: dict[str, list[bytes]] = {}
+        self.catching_up: dict[str, Held] = {}
         self.pending: list[bytes] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self._rate = rate
@@ -266,21 +277,18 @@ class Hub:
     def start_catch_up(self, conn: Connection, container_id: str) -> None:
         """Hold ``container_id``'s live messages for ``conn`` while its backlog is sent."""
         self.unsubscribe(conn, container_id)
-        conn.catching_up[container_id] = []
+        conn.catching_up[container_id] = Held()
         self._catching.setdefault(container_id, set()).add(conn)
         self._check_listen(container_id)
 
     def finish_catch_up(self, conn: Connection, container_id: str) -> list[bytes]:
         """Switch ``conn`` to live delivery; returns the frames held meanwhile, in order."""
-        held = conn.catching_up.pop(container_id, [])
+        held: list[bytes] = conn.catching_up.pop(container_id, [])
         _discard(self._catching, container_id, conn)
         conn.subscriptions.add(container_id)
         self._subs.setdefault(container_id, set()).add(conn)
         self._check_listen(container_id)
         return held
-
-    def held_bytes(self, conn: Connection, container_id: str) -> int:
-        return sum(len(frame) for frame in conn.catching_up.get(container_id, ()))
 
     def stop_catch_up(self, conn: Connection, container_id: str) -> None:
         if conn.catching_up.pop(container_id, None) is not None:
@@ -346,8 +354,7 @@ class Hub:
             receivers += 1
         catching = self._catching.get(container_id)
         if catching:
-            for conn in catching:
-                conn.catching_up[container_id].extend(frames)
+            self._hold(catching, container_id, frames)
         if receivers:
             # Messages read in one loop turn share the loop's time: one entry for them all.
             received_at = self._received
@@ -355,6 +362,23 @@ class Hub:
             if not self._flush_scheduled:
                 self._schedule_flush()
         return receivers * len(frames)
+
+    def _hold(self, catching: set[Connection], container_id: str, frames: list[bytes]) -> None:
+        """Hold ``frames`` for each connection catching up with ``container_id``; close as
+        too slow (4429) one that would then hold more than ``max_queue`` bytes of them, so
+        that a backlog that cannot be sent (a slow reader, a store far behind) costs at most
+        that much memory per reader."""
+        size = sum(map(len, frames))
+        over = []
+        for conn in catching:
+            held = conn.catching_up[container_id]
+            held.extend(frames)
+            held.size += size
+            if held.size > self._max_queue:
+                over.append(conn)
+        for conn in over:
+            self._stats.slow_closes += 1
+            self.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
 
     def _with_patterns(self, container_id: str, subs: set[Connection] | None) -> set[Connection]:
         """The subscribers of ``container_id`` and of every pattern that matches it.
@@ -393,7 +417,11 @@ class Hub:
         self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write what each connection is owed, one write per connection."""
+        """Write what each connection is owed, one write per connection.
+
+        A connection whose peer would then hold more than ``max_queue`` bytes is closed as
+        too slow (4429) instead, and what it was owed in this flush is dropped.
+        """
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         received, self._received = self._received, {}
@@ -406,13 +434,18 @@ class Hub:
                 if frames:
                     stats.queue_drops += len(frames)
                 continue
-            data = frames[0] if len(frames) == 1 else b"".join(frames)
             peer = conn.peer
-            peer.write(data)
-            stats.bytes_out += len(data)
-            if peer.buffered() > max_queue:
+            size = len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+            if peer.buffered() + size > max_queue:
+                # Closed without these: no connection ever holds more than max_queue, and the
+                # reader resumes from the last seq it got.
                 stats.slow_closes += 1
+                stats.queue_drops += len(frames)
                 self.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
+                continue
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            peer.write(data)
+            stats.bytes_out += size
         if received:
             assert self._loop is not None
             now = self._loop.time()

@@ -1127,8 +1127,9 @@ class Node:
     async def _drained(self, conn: Connection, container_id: str, mine: list[bytes]) -> bool:
         """Wait until ``conn`` has taken most of what it was sent; False if it went away.
 
-        A reader that holds more than ``max_queue`` of live messages meanwhile, or that takes
-        nothing of what it owes for :meth:`_stall_limit` seconds, is closed as too slow (4429).
+        A reader that takes nothing of what it owes for :meth:`_stall_limit` seconds is
+        closed as too slow (4429), as the hub closes one that holds more than ``max_queue``
+        of live messages meanwhile.
         """
         limit = self.settings.max_queue
         await asyncio.sleep(0)
@@ -1142,9 +1143,7 @@ class Node:
             if buffered < last:
                 since = now
             last = buffered
-            if self.hub.held_bytes(conn, container_id) > limit or (
-                buffered > limit // 2 and now - since > self._stall_limit()
-            ):
+            if buffered > limit // 2 and now - since > self._stall_limit():
                 self.stats.slow_closes += 1
                 _log.info("catch_up_too_slow", conn=conn.id, container=container_id)
                 self.hub.close(conn, CloseCode.TOO_SLOW, "reader too slow; resume with since")
