@@ -54,7 +54,7 @@ from tailhub.protocol import (
 from tailhub.server.access import grant_connection, revoke
 from tailhub.server.openapi import build_document
 from tailhub.server.state import STATE, ServerState
-from tailhub.server.stream import StreamPeer
+from tailhub.server.stream import TAKE, StreamPeer
 from tailhub.server.ws import request_token
 from tailhub.store.base import StoreError
 
@@ -418,10 +418,15 @@ def _wanted(head: _Head, min_level: int | None) -> bool:
     return _LEVEL_RANK.get(level, len(LEVELS)) >= min_level
 
 
-def _line(seq: int, payload: bytes, sse: bool) -> bytes:
+def _add_line(out: bytearray, seq: int, payload: bytes | memoryview, sse: bool) -> None:
+    """Append one message to ``out``: an NDJSON line, or an SSE event with ``seq`` as its id."""
     if sse:
-        return b"id: %d\ndata: %b\n\n" % (seq, payload)
-    return payload + b"\n"
+        out += b"id: %d\ndata: " % seq
+        out += payload
+        out += b"\n\n"
+    else:
+        out += payload
+        out += b"\n"
 
 
 def _error_line(payload: bytes, sse: bool) -> bytes:
@@ -481,7 +486,10 @@ async def _dump(
                 if query.min_level is None or _wanted(
                     _head_decoder.decode(message.payload), query.min_level
                 ):
-                    out += _line(message.seq, message.payload, query.sse)
+                    _add_line(out, message.seq, message.payload, query.sse)
+                    if len(out) >= TAKE:
+                        await response.write(out)
+                        out = bytearray()
             if out:
                 await response.write(out)
             after = page[-1].seq
@@ -560,21 +568,21 @@ async def _pump(peer: StreamPeer, response: web.StreamResponse, query: _LogQuery
             if head.seq is None:
                 # Not a container's message but the node's error reply: it could not send
                 # the backlog (store failing) and dropped the subscription. Say so and end.
-                await response.write(bytes(out) + _error_line(payload, sse))
+                await response.write(bytes(out) + _error_line(bytes(payload), sse))
                 return
             if _wanted(head, query.min_level):
-                out += _line(head.seq, payload, sse)
+                _add_line(out, head.seq, payload, sse)
         if peer.keepalive_due:
             peer.keepalive_due = False
             if sse:
                 out += b": keepalive\n\n"
         if out:
             await response.write(out)
-        if ending:
-            return
         if taken:
             peer.written(taken)
-            continue
+            continue  # more may be waiting, also once the hub has closed the follower
+        if ending:
+            return
         await peer.wait(_IDLE_CHECK)
 
 

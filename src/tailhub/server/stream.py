@@ -5,8 +5,9 @@ slow-reader handling: it connects a :class:`StreamPeer` to the node like any Web
 connection and subscribes it, so the node's guarantee holds unchanged (backlog then live, in
 ``seq`` order, no gap and no duplicate between the two). The hub writes WebSocket frames to
 every peer; this peer keeps them in a list (:meth:`StreamPeer.write` must never block) and the
-request handler takes them, strips the framing (:func:`split_frames`) and writes the payloads
-to the response at the pace the HTTP client reads.
+request handler takes them, :data:`TAKE` bytes at a time, strips the framing
+(:func:`split_frames`, without copying) and writes the payloads to the response at the pace the
+HTTP client reads.
 
 Backpressure: :meth:`StreamPeer.buffered` counts what the hub handed over and the handler has
 not yet got into the socket, plus the socket's own buffer, so a follower that stops reading is
@@ -21,12 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections import deque
 from typing import Final
 
 from tailhub.core.hub import Connection
 from tailhub.server.ws import CLOSE_GRACE
 
-__all__ = ["StreamPeer", "split_frames"]
+__all__ = ["TAKE", "StreamPeer", "split_frames"]
+
+TAKE: Final = 1 << 18
+"""Bytes of frames a handler takes from its peer at a time: what a follower holds in flight,
+over what the hub counts against ``max_queue``."""
 
 _U16: Final = struct.Struct("!H")
 _U64: Final = struct.Struct("!Q")
@@ -34,47 +40,54 @@ _TEXT: Final = 0x1
 _BINARY: Final = 0x2
 
 
-def split_frames(data: bytes) -> tuple[list[bytes], bytes]:
-    """Split unmasked server-to-client WebSocket frames into their payloads.
+def split_frames(
+    data: bytes, start: int = 0, budget: int | None = None
+) -> tuple[list[memoryview], int]:
+    """Read the payloads of unmasked server-to-client WebSocket frames.
 
     The hub frames each message as one final frame (RFC 6455 section 5.2: a 2, 4 or 10 byte
     header, no mask since the server sends it) and may write several of them at once.
 
     Args:
         data: concatenated frames; the last one may be incomplete.
+        start: the offset of the first frame to read.
+        budget: stop after the frame that brings the bytes read to at least this many
+            (``None``: read every complete frame).
 
     Returns:
-        The payloads of the complete text and binary frames, in order (control frames are
-        dropped), and the bytes of an incomplete trailing frame to prepend to the next call.
+        The payloads of the complete text and binary frames read, in order, as views into
+        ``data`` (no copy; control frames are dropped), and the offset just after the last
+        frame read: where an incomplete frame, or the frames left over the budget, begin.
     """
-    payloads: list[bytes] = []
+    payloads: list[memoryview] = []
     view = memoryview(data)
     size = len(data)
-    at = 0
-    while size - at >= 2:
+    at = start
+    stop = size if budget is None else start + budget
+    while at < stop and size - at >= 2:
         opcode = view[at] & 0x0F
         length = view[at + 1] & 0x7F
         masked = view[at + 1] & 0x80
-        start = at + 2
+        begin = at + 2
         if length == 126:
             if size - at < 4:
                 break
             (length,) = _U16.unpack_from(view, at + 2)
-            start = at + 4
+            begin = at + 4
         elif length == 127:
             if size - at < 10:
                 break
             (length,) = _U64.unpack_from(view, at + 2)
-            start = at + 10
+            begin = at + 10
         if masked:
-            start += 4
-        end = start + length
+            begin += 4
+        end = begin + length
         if end > size:
             break
         if opcode in (_TEXT, _BINARY):
-            payloads.append(bytes(view[start:end]))
+            payloads.append(view[begin:end])
         at = end
-    return payloads, bytes(view[at:])
+    return payloads, at
 
 
 class StreamPeer:
@@ -89,10 +102,10 @@ class StreamPeer:
     """
 
     __slots__ = (
+        "_at",
         "_chunks",
         "_cutoff",
         "_held",
-        "_rest",
         "_transport",
         "_wake",
         "close_code",
@@ -103,9 +116,10 @@ class StreamPeer:
 
     def __init__(self, transport: asyncio.Transport | None) -> None:
         self._transport = transport
-        self._chunks: list[bytes] = []
+        self._chunks: deque[bytes] = deque()
+        self._at = 0
+        """Where the next frame begins in ``_chunks[0]``."""
         self._held = 0
-        self._rest = b""
         self._wake = asyncio.Event()
         self._cutoff: asyncio.TimerHandle | None = None
         self.conn: Connection | None = None
@@ -164,6 +178,7 @@ class StreamPeer:
         closing a transport waits for its buffer to drain, for ever if nobody reads.
         """
         self._chunks.clear()
+        self._at = 0
         self._held = 0
 
     # -- the handler's side ------------------------------------------------------------
@@ -179,20 +194,37 @@ class StreamPeer:
         except TimeoutError:
             pass
 
-    def take(self) -> tuple[list[bytes], int]:
-        """The payloads of the frames received so far, and how many bytes they took.
+    def take(self, budget: int = TAKE) -> tuple[list[memoryview], int]:
+        """The payloads of the next frames received, about ``budget`` bytes of them, and how
+        many bytes of frames they took.
 
-        The bytes stay counted in :meth:`buffered` until :meth:`written` is called with that
-        number, so the hub sees a follower that is slow to write as slow.
+        The payloads are views into what the hub wrote (nothing is copied), and the handler
+        writes them out before it takes more, so a follower holds at most about ``budget``
+        bytes beyond what :meth:`buffered` counts. The bytes stay counted in
+        :meth:`buffered` until :meth:`written` is called with that number, so the hub sees a
+        follower that is slow to write as slow.
         """
-        if not self._chunks:
-            return [], 0
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        taken = len(data)
-        if self._rest:
-            data = self._rest + data
-        payloads, self._rest = split_frames(data)
+        payloads: list[memoryview] = []
+        taken = 0
+        chunks = self._chunks
+        while chunks and taken < budget:
+            chunk = chunks[0]
+            start = self._at
+            got, end = split_frames(chunk, start, budget - taken)
+            payloads += got
+            taken += end - start
+            if end == len(chunk):
+                chunks.popleft()
+                self._at = 0
+            elif end > start:
+                self._at = end
+            elif len(chunks) > 1:
+                # A frame split across two writes: join its start to the next write.
+                chunks.popleft()
+                chunks[0] = chunk[end:] + chunks[0]
+                self._at = 0
+            else:
+                break
         return payloads, taken
 
     def written(self, taken: int) -> None:
