@@ -33,6 +33,8 @@ from tailhub.engine import (
     Position,
     Published,
     SessionInfo,
+    StoredMessage,
+    next_page_size,
 )
 from tailhub.grants import Grant
 from tailhub.protocol import (
@@ -1093,10 +1095,14 @@ class Node:
         container_id = sub.container_id
         after = max(0, last - sub.tail) if sub.tail is not None else sub.since or 0
         budget = max(self.settings.max_queue // 4, 1)
+        page: list[StoredMessage] = []
         try:
             while after < last:
                 page = await self.engine.read(
-                    container_id, after=after, since_time=sub.from_time, limit=_BACKLOG_PAGE
+                    container_id,
+                    after=after,
+                    since_time=sub.from_time,
+                    limit=next_page_size(page, _BACKLOG_PAGE),
                 )
                 if conn.catching_up.get(container_id) is not mine:
                     return

@@ -13,6 +13,7 @@ from tailhub.engine.base import (
     SessionInfo,
     SessionPage,
     StoredMessage,
+    next_page_size,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "SessionInfo",
     "SessionPage",
     "StoredMessage",
+    "next_page_size",
 ]

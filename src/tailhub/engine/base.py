@@ -81,7 +81,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import msgspec
 
@@ -98,6 +98,7 @@ __all__ = [
     "SessionInfo",
     "SessionPage",
     "StoredMessage",
+    "next_page_size",
 ]
 
 
@@ -189,6 +190,24 @@ class StoredMessage(NamedTuple):
     seq: int
     time: float
     payload: bytes
+
+
+PAGE_BYTES: Final = 4 << 20
+"""About how many bytes of messages a reader that pages through history holds at a time."""
+
+
+def next_page_size(page: Sequence[StoredMessage], most: int) -> int:
+    """How many messages to ask :meth:`Engine.read` for next, after reading ``page``.
+
+    A reader pages through history in pages of about :data:`PAGE_BYTES` of messages the
+    size ``page``'s were, at least 16 and at most ``most`` of them; the first page (``page``
+    empty) is 64. So small messages still come a thousand at a time, and 100 KB ones about
+    forty at a time, where a thousand would have held 100 MB at once.
+    """
+    if not page:
+        return min(most, 64)
+    size = sum(len(message.payload) for message in page) // len(page) or 1
+    return max(min(most, PAGE_BYTES // size), min(most, 16))
 
 
 class Position(NamedTuple):

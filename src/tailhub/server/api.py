@@ -35,7 +35,7 @@ from tailhub import __version__
 from tailhub.agents import fleet_totals
 from tailhub.auth import TokenError
 from tailhub.core.node import CommandRefusedError, Node, PublishRefusedError, refusal_words
-from tailhub.engine import EngineError
+from tailhub.engine import EngineError, next_page_size
 from tailhub.grants import Grant
 from tailhub.protocol import (
     LEVELS,
@@ -469,7 +469,10 @@ async def _dump(
             after = max(0, last - query.tail)
         page = (
             await node.engine.read(
-                container_id, after=after, since_time=query.from_time, limit=_PAGE
+                container_id,
+                after=after,
+                since_time=query.from_time,
+                limit=next_page_size([], _PAGE),
             )
             if after < last
             else []
@@ -497,7 +500,10 @@ async def _dump(
                 break
             try:
                 page = await node.engine.read(
-                    container_id, after=after, since_time=query.from_time, limit=_PAGE
+                    container_id,
+                    after=after,
+                    since_time=query.from_time,
+                    limit=next_page_size(page, _PAGE),
                 )
             except (EngineError, StoreError) as exc:
                 await response.write(_error_line(_store_error(exc, container_id), query.sse))
