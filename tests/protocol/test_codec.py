@@ -72,6 +72,22 @@ class TestPublish:
         assert isinstance(msg, Publish)
         assert b'{"level":"info","message":"m","x":[1,2]}' == bytes(msg.data)
 
+    @pytest.mark.parametrize("text", [False, True], ids=["bytes", "str"])
+    def test_line_breaks_between_tokens_are_dropped_from_data(self, text: bool) -> None:
+        """Data is one line whatever whitespace it came with (NDJSON and SSE split on them)."""
+        raw = '{"type":"log",\r\n"containerID":"c","data":{"level":"info",\r\n "message":\n"m"}}'
+        msg = decode_client(raw if text else raw.encode())
+        assert isinstance(msg, Publish)
+        assert b'{"level":"info", "message":"m"}' == bytes(msg.data)
+
+    @pytest.mark.parametrize("brk", ["\n", "\r"])
+    def test_a_line_break_inside_a_string_is_still_refused(self, brk: str) -> None:
+        """Only whitespace is dropped: JSON with a raw line break in a string is refused."""
+        raw = f'{{"type":"log","containerID":"c","data":{{"level":"info","message":"a{brk}b"}}}}'
+        with pytest.raises(ProtocolError) as caught:
+            decode_client(raw.encode())
+        assert caught.value.code == ErrorCode.INVALID_JSON
+
     @pytest.mark.parametrize(
         ("given", "expected"),
         [("WARNING", "warn"), ("warning", "warn"), ("Info", "info"), ("fatal", "error")],

@@ -202,9 +202,14 @@ def _normalise(value: str, allowed: tuple[str, ...], aliases: dict[str, str]) ->
     return low if low in allowed else None
 
 
-def _publish(kind: str, env: Envelope, token: str | None) -> Publish:
+def _publish(kind: str, env: Envelope, token: str | None, spaced: bool) -> Publish:
+    """``spaced``: the frame holds a line break, which in JSON that decoded can only be
+    whitespace: it is dropped from ``data``, so that a stored message is always one line
+    (NDJSON and SSE readers split on line breaks)."""
     container_id = validate_container_id(env.containerID)
     raw = env.data
+    if spaced:
+        raw = msgspec.Raw(bytes(raw).translate(None, b"\r\n"))
     status = exit_code = level = None
     if kind == "log":
         log: LogData = _decode_data(kind, raw)
@@ -315,7 +320,8 @@ def decode_client(frame: bytes | str, *, utf8_checked: bool = False) -> ClientMe
     """Decode and check one client frame.
 
     What this accepts is valid UTF-8 JSON throughout, ``data`` included (it is stored and
-    sent on as it came): bytes that are not UTF-8 are refused, and so are escaped lone
+    sent on as it came, but for line breaks between its tokens, which are dropped so that a
+    stored message is one line): bytes that are not UTF-8 are refused, and so are escaped lone
     surrogates (``"\\ud800"``), which msgspec refuses wherever they appear. No input raises
     anything but :class:`ProtocolError`: JSON nested too deeply is refused too.
 
@@ -332,8 +338,12 @@ def decode_client(frame: bytes | str, *, utf8_checked: bool = False) -> ClientMe
         ProtocolError: ``invalid_json`` (not UTF-8, not JSON), ``invalid_message`` or
             ``unknown_type``, with words that say what was wrong.
     """
-    if not utf8_checked and not isinstance(frame, str) and not frame.isascii():
-        _check_utf8(frame)
+    if isinstance(frame, str):
+        spaced = "\n" in frame or "\r" in frame
+    else:
+        if not utf8_checked and not frame.isascii():
+            _check_utf8(frame)
+        spaced = b"\n" in frame or b"\r" in frame
     try:
         env = _envelope_decoder.decode(frame)
     except msgspec.ValidationError as exc:
@@ -349,7 +359,7 @@ def decode_client(frame: bytes | str, *, utf8_checked: bool = False) -> ClientMe
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, _TOO_DEEP) from None
     token = env.auth.token if env.auth is not None and env.auth.token else env.token
     try:
-        return _dispatch(env, token)
+        return _dispatch(env, token, spaced)
     except ProtocolError as exc:
         error = exc
     except msgspec.DecodeError as exc:  # from data, decoded once its type is known
@@ -372,10 +382,10 @@ def _check_utf8(frame: bytes) -> None:
         ) from None
 
 
-def _dispatch(env: Envelope, token: str | None) -> ClientMessage:
+def _dispatch(env: Envelope, token: str | None, spaced: bool) -> ClientMessage:
     kind = env.type.lower()
     if kind in PUBLISH_TYPES:
-        return _publish(kind, env, token)
+        return _publish(kind, env, token, spaced)
     if kind == "subscribe":
         return _subscribe(env, token)
     if kind == "unsubscribe":
