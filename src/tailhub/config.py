@@ -168,6 +168,13 @@ OPTIONS: Final = (
         "bytes of messages history may lag behind before publishes are refused (unavailable)",
     ),
     Option(
+        "max_head",
+        "TAILHUB_MAX_HEAD",
+        "64KiB",
+        "size",
+        "bytes a connection's first request head may have; a longer one is refused (431)",
+    ),
+    Option(
         "auth_timeout",
         "TAILHUB_AUTH_TIMEOUT",
         "5000",
@@ -324,6 +331,7 @@ class Settings:
     max_queue: int = 8 << 20
     max_store_lag: int = 250_000
     max_store_lag_bytes: int = 64 << 20
+    max_head: int = 64 << 10
     auth_timeout: float = 5.0
     max_unauthenticated: int = 1000
     max_connections_per_ip: int = 15_000

@@ -206,3 +206,28 @@ class TestRequestMessages:
                 assert list(range(1, 101)) == (await resp.json())["seq"]
         finally:
             hub.stop()
+
+
+class TestHeadSize:
+    @pytest.fixture
+    def small_head_hub(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+        hub = HubProcess(tmp_path_factory.mktemp("head"), args=["--max-head", "8KiB"])
+        hub.start()
+        yield hub
+        hub.stop()
+
+    @pytest.mark.parametrize("upgrade", [False, True], ids=["api", "upgrade"])
+    async def test_a_first_head_over_max_head_gets_431(
+        self, small_head_hub: HubProcess, upgrade: bool
+    ) -> None:
+        """A head over --max-head is refused with 431, complete or not; one under it is served."""
+        hub = small_head_hub
+        line = "X-Filler: " + "f" * 100 + "\r\n"
+        start = UPGRADE.format(path="/")[:-2] if upgrade else "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        for head in (start + line * 90 + "\r\n", start + line * 90):  # complete, and no end
+            status, body = await status_of(hub, head.encode())
+            assert status == 431, body
+            assert b"TAILHUB_MAX_HEAD" in body
+        if not upgrade:
+            status, _ = await status_of(hub, (start + line * 60 + "\r\n").encode())
+            assert status == 200

@@ -29,7 +29,6 @@ from tailhub.server.wsconn import WebSocketConnection
 
 __all__ = ["Listener"]
 
-_MAX_HEAD: Final = 64 * 1024
 _WS_PATHS: Final = frozenset({"/", "/ws"})
 _LINGER: Final = 1.0
 """Seconds a refused connection is kept, reading and dropping, before it is closed."""
@@ -110,14 +109,16 @@ class _FirstRequest(asyncio.Protocol):
             return  # refused: dropped
         head = self._head = self._head + data
         end = head.find(b"\r\n\r\n")
+        limit = self._listener.state.settings.max_head
+        if (end if end >= 0 else len(head)) > limit:
+            self._too_large(limit)
+            return
         if end < 0:
-            if len(head) > _MAX_HEAD:
-                self._to_http()
             return
         if not head.startswith(b"GET ") or b"websocket" not in head[:end].lower():
             self._to_http()
             return
-        parser = HttpRequestParser(None, asyncio.get_running_loop(), _MAX_HEAD)
+        parser = HttpRequestParser(None, asyncio.get_running_loop(), limit)
         try:
             messages, _upgraded, tail = parser.feed_data(head)
         except Exception:
@@ -130,6 +131,24 @@ class _FirstRequest(asyncio.Protocol):
         self._upgrade(request, tail)
 
     # -- hand-offs ----------------------------------------------------------------------
+
+    def _too_large(self, limit: int) -> None:
+        """Refuse a head over ``limit`` bytes here: handed to aiohttp, a refused head stayed
+        in memory (in its parse error's traceback) until the next garbage collection, about
+        1 MB a request under a flood of them."""
+        self._stop_timer()
+        transport = self._transport
+        assert transport is not None
+        self._transport = None  # what follows is read and dropped
+        self._head = b""
+        _respond(
+            transport,
+            431,
+            f'{{"error":"the request head is over {limit} bytes (TAILHUB_MAX_HEAD)"}}',
+            {},
+            "application/json",
+            linger=True,
+        )
 
     def _to_http(self) -> None:
         self._stop_timer()
