@@ -7,7 +7,8 @@ module cannot parse, is handed with the bytes read so far to aiohttp's request h
 serves the HTTP API, the dashboard and its own errors exactly as if it had read them itself.
 
 The request head is parsed by aiohttp's C parser (``aiohttp.http.HttpRequestParser``). A
-connection that sends no complete head within ``auth_timeout`` is dropped. A connection from an
+connection that sends no complete head within ``auth_timeout`` is dropped; one whose head
+passes ``max_head`` bytes is answered 431 here and closed. A connection from an
 address that already has ``max_connections_per_ip`` open is answered 503 at once and closed;
 the protocol that serves a connection to its end gives its place back.
 """
