@@ -115,6 +115,7 @@ How it works, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import itertools
 import os
@@ -1095,12 +1096,15 @@ class _Writer:
         params: list[Any] = list(itertools.chain.from_iterable(chunks))
         if size > len(chunks):
             params.extend([ABSENT] * (CHUNK_COLUMNS * (size - len(chunks))))
-        conn.execute(sql, params)
-        if sum(chunk[5] for chunk in chunks) >= _UNBIND:
-            # The statement keeps a copy of every blob bound to it until it is bound again,
-            # and cached, it would hold this batch's payloads for as long as the hub runs.
-            # All-ABSENT rows insert nothing and replace them.
-            conn.execute(sql, [ABSENT] * (CHUNK_COLUMNS * size))
+        try:
+            conn.execute(sql, params)
+        finally:
+            if sum(chunk[5] for chunk in chunks) >= _UNBIND:
+                # The statement keeps a copy of every blob bound to it until it is bound
+                # again, and cached, it would hold this batch's payloads (after a failed
+                # write too) for as long as the hub runs. All-ABSENT rows insert nothing.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute(sql, [ABSENT] * (CHUNK_COLUMNS * size))
 
     def write_one_by_one(
         self, conn: sqlite3.Connection, stop: int
