@@ -629,13 +629,11 @@ class Arena:
         *,
         peak_budget: int | None = None,
         quiet_timeout: float = 30 * UNIT,
-        rss_growth: float = RSS_GROWTH,
     ) -> Figures:
         """Wait for the attack's connections to be gone, take the figures, write them, and
         assert: no crash, no traceback, nothing lost, no canary leak, RSS back within
-        ``rss_growth`` (20%) of where it started, and (with ``peak_budget``) its peak at most
-        that many bytes above the start. An attack given more than 20% says why, and
-        docs/security.md lists it."""
+        :data:`RSS_GROWTH` (20%) of where it started, and (with ``peak_budget``) its peak at
+        most that many bytes above the start."""
         self._finished = True
         if self.alive():
             await self.quiet(quiet_timeout)
@@ -644,7 +642,7 @@ class Arena:
             self.figures.rss_peak = proc_status(self.pid, "VmHWM")
             # The hub gives freed memory back within a second or so of the last connection
             # going (server/trim.py): wait for that, at most RSS_SETTLE seconds.
-            bound = self.figures.rss_before * (1 + rss_growth)
+            bound = self.figures.rss_before * (1 + RSS_GROWTH)
             with contextlib.suppress(TimeoutError):
                 await wait_for(lambda: proc_status(self.pid, "VmRSS") <= bound, RSS_SETTLE)
             self.figures.rss_after = proc_status(self.pid, "VmRSS")
@@ -663,7 +661,7 @@ class Arena:
         assert not figures.lost, f"control messages lost: {control}"
         assert not figures.canary_leaks, f"canary leaked: {figures.notes}"
         assert not [n for n in figures.notes if n.startswith("attack connections")], figures.notes
-        bound = figures.rss_before * (1 + rss_growth)
+        bound = figures.rss_before * (1 + RSS_GROWTH)
         assert figures.rss_after <= bound, (
             f"RSS {figures.rss_before >> 20} MiB before, {figures.rss_after >> 20} MiB after"
         )
