@@ -7,6 +7,7 @@ the client moved, nothing raised, B's history is one unbroken, in-order run of t
 that reaches its end, and every line is stored on A or on B. With hubs that share one
 engine, B's history is A's as well, and the same tests then also hold the stronger line
 marked ``SHARED ENGINE`` in each: every line exactly once, in order, seqs 1..N.
+:class:`TestSharedEngine` holds it for ``tailhub run`` over two hubs on one real Redis.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tailhub.client import (
     Subscriber,
 )
 from tests.client.procs import cli_env, finish, run_cli, start_cli
+from tests.engine.redis_servers import RedisServer
 from tests.helpers import TOKEN, UNIT, HubProcess, free_port, wait_for
 
 FAST = Backoff(initial=0.05, maximum=0.3)
@@ -248,3 +250,49 @@ class TestRunFailover:
         assert len(lines) == 1, result.stderr
         assert words in lines[0]
         assert lines[0].startswith("tailhub: invalid hub URL")
+
+
+class TestSharedEngine:
+    @pytest.fixture
+    def pair(self, tmp_path: Path) -> Iterator[tuple[HubProcess, HubProcess]]:
+        """Hubs A and B: two ``tailhub serve --redis`` processes on one real redis-server."""
+        redis = RedisServer(tmp_path / "redis").start()
+        hubs = [HubProcess(tmp_path / f"hub-{n}", args=["--redis", redis.url]) for n in "ab"]
+        try:
+            for process in hubs:
+                process.start()
+            yield hubs[0], hubs[1]
+        finally:
+            for process in hubs:
+                if process.proc is not None and process.proc.poll() is None:
+                    process.stop()
+            redis.stop()
+
+    async def test_hub_killed_mid_run_loses_and_repeats_nothing(
+        self, pair: tuple[HubProcess, HubProcess]
+    ) -> None:
+        """``tailhub run --url A,B`` on hubs that share an engine, A SIGKILLed mid-run: B
+        holds every line exactly once, in order, with seqs 1..N, and then the complete."""
+        hub, second = pair
+        code = (
+            "import time\n"
+            "for n in range(600):\n"
+            "    print(f'line {n}', flush=True)\n"
+            "    time.sleep(0.003)\n"
+        )
+        env = cli_env(hub, TAILHUB_URL=f"{hub.url},{second.url}")
+        runner = await start_cli(
+            None, *RUN, "-q", "--container-id", "f3", "--", sys.executable, "-c", code, env=env
+        )
+        async with asyncio.timeout(20 * UNIT), Subscriber("f3", url=hub.url, token=TOKEN) as sub:
+            async for message in sub:
+                if message.data.get("message") == "line 100":
+                    break
+        hub.kill()
+        result = await finish(runner, 30 * UNIT)
+        assert result.status == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        history = await _history(second, "f3")
+        assert _texts(history) == [f"line {n}" for n in range(600)]
+        assert [m.seq for m in history] == list(range(1, len(history) + 1))
+        assert history[-1].type == "complete"
