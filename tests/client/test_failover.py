@@ -187,29 +187,41 @@ class TestHubClient:
             assert client.url == second.url
 
 
+async def _run_and_kill(hub: HubProcess, second: HubProcess, container_id: str) -> list[str]:
+    """``tailhub run --url A,B`` printing 600 lines; A SIGKILLed once line 100 reached it.
+
+    Returns the lines the command printed, once the run has ended with the command's exit
+    code 0 and no traceback.
+    """
+    code = (
+        "import time\n"
+        "for n in range(600):\n"
+        "    print(f'line {n}', flush=True)\n"
+        "    time.sleep(0.003)\n"
+    )
+    env = cli_env(hub, TAILHUB_URL=f"{hub.url},{second.url}")
+    runner = await start_cli(
+        None, *RUN, "-q", "--container-id", container_id, "--", sys.executable, "-c", code, env=env
+    )
+    async with (
+        asyncio.timeout(20 * UNIT),
+        Subscriber(container_id, url=hub.url, token=TOKEN) as sub,
+    ):
+        async for message in sub:
+            if message.data.get("message") == "line 100":
+                break
+    hub.kill()
+    result = await finish(runner, 30 * UNIT)
+    assert result.status == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return [f"line {n}" for n in range(600)]
+
+
 class TestRunFailover:
     async def test_hub_killed_mid_run(self, hub: HubProcess, second: HubProcess) -> None:
         """``tailhub run --url A,B``, A SIGKILLed mid-run: CMD's exit code, no traceback, and
         every line is stored on A or B; B holds an unbroken run of them up to the complete."""
-        code = (
-            "import time\n"
-            "for n in range(600):\n"
-            "    print(f'line {n}', flush=True)\n"
-            "    time.sleep(0.003)\n"
-        )
-        env = cli_env(hub, TAILHUB_URL=f"{hub.url},{second.url}")
-        runner = await start_cli(
-            None, *RUN, "-q", "--container-id", "f1", "--", sys.executable, "-c", code, env=env
-        )
-        async with asyncio.timeout(20 * UNIT), Subscriber("f1", url=hub.url, token=TOKEN) as sub:
-            async for message in sub:
-                if message.data.get("message") == "line 100":
-                    break
-        hub.kill()
-        result = await finish(runner, 30 * UNIT)
-        assert result.status == 0, result.stderr
-        assert "Traceback" not in result.stderr
-        sent = [f"line {n}" for n in range(600)]
+        sent = await _run_and_kill(hub, second, "f1")
         history_b = await _history(second, "f1")
         start = _assert_unbroken_tail(_texts(history_b), sent)
         assert start <= 101
@@ -219,7 +231,7 @@ class TestRunFailover:
         on_a = _texts(await _history(hub, "f1"))
         assert on_a == sent[: len(on_a)]
         assert set(sent) == set(on_a) | set(_texts(history_b))
-        # SHARED ENGINE: B's history is A's; then: _texts(history_b) == sent, seqs gapless.
+        # SHARED ENGINE (TestSharedEngine): then _texts(history_b) == sent, seqs gapless.
 
     async def test_first_url_down(self, second: HubProcess) -> None:
         """``tailhub run --url DEAD,B``: every line reaches B, and no line says the hub is
@@ -274,25 +286,8 @@ class TestSharedEngine:
         """``tailhub run --url A,B`` on hubs that share an engine, A SIGKILLed mid-run: B
         holds every line exactly once, in order, with seqs 1..N, and then the complete."""
         hub, second = pair
-        code = (
-            "import time\n"
-            "for n in range(600):\n"
-            "    print(f'line {n}', flush=True)\n"
-            "    time.sleep(0.003)\n"
-        )
-        env = cli_env(hub, TAILHUB_URL=f"{hub.url},{second.url}")
-        runner = await start_cli(
-            None, *RUN, "-q", "--container-id", "f3", "--", sys.executable, "-c", code, env=env
-        )
-        async with asyncio.timeout(20 * UNIT), Subscriber("f3", url=hub.url, token=TOKEN) as sub:
-            async for message in sub:
-                if message.data.get("message") == "line 100":
-                    break
-        hub.kill()
-        result = await finish(runner, 30 * UNIT)
-        assert result.status == 0, result.stderr
-        assert "Traceback" not in result.stderr
+        sent = await _run_and_kill(hub, second, "f3")
         history = await _history(second, "f3")
-        assert _texts(history) == [f"line {n}" for n in range(600)]
+        assert _texts(history) == sent
         assert [m.seq for m in history] == list(range(1, len(history) + 1))
         assert history[-1].type == "complete"
