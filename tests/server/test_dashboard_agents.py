@@ -283,6 +283,28 @@ class TestManyEvents:
             await dash.screenshot("agent-many-events")
             dash.assert_no_errors(allowed=re.compile(r"WebSocket connection to .* failed"))
 
+    async def test_home_while_steps_stream_in_stays_at_the_top(
+        self, browser: Browser, fast_hub: HubProcess
+    ) -> None:
+        """Home pressed while steps are still being added takes the view to the first one,
+        and it stays there as more arrive (the list does not take the view back to the end)."""
+        cid = "home-agent"
+        async with open_page(browser, fast_hub) as dash:
+            async with connect_publisher(fast_hub) as pub:
+                await publish_calls(pub, cid, 0, 2500)
+                await pub.flush()
+            await dash.open(hash=f"#view={cid}")
+            page = dash.page
+            turns = page.locator(".agent-turns")
+            await expect(turns).to_have_text("2,500 turns · 2,500 tool calls")
+            await page.locator(".agent-viewport").press("Home")
+            async with connect_publisher(fast_hub) as pub:
+                await publish_calls(pub, cid, 2500, 2600)
+                await pub.flush()
+            await expect(turns).to_have_text("2,600 turns · 2,600 tool calls")
+            await expect(step(page, "call-0")).to_be_visible()
+            dash.assert_no_errors()
+
 
 def tool_call(n: int) -> dict[str, Any]:
     return {

@@ -7,7 +7,9 @@
  * list, so the native scrollbar, keyboard scrolling and wheel all work as usual.
  *
  * "Following" keeps the end of the list in view as rows are appended. Scrolling up (wheel,
- * keys, scrollbar) stops following; reaching the end again resumes it. While not following,
+ * keys, scrollbar) stops following; scrolling down to the end again resumes it (only down:
+ * an animated scroll up, as Chromium does for keys, starts within a line of the end, and
+ * must not count as reaching it). While not following,
  * a rebuild (new filter, rows merged in above) keeps the first visible row where it was.
  * @module virtual-list
  */
@@ -49,6 +51,8 @@ export class VirtualList {
     this.following = true;
     this.unseen = 0;
     this.autoTop = -1;
+    /** scrollTop as last seen or set here, to tell the user's scrolling down from up */
+    this.lastTop = 0;
     this.frame = 0;
     this.onScroll = () => this.scrolled();
     viewport.addEventListener("scroll", this.onScroll, { passive: true });
@@ -83,7 +87,10 @@ export class VirtualList {
       const index = this.lowerBound(anchor.item);
       const top = index < items.length ? this.offsets[index] * this.lineHeight : this.height();
       this.setSize();
-      this.viewport.scrollTop = top - anchor.delta;
+      // Assigned only when it moves: any assignment ends a scroll the user has under way.
+      const target = top - anchor.delta;
+      if (this.viewport.scrollTop !== target) this.viewport.scrollTop = target;
+      this.lastTop = this.viewport.scrollTop;
     }
     this.schedule();
   }
@@ -167,9 +174,12 @@ export class VirtualList {
   scrolled() {
     const { viewport } = this;
     const end = viewport.scrollHeight - viewport.clientHeight;
-    if (viewport.scrollTop >= end - this.lineHeight) {
-      if (!this.following) this.follow();
-    } else if (this.following && viewport.scrollTop < this.autoTop - 1) {
+    const top = viewport.scrollTop;
+    const down = top > this.lastTop;
+    this.lastTop = top;
+    if (top >= end - this.lineHeight) {
+      if (!this.following && down) this.follow();
+    } else if (this.following && top < this.autoTop - 1) {
       this.stopFollowing();
     }
     this.schedule();
@@ -225,7 +235,7 @@ export class VirtualList {
     if (this.following) {
       const end = Math.max(0, this.height() - viewport.clientHeight);
       if (viewport.scrollTop !== end) viewport.scrollTop = end;
-      this.autoTop = viewport.scrollTop;
+      this.autoTop = this.lastTop = viewport.scrollTop;
     }
     if (!items.length) {
       this.clearRows();
