@@ -9,8 +9,8 @@
  * "Following" keeps the end of the list in view as rows are appended. Scrolling up (wheel,
  * keys, scrollbar) stops following; scrolling down to the end again resumes it (only down:
  * an animated scroll up, as Chromium does for keys, starts within a line of the end, and
- * must not count as reaching it). While not following,
- * a rebuild (new filter, rows merged in above) keeps the first visible row where it was.
+ * must not count as reaching it). While not following, a rebuild (new filter, rows merged
+ * in above) keeps the first visible row where it was.
  * @module virtual-list
  */
 
