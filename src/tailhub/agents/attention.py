@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import msgspec
 
+from tailhub.agents.events import decode_raw
 from tailhub.protocol import ProtocolError, format_time, parse_time
 
 __all__ = ["STATES", "Attention", "AttentionBook", "Request"]
@@ -201,16 +202,6 @@ class _LogData(msgspec.Struct, gc=False):
 
 
 _decoder: Final = msgspec.json.Decoder(_LogData)
-_any: Final = msgspec.json.Decoder()
-
-
-def _raw(raw: msgspec.Raw) -> Any:
-    if not raw:
-        return None
-    try:
-        return _any.decode(raw)
-    except msgspec.DecodeError:
-        return None
 
 
 def _text(value: Any) -> str | None:
@@ -499,7 +490,7 @@ class AttentionBook:
         kind = event.type
         pending = session.pending
         if kind == "control_request":
-            request = _raw(event.request)
+            request = decode_raw(event.request)
             if (
                 event.request_id
                 and isinstance(request, dict)
@@ -509,7 +500,7 @@ class AttentionBook:
         elif kind == "control_cancel_request" or kind == "control_response":
             request_id = event.request_id
             if request_id is None:
-                response = _raw(event.response)
+                response = decode_raw(event.response)
                 if isinstance(response, dict):
                     request_id = _text(response.get("request_id"))
             if request_id is not None:
@@ -518,8 +509,8 @@ class AttentionBook:
             content = event.message.content
             for block in content if isinstance(content, list) else ():
                 if block.type == "tool_use" and block.name == _QUESTION_TOOL and block.id:
-                    question, options = _question(_raw(block.input))
-                    request = Request(block.id, "question", _QUESTION_TOOL, _raw(block.input))
+                    question, options = _question(decode_raw(block.input))
+                    request = Request(block.id, "question", _QUESTION_TOOL, decode_raw(block.input))
                     request = msgspec.structs.replace(request, question=question, options=options)
                     self._open(session, request, now)
         elif kind == "user" and isinstance(event.message, _Message) and pending:
@@ -569,7 +560,7 @@ class AttentionBook:
                 "execCommandApproval",
                 "applyPatchApproval",
             ):
-                params = _raw(event.params)
+                params = decode_raw(event.params)
                 params = params if isinstance(params, dict) else {}
                 tool = "apply_patch" if "ileChange" in method or "Patch" in method else "shell"
                 request = Request(

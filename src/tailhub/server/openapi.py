@@ -43,6 +43,11 @@ def _error(description: str) -> Schema:
     return _json(_ref("Error"), description)
 
 
+def _body(name: str) -> Schema:
+    """A required JSON request body of the schema ``name``."""
+    return {"required": True, "content": {_JSON: {"schema": _ref(name)}}}
+
+
 def _schemas() -> dict[str, Schema]:
     count = {"type": "integer", "minimum": 0}
     time = {"type": "string", "format": "date-time"}
@@ -653,10 +658,7 @@ def _paths() -> dict[str, Schema]:
             "post": {
                 "summary": "Send a command to the container's connection(s).",
                 "operationId": "command",
-                "requestBody": {
-                    "required": True,
-                    "content": {_JSON: {"schema": _ref("CommandRequest")}},
-                },
+                "requestBody": _body("CommandRequest"),
                 "responses": {
                     "200": _json(_ref("CommandResult"), "Sent to `delivered` connections."),
                     "400": bad,
@@ -685,10 +687,7 @@ def _paths() -> dict[str, Schema]:
             "post": {
                 "summary": "Mint a scoped token (admin only), signed with the hub's secret.",
                 "operationId": "mintToken",
-                "requestBody": {
-                    "required": True,
-                    "content": {_JSON: {"schema": _ref("MintRequest")}},
-                },
+                "requestBody": _body("MintRequest"),
                 "responses": {
                     "201": _json(_ref("MintResult"), "The token and its claims."),
                     "400": bad,
@@ -707,10 +706,7 @@ def _paths() -> dict[str, Schema]:
                     "within revocation-interval."
                 ),
                 "operationId": "revokeToken",
-                "requestBody": {
-                    "required": True,
-                    "content": {_JSON: {"schema": _ref("RevokeRequest")}},
-                },
+                "requestBody": _body("RevokeRequest"),
                 "responses": {
                     "200": _json(_ref("RevokeResult"), "Revoked."),
                     "400": bad,
