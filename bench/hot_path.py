@@ -192,7 +192,7 @@ async def _measure(name: str, batches: int, tmp: Path) -> float:
     book = getattr(node, "agents", None)  # None: a version without agent summaries
     observe: Callable[..., Any] | None = book.observe if book is not None else None
     if book is not None and name == "agent-no-summary":
-        book.observe = lambda container_id, data: False
+        book.observe = lambda *args: False
     attention = getattr(node, "attention", None)  # None: a version without attention states
     if attention is not None and name == "agent-no-attention":
         attention.observe_agent = lambda *args: False

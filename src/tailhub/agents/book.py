@@ -35,7 +35,6 @@ looks_like_agent: Final[Callable[[Any], re.Match[bytes] | None]] = re.compile(rb
 False positives (the word in a message) only cost a decode that finds no event."""
 
 
-_AGENT_KEY: Final = re.compile(rb'"agent"')
 _UNREAD: Final = re.compile(
     rb'"agent":"claude","event":\{"type":"(?:user|stream_event|rate_limit_event|control_request)"'
 )
@@ -66,14 +65,18 @@ class AgentBook:
         self._summaries: OrderedDict[str, AgentSummary] = OrderedDict()
         self._changed: set[str] = set()
 
-    def observe(self, container_id: str, data: Any) -> bool:
+    def observe(self, container_id: str, data: Any, at: int | None = None) -> bool:
         """Read one ``log``'s raw ``data``; returns whether it was an agent event it counted.
 
-        Data that is not an agent event, or whose event has fields of the wrong types, changes
-        nothing; an event the summary does not read is passed over. Never raises.
+        ``at``: where ``"agent"`` first appears in ``data``, when the caller has already
+        searched for it (:func:`looks_like_agent`); None to search here. Data that is not an
+        agent event, or whose event has fields of the wrong types, changes nothing; an event
+        the summary does not read is passed over. Never raises.
         """
-        found = _AGENT_KEY.search(data)
-        if found is not None and _UNREAD.match(data, found.start()):
+        if at is None:
+            found = looks_like_agent(data)
+            at = -1 if found is None else found.start()
+        if at >= 0 and _UNREAD.match(data, at):
             return False
         try:
             log = _log_decoder.decode(data)

@@ -637,8 +637,9 @@ class Node:
             top = seq
             size += len(msg.data)
             if agents is not None and (found := looks_like_agent(msg.data)) is not None:
-                agents.observe(container_id, msg.data)
-                if attention.observe_agent(container_id, msg.data, self._now, found.start()):
+                at = found.start()
+                agents.observe(container_id, msg.data, at)
+                if attention.observe_agent(container_id, msg.data, self._now, at):
                     changed = True
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
