@@ -85,6 +85,8 @@ from typing import Final, NamedTuple, Protocol
 
 import msgspec
 
+from tailhub.store.base import StoredMessage
+
 __all__ = [
     "DUPLICATE",
     "Engine",
@@ -182,14 +184,6 @@ class Published:
 
 PublishDone = Callable[[Published], None]
 """Called once, on the event loop, with what became of a published run."""
-
-
-class StoredMessage(NamedTuple):
-    """One kept message: its ``seq``, the receive time (Unix seconds) and its encoded bytes."""
-
-    seq: int
-    time: float
-    payload: bytes
 
 
 PAGE_BYTES: Final = 4 << 20

@@ -42,7 +42,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, cast
+from typing import Final
 
 from msgspec import Raw
 
@@ -370,13 +370,11 @@ class LocalEngine:
         limit: int | None = None,
     ) -> list[StoredMessage]:
         try:
-            kept = await self.store.read(
+            return await self.store.read(
                 container_id, after=after, tail=tail, since_time=since_time, limit=limit
             )
         except StoreError as exc:
             raise EngineError(str(exc)) from None
-        # The store's StoredMessage has the same fields: no copy per message.
-        return cast(list[StoredMessage], kept)
 
     def known_position(self, container_id: str) -> Position | None:
         """Known at once in this process, unless runs of the container are held (see
