@@ -305,14 +305,19 @@ class Notifier:
         finally:
             self._busy.discard(key)
 
+    async def _forget(self, key: str) -> None:
+        """The notice is done with (sent, failed for good, or undeliverable): out of the
+        outbox, here and in the engine."""
+        await self.engine.delete_record(_KIND, key)
+        self._outbox.pop(key, None)
+
     async def _attempts(self, key: str, record: _Record, delay: float) -> None:
         engine = self.engine
         settings = self.settings
         if delay > 0:
             await asyncio.sleep(delay)
         if record.dest >= len(self.destinations):
-            await engine.delete_record(_KIND, key)  # the hub no longer has that destination
-            self._outbox.pop(key, None)
+            await self._forget(key)  # the hub no longer has that destination
             return
         dest = self.destinations[record.dest]
         fields = {"container": record.notice.containerID, "state": record.notice.state}
@@ -329,8 +334,7 @@ class Notifier:
             status, error = await self._post(dest, record.notice)
             if status is not None and 200 <= status < 300:
                 await engine.claim(_SEND_KIND, key, self._owner, _DELIVERED_TTL)
-                await engine.delete_record(_KIND, key)
-                self._outbox.pop(key, None)
+                await self._forget(key)
                 self._count("sent", dest.index)
                 _log.info(
                     "notification_sent",
@@ -343,8 +347,7 @@ class Notifier:
             why = error or f"HTTP {status}"
             lasting = status is not None and 400 <= status < 500 and status not in (408, 429)
             if lasting or record.attempts >= settings.notify_attempts:
-                await engine.delete_record(_KIND, key)
-                self._outbox.pop(key, None)
+                await self._forget(key)
                 self._count("failed", dest.index)
                 _log.warning(
                     "notification_failed",
