@@ -126,6 +126,15 @@ class Engines:
         self.opened.append(engine)
         return engine
 
+    async def listening(self, container_id: str = "c") -> tuple[RedisEngine, Recorder]:
+        """A second engine that listens to ``container_id`` (its position read, so that its
+        feed is up), and what it records."""
+        seen = Recorder()
+        listener = await self.open(seen)
+        listener.listen(container_id)
+        await listener.position(container_id)
+        return listener, seen
+
     async def close(self) -> None:
         for engine in self.opened:
             await engine.close()
@@ -267,10 +276,7 @@ async def test_a_lost_pubsub_connection_is_caught_up_from_the_stream(
     engines = Engines(url)
     try:
         sender = await engines.open()
-        seen = Recorder()
-        listener = await engines.open(seen)
-        listener.listen("c")
-        await listener.position("c")
+        _listener, seen = await engines.listening()
         await publish(sender, "c", [entry("1")])
         await wait_for(lambda: seen.seqs("c") == [1])
         on_every_node(servers, "CLIENT", "KILL", "TYPE", "pubsub")
@@ -285,10 +291,7 @@ async def test_a_lost_pubsub_connection_is_caught_up_from_the_stream(
 
 async def test_a_seq_jump_is_filled_from_the_stream(engines: Engines) -> None:
     sender = await engines.open()
-    seen = Recorder()
-    listener = await engines.open(seen)
-    listener.listen("c")
-    await listener.position("c")
+    listener, seen = await engines.listening()
     await publish(sender, "c", [entry("1")])
     await wait_for(lambda: seen.seqs("c") == [1])
     # Pub/Sub drops what this process is not subscribed to: unsubscribe under its feet.
@@ -304,10 +307,7 @@ async def test_a_seq_jump_is_filled_from_the_stream(engines: Engines) -> None:
 
 async def test_a_gap_history_cannot_fill_is_reported(engines: Engines) -> None:
     sender = await engines.open(retention_messages=1)
-    seen = Recorder()
-    listener = await engines.open(seen)
-    listener.listen("c")
-    await listener.position("c")
+    listener, seen = await engines.listening()
     await publish(sender, "c", [entry("1")])
     await wait_for(lambda: seen.seqs("c") == [1])
     pub = listener._keys_of("c").pub
@@ -331,10 +331,7 @@ async def test_listeners_are_told_when_the_epoch_changes(
     engines = Engines(url)
     try:
         sender = await engines.open()
-        seen = Recorder()
-        listener = await engines.open(seen)
-        listener.listen("c")
-        await listener.position("c")
+        _listener, seen = await engines.listening()
         await publish(sender, "c", [entry("1"), entry("2")])
         await wait_for(lambda: seen.seqs("c") == [1, 2])
         on_every_node(servers, "FLUSHALL")
@@ -508,10 +505,7 @@ async def test_redis_killed_and_restarted_loses_no_acked_message(tmp_path: Path)
     try:
         told = Recorder()
         sender = await engines.open(told)
-        seen = Recorder()
-        listener = await engines.open(seen)
-        listener.listen("c")
-        await listener.position("c")
+        _listener, seen = await engines.listening()
         acked: list[int] = []
         refused = 0
         restarted = False
