@@ -439,8 +439,21 @@ class TestAgentStreams:
             for event, line, level in stream
         ]
         expected.append({"level": "warn", "message": "a note on stderr", "stream": "stderr"})
-        assert expected == [m.data for m in logs]
         summary = streams.CLAUDE_SUMMARY if name == "claude" else streams.CODEX_SUMMARY
+        # With each event, the session's summary when it changed (the last one is the
+        # stream's), and whether it may change the attention state (a result does).
+        sent = [m.data["metadata"].pop("agentSummary") for m in logs[1:-1]]
+        attend = [m.data["metadata"].pop("attend") for m in logs[1:-1]]
+        assert expected == [m.data for m in logs]
+        assert None in sent
+        assert summary == [tally for tally in sent if tally is not None][-1]
+        assert all(isinstance(value, bool) for value in attend)
+        ends = {"result", "turn.completed", "turn.failed"}
+        assert [event["type"] in ends for event, _, _ in stream if event["type"] in ends] == [
+            flag
+            for flag, (event, _, _) in zip(attend, stream, strict=True)
+            if event["type"] in ends
+        ]
         async with (
             aiohttp.ClientSession() as http,
             http.get(f"{hub.http}/api/sessions/{container}", headers=AUTH) as resp,
@@ -489,7 +502,25 @@ class TestAgentStreams:
         assert {
             "level": "error",
             "message": "error: quota exceeded",
-            "metadata": {"agent": "codex", "event": {"type": "error", "message": "quota exceeded"}},
+            "metadata": {
+                "agent": "codex",
+                "agentSummary": {  # the first event always gives one, so the hub has one
+                    "kind": "codex",
+                    "model": None,
+                    "sessionId": None,
+                    "turns": 0,
+                    "toolCalls": {},
+                    "tokens": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+                    "costUsd": None,
+                    "contextPct": None,
+                    "contextWindow": None,
+                    "activity": None,
+                    "lastText": None,
+                    "result": None,
+                },
+                "attend": False,
+                "event": {"type": "error", "message": "quota exceeded"},
+            },
         } == logs[1]
 
     async def test_unknown_and_malformed_lines(
@@ -513,7 +544,12 @@ class TestAgentStreams:
         assert {
             "level": "info",
             "message": malformed,
-            "metadata": {"agent": "claude", "event": {"type": "assistant", "message": {"id": 5}}},
+            "metadata": {
+                "agent": "claude",
+                "agentSummary": None,  # shown raw, not counted
+                "attend": False,
+                "event": {"type": "assistant", "message": {"id": 5}},
+            },
         } == logs[3]
         assert ("brand_new_event", {"type": "brand_new_event", "x": 1}) == (
             logs[4]["message"],

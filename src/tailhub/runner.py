@@ -20,9 +20,11 @@ What is guaranteed:
   writes one line saying how CMD ended and what was not delivered.
 - With ``--agent`` (default ``auto``), a stdout line that is a Claude Code stream-json or
   Codex ``exec --json`` event becomes a ``log`` whose ``message`` is a one-line summary, whose
-  level says how it went, and whose ``metadata`` is ``{"agent": "claude"|"codex", "event":
-  <the line's JSON object, byte for byte>}`` (see :mod:`tailhub.agents`). An event too large
-  for one message is sent as plain lines instead.
+  level says how it went, and whose ``metadata`` is ``{"agent": "claude"|"codex",
+  "agentSummary": <the session's summary after the event, or null when it did not change
+  it>, "attend": <whether it may change the session's attention state>, "event": <the line's
+  JSON object, byte for byte>}`` (see :mod:`tailhub.agents`). An event too large for one
+  message is sent as plain lines instead.
 - SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to the runner are passed on to CMD's process group.
 - A ``cancel`` command sends SIGTERM to CMD's process group, then SIGKILL after ``--grace``
   seconds; ``input`` writes ``text`` to CMD's stdin when it was started with ``--stdin hub``
@@ -53,7 +55,7 @@ from typing import BinaryIO, Final, Literal, TextIO
 
 import msgspec
 
-from tailhub.agents import AgentMode, Recogniser
+from tailhub.agents import AgentMode, Recogniser, may_change
 from tailhub.client import (
     AuthenticationError,
     Backoff,
@@ -473,12 +475,18 @@ class Runner:
         if event is None:
             return False
         raw = line.strip().encode()
-        if len(raw) + _json_size(event.summary) + _EVENT_SLACK > self._budget:
+        tally = _encoder.encode(event.tally)
+        if len(raw) + len(tally) + _json_size(event.summary) + _EVENT_SLACK > self._budget:
             return False
         assert self._publisher is not None
         if event.agent == "claude" and b'"control_' in raw:
             self._remember(raw)
-        metadata = {"agent": event.agent, "event": msgspec.Raw(raw)}
+        metadata = {
+            "agent": event.agent,
+            "agentSummary": msgspec.Raw(tally),
+            "attend": may_change(raw),
+            "event": msgspec.Raw(raw),
+        }
         await self._send(self._publisher.log(event.summary, event.level, metadata=metadata))
         return True
 
@@ -695,7 +703,12 @@ class Runner:
         except (ConnectionError, BrokenPipeError):
             await self._send(publisher.log(f"tailhub: {action} lost: CMD closed its stdin", "warn"))
             return
-        metadata = {"agent": "claude", "event": msgspec.Raw(line)}
+        metadata = {
+            "agent": "claude",
+            "agentSummary": None,
+            "attend": may_change(line),
+            "event": msgspec.Raw(line),
+        }
         await self._send(publisher.log(words, "info", metadata=metadata))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from tailhub.agents import Attention, AttentionBook
+from tailhub.agents import Attention, AttentionBook, may_change
 
 PERMISSION = {
     "type": "control_request",
@@ -24,9 +24,15 @@ QUESTION_INPUT = {
 }
 
 
-def _data(event: Any, agent: str = "claude", compact: bool = True) -> bytes:
-    data = {"level": "warn", "message": "m", "metadata": {"agent": agent, "event": event}}
-    return json.dumps(data, separators=(",", ":") if compact else None).encode()
+def _data(event: Any, compact: bool = True, **more: Any) -> list[dict[str, msgspec.Raw]]:
+    """A log's ``metadata`` as the node hands it over, values undecoded, for ``event``."""
+    separators = (",", ":") if compact else None
+    metadata = {
+        "agent": msgspec.Raw(b'"claude"'),
+        "event": msgspec.Raw(json.dumps(event, separators=separators).encode()),
+    }
+    metadata |= {key: msgspec.Raw(json.dumps(value).encode()) for key, value in more.items()}
+    return [metadata]
 
 
 def _state(book: AttentionBook, cid: str = "c") -> tuple[str, str] | None:
@@ -119,22 +125,20 @@ class TestWaiting:
             "msg": {"type": "exec_approval_request", "call_id": "call_7", "command": ["rm", "x"]},
         }
         # Codex events without a top-level type still carry one inside ``msg``.
-        assert book.observe_agent("c", _data({"type": "event", **event}, "codex"), 1.0)
+        assert book.observe_agent("c", _data({"type": "event", **event}), 1.0)
         assert ("waiting", "approval") == _state(book)
         assert "call_7" == book.pending("c").id  # type: ignore[union-attr]
         begin = {"type": "event", "msg": {"type": "exec_command_begin", "call_id": "call_7"}}
-        assert book.observe_agent("c", _data(begin, "codex"), 2.0)
+        assert book.observe_agent("c", _data(begin), 2.0)
         assert _state(book) is None
 
     def test_as_the_runner_lays_it_out(self) -> None:
-        """Read at the "agent" key, as the node calls it: the type alone passes an event over,
+        """Compact events, as tailhub run writes them: the type alone passes an event over,
         and the events that open a request are still read."""
         book = AttentionBook()
 
         def observe(event: Any) -> bool:
-            data = _data(event)
-            # As the node hands it over: raw bytes, not a bytes object.
-            return book.observe_agent("c", msgspec.Raw(data), 1.0, data.find(b'"agent"'))
+            return book.observe_agent("c", _data(event), 1.0)
 
         text = {"type": "assistant", "message": {"content": [{"type": "text", "text": "hi"}]}}
         assert not observe(text)
@@ -159,6 +163,40 @@ class TestWaiting:
         text = {"type": "assistant", "message": {"content": [{"type": "text", "text": "hi"}]}}
         assert not book.observe_agent("c", _data(text), 1.0)
         assert not book.knows("c")
+
+    def test_the_publishers_word(self) -> None:
+        """With ``attend`` the publisher says whether an event may matter: false is passed
+        over while nothing is open, true is read; while a request is open, every event is
+        read whatever it says."""
+        book = AttentionBook()
+        assert not book.observe_agent("c", _data(PERMISSION, attend=False), 1.0)
+        assert not book.knows("c")
+        assert book.observe_agent("c", _data(PERMISSION, attend=True), 2.0)
+        cancel = {"type": "control_cancel_request", "request_id": "req_1"}
+        assert book.observe_agent("c", _data(cancel, attend=False), 3.0)
+        assert _state(book) is None
+
+    def test_may_change(self) -> None:
+        """What tailhub run sends as ``attend``: requests, results and turn ends, the
+        question tool, and unknown types holding such bytes; not plain events."""
+        matters = [
+            PERMISSION,
+            {"type": "result", "subtype": "success"},
+            {"type": "turn.failed"},
+            {"type": "assistant", "message": {"content": [{"name": "AskUserQuestion"}]}},
+            {"type": "event", "msg": {"type": "exec_approval_request"}},
+            {"id": "1", "msg": {"type": "apply_patch_approval_request"}},
+        ]
+        inert = [
+            {"type": "assistant", "message": {"content": [{"type": "text", "text": "hi"}]}},
+            {"type": "user", "message": {"content": "result: success"}},
+            {"type": "system", "subtype": "init"},
+            {"type": "item.completed", "item": {"type": "agent_message", "text": "done"}},
+        ]
+        for event in matters:
+            assert may_change(json.dumps(event, separators=(",", ":")).encode()), event
+        for event in inert:
+            assert not may_change(json.dumps(event, separators=(",", ":")).encode()), event
 
 
 class TestEnds:

@@ -11,10 +11,10 @@ No I/O: lines and bytes in, descriptions and summaries out.
   :func:`fleet_totals` over a session list.
 """
 
-from tailhub.agents.attention import STATES, Attention, AttentionBook, Request
-from tailhub.agents.book import AGENT_KINDS, AgentBook, fleet_totals, looks_like_agent
+from tailhub.agents.attention import STATES, Attention, AttentionBook, Request, may_change
+from tailhub.agents.book import AGENT_KINDS, AgentBook, fleet_totals
 from tailhub.agents.describe import Describer
-from tailhub.agents.events import AgentEvent, decode_event
+from tailhub.agents.events import AgentEvent, agent_kind, decode_event
 from tailhub.agents.kinds import EVENT_KINDS, EventKind, event_kind
 from tailhub.agents.recognise import AGENT_MODES, AgentMode, Recognised, Recogniser
 from tailhub.agents.summary import AgentSummary
@@ -35,8 +35,9 @@ __all__ = [
     "Recognised",
     "Recogniser",
     "Request",
+    "agent_kind",
     "decode_event",
     "event_kind",
     "fleet_totals",
-    "looks_like_agent",
+    "may_change",
 ]

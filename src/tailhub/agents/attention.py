@@ -28,22 +28,24 @@ A status of ``starting`` or ``running`` ends ``done`` and ``failed``; ``cancelle
 person stopped it on purpose, so it leaves no state (nor does the ``complete`` after it).
 
 Cost on the publish path: :meth:`AttentionBook.output` is one dict write per stored run;
-:meth:`AttentionBook.observe_agent` decodes an event only when its bytes can change the
-state (a byte search) or when the session has something open that any event may end.
+:meth:`AttentionBook.observe_agent` decodes an event only when it can change the state (as
+its publisher says in ``metadata.attend``, or else as :func:`may_change` finds in its bytes)
+or when the session has something open that any event may end.
 """
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import msgspec
 
-from tailhub.agents.events import decode_raw
+from tailhub.agents.events import agent_kind, decode_raw
 from tailhub.protocol import ProtocolError, format_time, parse_time
 
-__all__ = ["STATES", "Attention", "AttentionBook", "Request"]
+__all__ = ["STATES", "Attention", "AttentionBook", "Request", "may_change"]
 
 STATES: Final = ("waiting", "stalled", "failed", "done")
 _MAX_PENDING: Final = 64
@@ -60,8 +62,8 @@ _MATTERS: Final = re.compile(
 )
 """Bytes without any of these cannot open or close a request or end a turn."""
 
-_LAID_OUT: Final = re.compile(rb'"agent":"(?:claude|codex)","event":\{"type":"([^"]*)"')
-"""The event's type where ``tailhub run`` lays it out, read at the ``"agent"`` key."""
+_LAID_OUT: Final = re.compile(rb'\{"type":"([^"]*)"')
+"""The event's type where ``tailhub run`` lays it out: its first field."""
 _ASKS: Final = re.compile(rb"AskUserQuestion").search
 """Whether an assistant event may call the question tool (a literal search; takes any buffer,
 as the node's raw data is)."""
@@ -76,6 +78,29 @@ _OPENING: Final = frozenset(
     }
 )
 """Event types that can change the state of a session with nothing open."""
+_INERT: Final = frozenset(
+    {b"system", b"user", b"stream_event", b"rate_limit_event", b"thread.started", b"turn.started"}
+)
+"""Event types that cannot change the state of a session with nothing open (any other type
+not in ``_OPENING`` is searched for the bytes that could)."""
+_TRUE: Final = msgspec.Raw(b"true")
+
+
+def may_change(event: Any) -> bool:
+    """Whether an agent event (its JSON bytes, or any buffer of them) may change the state of
+    a session that has nothing open: a request, a result or a turn's end.
+
+    An event whose bytes start as ``tailhub run`` writes them (``{"type":"…"``) is judged by
+    its type (an assistant message by one literal search for the question tool); any other
+    is searched for the bytes that could matter. False only when the event cannot matter.
+    """
+    laid = _LAID_OUT.match(event)
+    kind = laid.group(1) if laid is not None else None
+    if kind == b"assistant":
+        return _ASKS(event) is not None
+    if kind in _INERT:
+        return False
+    return kind in _OPENING or _MATTERS.search(event) is not None
 
 
 class Request(msgspec.Struct, frozen=True):
@@ -192,16 +217,7 @@ class _Event(msgspec.Struct, gc=False):
     item: Any = None
 
 
-class _Metadata(msgspec.Struct, gc=False):
-    agent: str | None = None
-    event: _Event | None = None
-
-
-class _LogData(msgspec.Struct, gc=False):
-    metadata: _Metadata | None = None
-
-
-_decoder: Final = msgspec.json.Decoder(_LogData)
+_decoder: Final = msgspec.json.Decoder(_Event)
 
 
 def _text(value: Any) -> str | None:
@@ -313,40 +329,43 @@ class AttentionBook:
         session.stalled = None
         return self._settle(container_id, session)
 
-    def observe_agent(self, container_id: str, data: Any, now: float, at: int = 0) -> bool:
-        """One ``log``'s raw ``data`` that may carry an agent event. Never raises.
+    def observe_agent(
+        self, container_id: str, metadatas: Iterable[Mapping[str, msgspec.Raw]], now: float
+    ) -> bool:
+        """A container's ``log`` messages, in the order published: their ``data.metadata``,
+        values undecoded. Returns whether the state changed. Never raises.
 
-        ``at``: where ``"agent"`` first appears in ``data``, if known: an event laid out as
-        ``tailhub run`` sends it is then passed over by its type alone when it cannot change
-        anything (no search through its bytes).
+        Logs whose ``metadata.agent`` names no stream are passed over. When the session has
+        nothing open, an event is read only if it may change the state: as its publisher
+        says in ``attend`` (``tailhub run`` does, with :func:`may_change`), or else as
+        :func:`may_change` finds. While something is open, every event is read.
         """
+        changed = False
         session = self._sessions.get(container_id)
-        busy = session is not None and (
-            bool(session.pending) or (session.terminal is not None and session.terminal[3])
-        )
-        if not busy:
-            laid = _LAID_OUT.match(data, at)
-            if laid is None:
-                if _MATTERS.search(data) is None:
-                    return False
-            elif laid.group(1) not in _OPENING and (
-                laid.group(1) != b"assistant" or _ASKS(data) is None
+        for metadata in metadatas:
+            event = metadata.get("event")
+            if event is None or agent_kind(metadata.get("agent")) is None:
+                continue
+            if session is None or not (
+                session.pending or (session.terminal is not None and session.terminal[3])
             ):
-                return False
-        try:
-            log = _decoder.decode(data)
-        except msgspec.DecodeError:
-            return False
-        meta = log.metadata
-        if meta is None or meta.event is None or meta.agent not in ("claude", "codex"):
-            return False
-        if session is None:
-            session = self._session(container_id)
-        event = meta.event
-        if session.terminal is not None and session.terminal[3]:
-            session.terminal = None  # the agent went on after its result
-        self._event(session, event, now)
-        return self._settle(container_id, session)
+                attend = metadata.get("attend")
+                if attend is None:
+                    if not may_change(event):
+                        continue
+                elif attend != _TRUE:
+                    continue
+            try:
+                decoded = _decoder.decode(event)
+            except msgspec.DecodeError:
+                continue
+            if session is None:
+                session = self._session(container_id)
+            if session.terminal is not None and session.terminal[3]:
+                session.terminal = None  # the agent went on after its result
+            self._event(session, decoded, now)
+            changed = self._settle(container_id, session) or changed
+        return changed
 
     def observe_status(self, container_id: str, status: str, now: float) -> bool:
         """A ``status`` message (normalised: ``error`` for ``failed``)."""

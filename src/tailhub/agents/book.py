@@ -1,56 +1,44 @@
 """The hub's side: one :class:`AgentSummary` per container, fed by published ``log`` data.
 
 ``tailhub run`` publishes an agent event as a ``log`` whose ``data.metadata`` is
-``{"agent": "claude"|"codex", "event": {...}}``. The hub's publish path calls
-:func:`looks_like_agent` on the raw ``data`` (a byte search, no decoding) and only for the
-few that match :meth:`AgentBook.observe`, which decodes the fields the summary reads and
+``{"agent": "claude"|"codex", "agentSummary": {...}|null, "attend": bool, "event": {...}}``:
+``agentSummary`` is the session's whole summary after the event (its ``to_json`` form) when
+the event changed it, else null (see :mod:`tailhub.agents.summary`). The hub's publish path
+hands :meth:`AgentBook.observe` the logs' ``metadata`` with their values undecoded (the
+protocol decoder already split them): a sent summary is kept as bytes, the last one per
+container, and only decoded when the summary is read or kept. A log without
+``agentSummary`` (any other publisher) has its event read: the fields the summary reads and
 nothing else. Events the summary does not read (Claude Code's tool results, token deltas,
-rate-limit notices and control requests) are passed over without decoding when their bytes
-are laid out as ``tailhub run`` sends them (``"agent":"claude","event":{"type":"user"...``
-where ``"agent"`` first appears); laid out otherwise, they are decoded and change nothing.
-Fleet totals (:func:`fleet_totals`) are computed from the session list when
-asked, never on the publish path.
+rate-limit notices and control requests) are then passed over without decoding when their
+bytes start as ``tailhub run`` writes them (``{"type":"user"...``); laid out otherwise, they
+are decoded and change nothing. Fleet totals (:func:`fleet_totals`) are computed from the
+session list when asked, never on the publish path.
 """
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import msgspec
 
-from tailhub.agents.events import AgentEvent
+from tailhub.agents.events import AgentEvent, agent_kind
 from tailhub.agents.summary import AgentSummary
 from tailhub.protocol import STATUSES
 
-__all__ = ["AGENT_KINDS", "AgentBook", "fleet_totals", "looks_like_agent"]
+__all__ = ["AGENT_KINDS", "AgentBook", "fleet_totals"]
 
 AGENT_KINDS: Final = frozenset({"claude", "codex"})
-
-looks_like_agent: Final[Callable[[Any], re.Match[bytes] | None]] = re.compile(rb'"agent"').search
-"""Whether raw ``log`` data may carry an agent event: a byte search for ``"agent"``.
-
-False positives (the word in a message) only cost a decode that finds no event."""
+_NULL: Final = msgspec.Raw(b"null")
 
 
-_UNREAD: Final = re.compile(
-    rb'"agent":"claude","event":\{"type":"(?:user|stream_event|rate_limit_event|control_request)"'
-)
+_UNREAD: Final = re.compile(rb'\{"type":"(?:user|stream_event|rate_limit_event|control_request)"')
 """Claude events the summary does not read, as ``tailhub run`` lays them out."""
 
-
-class _Metadata(msgspec.Struct, gc=False):
-    agent: str | None = None
-    event: AgentEvent | None = None
-
-
-class _LogData(msgspec.Struct, gc=False):
-    metadata: _Metadata | None = None
-
-
-_log_decoder: Final = msgspec.json.Decoder(_LogData)
+_event_decoder: Final = msgspec.json.Decoder(AgentEvent)
+_any_decoder: Final = msgspec.json.Decoder()
 
 
 class AgentBook:
@@ -64,42 +52,74 @@ class AgentBook:
         self._limit = max(1, limit)
         self._summaries: OrderedDict[str, AgentSummary] = OrderedDict()
         self._changed: set[str] = set()
+        self._sent: dict[str, bytes] = {}
+        """Per container: the last summary its publisher sent, not decoded yet."""
 
-    def observe(self, container_id: str, data: Any, at: int | None = None) -> bool:
-        """Read one ``log``'s raw ``data``; returns whether it was an agent event it counted.
+    def observe(self, container_id: str, metadatas: Iterable[Mapping[str, msgspec.Raw]]) -> int:
+        """Take a container's ``log`` messages into account, in the order published.
 
-        ``at``: where ``"agent"`` first appears in ``data``, when the caller has already
-        searched for it (:func:`looks_like_agent`); None to search here. Data that is not an
-        agent event, or whose event has fields of the wrong types, changes nothing; an event
-        the summary does not read is passed over. Never raises.
+        ``metadatas`` are the logs' ``data.metadata`` with their values undecoded. A log
+        with ``agentSummary`` sets the summary to it (null: the event changed nothing), and
+        its event is not read; one without it whose ``agent`` names a stream has its event
+        read. Returns how many were taken: others (neither, an event of the wrong types, one
+        the summary does not read) change nothing. A sent summary that is not one is dropped
+        when it is decoded, leaving the summary as it was. Never raises.
         """
-        if at is None:
-            found = looks_like_agent(data)
-            at = -1 if found is None else found.start()
-        if at >= 0 and _UNREAD.match(data, at):
+        taken = 0
+        sent = self._sent
+        for metadata in metadatas:
+            given = metadata.get("agentSummary")
+            if given is not None:
+                if given != _NULL:
+                    sent[container_id] = bytes(given)  # a copy: not the whole frame's buffer
+                taken += 1
+            elif (kind := agent_kind(metadata.get("agent"))) is not None and self._read(
+                container_id, kind, metadata.get("event")
+            ):
+                taken += 1
+        return taken
+
+    def _read(self, container_id: str, kind: str, event: msgspec.Raw | None) -> bool:
+        """Read an event itself (its publisher sent no summary); whether it was taken."""
+        if event is None or _UNREAD.match(event):
             return False
         try:
-            log = _log_decoder.decode(data)
+            decoded = _event_decoder.decode(event)
         except msgspec.DecodeError:
             return False
-        meta = log.metadata
-        if meta is None or meta.event is None or meta.agent not in AGENT_KINDS:
-            return False
+        if container_id in self._sent:
+            self._take_sent(container_id)
         summaries = self._summaries
         summary = summaries.get(container_id)
-        if summary is None or summary.kind != meta.agent:
-            summary = summaries[container_id] = AgentSummary(meta.agent)
-            if len(summaries) > self._limit:
-                summaries.popitem(last=False)
-        else:
-            summaries.move_to_end(container_id)
-        summary.update(meta.event)
-        self._changed.add(container_id)
+        if summary is None or summary.kind != kind:
+            summary = AgentSummary(kind)
+        self._put(container_id, summary)
+        summary.update(decoded)
         return True
+
+    def _take_sent(self, container_id: str) -> None:
+        """Decode the last summary a container's publisher sent and make it the summary."""
+        raw = self._sent.pop(container_id)
+        try:
+            summary = AgentSummary.from_json(_any_decoder.decode(raw))
+        except msgspec.DecodeError:
+            summary = None
+        if summary is not None:
+            self._put(container_id, summary)
+
+    def _put(self, container_id: str, summary: AgentSummary) -> None:
+        """Make ``summary`` the container's, the most recent, and changed."""
+        summaries = self._summaries
+        summaries[container_id] = summary
+        summaries.move_to_end(container_id)
+        if len(summaries) > self._limit:
+            summaries.popitem(last=False)
+        self._changed.add(container_id)
 
     def forget(self, container_id: str) -> None:
         """Drop a container's summary (its new session starts from nothing)."""
         self._summaries.pop(container_id, None)
+        self._sent.pop(container_id, None)
         self._changed.discard(container_id)
 
     def restore(self, container_id: str, obj: Any) -> bool:
@@ -107,14 +127,15 @@ class AgentBook:
         summary = AgentSummary.from_json(obj)
         if summary is None:
             return False
-        self._summaries[container_id] = summary
-        self._summaries.move_to_end(container_id)
-        if len(self._summaries) > self._limit:
-            self._summaries.popitem(last=False)
+        self._sent.pop(container_id, None)
+        self._put(container_id, summary)
+        self._changed.discard(container_id)
         return True
 
     def take_changed(self) -> dict[str, dict[str, Any]]:
         """The summaries changed since the last call, by container, for keeping elsewhere."""
+        for container_id in list(self._sent):
+            self._take_sent(container_id)
         changed = {
             container_id: summary.to_json()
             for container_id in self._changed
@@ -124,11 +145,13 @@ class AgentBook:
         return changed
 
     def get(self, container_id: str) -> AgentSummary | None:
+        if container_id in self._sent:
+            self._take_sent(container_id)
         return self._summaries.get(container_id)
 
     def to_json(self, container_id: str) -> dict[str, Any] | None:
         """The ``agent`` object of a container, or None when it published no agent event."""
-        summary = self._summaries.get(container_id)
+        summary = self.get(container_id)
         return summary.to_json() if summary is not None else None
 
 

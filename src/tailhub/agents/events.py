@@ -31,6 +31,7 @@ __all__ = [
     "ModelUse",
     "RateLimitInfo",
     "Usage",
+    "agent_kind",
     "decode_event",
     "decode_raw",
 ]
@@ -188,3 +189,19 @@ def decode_raw(raw: msgspec.Raw) -> object:
         return _any_decoder.decode(raw)
     except msgspec.DecodeError:
         return None
+
+
+_KIND_VALUES: Final = (
+    (msgspec.Raw(b'"claude"'), "claude"),
+    (msgspec.Raw(b'"codex"'), "codex"),
+)
+
+
+def agent_kind(value: msgspec.Raw | None) -> str | None:
+    """The stream a log's ``metadata.agent`` names, given undecoded: ``claude`` or ``codex``
+    for those JSON strings, None for any other value (or none)."""
+    if value is not None:
+        for raw, kind in _KIND_VALUES:
+            if value == raw:
+                return kind
+    return None

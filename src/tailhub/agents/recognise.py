@@ -12,18 +12,23 @@ with ``claude`` or ``codex`` it is fixed from the start. From then on:
   the line itself (shown raw);
 - anything else (text, JSON without ``type``, before the stream is known) is a plain line.
 
+The recogniser also keeps the session's :class:`~tailhub.agents.summary.AgentSummary` and
+gives, with each event that changed it, its JSON form: ``tailhub run`` sends it with the
+event, so that the hub keeps it instead of reading the event again.
+
 No I/O: lines in, :class:`Recognised` values out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 
 import msgspec
 
 from tailhub.agents.describe import Describer, Level
 from tailhub.agents.events import CLAUDE_TYPES, CODEX_TYPES, AgentEvent, ApiMessage, decode_event
+from tailhub.agents.summary import AgentSummary
 
 __all__ = ["AGENT_MODES", "AgentMode", "Recognised", "Recogniser"]
 
@@ -36,11 +41,13 @@ _type_decoder: Final = msgspec.json.Decoder(dict[str, object])
 
 @dataclass(frozen=True, slots=True)
 class Recognised:
-    """An event line: the stream (``claude`` or ``codex``), the line and level to show."""
+    """An event line: the stream (``claude`` or ``codex``), the line and level to show, and
+    the session's summary after it (``AgentSummary.to_json``) when it changed it, else None."""
 
     agent: str
     summary: str
     level: Level
+    tally: dict[str, Any] | None = field(default=None, compare=False)
 
 
 class Recogniser:
@@ -60,6 +67,8 @@ class Recogniser:
         self.agent: str | None = mode if mode in ("claude", "codex") else None
         """The stream, once known."""
         self._describer = Describer()
+        self.tally: AgentSummary | None = None
+        """The session's summary, from the events recognised so far."""
 
     def recognise(self, line: str) -> Recognised | None:
         """The event ``line`` holds, or None for a plain line. Never raises."""
@@ -75,7 +84,15 @@ class Recogniser:
                 return None
             self.agent = agent
         summary, level = self._describer.describe(agent, event)
-        return Recognised(agent, summary, level)
+        tally = self.tally
+        before = None  # a new summary is always given, so that the hub has one
+        if tally is None or tally.kind != agent:
+            tally = self.tally = AgentSummary(agent)
+        else:
+            before = tally.to_json()
+        tally.update(event)
+        after = tally.to_json()
+        return Recognised(agent, summary, level, after if after != before else None)
 
     def _unreadable(self, line: str) -> Recognised | None:
         """A JSON object of a known type whose fields did not decode: shown raw."""

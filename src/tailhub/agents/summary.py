@@ -31,6 +31,13 @@ How each number is counted:
 An event whose fields have the wrong types never reaches :meth:`AgentSummary.update` (it does
 not decode, see :mod:`tailhub.agents.events`); odd values inside an event that did decode
 (negative counts, a result before any turn) are taken as they are or skipped, never raised.
+
+**Summarised by the publisher.** A publisher that reads its agent's events itself (``tailhub
+run`` does, to describe each one) keeps the session's summary and sends its JSON form with
+each event that changed it. The hub then keeps the last one it was sent instead of reading
+the event (:meth:`AgentSummary.from_json` builds it when it is read): the same numbers, for a
+dictionary write per event on the one process every container shares. Being whole, each one
+replaces the last, so a repeated or lost message cannot skew a count.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ __all__ = ["AgentSummary"]
 _MEMORY: Final = 512
 _LAST_TEXT: Final = 200
 _ACTIVITY: Final = 160
+_NAME: Final = 256
+"""Longest model name, session id, result or tool name kept."""
+_TOOLS: Final = 256
+"""Most distinct tool names counted per session (calls of further names are not counted)."""
+_TOKEN_KEYS: Final = ("input", "output", "cacheRead", "cacheWrite")
 _CODEX_TOOLS: Final = {
     "command_execution": "shell",
     "file_change": "file_change",
@@ -190,7 +202,7 @@ class AgentSummary:
                             calls[call_id] = None
                             if len(calls) > _MEMORY:
                                 calls.popitem(last=False)
-                        self.tool_calls[name] = self.tool_calls.get(name, 0) + 1
+                        self._called(name)
                     self._tool = (name, block.input.copy())
 
     def _count_usage(
@@ -215,6 +227,14 @@ class AgentSummary:
         messages[message_id] = (usage, counted)
         if len(messages) > _MEMORY:
             messages.popitem(last=False)
+
+    def _called(self, name: str, count: int | None = None) -> None:
+        """Count one more call of ``name`` (or set its count), for at most ``_TOOLS`` names."""
+        calls = self.tool_calls
+        name = name[:_NAME]
+        if name not in calls and len(calls) >= _TOOLS:
+            return
+        calls[name] = calls.get(name, 0) + 1 if count is None else count
 
     def _new_call(self, call_id: str | None) -> bool:
         """Whether a tool call (or Codex item) is seen for the first time."""
@@ -276,7 +296,7 @@ class AgentSummary:
         else:
             return
         if self._new_call(item.id):
-            self.tool_calls[name] = self.tool_calls.get(name, 0) + 1
+            self._called(name)
         self.activity = first_line(activity, _ACTIVITY)
 
     # -- the JSON form -------------------------------------------------------------------
@@ -306,34 +326,37 @@ class AgentSummary:
 
     @classmethod
     def from_json(cls, obj: Any) -> AgentSummary | None:
-        """A summary from what :meth:`to_json` gave (e.g. kept across a restart).
+        """A summary from what :meth:`to_json` gave (kept across a restart, or sent by the
+        publisher).
 
         Counting goes on from the numbers; which message and call ids were already counted
-        is not kept. None when ``obj`` is not such an object.
+        is not kept. None when ``obj`` is not such an object. Values of the wrong types are
+        dropped, texts are cut as the summary's own are, and at most ``_TOOLS`` tool names
+        are kept: the object may come from a container.
         """
         if not isinstance(obj, dict) or obj.get("kind") not in ("claude", "codex"):
             return None
         summary = cls(obj["kind"])
 
-        def text(name: str) -> str | None:
+        def text(name: str, limit: int = _NAME) -> str | None:
             value = obj.get(name)
-            return value if isinstance(value, str) else None
+            return first_line(value, limit) if isinstance(value, str) else None
 
         summary.model = text("model")
         summary.session_id = text("sessionId")
-        summary.activity = text("activity")
-        summary.last_text = text("lastText")
+        summary.activity = text("activity", _ACTIVITY)
+        summary.last_text = text("lastText", _LAST_TEXT)
         summary.result = text("result")
         turns = obj.get("turns")
         summary.turns = turns if isinstance(turns, int) and turns >= 0 else 0
         calls = obj.get("toolCalls")
         if isinstance(calls, dict):
-            summary.tool_calls = {
-                str(k): v for k, v in calls.items() if isinstance(v, int) and v >= 0
-            }
+            for name, count in calls.items():
+                if isinstance(count, int) and count >= 0:
+                    summary._called(name, count)
         tokens = obj.get("tokens")
         if isinstance(tokens, dict):
-            for i, key in enumerate(("input", "output", "cacheRead", "cacheWrite")):
+            for i, key in enumerate(_TOKEN_KEYS):
                 value = tokens.get(key)
                 summary.tokens[i] = value if isinstance(value, int) and value >= 0 else 0
         cost = obj.get("costUsd")

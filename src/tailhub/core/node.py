@@ -21,7 +21,7 @@ from typing import Any, Final
 import msgspec
 import structlog
 
-from tailhub.agents import AgentBook, Attention, AttentionBook, Request, looks_like_agent
+from tailhub.agents import AgentBook, Attention, AttentionBook, Request
 from tailhub.config import Settings
 from tailhub.core.hub import Connection, Hub, Peer
 from tailhub.core.stats import Stats
@@ -621,6 +621,7 @@ class Node:
             self.agents.forget(container_id)  # a new session's summary starts from nothing
             changed = attention.forget(container_id)
         agents = self.agents if run[0].type == "log" else None
+        metadatas: list[dict[str, msgspec.Raw]] = []  # the logs' metadata, for the agent books
         # The highest seq stored for the container as each message was taken: a repeat is
         # acked with it, once it is durable (the message it repeats may still be in flight).
         top = self._durable.get(container_id, 0)
@@ -636,16 +637,18 @@ class Node:
             stored += 1
             top = seq
             size += len(msg.data)
-            if agents is not None and (found := looks_like_agent(msg.data)) is not None:
-                at = found.start()
-                agents.observe(container_id, msg.data, at)
-                if attention.observe_agent(container_id, msg.data, self._now, at):
-                    changed = True
+            if agents is not None and msg.metadata is not None:
+                metadatas.append(msg.metadata)
             if conn is not None and msg.id is not None:
                 self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
             if attention.output(container_id, self._now):
                 changed = True
+            if metadatas:
+                assert agents is not None
+                agents.observe(container_id, metadatas)
+                if attention.observe_agent(container_id, metadatas, self._now):
+                    changed = True
             if agents is None:
                 changed = self._observe_other(container_id, run, result.seqs) or changed
             elif self.log_watchers:

@@ -210,9 +210,10 @@ def _publish(kind: str, env: Envelope, token: str | None, spaced: bool) -> Publi
     raw = env.data
     if spaced:
         raw = msgspec.Raw(bytes(raw).translate(None, b"\r\n"))
-    status = exit_code = level = None
+    status = exit_code = level = metadata = None
     if kind == "log":
         log: LogData = _decode_data(kind, raw)
+        metadata = log.metadata
         level = _normalise(log.level, LEVELS, _LEVEL_ALIASES)
         if level is None:
             raise ProtocolError(
@@ -259,6 +260,7 @@ def _publish(kind: str, env: Envelope, token: str | None, spaced: bool) -> Publi
         status=status,
         exit_code=exit_code,
         level=level,
+        metadata=metadata,
     )
 
 

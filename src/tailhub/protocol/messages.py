@@ -102,7 +102,9 @@ class Publish(msgspec.Struct, frozen=True):
 
     ``data`` is the JSON object to send on, as bytes; ``timestamp`` is the container's own,
     or None for the hub to fill in. ``status`` is the normalised status of a ``status`` message
-    and ``exit_code`` that of a ``complete``: the session registry needs them.
+    and ``exit_code`` that of a ``complete``: the session registry needs them. ``metadata`` is
+    a ``log``'s ``data.metadata`` with its values undecoded (None when it had none), for the
+    hub's readers of agent events.
     """
 
     type: str
@@ -115,6 +117,7 @@ class Publish(msgspec.Struct, frozen=True):
     status: str | None = None
     exit_code: int | None = None
     level: str | None = None
+    metadata: dict[str, msgspec.Raw] | None = None
 
 
 class Subscribe(msgspec.Struct, frozen=True):
