@@ -9,7 +9,10 @@ prints the CPU time per message for each payload, interleaved over several round
   scope, ``c*``, checked for every message: a cached lookup per container);
 - ``plain-sized``: a plain log as long as the agent events below (same bytes, no metadata);
 - ``agent``: logs as ``tailhub run`` publishes Claude Code events (a text, a tool call, a
-  tool result with 1 KiB of output), with the hub's agent summary kept up to date;
+  tool result with 1 KiB of output, each with the session's summary when it changed it), with
+  the hub's agent summary and attention state kept up to date;
+- ``agent-unread``: the same bytes with the metadata's keys capitalised, which the hub does
+  not read: the hub without agents;
 - ``agent-no-summary``: the same bytes, with the summary hook switched off, to isolate it;
 - ``agent-no-attention``: the same bytes, with the attention hook (which sessions wait for a
   person) switched off, to isolate it.
@@ -31,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tailhub.agents import Recogniser, may_change
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.protocol import decode_client
@@ -121,12 +125,35 @@ def _frame(container_id: str, data: dict[str, Any]) -> bytes:
 
 def payloads(container_id: str) -> dict[str, list[bytes]]:
     """Each payload's cycle of frames for one container."""
+    recogniser = Recogniser("claude")
+    agent_metadata = []
+    for event in _EVENTS:
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+        seen = recogniser.recognise(line)
+        assert seen is not None
+        # As tailhub run lays it out (see tailhub.runner).
+        agent_metadata.append(
+            {
+                "agent": "claude",
+                "agentSummary": seen.tally,
+                "attend": may_change(line.encode()),
+                "event": event,
+            }
+        )
     agent = [
+        _frame(container_id, {"level": "info", "message": words, "metadata": metadata})
+        for metadata, words in zip(agent_metadata, _SUMMARIES, strict=True)
+    ]
+    unread = [
         _frame(
             container_id,
-            {"level": "info", "message": words, "metadata": {"agent": "claude", "event": event}},
+            {
+                "level": "info",
+                "message": words,
+                "metadata": {key[0].upper() + key[1:]: value for key, value in metadata.items()},
+            },
         )
-        for event, words in zip(_EVENTS, _SUMMARIES, strict=True)
+        for metadata, words in zip(agent_metadata, _SUMMARIES, strict=True)
     ]
     plain = _frame(
         container_id, {"level": "info", "message": "bench 0 Repository cloned successfully"}
@@ -140,6 +167,7 @@ def payloads(container_id: str) -> dict[str, list[bytes]]:
         "plain-scoped": [plain],
         "plain-sized": sized,
         "agent": agent,
+        "agent-unread": unread,
         "agent-no-summary": agent,
         "agent-no-attention": agent,
     }
@@ -238,6 +266,7 @@ async def main() -> None:
         "plain-scoped",
         "plain-sized",
         "agent",
+        "agent-unread",
         "agent-no-summary",
         "agent-no-attention",
     ]
@@ -255,7 +284,8 @@ async def main() -> None:
     for name in names:
         print(f"{name:>18}: {medians[name]:6.2f} us/message  (first frame {size[name]} bytes)")
     print(
-        f"throughput ratio agent / plain-sized: {medians['plain-sized'] / medians['agent']:.3f}x;"
+        f"throughput ratio agent / agent-unread: {medians['agent-unread'] / medians['agent']:.3f}x;"
+        f" agent / plain-sized: {medians['plain-sized'] / medians['agent']:.3f}x;"
         f" agent / plain: {medians['plain'] / medians['agent']:.3f}x;"
         f" summary hook alone: {medians['agent'] - medians['agent-no-summary']:+.2f} us/message;"
         f" attention hook alone: {medians['agent'] - medians['agent-no-attention']:+.2f}"

@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 from urllib.parse import quote
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -79,36 +79,73 @@ class Spec:
     connect_concurrency: int = 100
     subscribe_port: int = 0  # where subscribers connect (0: ``port``); H's second hub
     extra_pids: tuple[int, ...] = ()  # measured with the server (its redis-server, 2nd hub)
+    payload: str = "plain"  # what each message is: one of PAYLOADS
 
 
-PAYLOAD = os.environ.get("TAILHUB_BENCH_PAYLOAD", "plain")
-"""``plain``: the log below; ``agent``: a log as ``tailhub run`` publishes a Claude Code tool
-call (about 600 bytes: a one-line summary, and the event in ``metadata``)."""
+PAYLOADS: Final = ("plain", "agent", "agent-unread")
+"""What a publisher sends (:func:`message`)."""
 
-_AGENT_METADATA = (
-    b',"metadata":{"agent":"claude","event":{"type":"assistant","message":{"id":"msg_01",'
+_AGENT_EVENT = (
+    b'{"type":"assistant","message":{"id":"msg_01",'
     b'"type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":'
     b'[{"type":"tool_use","id":"toolu_01","name":"Bash","input":{"command":"pytest -q",'
     b'"description":"Run the tests"}}],"stop_reason":null,"usage":{"input_tokens":30,'
     b'"output_tokens":60,"cache_read_input_tokens":1500,"cache_creation_input_tokens":0,'
     b'"service_tier":"standard"}},"parent_tool_use_id":null,"session_id":'
-    b'"0f9a4c1e-5b7d-4e2a-9c3b-1d2e3f4a5b6c","uuid":"3f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f"}}'
+    b'"0f9a4c1e-5b7d-4e2a-9c3b-1d2e3f4a5b6c","uuid":"3f1c0a55-7d0e-4a3e-9c55-8a7b1c2d3e4f"}'
+)
+_AGENT_SUMMARY = (
+    b'{"kind":"claude","model":"claude-sonnet-4-5-20250929","sessionId":'
+    b'"0f9a4c1e-5b7d-4e2a-9c3b-1d2e3f4a5b6c","turns":2,"toolCalls":{"Bash":1},"tokens":'
+    b'{"input":40,"output":105,"cacheRead":2500,"cacheWrite":500},"costUsd":null,'
+    b'"contextPct":null,"contextWindow":null,"activity":"Bash: pytest -q","lastText":'
+    b'"I\'ll run the tests first.","result":null}'
 )
 
 
-def message(container_id: str, sent_ns: int = 0) -> bytes:
-    """A small log message as in PROTOCOL.md (about 120 bytes), stamped with ``sent_ns``.
+def _metadata(agent: bytes, summary: bytes, attend: bytes, event: bytes) -> bytes:
+    return (
+        b',"metadata":{"'
+        + agent
+        + b'":"claude","'
+        + summary
+        + b'":'
+        + _AGENT_SUMMARY
+        + b',"'
+        + attend
+        + b'":false,"'
+        + event
+        + b'":'
+        + _AGENT_EVENT
+        + b"}"
+    )
 
-    With ``TAILHUB_BENCH_PAYLOAD=agent``, an agent event's log instead (see ``PAYLOAD``).
+
+_AGENT_METADATA = {
+    # As tailhub run sends a Claude Code tool call: the stream, the session's summary after
+    # the event, whether it may change the attention state, the event.
+    "agent": _metadata(b"agent", b"agentSummary", b"attend", b"event"),
+    # The same bytes under other keys, which the hub does not read: the hub without agents.
+    "agent-unread": _metadata(b"Agent", b"AgentSummary", b"Attend", b"Event"),
+}
+
+
+def message(container_id: str, sent_ns: int = 0, payload: str = "plain") -> bytes:
+    """A log message stamped with ``sent_ns``.
+
+    ``payload``: ``plain``, a small log as in PROTOCOL.md (about 120 bytes); ``agent``, a log
+    as ``tailhub run`` publishes a Claude Code tool call (about 1,000 bytes: a one-line
+    description, and in ``metadata`` the session's summary and the event); ``agent-unread``,
+    the same bytes with the metadata's keys capitalised, so that the hub reads nothing of it.
     """
-    if PAYLOAD == "agent":
+    if payload != "plain":
         return (
             b'{"type":"log","containerID":"'
             + container_id.encode()
             + b'","data":{"level":"info","message":"bench '
             + b"%019d" % sent_ns
             + b' Bash: pytest -q"'
-            + _AGENT_METADATA
+            + _AGENT_METADATA[payload]
             + b"}}"
         )
     return (
@@ -243,14 +280,14 @@ class Stream:
         "writer",
     )
 
-    def __init__(self, container_id: str, fanout: int, window: int) -> None:
+    def __init__(self, container_id: str, fanout: int, window: int, payload: str) -> None:
         self.container_id = container_id
         self.fanout = fanout
         self.window = window
         self.sent = 0
         self.delivered = 0
         self.refill_at = 1 << 62
-        self.frame = masked_text_frame(message(container_id), os.urandom(4))
+        self.frame = masked_text_frame(message(container_id, 0, payload), os.urandom(4))
         self.writer: Callable[[bytes], object] | None = None
 
     def refill(self) -> None:
@@ -459,7 +496,9 @@ async def closed_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
     Measures routed deliveries per second over the window, after every subscriber has been
     seen to receive messages and a warm-up at full load has passed.
     """
-    streams = [Stream(f"c{i}", spec.fanout, spec.window) for i in range(spec.containers)]
+    streams = [
+        Stream(f"c{i}", spec.fanout, spec.window, spec.payload) for i in range(spec.containers)
+    ]
     counters = await asyncio.gather(
         *(
             clients.open_raw(ROUTED, stream.container_id, stream)
@@ -551,7 +590,9 @@ async def open_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
         while not state["stop"]:
             due = min(limit, int((time.perf_counter() - start) * spec.rate) - sent)
             for _ in range(due):
-                transports[index].send(_TEXT, message(ids[index], time.perf_counter_ns()))
+                transports[index].send(
+                    _TEXT, message(ids[index], time.perf_counter_ns(), spec.payload)
+                )
                 index = (index + 1) % len(ids)
             sent += max(due, 0)
             state["sent"] = sent

@@ -83,7 +83,7 @@ def _drive(
         extra_pids=tuple(server.extra_pids),
         duration=settings.duration,
         warmup=settings.warmup,
-        **params,
+        **(params if server.spec.payload is None else {**params, "payload": server.spec.payload}),
     )
     command = [
         *scheduling_prefix(settings.nice, settings.realtime_for(scenario)),

@@ -227,5 +227,30 @@ SCENARIOS: dict[str, Scenario] = {
             servers=("tailhub", "tailhub-redis-pair"),
             needs_redis=True,
         ),
+        Scenario(
+            "I",
+            "agent events, B's load",
+            "closed_loop",
+            {"containers": 50, "fanout": 1, "window": 16, "payload": "agent"},
+            {},
+            (
+                Metric(
+                    _THROUGHPUT,
+                    "deliveries/s",
+                    "/s",
+                    target=Target(
+                        "agents >= 0.95x unread",
+                        "tailhub-unread",
+                        minimum=0.95,
+                        subject="tailhub",
+                    ),
+                ),
+                _CPU_PER_DELIVERY,
+            ),
+            "B's load with Claude Code tool calls as tailhub run publishes them (about 750 "
+            "bytes), against the same bytes under a key the hub does not read: what keeping "
+            "the agent summaries and attention states costs",
+            servers=("tailhub", "tailhub-unread"),
+        ),
     )
 }

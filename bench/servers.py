@@ -68,6 +68,7 @@ class ServerSpec:
     redis: bool = False
     workers: int = 1  # --workers N (N processes on one port), on Redis only
     pair: bool = False  # two hub processes on the one Redis: publish to one, watch the other
+    payload: str | None = None  # what its publishers send, instead of the scenario's
 
     def environ(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` with tailhub's settings and :attr:`python_path` put first on PYTHONPATH."""
@@ -137,9 +138,21 @@ REDIS_SPECS: dict[str, ServerSpec] = {
 }
 """tailhub on the Redis engine, for G and H only (see bench/scenarios.py)."""
 
+AGENT_SPECS: dict[str, ServerSpec] = {
+    "tailhub-unread": ServerSpec(
+        "tailhub-unread",
+        "tailhub (agent events unread)",
+        "tailhub",
+        ("--history", "sqlite"),
+        payload="agent-unread",
+    )
+}
+"""tailhub sent agent events under a key it does not read, for I only: the hub without agents."""
+
 SERVERS: dict[str, ServerSpec] = {
     **tailhub_specs("tailhub", "tailhub"),
     **REDIS_SPECS,
+    **AGENT_SPECS,
     "node": ServerSpec("node", "node ws relay", "node"),
     "bun": ServerSpec("bun", "bun relay", "bun"),
     "picows": ServerSpec("picows", "picows relay", "picows"),
