@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from tailhub.agents import AgentBook, Recogniser, agent_kind, fleet_totals
+from tailhub.agents.book import HELD_BYTES
 from tests.agents.streams import CLAUDE, CLAUDE_SUMMARY, CODEX, CODEX_SUMMARY
 
 
@@ -101,6 +102,17 @@ class TestAgentBook:
         assert "Bash" not in shown["toolCalls"]
         assert {"input": 0, "output": 7, "cacheRead": 0, "cacheWrite": 0} == shown["tokens"]
         assert shown["costUsd"] is None
+
+    def test_a_long_summary_is_not_held(self) -> None:
+        """A sent summary longer than HELD_BYTES is decoded at once, and cut: what is held for
+        a container stays small."""
+        book = AgentBook()
+        long = {"kind": "claude", "turns": 4, "lastText": "z" * (HELD_BYTES * 2)}
+        book.observe("c", [_meta("claude", 5, agentSummary=long)])
+        assert not book._sent
+        shown = book.to_json("c")
+        assert shown is not None
+        assert (4, 200) == (shown["turns"], len(shown["lastText"]))
 
     def test_kept_once_read(self) -> None:
         """A sent summary is handed out for keeping, decoded, with the others changed."""

@@ -6,7 +6,8 @@
 the event changed it, else null (see :mod:`tailhub.agents.summary`). The hub's publish path
 hands :meth:`AgentBook.observe` the logs' ``metadata`` with their values undecoded (the
 protocol decoder already split them): a sent summary is kept as bytes, the last one per
-container, and only decoded when the summary is read or kept. A log without
+container, and only decoded when the summary is read or kept (or at once when it is longer
+than ``HELD_BYTES``). A log without
 ``agentSummary`` (any other publisher) has its event read: the fields the summary reads and
 nothing else. Events the summary does not read (Claude Code's tool results, token deltas,
 rate-limit notices and control requests) are then passed over without decoding when their
@@ -40,6 +41,11 @@ _UNREAD: Final = re.compile(rb'\{"type":"(?:user|stream_event|rate_limit_event|c
 _event_decoder: Final = msgspec.json.Decoder(AgentEvent)
 _any_decoder: Final = msgspec.json.Decoder()
 
+HELD_BYTES: Final = 16 << 10
+"""A sent summary longer than this is decoded (and so cut to the summary's bounds) at once
+instead of being held as bytes: what a container's summary holds in memory stays small. A
+real one is well under it."""
+
 
 class AgentBook:
     """The agent summaries of the most recent ``limit`` containers that published events.
@@ -72,6 +78,8 @@ class AgentBook:
             if given is not None:
                 if given != _NULL:
                     sent[container_id] = bytes(given)  # a copy: not the whole frame's buffer
+                    if len(given) > HELD_BYTES:
+                        self._take_sent(container_id)
                 taken += 1
             elif (kind := agent_kind(metadata.get("agent"))) is not None and self._read(
                 container_id, kind, metadata.get("event")
