@@ -7,13 +7,13 @@ the event changed it, else null (see :mod:`tailhub.agents.summary`). The hub's p
 hands :meth:`AgentBook.observe` the logs' ``metadata`` with their values undecoded (the
 protocol decoder already split them): a sent summary is kept as bytes, the last one per
 container, and only decoded when the summary is read or kept (or at once when it is longer
-than ``HELD_BYTES``). A log without
-``agentSummary`` (any other publisher) has its event read: the fields the summary reads and
-nothing else. Events the summary does not read (Claude Code's tool results, token deltas,
-rate-limit notices and control requests) are then passed over without decoding when their
-bytes start as ``tailhub run`` writes them (``{"type":"user"...``); laid out otherwise, they
-are decoded and change nothing. Fleet totals (:func:`fleet_totals`) are computed from the
-session list when asked, never on the publish path.
+than ``HELD_BYTES``). A log without ``agentSummary`` (any other publisher) has its event
+read: the fields the summary reads and nothing else. Events the summary does not read (Claude
+Code's tool results, token deltas, rate-limit notices and control requests) are then passed
+over without decoding when their bytes start as ``tailhub run`` writes them
+(``{"type":"user"...``); laid out otherwise, they are decoded and change nothing. Fleet
+totals (:func:`fleet_totals`) are computed from the session list when asked, never on the
+publish path.
 """
 
 from __future__ import annotations

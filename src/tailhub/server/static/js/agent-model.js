@@ -2,7 +2,8 @@
  * An agent's run as a timeline, built from the container's agent events. No DOM.
  *
  * `tailhub run` publishes each Claude Code or Codex event as a `log` whose
- * `data.metadata` is `{"agent": "claude" | "codex", "event": <the event>}` and whose
+ * `data.metadata` is `{"agent": "claude" | "codex", "event": <the event>}` (with the
+ * session's summary and an attention flag beside them, for the hub) and whose
  * `data.message` is a one-line description. `AgentTimeline` folds those entries, in `seq`
  * order, into steps a person reads:
  *
