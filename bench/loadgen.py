@@ -238,8 +238,8 @@ class CpuMeter:
         self.pids = (server_pid, *extra_pids)
         self.start()
 
-    def _cpu(self) -> float:
-        return sum(server_cpu_seconds(pid) for pid in self.pids)
+    def _cpu(self, pids: tuple[int, ...] | None = None) -> float:
+        return sum(server_cpu_seconds(pid) for pid in (self.pids if pids is None else pids))
 
     def _wait(self) -> float:
         return sum(server_wait_seconds(pid) for pid in self.pids)
@@ -247,6 +247,7 @@ class CpuMeter:
     def start(self) -> None:
         self.wall = time.perf_counter()
         self.server = self._cpu()
+        self.companions = self._cpu(self.pids[1:])
         self.server_wait = self._wait()
         self.own = time.process_time()
 
@@ -257,6 +258,8 @@ class CpuMeter:
         return {
             "seconds": wall,
             "server_cpu": cpu,
+            # Of server_cpu, the share of the extra processes (redis-server, a second hub).
+            "companion_cpu": (self._cpu(self.pids[1:]) - self.companions) / wall,
             "server_wait": wait,
             "server_busy": cpu + wait,
             "generator_cpu": (time.process_time() - self.own) / wall,
@@ -548,6 +551,12 @@ async def closed_loop(spec: Spec, clients: Clients) -> dict[str, Any]:
         # on a whole core.
         "server_us_per_delivery": (
             usage["server_cpu"] * usage["seconds"] / delivered * 1e6 if delivered else float("nan")
+        ),
+        # Of that, the extra processes' part (a hub on Redis: its redis-server's).
+        "companion_us_per_delivery": (
+            usage["companion_cpu"] * usage["seconds"] / delivered * 1e6
+            if delivered
+            else float("nan")
         ),
         "messages_per_s": delivered / spec.fanout / usage["seconds"],
         "undelivered": sum(s.sent * s.fanout - s.delivered for s in streams),
