@@ -557,16 +557,18 @@ class TestAgentStreams:
         )
 
     async def test_event_too_large_sent_plain(self, shared_hub: HubProcess, tmp_path: Path) -> None:
-        """An event that does not fit one message with its summary is sent as plain pieces."""
+        """An event that does not fit one message with its summary is sent as plain pieces;
+        the session's summary after it goes with the next event."""
         hub = shared_hub
-        text = "x" * 3000
+        text = "x" * 1700  # the line fits a message (2,048 bytes), not with its summaries
         big = json.dumps(
             {
                 "type": "assistant",
                 "message": {"id": "m", "content": [{"type": "text", "text": text}]},
             }
         )
-        stream = [streams.lines(streams.CLAUDE)[0], big]
+        after = json.dumps({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}})
+        stream = [streams.lines(streams.CLAUDE)[0], big, after]
         argv = _fake_agent(tmp_path, "big", stream)
         options = RunOptions(
             url=hub.url,
@@ -581,3 +583,9 @@ class TestAgentStreams:
         assert "metadata" in logs[1]
         pieces = [d for d in logs[2:-1] if "metadata" not in d]
         assert big == "".join(d["message"] for d in pieces)
+        last = logs[-2]["metadata"]
+        assert "rate_limit_event" == last["event"]["type"]
+        assert (1, "x" * 199 + "…") == (
+            last["agentSummary"]["turns"],
+            last["agentSummary"]["lastText"],
+        )

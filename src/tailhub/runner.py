@@ -278,6 +278,9 @@ class Runner:
         self._publisher: Publisher | None = None
         self._budget = 0
         self._agent = Recogniser(self.options.agent)
+        self._unsent: dict[str, object] | None = None
+        """The session's summary after an event too large to send as one: sent with the
+        next event that does not carry a newer one."""
         self._requests: OrderedDict[str, object] = OrderedDict()
         """Open ``can_use_tool`` requests CMD printed: request id -> the tool's input."""
         self._outcome = f"{Path(self.argv[0]).name} did not start"
@@ -475,9 +478,11 @@ class Runner:
         if event is None:
             return False
         raw = line.strip().encode()
-        tally = _encoder.encode(event.tally)
+        tally = _encoder.encode(event.tally or self._unsent)
         if len(raw) + len(tally) + _json_size(event.summary) + _EVENT_SLACK > self._budget:
+            self._unsent = event.tally or self._unsent
             return False
+        self._unsent = None
         assert self._publisher is not None
         if event.agent == "claude" and b'"control_' in raw:
             self._remember(raw)
