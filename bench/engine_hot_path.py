@@ -119,6 +119,9 @@ class _Handler:
     def availability(self, available: bool, reason: str) -> None:
         return None
 
+    def notice(self, container_id: str, payload: bytes) -> None:
+        return None
+
 
 def _done(published: object) -> None:
     return None

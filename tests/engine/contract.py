@@ -78,6 +78,7 @@ class Recorder:
         self.received_commands: list[tuple[str, bytes]] = []
         self.command_takers = 1
         self.availability_changes: list[tuple[bool, str]] = []
+        self.notices: list[tuple[str, bytes]] = []
         self.off_loop = 0
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
@@ -112,6 +113,10 @@ class Recorder:
 
     def availability(self, available: bool, reason: str) -> None:
         self.availability_changes.append((available, reason))
+        self._note()
+
+    def notice(self, container_id: str, payload: bytes) -> None:
+        self.notices.append((container_id, payload))
         self._note()
 
     async def until(self, condition: Callable[[], bool]) -> None:
@@ -646,6 +651,16 @@ class CommandContract:
         assert (2, 2, 0) == (taken, still, gone)
         assert [("a", b"cmd1"), ("a", b"cmd2")] == one.handler.received_commands
         assert 2 == session_publishers
+
+    async def test_a_notice_is_not_handed_back_to_its_sender(self, engines: Harness) -> None:
+        """The sender tells its own subscribers: its handler never gets its own notice (the
+        copies other processes get are tested with two processes on Redis)."""
+        one = await engines.open()
+        one.engine.listen("a")
+        one.engine.listen("*")
+        one.engine.notice("a", b'{"type":"attention"}')
+        await one.logs("a", 1)  # a run published after it has come back: so would the notice
+        assert [] == one.handler.notices
 
 
 async def _publishers(one: Opened, container_id: str) -> int:

@@ -36,6 +36,7 @@ class Recorder:
         self.gaps: list[tuple[str, int, int, str]] = []
         self.commands: list[tuple[str, bytes]] = []
         self.changes: list[bool] = []
+        self.notices: list[tuple[str, bytes]] = []
         self.took = took
 
     def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
@@ -58,6 +59,9 @@ class Recorder:
 
     def availability(self, available: bool, reason: str) -> None:
         self.changes.append(available)
+
+    def notice(self, container_id: str, payload: bytes) -> None:
+        self.notices.append((container_id, payload))
 
     def seqs(self, container_id: str) -> list[int]:
         return [json.loads(p)["seq"] for p in self.delivered.get(container_id, [])]
@@ -420,6 +424,37 @@ async def test_a_timed_out_session_ends_exactly_once(engines: Engines) -> None:
     assert "busy" in [s.container_id for s in (await one.sessions(status="active")).sessions]
     assert await one.end_session("busy", "operator", 1302.0) is not None
     assert await two.end_session("busy", "operator", 1302.0) is None
+
+
+# -- notices ----------------------------------------------------------------------------------
+
+
+async def test_notices_reach_the_other_listening_processes_once(engines: Engines) -> None:
+    """A notice reaches each other process that listens to its container or to "*" once
+    (one that listens to both takes one copy), and neither its sender nor a process that
+    listens only to another container."""
+    near, star, both, own, elsewhere = Recorder(), Recorder(), Recorder(), Recorder(), Recorder()
+    listeners = ((near, ["c"]), (star, ["*"]), (both, ["c", "*"]), (own, ["c", "*"]))
+    opened = {}
+    for handler, listens in (*listeners, (elsewhere, ["d"])):
+        engine = opened[id(handler)] = await engines.open(handler)
+        for container_id in listens:
+            engine.listen(container_id)
+    sender, other = opened[id(own)], await engines.open()
+    watching = [handler for handler, _ in listeners]
+    # A run every listener of "c" receives proves its subscriptions are up; one published by
+    # another process after the notice has arrived elsewhere, that any copy of the notice
+    # came first (one order per channel; runs are published on both channels).
+    await publish(other, "c", [entry("before")])
+    await wait_for(lambda: all(h.seqs("c") == [1] for h in watching))
+    sender.notice("c", b'{"type":"attention","containerID":"c"}')
+    await wait_for(lambda: all(h.notices for h in (near, star, both)))
+    await publish(other, "c", [entry("after")])
+    await wait_for(lambda: all(h.seqs("c") == [1, 2] for h in watching))
+    for handler in (near, star, both):
+        assert [("c", b'{"type":"attention","containerID":"c"}')] == handler.notices
+    assert [] == own.notices
+    assert [] == elsewhere.notices
 
 
 # -- commands ---------------------------------------------------------------------------------

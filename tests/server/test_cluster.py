@@ -167,6 +167,50 @@ async def test_a_command_through_one_process_reaches_the_container_on_the_other(
     assert "no connection" in refused["data"]["error"]
 
 
+async def test_attention_is_pushed_to_subscribers_of_the_other_process(
+    http: aiohttp.ClientSession, pair: tuple[HubProcess, HubProcess]
+) -> None:
+    """An agent on one process starts waiting for a person: viewers of its container and of
+    "*" on the other process get the ``attention`` push, once."""
+    one, two = pair
+    viewer, _ = await subscribe(http, two, "fleet-att")
+    everything, _ = await subscribe(http, two, "*")
+    agent = await http.ws_connect(one.ws_url())
+    # A first line that both viewers receive: their subscriptions on Redis are up.
+    await publish(agent, "fleet-att", range(1, 2))
+    for ws in (viewer, everything):
+        await collect(ws, "fleet-att", 1)
+    request = {
+        "type": "control_request",
+        "request_id": "req_7",
+        "request": {"subtype": "can_use_tool", "tool_name": "Bash", "input": {"command": "ls"}},
+    }
+    data = {
+        "level": "warn",
+        "message": "permission request: Bash: ls",
+        "metadata": {"agent": "claude", "event": request},
+    }
+    await agent.send_str(json.dumps({"type": "log", "containerID": "fleet-att", "data": data}))
+    for ws in (viewer, everything):
+        pushed = await receive_type(ws, "attention", 20 * UNIT)
+        assert ("fleet-att", "waiting", "permission") == (
+            pushed["containerID"],
+            pushed["data"]["state"],
+            pushed["data"]["reason"],
+        )
+    # Once: a later line arrives with no second push before it.
+    await publish(agent, "fleet-att", range(2, 3))
+    for ws in (viewer, everything):
+        async with asyncio.timeout(20 * UNIT):
+            seen: list[dict[str, Any]] = []
+            while not any(m["type"] == "log" and m["data"]["message"] == "2" for m in seen):
+                text = (await ws.receive()).data
+                seen += [json.loads(line) for line in text.splitlines()]
+            assert [] == [m for m in seen if m["type"] == "attention"]
+    for ws in (viewer, everything, agent):
+        await ws.close()
+
+
 async def test_sessions_are_the_same_on_both_processes(
     http: aiohttp.ClientSession, pair: tuple[HubProcess, HubProcess]
 ) -> None:

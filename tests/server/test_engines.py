@@ -29,6 +29,9 @@ class _Quiet:
     def availability(self, available: bool, reason: str) -> None:
         return None
 
+    def notice(self, container_id: str, payload: bytes) -> None:
+        return None
+
 
 def _ignore(_batch: int, _seconds: float) -> None:
     return None

@@ -259,8 +259,9 @@ class Node:
             self._attention_changed(container_id)
 
     def _attention_changed(self, container_id: str) -> None:
-        """Push a session's new attention state to its subscribers and those of ``*``, and
-        tell the watchers. Not stored in history: no ``seq``."""
+        """Push a session's new attention state to its subscribers and those of ``*``, on
+        this process and (through the engine) on the others, and tell the watchers. Not
+        stored in history: no ``seq``."""
         attention = self.attention.get(container_id)
         self._answer(None, self._keep_attention(container_id))
         payload = encode(
@@ -271,6 +272,7 @@ class Node:
             }
         )
         self.hub.deliver(container_id, [self._frame(payload)], self._clock())
+        self.engine.notice(container_id, payload)  # for the subscribers of other processes
         for watcher in self.watchers:
             try:
                 watcher(container_id, attention)
@@ -946,6 +948,10 @@ class Node:
             for target in targets:
                 self.hub.send_frame(target, frame)
         return len(targets)
+
+    def notice(self, container_id: str, payload: bytes) -> None:
+        """Another process's notice (a session's attention state): for local subscribers."""
+        self.hub.deliver(container_id, [self._frame(payload)], self._clock())
 
     def availability(self, available: bool, reason: str) -> None:
         """The engine's server came back, or went away: log it, and tell every connection."""

@@ -64,6 +64,13 @@ Commands
       :meth:`EngineHandler.command`) and returns how many took it, so "no container
       connected" is decided for the whole cluster.
 
+Notices
+    - :meth:`Engine.notice` hands a message that is not stored (no ``seq``, e.g. a session's
+      new attention state) to every other process that listens to its container or to
+      ``"*"``, through :meth:`EngineHandler.notice`, once each; the sender tells its own
+      subscribers itself. At most once: a process not connected at the time never gets it
+      (what it describes is also kept, as metadata, for whoever reads later).
+
 Metadata and records
     - Small per-session values (:meth:`Engine.set_meta`, e.g. an agent summary or an
       attention state) and small shared records (:meth:`Engine.put_record`, e.g. revoked
@@ -276,6 +283,11 @@ class EngineHandler(Protocol):
         """The engine's server became reachable (True) or unreachable (False)."""
         ...
 
+    def notice(self, container_id: str, payload: bytes) -> None:
+        """A notice another process sent (:meth:`Engine.notice`), for the local subscribers of
+        ``container_id`` and of ``"*"``."""
+        ...
+
 
 class Engine(Protocol):
     """What hub processes agree on. See the module docstring for the guarantees."""
@@ -389,6 +401,12 @@ class Engine(Protocol):
 
         Returns how many connections took it (0: no container connected anywhere).
         """
+        ...
+
+    def notice(self, container_id: str, payload: bytes) -> None:
+        """Hand ``payload`` (an encoded message that is not stored) to the other processes
+        that listen to ``container_id`` or to ``"*"`` (see the module docstring). Returns at
+        once; never raises."""
         ...
 
     # -- sessions -----------------------------------------------------------------------

@@ -468,6 +468,10 @@ class LocalEngine:
             return 0
         return handler.command(container_id, payload)
 
+    def notice(self, container_id: str, payload: bytes) -> None:
+        """One process: there is no other to tell."""
+        return
+
     # -- sessions ------------------------------------------------------------------------
 
     def _forget_dropped(self) -> None:

@@ -61,6 +61,12 @@ Commands
     command there and returns how many hub processes received it. Each such process holds at
     least one publishing connection of the container, so 0 means none is connected anywhere.
 
+Notices
+    :meth:`notice` publishes on the two fan-out channels of the container (its own and
+    ``*``) a message that starts with ``!`` (a run's starts with its epoch, hexadecimal),
+    naming the sending process; a process listening to ``*`` takes the copy on that channel,
+    another the one on the container's, and the sender neither.
+
 Availability
     Commands run without hidden retries. When Redis cannot be reached, the engine reports it
     once (:meth:`EngineHandler.availability`), refuses publishes with ``unavailable`` (runs
@@ -268,6 +274,11 @@ class _Request:
     def check(self) -> None:
         if self.expected is not None and self.answers >= self.expected and not self.done.done():
             self.done.set_result(None)
+
+
+_NOTICE: Final = b"!"
+"""The first byte of a notice on a fan-out channel (a run's message starts with its epoch, a
+hexadecimal token): ``!<origin process> <container>\n<payload>``."""
 
 
 def _kind_of(payload: bytes) -> str:
@@ -1399,6 +1410,9 @@ class RedisEngine:
             return
         if not channel.endswith(b":pub") and channel != self._star:
             return  # a command channel this process let go of just now
+        if data[:1] == _NOTICE:
+            self._on_notice(channel, data)
+            return
         try:
             container_id, runs = _parse_fanout(data)
         except (ValueError, UnicodeDecodeError):
@@ -1642,6 +1656,46 @@ class RedisEngine:
             return request.taken
         finally:
             del self._requests[request_id]
+
+    def notice(self, container_id: str, payload: bytes) -> None:
+        """Publish the notice on the container's channel and on the ``*`` channel, after the
+        runs whose storing led to it (their script published them already). A process that
+        listens to ``*`` takes the copy on that channel only; the others take the one on the
+        container's channel; the sender takes neither."""
+        if self._client is None:
+            return
+        message = b"".join(
+            (_NOTICE, self._id.encode(), b" ", container_id.encode(), b"\n", payload)
+        )
+        self._spawn(self._send_notice(self._keys_of(container_id).pub, message))
+
+    async def _send_notice(self, channel: bytes, message: bytes) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            # Not in the write pipeline: a Cluster pipeline cannot PUBLISH.
+            await self._call(lambda: client.spublish(channel, message))
+            await self._call(lambda: client.publish(self._star, message))
+        except EngineError:
+            return  # at most once: what it says is kept as metadata too
+
+    def _on_notice(self, channel: bytes, data: bytes) -> None:
+        end = data.find(b"\n")
+        try:
+            origin, container_id = data[1 : max(end, 0)].decode().split(" ", 1)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if origin == self._id or self._handler is None:
+            return  # the sender told its own subscribers
+        if channel == self._star:
+            if not self._star_on:
+                return
+        else:
+            feed = self._feeds.get(container_id)
+            if self._star_on or feed is None or not feed.listened:
+                return
+        self._handler.notice(container_id, data[end + 1 :])
 
     def _reply_channel(self, process_id: str) -> bytes:
         return f"{self._prefix}{{reply:{process_id}}}:r".encode()

@@ -73,6 +73,9 @@ class _Quiet:
     def availability(self, available: bool, reason: str) -> None:
         return None
 
+    def notice(self, container_id: str, payload: bytes) -> None:
+        return None
+
 
 async def reach_redis(settings: Settings) -> None:
     """Connect to the configured Redis once and let go (before serving, or forking workers).
