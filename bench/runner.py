@@ -195,10 +195,10 @@ def run_scenario(
                         else ""
                     )
                     if result.get("companion_cpu"):  # the redis-server (or 2nd hub) within it
-                        usage += (
-                            f"of it companions {result['companion_cpu']:.0%} "
-                            f"({result['companion_us_per_delivery']:.3g} µs/delivery), "
-                        )
+                        usage += f"of it companions {result['companion_cpu']:.0%}"
+                        if "companion_us_per_delivery" in result:  # closed-loop runs
+                            usage += f" ({result['companion_us_per_delivery']:.3g} µs/delivery)"
+                        usage += ", "
                     print(
                         f"  {scenario.key} {spec.name:<{width}} run {index + 1}: {shown} "
                         f"({usage}{time.perf_counter() - started:.1f} s)",
