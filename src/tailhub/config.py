@@ -228,6 +228,14 @@ OPTIONS: Final = (
         short_flag="--redis",
     ),
     Option(
+        "redis_requests",
+        "TAILHUB_REDIS_REQUESTS",
+        "64",
+        "count",
+        "requests a hub process has in flight to Redis at once (reads, sessions, scripts);"
+        " more wait their turn",
+    ),
+    Option(
         "workers",
         "TAILHUB_WORKERS",
         "1",
@@ -339,6 +347,7 @@ class Settings:
     body_timeout: float = 30.0
     allowed_origins: tuple[str, ...] = ()
     redis_url: str | None = None
+    redis_requests: int = 64
     workers: int = 1
     stall_after: float = 300.0
     notify: tuple[str, ...] = ()

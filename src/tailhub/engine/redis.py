@@ -422,8 +422,15 @@ class RedisEngine:
         retention_messages: int = 100_000,
         retention_age: float = 7 * 86400.0,
         prefix: str = "tailhub:",
+        max_requests: int = 64,
     ) -> None:
         self._target = _parse_url(url)
+        self.max_requests = max(1, max_requests)
+        self._gate = asyncio.Semaphore(self.max_requests)
+        """Held by every request outside the write pipeline (:meth:`_call`, :meth:`_script`):
+        a burst of them (a reconnecting dashboard's subscribers each read a position) waits
+        for a connection instead of running the client's pool dry, which it would report as
+        Redis being unreachable."""
         self.shown = self._target.shown
         self.max_sessions = max_sessions
         self.retention_messages = retention_messages
@@ -480,6 +487,8 @@ class RedisEngine:
             "socket_timeout": _COMMAND_TIMEOUT,
             "retry": Retry(NoBackoff(), 0),
             "socket_keepalive": True,
+            # The gated requests, the write pipeline and a spare (per node on Cluster).
+            "max_connections": self.max_requests + 2,
         }
         try:
             if target.cluster:
@@ -594,11 +603,12 @@ class RedisEngine:
         if client is None:
             raise EngineError(f"Redis at {self.shown} is not connected")
         try:
-            try:
-                return await client.evalsha(self._shas[name], len(keys), *keys, *args)
-            except NoScriptError:
-                await self._load_scripts()
-                return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+            async with self._gate:
+                try:
+                    return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+                except NoScriptError:
+                    await self._load_scripts()
+                    return await client.evalsha(self._shas[name], len(keys), *keys, *args)
         except (ConnectionError, TimeoutError, OSError) as exc:
             self._down(f"Redis at {self.shown} cannot be reached: {exc}")
             raise EngineError(f"Redis at {self.shown} cannot be reached: {exc}") from None
@@ -610,7 +620,8 @@ class RedisEngine:
 
     async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await fn()
+            async with self._gate:
+                return await fn()
         except (RedisError, OSError, TimeoutError) as exc:
             if isinstance(exc, (OSError, TimeoutError)) or _is_connection_error(exc):
                 self._down(f"Redis at {self.shown} cannot be reached: {exc}")

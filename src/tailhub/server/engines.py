@@ -28,6 +28,7 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> E
     if settings.redis_url:
         return RedisEngine(
             settings.redis_url,
+            max_requests=settings.redis_requests,
             max_sessions=settings.max_sessions,
             retention_messages=settings.retention_messages,
             retention_age=settings.retention_age,
