@@ -426,6 +426,15 @@ async def test_a_timed_out_session_ends_exactly_once(engines: Engines) -> None:
     assert await two.end_session("busy", "operator", 1302.0) is None
 
 
+async def test_a_burst_of_requests_waits_for_connections(engines: Engines) -> None:
+    """Far more requests at once than --redis-requests allows all succeed, in turn: none
+    fails for want of a connection, and the engine never reports Redis unreachable."""
+    engine = await engines.open(max_requests=4)
+    positions = await asyncio.gather(*(engine.position(f"burst{i}") for i in range(300)))
+    assert 300 == len(positions)
+    assert [] == handler_of(engine).changes
+
+
 # -- notices ----------------------------------------------------------------------------------
 
 
