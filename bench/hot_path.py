@@ -19,7 +19,8 @@ prints the CPU time per message for each payload, interleaved over several round
 
 What it shows is the hot path's own cost; sockets and framing on the wire (scenario B) add
 the same amount to every payload. Run it on another checkout's code with
-``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare versions.
+``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare versions (``--payloads
+plain`` for a revision from before the agents package).
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from tailhub.agents import Recogniser, may_change
 from tailhub.config import Settings
 from tailhub.core.node import Node
 from tailhub.protocol import decode_client
@@ -123,8 +123,27 @@ def _frame(container_id: str, data: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_NAMES: Final = (
+    "plain",
+    "plain-scoped",
+    "plain-sized",
+    "agent",
+    "agent-unread",
+    "agent-no-summary",
+    "agent-no-attention",
+)
+
+
 def payloads(container_id: str) -> dict[str, list[bytes]]:
-    """Each payload's cycle of frames for one container."""
+    """Each payload's cycle of frames for one container (only the plain ones on a revision
+    from before the agents package)."""
+    plain = _frame(
+        container_id, {"level": "info", "message": "bench 0 Repository cloned successfully"}
+    )
+    try:
+        from tailhub.agents import Recogniser, may_change
+    except ImportError:
+        return {"plain": [plain], "plain-scoped": [plain]}
     recogniser = Recogniser("claude")
     agent_metadata = []
     for event in _EVENTS:
@@ -155,9 +174,6 @@ def payloads(container_id: str) -> dict[str, list[bytes]]:
         )
         for metadata, words in zip(agent_metadata, _SUMMARIES, strict=True)
     ]
-    plain = _frame(
-        container_id, {"level": "info", "message": "bench 0 Repository cloned successfully"}
-    )
     sized = [
         _frame(container_id, {"level": "info", "message": "x" * (len(frame) - len(plain) + 38)})
         for frame in agent
@@ -259,17 +275,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--batches", type=int, default=400, help="batches per container and run")
+    parser.add_argument(
+        "--payloads",
+        default=",".join(_NAMES),
+        help="comma-separated payloads to measure (default: all; a revision from before the"
+        " agents package has only plain and plain-scoped)",
+    )
     args = parser.parse_args()
     _tune_gc()  # as the hub does at start-up
-    names = [
-        "plain",
-        "plain-scoped",
-        "plain-sized",
-        "agent",
-        "agent-unread",
-        "agent-no-summary",
-        "agent-no-attention",
-    ]
+    known = payloads("c0")
+    names = [name for name in args.payloads.split(",") if name]
+    missing = [name for name in names if name not in known]
+    if missing:
+        parser.error(f"no such payload here: {', '.join(missing)}; known: {', '.join(known)}")
     results: dict[str, list[float]] = {name: [] for name in names}
     tmp = Path("/tmp")
     for round_number in range(args.rounds):
@@ -280,9 +298,11 @@ async def main() -> None:
             gc.collect()
             results[name].append(await _measure(name, args.batches, tmp))
     medians = {name: statistics.median(values) for name, values in results.items()}
-    size = {name: len(payloads("c0")[name][0]) for name in names}
     for name in names:
-        print(f"{name:>18}: {medians[name]:6.2f} us/message  (first frame {size[name]} bytes)")
+        size = len(known[name][0])
+        print(f"{name:>18}: {medians[name]:6.2f} us/message  (first frame {size} bytes)")
+    if set(_NAMES) - set(names):
+        return
     print(
         f"throughput ratio agent / agent-unread: {medians['agent-unread'] / medians['agent']:.3f}x;"
         f" agent / plain-sized: {medians['plain-sized'] / medians['agent']:.3f}x;"
