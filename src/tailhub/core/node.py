@@ -1080,11 +1080,7 @@ class Node:
         wants_backlog = since is not None or sub.from_time is not None or bool(sub.tail)
         if not wants_backlog or last == 0 or (since is not None and since >= last):
             if holding:
-                # Every held frame reached this process after the subscribe began, though it
-                # may have been stored before ``position`` was read: a live subscription gets
-                # them all, a resume those past ``since``.
-                cut = since if since is not None else 0
-                for frame in _after(hub.finish_catch_up(conn, container_id), cut):
+                for frame in _after(hub.finish_catch_up(conn, container_id), last):
                     hub.send_frame(conn, frame)
             else:
                 hub.subscribe_live(conn, container_id)
@@ -1320,6 +1316,5 @@ async def _resume(work: Coroutine[Any, Any, None], awaited: Any) -> None:
 
 
 def _after(frames: list[bytes], last: int) -> list[bytes]:
-    """The held frames whose ``seq`` is past ``last`` (the rest went with the backlog, or the
-    subscriber has them)."""
+    """The held frames whose ``seq`` is past ``last`` (the rest went with the backlog)."""
     return [frame for frame in frames if published_seq(frame) > last]
