@@ -234,6 +234,19 @@ class TestAgentView:
         shared_dashboard.assert_no_errors()
 
 
+async def _open_with_calls(dash: Any, hub: HubProcess, cid: str, count: int) -> tuple[Any, Any]:
+    """Publish ``count`` answered tool calls of ``cid``, open its agent view on ``dash``, and
+    wait until the header counts them; the page and the header's turn count."""
+    async with connect_publisher(hub) as pub:
+        await publish_calls(pub, cid, 0, count)
+        await pub.flush()
+    await dash.open(hash=f"#view={cid}")
+    page = dash.page
+    turns = page.locator(".agent-turns")
+    await expect(turns).to_have_text(f"{count:,} turns · {count:,} tool calls")
+    return page, turns
+
+
 class TestManyEvents:
     async def test_ten_thousand_events_stay_virtualised_and_resume_after_a_restart(
         self, browser: Browser, fast_hub: HubProcess
@@ -243,13 +256,7 @@ class TestManyEvents:
         cid = "busy-agent"
         async with open_page(browser, fast_hub) as dash:
             # Half before the page opens (its backlog), half live while it watches.
-            async with connect_publisher(fast_hub) as pub:
-                await publish_calls(pub, cid, 0, 2500)
-                await pub.flush()
-            await dash.open(hash=f"#view={cid}")
-            page = dash.page
-            turns = page.locator(".agent-turns")
-            await expect(turns).to_have_text("2,500 turns · 2,500 tool calls")
+            page, turns = await _open_with_calls(dash, fast_hub, cid, 2500)
             async with connect_publisher(fast_hub) as pub:
                 await publish_calls(pub, cid, 2500, 5000)
                 await pub.flush()
@@ -290,13 +297,7 @@ class TestManyEvents:
         and it stays there as more arrive (the list does not take the view back to the end)."""
         cid = "home-agent"
         async with open_page(browser, fast_hub) as dash:
-            async with connect_publisher(fast_hub) as pub:
-                await publish_calls(pub, cid, 0, 2500)
-                await pub.flush()
-            await dash.open(hash=f"#view={cid}")
-            page = dash.page
-            turns = page.locator(".agent-turns")
-            await expect(turns).to_have_text("2,500 turns · 2,500 tool calls")
+            page, turns = await _open_with_calls(dash, fast_hub, cid, 2500)
             await page.locator(".agent-viewport").press("Home")
             async with connect_publisher(fast_hub) as pub:
                 await publish_calls(pub, cid, 2500, 2600)

@@ -67,7 +67,7 @@ class Recogniser:
         self.agent: str | None = mode if mode in ("claude", "codex") else None
         """The stream, once known."""
         self._describer = Describer()
-        self.tally: AgentSummary | None = None
+        self._session: AgentSummary | None = None
         """The session's summary, from the events recognised so far."""
 
     def recognise(self, line: str) -> Recognised | None:
@@ -84,14 +84,14 @@ class Recogniser:
                 return None
             self.agent = agent
         summary, level = self._describer.describe(agent, event)
-        tally = self.tally
+        session = self._session
         before = None  # a new summary is always given, so that the hub has one
-        if tally is None or tally.kind != agent:
-            tally = self.tally = AgentSummary(agent)
+        if session is None or session.kind != agent:
+            session = self._session = AgentSummary(agent)
         else:
-            before = tally.to_json()
-        tally.update(event)
-        after = tally.to_json()
+            before = session.to_json()
+        session.update(event)
+        after = session.to_json()
         return Recognised(agent, summary, level, after if after != before else None)
 
     def _unreadable(self, line: str) -> Recognised | None:
