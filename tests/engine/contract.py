@@ -412,6 +412,20 @@ class HistoryContract:
         assert position.epoch
         assert position == again == (3, 1, published.epoch)
 
+    async def test_position_is_fixed_at_the_call(self, engines: Harness) -> None:
+        """A run this process publishes after position() is called is not counted in its
+        answer, though stored before it is awaited; one published before is."""
+        one = await engines.open()
+        one.engine.listen("a")
+        await one.logs("a", 2)
+        await one.handler.until_delivered("a", 2)
+        asked = one.engine.position("a")
+        later = await one.logs("a", 1, start=3)
+        position = await asked
+        before = one.engine.position("a")
+        await one.logs("a", 1, start=4)
+        assert ([3], 2, 3) == (later.seqs, position.last_seq, (await before).last_seq)
+
     async def test_fresh_state_has_a_new_epoch(self, engines: Harness) -> None:
         """Two engines over different state give a container different epochs."""
         one = await engines.open()

@@ -129,6 +129,22 @@ async def test_two_publishers_of_one_container_on_two_processes(
     assert [m["seq"] for m in got] == [m["seq"] for m in history]
 
 
+async def test_a_message_read_after_a_live_subscribe_reaches_it(
+    http: aiohttp.ClientSession, pair: tuple[HubProcess, HubProcess]
+) -> None:
+    """The hub reads a subscribe, then a log on the same connection: the subscriber gets the
+    log live, though Redis stores it before the hub has the position it answers with."""
+    one, _ = pair
+    ws = await http.ws_connect(one.ws_url())
+    for i in range(30):
+        container = f"fleet-late-{i}"
+        await ws.send_str(json.dumps({"type": "subscribe", "containerID": container}))
+        await ws.send_str(log(container, "after"))
+        reply = await receive_type(ws, "subscribed")
+        got = await receive_type(ws, "log")
+        assert (0, 1, "after") == (reply["seq"], got["seq"], got["data"]["message"])
+
+
 async def test_resume_on_the_other_process_and_after_redis_lost_the_data(
     http: aiohttp.ClientSession, pair: tuple[HubProcess, HubProcess], redis: RedisServer
 ) -> None:

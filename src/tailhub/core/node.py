@@ -1028,10 +1028,12 @@ class Node:
         if position is not None:
             self._subscribed(conn, sub, position, holding=False)
             return
-        # Hold live messages from now on, then ask where history stands: the held ones that
-        # the answer already counts are dropped when catching up ends.
+        # Hold live messages from now on, then ask where history stands, now (the engine
+        # fixes the position at the call, so a publish read after this subscribe is never
+        # counted in it): the held ones that the answer counts are dropped when catching up
+        # ends.
         hub.start_catch_up(conn, container_id)
-        self._spawn(conn, self._subscribe_later(conn, sub, conn.catching_up[container_id]))
+        self._answer(conn, self._subscribe_later(conn, sub, conn.catching_up[container_id]))
 
     async def _subscribe_later(self, conn: Connection, sub: Subscribe, mine: list[bytes]) -> None:
         container_id = sub.container_id

@@ -86,7 +86,7 @@ Availability
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, Protocol
 
@@ -355,21 +355,25 @@ class Engine(Protocol):
     def known_position(self, container_id: str) -> Position | None:
         """The container's position when the engine knows it without I/O, else None.
 
-        The local engines always know it (the node then subscribes without waiting); the
-        Redis engine returns None and the node awaits :meth:`position`.
+        The local engines know it unless they hold a run of the container back (the node
+        then subscribes without waiting); the Redis engine returns None, and the node
+        awaits :meth:`position`.
         """
         ...
 
-    async def position(self, container_id: str) -> Position:
-        """The container's last and first kept ``seq`` and its epoch.
+    def position(self, container_id: str) -> Awaitable[Position]:
+        """The container's last and first kept ``seq`` and its epoch, as of this call.
 
-        ``last_seq`` names the last message handed on to listeners (:meth:`listen`): a
-        subscriber that reads history up to it and then takes what this process delivers
-        misses nothing and gets nothing twice. An engine that holds a stored run back for a
-        moment (the SQLite engine holds a container's first run until its seqs are reserved
-        on disk) names the last seq before it.
+        ``last_seq`` counts every run this process published before the call and none it
+        publishes after it (the call fixes the point; awaiting only fetches the answer), so
+        a subscriber that starts holding live deliveries before the call, reads history up
+        to ``last_seq`` and drops held deliveries at or below it misses nothing and gets
+        nothing twice, even the run of a publish read just after its subscribe. The answer
+        comes once every run it counts has been handed on to listeners (:meth:`listen`): an
+        engine that holds a stored run back for a moment (the SQLite engine holds a
+        container's first run until its seqs are reserved on disk) answers after that.
 
-        Raises:
+        Raises (when awaited):
             EngineError: the engine cannot answer now.
         """
         ...

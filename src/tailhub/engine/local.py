@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from msgspec import Raw
@@ -388,19 +388,26 @@ class LocalEngine:
             self.store.epoch(container_id),
         )
 
-    async def position(self, container_id: str) -> Position:
-        """The position once no run of the container is held: the seq it names has been
-        handed on, so a subscriber that reads history up to it misses nothing.
+    def position(self, container_id: str) -> Awaitable[Position]:
+        """The last seq as of this call, answered once no run of the container is held:
+        every seq it counts has then been handed on, so a subscriber that reads history up
+        to it misses nothing. See :meth:`Engine.position`.
 
-        Raises:
+        Raises (when awaited):
             EngineError: the engine closed while waiting.
         """
+        return self._position_after(container_id, self._last_seq.get(container_id, 0))
+
+    async def _position_after(self, container_id: str, last: int) -> Position:
         while True:
             holding = self._holding.get(container_id)
             if holding is None:
-                position = self.known_position(container_id)
-                assert position is not None
-                return position
+                info = self.store.info(container_id)
+                return Position(
+                    last,
+                    info.first_seq if info is not None else 0,
+                    self.store.epoch(container_id),
+                )
             waiter = asyncio.get_running_loop().create_future()
             holding.append(waiter)
             await waiter

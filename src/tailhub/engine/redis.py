@@ -1195,10 +1195,35 @@ class RedisEngine:
         """Always None: the position lives in Redis (see :meth:`position`)."""
         return None
 
-    async def position(self, container_id: str) -> Position:
+    def position(self, container_id: str) -> Awaitable[Position]:
+        """Read in the write pipeline, queued at the call: after every run this process
+        published before it, before every run it publishes after. See
+        :meth:`Engine.position`."""
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self.available or self._client is None:
+            answer.set_result(EngineError(f"Redis at {self.shown} cannot be reached"))
+        else:
+
+            def result(reply: Any) -> None:
+                if not answer.done():
+                    answer.set_result(reply)
+
+            self._ops.append((self._position_add(self._keys_of(container_id)), result))
+            self._kick()
+        return self._answer_position(container_id, answer)
+
+    async def _answer_position(self, container_id: str, answer: asyncio.Future[Any]) -> Position:
         await self._ready(container_id)
-        keys = self._keys_of(container_id)
-        reply = await self._script("POSITION", [keys.meta, keys.stream], [secrets.token_hex(8)])
+        try:
+            reply = await asyncio.wait_for(answer, _SUBSCRIBE_TIMEOUT)
+        except TimeoutError:
+            raise EngineError(
+                f"Redis at {self.shown} did not answer within {_SUBSCRIBE_TIMEOUT:g} s"
+            ) from None
+        if isinstance(reply, EngineError):
+            raise reply
+        if isinstance(reply, Exception):
+            raise EngineError(f"Redis at {self.shown} cannot answer: {reply}") from None
         return Position(int(reply[0]), int(reply[1]), _text(reply[2]))
 
     async def prune(self, now: float) -> int:
@@ -1264,9 +1289,6 @@ class RedisEngine:
     def _baseline_op(
         self, container_id: str, feed: _Feed, keys: _Keys
     ) -> tuple[Callable[[Any], None], Callable[[Any], Any]]:
-        def add(pipe: Any) -> None:
-            pipe.evalsha(self._shas["POSITION"], 2, keys.meta, keys.stream, secrets.token_hex(8))
-
         def result(reply: Any) -> None:
             if self._feeds.get(container_id) is not feed:
                 return
@@ -1283,7 +1305,16 @@ class RedisEngine:
                 feed.ready.set_result(None)
             self._catch_up(container_id, feed)
 
-        return add, result
+        return self._position_add(keys), result
+
+    def _position_add(self, keys: _Keys) -> Callable[[Any], None]:
+        """Adds the POSITION script for ``keys``'s container to a write pipeline."""
+        sha = self._shas["POSITION"]
+
+        def add(pipe: Any) -> None:
+            pipe.evalsha(sha, 2, keys.meta, keys.stream, secrets.token_hex(8))
+
+        return add
 
     async def _subscribe_feed(self, container_id: str, feed: _Feed, keys: _Keys) -> None:
         try:
