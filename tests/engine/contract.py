@@ -394,6 +394,40 @@ class HistoryContract:
             after = page[-1].seq
         assert list(range(1, 21)) == [m.seq for m in paged]
 
+    async def test_reads_start_and_end_inside_runs(self, engines: Harness) -> None:
+        """Messages stored together in one run are read from, and up to, any one of them,
+        as encoded, also when repeats were dropped from the run."""
+        one = await engines.open()
+        await one.logs("a", 5, producer="p", ids=True)
+        mixed = [
+            *entries(5, producer="p", ids=True),  # repeats of 1..5
+            Entry(b'{"line":6}', "t6", "p", 6),
+            Entry(b'{"line":99}', "t7", "p", 2),  # a repeat whose head the next one shares
+            Entry(b'{"line":7}', "t7", "p", 7),
+            Entry(b'{"line":8}', "t8", "p", 8),
+        ]
+        again = await one.publish("a", "log", mixed)
+        await one.logs("a", 4, start=9)
+        assert [DUPLICATE] * 5 + [6, DUPLICATE, 7, 8] == again.seqs
+        stamps = {6: "t6", 7: "t7", 8: "t8"}
+        full = [
+            encode_published(
+                "log", "a", stamps.get(n, TIMESTAMP), n, msgspec.Raw(b'{"line":%d}' % n)
+            )
+            for n in range(1, 13)
+        ]
+        read = one.engine.read
+
+        async def payloads(**kw: object) -> list[bytes]:
+            return [m.payload for m in await read("a", **kw)]  # type: ignore[arg-type]
+
+        assert full == await payloads()
+        assert full[3:6] == await payloads(after=3, limit=3)
+        assert full[6:10] == await payloads(after=6, limit=4)
+        assert full[-6:] == await payloads(tail=6)
+        assert full[10:] == await payloads(after=10, tail=6)
+        assert full[6:8] == await payloads(after=5, tail=6, limit=2)
+
     async def test_position_and_epoch(self, engines: Harness) -> None:
         """position gives last and first seq and an epoch that stays while history does.
 

@@ -228,6 +228,44 @@ async def test_prune_keeps_seq_and_removes_old_messages(engines: Engines) -> Non
     assert (11, 8) == (await engine.position("c"))[:2]
 
 
+async def test_prune_removes_whole_runs_and_counts_messages(engines: Engines) -> None:
+    """A run is one stream entry: retention keeps the run that holds the oldest message it
+    must keep, whole, and reports the messages it removed."""
+    engine = await engines.open(retention_messages=5, retention_age=1000.0)
+    for run in range(3):
+        await publish(engine, "c", [entry(f"{run}.{i}") for i in range(4)], now=1000.0 + run)
+    assert 4 == await engine.prune(1010.0)
+    assert list(range(5, 13)) == [m.seq for m in await engine.read("c")]
+    assert (12, 5) == (await engine.position("c"))[:2]
+    assert 8 == await engine.prune(3000.0)
+    assert ([], 0) == (await engine.read("c"), (await engine.position("c")).first_seq)
+
+
+async def test_reads_by_time_find_the_first_run_received_since(engines: Engines) -> None:
+    engine = await engines.open()
+    for run in range(10):
+        await publish(engine, "c", [entry(f"{run}.{i}") for i in range(3)], now=1000.0 + run)
+    for since, first in ((999.0, 1), (1004.5, 16), (1005.0, 16), (1009.0, 28), (1001.0, 4)):
+        assert first == (await engine.read("c", since_time=since, limit=1))[0].seq, since
+    assert [] == await engine.read("c", since_time=1009.5)
+
+
+async def test_entries_of_one_message_are_read_beside_runs(engines: Engines) -> None:
+    """History written one entry per message (fields t and d) is read with the runs."""
+    engine = await engines.open()
+    await publish(engine, "c", [entry("1"), entry("2")], now=1000.0)
+    keys = engine._keys_of("c")
+    old = b'{"type":"log","containerID":"c","seq":3,"data":{}}'
+    await engine._client.xadd(keys.stream, {"t": "1001.0", "d": old}, id="3-0")
+    await engine._client.hset(keys.meta, "seq", 3)
+    await publish(engine, "c", [entry("4")], now=1002.0)
+    stored = await engine.read("c")
+    assert ([1, 2, 3, 4], old) == ([m.seq for m in stored], stored[2].payload)
+    assert [3, 4] == [m.seq for m in await engine.read("c", tail=2)]
+    assert [3] == [m.seq for m in await engine.read("c", after=2, limit=1)]
+    assert [3, 4] == [m.seq for m in await engine.read("c", since_time=1001.0)]
+
+
 async def test_epoch_changes_when_redis_loses_the_data(
     url: str, servers: list[RedisServer]
 ) -> None:

@@ -138,7 +138,8 @@ _FILL_PAGE: Final = 1000
 _LIST_BATCH: Final = 200
 _COMMAND_ANSWER_TIMEOUT: Final = 1.0
 _ATTACHED_TTL: Final = 30.0
-_ENTRY: Final = struct.Struct(">IIHB")
+_LENS: Final = struct.Struct(">II")
+_IDS: Final = struct.Struct(">HB")
 _STAR_MARGIN: Final = 2.0
 _FORGET_AFTER: Final = 600.0
 _SEEN_MAX: Final = 1_000_000
@@ -229,16 +230,24 @@ class _Run:
 
 @dataclass(slots=True)
 class _Fanout:
-    """One stored run as it came over Pub/Sub."""
+    """One stored run as it came over Pub/Sub (or from this process's own reply)."""
 
     epoch: str
     first: int
     kind: str
-    payloads: list[bytes]
+    count: int
+    blob: bytes = b""
+    payloads: list[bytes] | None = None  # None: not yet unpacked from ``blob``
 
     @property
     def last(self) -> int:
-        return self.first + len(self.payloads) - 1
+        return self.first + self.count - 1
+
+    def messages(self) -> list[bytes]:
+        """The run's payloads, each with its seq."""
+        if self.payloads is None:
+            self.payloads = _unpack(self.blob, self.first)
+        return self.payloads
 
 
 @dataclass(slots=True)
@@ -287,23 +296,73 @@ def _kind_of(payload: bytes) -> str:
 
 
 def _parse_fanout(message: bytes) -> tuple[str, list[_Fanout]]:
+    """The container and runs of a fan-out message (their blobs not unpacked yet).
+
+    ``<epoch> <runs> <container>\n``, a line ``<kind> <first seq> <count> <blob bytes>`` per
+    run, then the runs' blobs.
+    """
     end = message.index(b"\n")
     epoch, count, container_id = message[:end].decode().split(" ", 2)
-    runs: list[tuple[str, int, list[int]]] = []
+    heads: list[list[str]] = []
     pos = end + 1
     for _ in range(int(count)):
         end = message.index(b"\n", pos)
-        kind, first, lens = message[pos:end].decode().split(" ")
-        runs.append((kind, int(first), [int(n) for n in lens.split(",")]))
+        heads.append(message[pos:end].decode().split(" "))
         pos = end + 1
     out = []
-    for run_kind, run_first, run_lens in runs:
-        payloads = []
-        for n in run_lens:
-            payloads.append(message[pos : pos + n])
-            pos += n
-        out.append(_Fanout(epoch, run_first, run_kind, payloads))
+    for kind, first, n, size in heads:
+        stop = pos + int(size)
+        out.append(_Fanout(epoch, int(first), kind, int(n), message[pos:stop]))
+        pos = stop
     return container_id, out
+
+
+def _unpack(blob: bytes, first: int) -> list[bytes]:
+    """The payloads a stored run's blob holds (see :mod:`tailhub.engine.redis_lua`), with
+    seqs ``first``, ``first + 1``, ...
+
+    Raises:
+        struct.error: ``blob`` is cut short.
+    """
+    out: list[bytes] = []
+    unpack = _LENS.unpack_from
+    head = b""
+    pos = 0
+    end = len(blob)
+    seq = first
+    while pos < end:
+        head_len, tail_len = unpack(blob, pos)
+        pos += 8
+        if head_len:
+            head = blob[pos : pos + head_len]
+            pos += head_len
+        out.append(b"%b%d%b" % (head, seq, blob[pos : pos + tail_len]))
+        pos += tail_len
+        seq += 1
+    return out
+
+
+def _messages(entries: Sequence[Any], after: int = 0) -> list[StoredMessage]:
+    """The messages with seq above ``after`` that stream ``entries`` hold, in order: an entry
+    of a run (fields ``t``, ``n``, ``b``) or of one message (``t``, ``d``)."""
+    out: list[StoredMessage] = []
+    for entry_id, pairs in entries:
+        # XRANGE gives the fields as a dict, a script as a flat list.
+        fields = pairs
+        if not isinstance(fields, dict):
+            fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        seq = _seq_of(entry_id)
+        received = float(fields[b"t"])
+        blob = fields.get(b"b")
+        if blob is None:
+            if seq > after:
+                out.append(StoredMessage(seq, received, fields[b"d"]))
+            continue
+        for payload in _unpack(blob, seq):
+            if seq > after:
+                out.append(StoredMessage(seq, received, payload))
+            seq += 1
+    return out
 
 
 def _text(value: Any) -> str:
@@ -561,23 +620,7 @@ class RedisEngine:
             raise EngineError(f"Redis at {self.shown} is reconnecting")
 
     async def _load_scripts(self) -> None:
-        names = {
-            name: getattr(lua, name)
-            for name in (
-                "PUBLISH",
-                "POSITION",
-                "SEEK",
-                "TRIM",
-                "TOUCH",
-                "END",
-                "INFO",
-                "ADMIT",
-                "END_GLOBAL",
-                "PUT_RECORD",
-                "RECORDS",
-                "CLAIM",
-            )
-        }
+        names = {name: getattr(lua, name) for name in lua.__all__}
         for name, text in names.items():
             if self._target.cluster:
                 sha = await self._client.execute_command(
@@ -954,6 +997,9 @@ class RedisEngine:
             previous = b""
             mine: list[tuple[bytes, bytes]] = []
             blob: list[bytes] = []
+            ids: list[bytes] = []
+            size = 0
+            pack = _LENS.pack
             for entry in run.entries:
                 head, tail = published_parts(
                     run.kind,
@@ -962,19 +1008,27 @@ class RedisEngine:
                     msgspec.Raw(entry.data),
                 )
                 sent = b"" if head == previous else head
-                producer = entry.producer.encode()
-                id = b"" if entry.id is None else str(entry.id).encode()
-                blob += (_ENTRY.pack(len(sent), len(tail), len(producer), len(id)), sent, tail)
-                blob += (producer, id)
+                blob += (pack(len(sent), len(tail)), sent, tail)
+                size += len(head) + len(tail)
                 previous = head
                 mine.append((head, tail))
+                if entry.id is not None:
+                    if not ids and len(mine) > 1:
+                        ids = [_IDS.pack(0, 0)] * (len(mine) - 1)
+                    producer = entry.producer.encode()
+                    id = str(entry.id).encode()
+                    ids += (_IDS.pack(len(producer), len(id)), producer, id)
+                elif ids:
+                    ids.append(_IDS.pack(0, 0))
             args += (
                 run.kind,
                 status,
                 exit_code,
                 len(run.entries),
                 repr(run.now),
+                size,
                 b"".join(blob),
+                b"".join(ids),
             )
             parts.append(mine)
         return args, parts
@@ -1024,9 +1078,10 @@ class RedisEngine:
             self._known_active.discard(container_id)
         else:
             self._known_active.add(container_id)
-        self._deliver_own(container_id, epoch, runs, parts, reply)
+        given = _seqs(reply, runs)
+        self._deliver_own(container_id, epoch, runs, parts, given)
         for i, run in enumerate(runs):
-            seqs = [int(s) for s in reply[5 + i]]
+            seqs = given[i]
             run.done(
                 Published(
                     container_id,
@@ -1057,7 +1112,7 @@ class RedisEngine:
         epoch: str,
         runs: Sequence[_Run],
         parts: list[list[tuple[bytes, bytes]]],
-        reply: Any,
+        given: list[list[int]],
     ) -> None:
         """Deliver this process's stored runs at once, without waiting for Pub/Sub.
 
@@ -1071,18 +1126,19 @@ class RedisEngine:
         for i, run in enumerate(runs):
             payloads: list[bytes] = []
             first = 0
-            for (head, tail), seq in zip(parts[i], reply[5 + i], strict=True):
+            for (head, tail), seq in zip(parts[i], given[i], strict=True):
                 if seq:
-                    first = first or int(seq)
-                    payloads.append(head + str(seq).encode() + tail)
+                    first = first or seq
+                    payloads.append(b"%b%d%b" % (head, seq, tail))
             if not payloads:
                 continue
+            stored = _Fanout(epoch, first, run.kind, len(payloads), payloads=payloads)
             if feed is None and self._star_on:
-                feed = self._star_feed(container_id, _Fanout(epoch, first, run.kind, payloads))
+                feed = self._star_feed(container_id, stored)
             if feed is None:
                 handler.deliver(container_id, run.kind, payloads)
             else:
-                feed.queue.append(_Fanout(epoch, first, run.kind, payloads))
+                feed.queue.append(stored)
         if feed is not None:
             self._advance(container_id, feed)
 
@@ -1175,21 +1231,20 @@ class RedisEngine:
             if first == 0:
                 return []
             after = max(after, first - 1)
-        start = f"{after + 1}-0"
         if tail is not None:
             if tail <= 0:
                 return []
-            entries = await self._call(
-                lambda: client.xrevrange(keys.stream, "+", start, count=tail)
-            )
+            # An entry holds at least one message: the last ``tail`` entries hold the last
+            # ``tail`` messages.
+            entries = await self._call(lambda: client.xrevrange(keys.stream, "+", "-", count=tail))
             entries.reverse()
-            if limit is not None:
-                entries = entries[:limit]
+            found = _messages(entries, after)[-tail:]
         else:
             if limit is not None and limit <= 0:
                 return []
-            entries = await self._call(lambda: client.xrange(keys.stream, start, "+", count=limit))
-        return [_stored(entry) for entry in entries]
+            entries = await self._script("READ", [keys.stream], [after, "+", limit or 0])
+            found = _messages(entries, after)
+        return found if limit is None else found[:limit]
 
     def known_position(self, container_id: str) -> Position | None:
         """Always None: the position lives in Redis (see :meth:`position`)."""
@@ -1520,7 +1575,7 @@ class RedisEngine:
                 self._spawn(self._fill(container_id, feed, run.first - 1))
                 return
             queue.popleft()
-            payloads = run.payloads[last + 1 - run.first :]
+            payloads = run.messages()[last + 1 - run.first :]
             feed.last = run.last
             feed.heard = time.monotonic()
             self._saw(container_id, feed.epoch, run.last)
@@ -1550,7 +1605,6 @@ class RedisEngine:
 
     async def _fill_once(self, container_id: str, feed: _Feed, upto: int) -> bool:
         keys = self._keys_of(container_id)
-        client = self._client
         handler = self._handler
         try:
             reply = await self._script("POSITION", [keys.meta, keys.stream], [secrets.token_hex(8)])
@@ -1560,17 +1614,14 @@ class RedisEngine:
             if epoch != feed.epoch:
                 self._reset(handler, container_id, feed, epoch)
                 return True
-            end = f"{upto}-0"
             while feed.last < upto:
-                start = f"{feed.last + 1}-0"
-                entries = await self._call(
-                    lambda start=start: client.xrange(  # type: ignore[misc]
-                        keys.stream, start, end, count=_FILL_PAGE
-                    )
+                entries = await self._script(
+                    "READ", [keys.stream], [feed.last, f"{upto}-0", _FILL_PAGE]
                 )
                 if self._feeds.get(container_id) is not feed:
                     return True
-                if not entries:
+                found = [m for m in _messages(entries, feed.last) if m.seq <= upto]
+                if not found:
                     handler.gap(
                         container_id,
                         feed.last,
@@ -1579,7 +1630,7 @@ class RedisEngine:
                     )
                     feed.last = upto
                     break
-                first = _seq_of(entries[0][0])
+                first = found[0].seq
                 if first > feed.last + 1:
                     handler.gap(
                         container_id,
@@ -1587,20 +1638,20 @@ class RedisEngine:
                         first,
                         f"Redis no longer keeps {container_id!r} {feed.last + 1}..{first - 1}",
                     )
-                self._deliver_entries(container_id, entries)
-                feed.last = _seq_of(entries[-1][0])
+                self._deliver_stored(container_id, found)
+                feed.last = found[-1].seq
                 self._saw(container_id, feed.epoch, feed.last)
         except (EngineError, RedisError, OSError, TimeoutError):
             # Unavailable: recovery catches this feed up once Redis answers.
             return False
         return True
 
-    def _deliver_entries(self, container_id: str, entries: list[Any]) -> None:
+    def _deliver_stored(self, container_id: str, found: list[StoredMessage]) -> None:
         assert self._handler is not None
         kind = ""
         payloads: list[bytes] = []
-        for _, fields in entries:
-            payload = fields[b"d"]
+        for message in found:
+            payload = message.payload
             k = _kind_of(payload)
             if k != kind and payloads:
                 self._handler.deliver(container_id, kind, payloads)
@@ -1905,7 +1956,8 @@ class RedisEngine:
         if state == "gone":
             await self._script("END_GLOBAL", self._global, [container_id, _text(reply[1])])
             return None
-        self._deliver_own(container_id, _text(reply[1]), runs, parts, reply)
+        given = _seqs(reply, runs)
+        self._deliver_own(container_id, _text(reply[1]), runs, parts, given)
         await self._script("END_GLOBAL", self._global, [container_id, repr(now)])
         if self._handler is not None and runs:
             self._handler.durable([(container_id, int(reply[2]))])
@@ -1999,9 +2051,16 @@ def _unavailable_words(shown: str) -> str:
     return f"history (Redis at {shown}) cannot be reached; message refused, send it again later"
 
 
-def _stored(entry: Any) -> StoredMessage:
-    entry_id, fields = entry
-    return StoredMessage(_seq_of(entry_id), float(fields[b"t"]), fields[b"d"])
+def _seqs(reply: Any, runs: Sequence[_Run]) -> list[list[int]]:
+    """Each run's seqs, per entry (0: a repeat), from the PUBLISH script's ``reply``: per run
+    the first seq (every entry stored) or the list."""
+    given: list[list[int]] = []
+    for answer, run in zip(reply[5:], runs, strict=True):
+        if isinstance(answer, int):
+            given.append(list(range(answer, answer + len(run.entries))))
+        else:
+            given.append([int(seq) for seq in answer])
+    return given
 
 
 def _session_info(container_id: str, reply: Any) -> SessionInfo | None:

@@ -11,8 +11,13 @@ Container keys (``P`` is the prefix, ``c`` the escaped container ID):
 
 - ``P{c}:m`` hash: ``seq`` (last seq given), ``epoch``, ``added`` and ``added_bytes``
   (messages and bytes ever stored, for the size estimate);
-- ``P{c}:s`` stream: one entry per stored message, id ``<seq>-0``, fields ``t`` (receive
-  time, Unix seconds) and ``d`` (the encoded message);
+- ``P{c}:s`` stream: one entry per stored run, id ``<first seq>-0``, fields ``t`` (receive
+  time, Unix seconds), ``n`` (how many messages, with seqs ``first .. first + n - 1``) and
+  ``b`` (the run's blob). The blob holds each message as
+  :func:`tailhub.protocol.published_parts` splits it around its seq: the lengths of head and
+  tail (big-endian uint32 each), then the two; an empty head stands for the previous
+  message's. An entry of an earlier version holds one message, as fields ``t`` and ``d``
+  (the encoded message); readers take both;
 - ``P{c}:p`` hash: producer -> last stored id (de-duplication);
 - ``P{c}:ss`` hash: the session (``active``, ``status``, ``started``, ``last``, ``ended``,
   ``reason``, ``exit``);
@@ -32,6 +37,7 @@ __all__ = [
     "POSITION",
     "PUBLISH",
     "PUT_RECORD",
+    "READ",
     "RECORDS",
     "SEEK",
     "TOUCH",
@@ -42,16 +48,18 @@ PUBLISH: Final = r"""
 -- KEYS: meta, stream, producers, session, session metadata
 -- ARGV: now, maxlen, a new epoch, mode, container, channel, star channel, publish
 --       command, run count, the epoch and highest seq the caller has seen of the
---       container ('' and 0: none), then per run: kind, status, exit code, entry count, receive
---       time, entries: per entry the lengths of head, tail, producer and id (big-endian
---       uint32, uint32, uint16, uint8), then those four (an empty head: the previous
---       entry's; an empty id: not de-duplicated). One argument per run, not four per
---       message: the client's cost is per argument.
+--       container ('' and 0: none), then per run: kind, status, exit code, entry count,
+--       receive time, payload bytes without seqs, the run's blob (see the module doc), and
+--       its ids: per entry the lengths of producer and id (big-endian uint16, uint8), then
+--       those two ('': no entry has an id; an empty id: not de-duplicated). A few arguments
+--       per run, none per message: the client's cost is per argument, and the script's.
 -- mode: '0' the session must be active (else {'admit'}), '1' admitted (may start it),
 --       'e<limit>' end it for inactivity if its last activity is at or before limit
 --       (else {'alive', last} or {'gone', ended}), storing the runs as its last messages.
 -- One call stores every run of one container of one write round: seq, de-duplication,
--- XADD, the session, then one publication of what was stored, so they never disagree.
+-- one XADD per run, the session, then one publication of what was stored, so they never
+-- disagree. Per run the reply has the first seq given (every entry stored, in order) or,
+-- when some were repeats, each entry's seq (0: a repeat, not stored).
 local meta, stream, producers, sess, smeta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode = ARGV[4]
 local active = redis.call('HGET', sess, 'active') == '1'
@@ -73,59 +81,89 @@ if not epoch or (epoch == ARGV[10] and tonumber(ARGV[11]) > seq) then
   epoch = ARGV[3]
   redis.call('HSET', meta, 'epoch', epoch)
 end
-local maxlen = ARGV[2]
+local maxlen = tonumber(ARGV[2])
 local lastids = {}
 local started, ended = 0, 0
 local reply = {'ok', epoch, 0, 0, 0}
 local header = {}
 local bodies = {}
 local stored, stored_bytes = 0, 0
+local last_time = nil
 local i = 12
 for r = 1, tonumber(ARGV[9]) do
   local kind, status, exitcode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local count = tonumber(ARGV[i + 3])
   local now = ARGV[i + 4]
-  local blob = ARGV[i + 5]
-  i = i + 6
-  local seqs = {}
-  local lens = {}
+  local size = tonumber(ARGV[i + 5])
+  local blob = ARGV[i + 6]
+  local ids = ARGV[i + 7]
+  i = i + 8
   local first = seq + 1
-  local head = ''
-  local pos = 1
-  for e = 1, count do
-    local hl, tl, pl, il
-    hl, tl, pl, il, pos = struct.unpack('>I4I4I2I1', blob, pos)
-    if hl > 0 then head = string.sub(blob, pos, pos + hl - 1) end
-    pos = pos + hl
-    local tail = string.sub(blob, pos, pos + tl - 1)
-    pos = pos + tl
-    local producer = string.sub(blob, pos, pos + pl - 1)
-    pos = pos + pl
-    local id = string.sub(blob, pos, pos + il - 1)
-    pos = pos + il
-    local dup = false
-    if id ~= '' then
-      local nid = tonumber(id)
-      local last = lastids[producer]
-      if last == nil then last = tonumber(redis.call('HGET', producers, producer) or '0') end
-      if nid <= last then dup = true else lastids[producer] = nid end
+  local kept = count
+  local seqs = nil
+  if ids ~= '' then
+    local keep = {}
+    local dups = 0
+    local pos = 1
+    for e = 1, count do
+      local pl, il
+      pl, il, pos = struct.unpack('>I2I1', ids, pos)
+      local dup = false
+      if il > 0 then
+        local producer = string.sub(ids, pos, pos + pl - 1)
+        local nid = tonumber(string.sub(ids, pos + pl, pos + pl + il - 1))
+        local last = lastids[producer]
+        if last == nil then last = tonumber(redis.call('HGET', producers, producer) or '0') end
+        if nid <= last then dup = true else lastids[producer] = nid end
+      end
+      pos = pos + pl + il
+      keep[e] = not dup
+      if dup then dups = dups + 1 end
     end
-    if dup then
-      seqs[e] = 0
-    else
-      seq = seq + 1
-      seqs[e] = seq
-      local payload = head .. string.format('%d', seq) .. tail
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, string.format('%d', seq) .. '-0',
-        't', now, 'd', payload)
-      lens[#lens + 1] = tostring(#payload)
-      bodies[#bodies + 1] = payload
-      stored = stored + 1
-      stored_bytes = stored_bytes + #payload
+    if dups > 0 then
+      -- Rewrite the blob without the repeats (an entry kept after a dropped one whose head
+      -- it shared carries the head itself).
+      local parts = {}
+      local head, written = '', nil
+      local at = 1
+      seqs = {}
+      size = 0
+      for e = 1, count do
+        local hl, tl
+        hl, tl, at = struct.unpack('>I4I4', blob, at)
+        if hl > 0 then head = string.sub(blob, at, at + hl - 1) end
+        at = at + hl
+        local tail = string.sub(blob, at, at + tl - 1)
+        at = at + tl
+        if keep[e] then
+          local sent = head
+          if written == head then sent = '' end
+          parts[#parts + 1] = struct.pack('>I4I4', #sent, #tail) .. sent .. tail
+          written = head
+          size = size + #head + #tail
+          seq = seq + 1
+          seqs[e] = seq
+        else
+          seqs[e] = 0
+        end
+      end
+      blob = table.concat(parts)
+      kept = count - dups
     end
   end
-  reply[#reply + 1] = seqs
-  if #lens > 0 then
+  if seqs == nil then
+    seq = seq + count
+    reply[#reply + 1] = first
+  else
+    reply[#reply + 1] = seqs
+  end
+  if kept > 0 then
+    local digits = #string.format('%d', seq)
+    redis.call('XADD', stream, 'MINID', '~', string.format('%d', math.max(first - maxlen, 1)),
+      string.format('%d', first) .. '-0', 't', now, 'n', string.format('%d', kept), 'b', blob)
+    bodies[#bodies + 1] = blob
+    stored = stored + kept
+    stored_bytes = stored_bytes + size + kept * digits
     if not active then
       redis.call('DEL', smeta)
       redis.call('HSET', sess, 'active', '1', 'status', 'running', 'started', now,
@@ -133,7 +171,7 @@ for r = 1, tonumber(ARGV[9]) do
       active = true
       started = 1
     end
-    redis.call('HSET', sess, 'last', now)
+    last_time = now
     if status ~= '' then
       redis.call('HSET', sess, 'status', status)
     elseif kind == 'error' then
@@ -147,9 +185,10 @@ for r = 1, tonumber(ARGV[9]) do
       ended = 1
     end
     header[#header + 1] = kind .. ' ' .. string.format('%d', first) .. ' ' ..
-      table.concat(lens, ',')
+      string.format('%d', kept) .. ' ' .. string.format('%d', #blob)
   end
 end
+if last_time then redis.call('HSET', sess, 'last', last_time) end
 if expiring then
   if tonumber(ARGV[9]) == 0 then redis.call('HSET', sess, 'status', 'error') end
   redis.call('HSET', sess, 'active', '0', 'ended', ARGV[1], 'reason', 'timeout')
@@ -189,21 +228,39 @@ if head then first = tonumber(string.match(head[1], '^(%d+)')) end
 return {seq, first, epoch}
 """
 
-_SEEK_FUNCTION: Final = r"""
+_ENTRY_FUNCTIONS: Final = r"""
+-- A stream entry is one stored run: its id is the run's first seq, 'n' says how many seqs
+-- it holds (absent: one, an entry of one message).
+local function seq_of(entry) return tonumber(string.match(entry[1], '^(%d+)')) end
+local function time_of(entry) return tonumber(entry[2][2]) end
+local function last_of(entry)
+  if entry[2][3] == 'n' then return seq_of(entry) + tonumber(entry[2][4]) - 1 end
+  return seq_of(entry)
+end
+-- The entry holding seq (the last one that starts at or before it), or nil.
+local function holding(stream, seq)
+  return redis.call('XREVRANGE', stream, string.format('%d', seq), '-', 'COUNT', 1)[1]
+end
 -- The first kept seq received at or after time t (receive times grow with seq), the last
 -- seq + 1 when none was, 0 when nothing is kept.
 local function seek(stream, t)
-  local function seq_of(entry) return tonumber(string.match(entry[1], '^(%d+)')) end
-  local function time_of(entry) return tonumber(entry[2][2]) end
   local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
   if not first then return 0 end
   local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-  if time_of(last) < t then return seq_of(last) + 1 end
+  if time_of(last) < t then return last_of(last) + 1 end
   if time_of(first) >= t then return seq_of(first) end
+  -- lo and hi start entries, received before t and at or after it: narrow them down to
+  -- two with no entry between (an entry holds many seqs, so one may start at no midpoint).
   local lo, hi = seq_of(first), seq_of(last)
   while hi - lo > 1 do
     local mid = math.floor((lo + hi) / 2)
-    local entry = redis.call('XRANGE', stream, string.format('%d', mid), '+', 'COUNT', 1)[1]
+    local entry = redis.call('XRANGE', stream, string.format('%d', mid),
+      string.format('%d', hi - 1), 'COUNT', 1)[1]
+    if not entry and mid - 1 > lo then
+      entry = redis.call('XREVRANGE', stream, string.format('%d', mid - 1),
+        string.format('%d', lo + 1), 'COUNT', 1)[1]
+    end
+    if not entry then return hi end
     if time_of(entry) >= t then hi = seq_of(entry) else lo = seq_of(entry) end
   end
   return hi
@@ -211,23 +268,47 @@ end
 """
 
 SEEK: Final = (
-    _SEEK_FUNCTION
+    _ENTRY_FUNCTIONS
     + r"""
 -- KEYS: stream.  ARGV: a Unix time.  Returns seek(stream, time).
 return seek(KEYS[1], tonumber(ARGV[1]))
 """
 )
 
-TRIM: Final = (
-    _SEEK_FUNCTION
+READ: Final = (
+    _ENTRY_FUNCTIONS
     + r"""
--- KEYS: stream.  ARGV: oldest time kept, most messages kept.  Returns how many were removed.
-local removed = 0
+-- KEYS: stream.  ARGV: after, upto ('+': no bound), most entries (0: no bound).
+-- The entries that hold seqs after..upto, oldest first: the one holding after + 1 (which
+-- may hold earlier ones too), then those after it.
+local start = '-'
+local before = holding(KEYS[1], tonumber(ARGV[1]) + 1)
+if before then start = before[1] end
+if ARGV[3] == '0' then return redis.call('XRANGE', KEYS[1], start, ARGV[2]) end
+return redis.call('XRANGE', KEYS[1], start, ARGV[2], 'COUNT', ARGV[3])
+"""
+)
+
+TRIM: Final = (
+    _ENTRY_FUNCTIONS
+    + r"""
+-- KEYS: stream.  ARGV: oldest time kept, most messages kept.  Returns how many messages
+-- were removed. Whole entries go: an entry holding a seq that must be kept stays.
+local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if not head then return 0 end
+local from = seq_of(head)
+local tip = last_of(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1])
 local keep = seek(KEYS[1], tonumber(ARGV[1]))
-if keep > 0 then
-  removed = redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', keep) .. '-0')
-end
-return removed + redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[2])
+local bound = tip - tonumber(ARGV[2]) + 1
+if bound > keep then keep = bound end
+if keep <= from then return 0 end
+local entry = holding(KEYS[1], keep)
+local minid = entry and seq_of(entry) or keep
+if keep > tip then minid = keep end
+redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', minid) .. '-0')
+head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if head then return seq_of(head) - from end
+return tip + 1 - from
 """
 )
 
@@ -258,16 +339,19 @@ return {'ended', ARGV[1]}
 INFO: Final = r"""
 -- KEYS: meta, stream, producers, session, session metadata, attached connections.
 -- Returns false without a session, else {session fields, {seq, epoch, added, added_bytes},
--- stream length, first kept seq, publishing connections, metadata fields}. Each process
+-- messages kept, first kept seq, publishing connections, metadata fields}. Each process
 -- keeps its count of the container's connections as "count:expiry ms"; expired counts (of
 -- a process that died) are left out.
 local s = redis.call('HGETALL', KEYS[4])
 if #s == 0 then return false end
 local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'added', 'added_bytes')
-local n = redis.call('XLEN', KEYS[2])
 local first = 0
+local n = 0
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-if head then first = tonumber(string.match(head[1], '^(%d+)')) end
+if head then
+  first = tonumber(string.match(head[1], '^(%d+)'))
+  n = tonumber(m[1]) - first + 1
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local attached = 0
