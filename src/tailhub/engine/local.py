@@ -227,19 +227,19 @@ class LocalEngine:
                 e.id is not None and e.id <= producer_ids.get((container_id, e.producer), 0)
                 for e in entries
             ):
-                seqs = [DUPLICATE] * len(entries)
-                done(Published(container_id, seqs, last, self.store.epoch(container_id)))
+                repeats = [DUPLICATE] * len(entries)
+                done(Published(container_id, repeats, last, self.store.epoch(container_id)))
             else:
                 reason = limit_reason(registry.max_sessions)
                 epoch = self.store.epoch(container_id)
                 done(Published(container_id, [], last, epoch, _MAX_SESSIONS, reason))
             return
-        append = self.store.append
         payloads: list[bytes] = []
-        seqs = []
+        seqs: list[int] = []
+        ids: list[tuple[str, int | None]] | None = None  # once a message has an id
         floor = self._floors.get(container_id, 0) if self._floors else 0
         before = last
-        stamp = max(last, floor)  # past an unclean stop's reservation, once
+        stamp = first = max(last, floor) + 1  # past an unclean stop's reservation, once
         text = ""
         for entry in entries:
             pub_id = entry.id
@@ -249,21 +249,26 @@ class LocalEngine:
                     seqs.append(DUPLICATE)
                     continue
                 producer_ids[key] = pub_id
-            stamp += 1
+                if ids is None:
+                    ids = [("", None)] * len(payloads)
+            if ids is not None:
+                ids.append((entry.producer, pub_id))
             data = entry.data
             timestamp = entry.timestamp
             if timestamp is None:
                 timestamp = text = text or self._stamp(now)
-            payload = encode_published(
-                kind, container_id, timestamp, stamp, data if type(data) is Raw else Raw(data)
+            payloads.append(
+                encode_published(
+                    kind, container_id, timestamp, stamp, data if type(data) is Raw else Raw(data)
+                )
             )
-            append(container_id, stamp, now, payload, entry.producer, pub_id)
-            payloads.append(payload)
             seqs.append(stamp)
+            stamp += 1
         if not payloads:
             done(Published(container_id, seqs, last, self.store.epoch(container_id)))
             return
-        self._last_seq[container_id] = last = stamp
+        self.store.append_run(container_id, first, now, payloads, ids)
+        self._last_seq[container_id] = last = stamp - 1
         if floor:
             del self._floors[container_id]
         started = ended = False

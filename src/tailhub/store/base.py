@@ -162,6 +162,19 @@ class HistoryStore(Protocol):
         """Queue one message. ``pub_id`` is the publisher's id, kept for deduplication."""
         ...
 
+    def append_run(
+        self,
+        container_id: str,
+        first_seq: int,
+        time: float,
+        payloads: Sequence[bytes],
+        ids: Sequence[tuple[str, int | None]] | None = None,
+    ) -> None:
+        """Queue a run of messages received together: ``payloads`` with seqs ``first_seq``,
+        ``first_seq + 1``, ...; ``ids`` gives each one's ``(producer, publisher id)`` (None:
+        no message of the run has an id). The same as :meth:`append` for each, in order."""
+        ...
+
     def info(self, container_id: str) -> ContainerInfo | None:
         """What is kept for ``container_id`` now (including queued appends), or None."""
         ...

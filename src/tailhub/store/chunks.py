@@ -105,6 +105,29 @@ class Batch:
         self.times.append(time)
         self.payloads.append(payload)
 
+    def add_run(
+        self,
+        cid: int,
+        first_seq: int,
+        time: float,
+        payloads: Sequence[bytes],
+        ids: Sequence[tuple[str, int | None]] | None,
+    ) -> None:
+        """Add the next messages, seqs from ``first_seq`` on (see ``HistoryStore.append_run``)."""
+        count = len(payloads)
+        if ids is not None or self.pub_ids is not None:
+            producers, pub_ids = self._ids()
+            if ids is None:
+                producers += [""] * count
+                pub_ids += [None] * count
+            else:
+                producers += [producer for producer, _ in ids]
+                pub_ids += [pub_id for _, pub_id in ids]
+        self.cids += [cid] * count
+        self.seqs += range(first_seq, first_seq + count)
+        self.times += [time] * count
+        self.payloads += payloads
+
     def extend(self, later: Batch) -> None:
         """Append ``later``'s messages, which came after these."""
         if later.pub_ids is not None or self.pub_ids is not None:

@@ -59,6 +59,20 @@ class MemoryStore:
         producer: str = "",
         pub_id: int | None = None,
     ) -> None:
+        self.append_run(
+            container_id, seq, time, (payload,), None if pub_id is None else ((producer, pub_id),)
+        )
+
+    def append_run(
+        self,
+        container_id: str,
+        first_seq: int,
+        time: float,
+        payloads: Sequence[bytes],
+        ids: Sequence[tuple[str, int | None]] | None = None,
+    ) -> None:
+        if not payloads:
+            return
         kept = self._messages.get(container_id)
         if kept is None:
             kept = self._messages[container_id] = deque()
@@ -66,17 +80,22 @@ class MemoryStore:
         if info is None:
             info = self._info[container_id] = ContainerInfo()
             self._epochs[container_id] = new_epoch()
-        kept.append(StoredMessage(seq, time, payload))
-        info.last_seq = seq
-        info.messages += 1
-        info.bytes += len(payload)
+        count = len(payloads)
+        last = first_seq + count - 1
+        kept.extend(map(StoredMessage, range(first_seq, last + 1), [time] * count, payloads))
+        info.last_seq = last
+        info.messages += count
+        info.bytes += sum(map(len, payloads))
         if info.first_seq == 0:
-            info.first_seq = seq
+            info.first_seq = first_seq
         if len(kept) > self._retention.max_messages:
             self._drop_oldest(container_id, len(kept) - self._retention.max_messages)
-        if pub_id is not None:
-            self._producers[(container_id, producer)] = pub_id
-        self._pending[container_id] = seq
+        if ids is not None:
+            producers = self._producers
+            for producer, pub_id in ids:
+                if pub_id is not None:
+                    producers[(container_id, producer)] = pub_id
+        self._pending[container_id] = last
         if not self._flush_scheduled and self._on_durable is not None:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._report_durable)

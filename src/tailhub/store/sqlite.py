@@ -1518,12 +1518,26 @@ class SqliteStore:
         producer: str = "",
         pub_id: int | None = None,
     ) -> None:
-        """Collect one message for the writer; O(1), no I/O. Ignored once closing began.
+        """Collect one message for the writer: :meth:`append_run` of one."""
+        self.append_run(
+            container_id, seq, time, (payload,), None if pub_id is None else ((producer, pub_id),)
+        )
+
+    def append_run(
+        self,
+        container_id: str,
+        first_seq: int,
+        time: float,
+        payloads: Sequence[bytes],
+        ids: Sequence[tuple[str, int | None]] | None = None,
+    ) -> None:
+        """Collect a run for the writer; no I/O, a few list operations whatever its length.
+        Ignored once closing began.
 
         Messages are collected in the loop turn's batch, which goes to the writer thread once
         the turn ends (see the module doc).
         """
-        if not self._open:
+        if not self._open or not payloads:
             return
         slot = self._slots.get(container_id)
         if slot is None:
@@ -1533,22 +1547,16 @@ class SqliteStore:
             self._jobs.put(_NewContainer(slot.cid, container_id, slot.epoch))
         info = slot.info
         if info.messages == 0:
-            info.first_seq = seq
-        info.last_seq = seq
-        info.messages += 1
-        info.bytes += len(payload)
+            info.first_seq = first_seq
+        info.last_seq = first_seq + len(payloads) - 1
+        info.messages += len(payloads)
+        info.bytes += sum(map(len, payloads))
         if self._pruning is not None and container_id not in self._pruning:
-            self._pruning[container_id] = seq
+            self._pruning[container_id] = first_seq
         turn = self._turn
         if not turn.seqs:
             self._start_turn()
-        if pub_id is None and turn.pub_ids is None:  # most messages: four list appends
-            turn.cids.append(slot.cid)
-            turn.seqs.append(seq)
-            turn.times.append(time)
-            turn.payloads.append(payload)
-        else:
-            turn.add(slot.cid, seq, time, payload, producer, pub_id)
+        turn.add_run(slot.cid, first_seq, time, payloads, ids)
 
     def _start_turn(self) -> None:
         """At the first append of a loop turn: hand the turn's appends off when it ends."""
