@@ -508,6 +508,8 @@ class Node:
         """
         mono = self._turn()
         now = self._now
+        if len(messages) > 1 and self._publish_uniform(conn, messages, mono, now):
+            return
         run: list[Publish] = []
         admitted = len(messages) > 1 and all(m.type != "heartbeat" for m in messages)
         if admitted:
@@ -559,6 +561,31 @@ class Node:
         if run:
             self._submit(conn, run, now)
 
+    def _publish_uniform(
+        self, conn: Connection, messages: Sequence[Publish], mono: float, now: float
+    ) -> bool:
+        """The usual read, one container's logs, admitted and handed on as one run with one
+        look at each message; False (nothing done) for any other read, or a refused one.
+        """
+        container_id = messages[0].container_id
+        size = 0
+        bare = True  # no id, no metadata: nothing to ack or to read per message
+        for msg in messages:
+            if msg.type != "log" or msg.container_id != container_id:
+                return False
+            size += len(msg.data)
+            if bare and (msg.id is not None or msg.metadata is not None):
+                bare = False
+        if self.admit(conn, len(messages), size, mono, (container_id,)) is not None:
+            return False
+        run = list(messages)
+
+        def published(result: Published) -> None:
+            self._published(conn, run, result, size if bare else None)
+
+        self.engine.publish(container_id, "log", run, now, published)
+        return True
+
     def _heartbeat(self, conn: Connection | None, msg: Publish, now: float) -> None:
         container_id = msg.container_id
         self.engine.touch(container_id, now)
@@ -596,8 +623,18 @@ class Node:
         # The decoded messages are the entries: those without a timestamp get ``now``.
         self.engine.publish(first.container_id, first.type, run, now, published)
 
-    def _published(self, conn: Connection | None, run: list[Publish], result: Published) -> None:
-        """Answer the publisher of a run the engine has applied, and count it."""
+    def _published(
+        self,
+        conn: Connection | None,
+        run: list[Publish],
+        result: Published,
+        bare_size: int | None = None,
+    ) -> None:
+        """Answer the publisher of a run the engine has applied, and count it.
+
+        ``bare_size``: no message of the run has an id or metadata (so none is a repeat, and
+        there is nothing to ack or to read per message), and this is the size of their data.
+        """
         container_id = result.container_id
         if result.refused is not None:
             self._lag -= len(run)
@@ -628,21 +665,24 @@ class Node:
         # acked with it, once it is durable (the message it repeats may still be in flight).
         top = self._durable.get(container_id, 0)
         top = max(top, self._stored.get(container_id, 0))
-        for msg, seq in zip(run, result.seqs, strict=True):
-            if seq == DUPLICATE:
-                stats.duplicates += 1
-                self._lag -= 1
-                self._lag_bytes -= len(msg.data)
+        if bare_size is not None:
+            stored, top, size = len(run), result.seqs[-1], bare_size
+        else:
+            for msg, seq in zip(run, result.seqs, strict=True):
+                if seq == DUPLICATE:
+                    stats.duplicates += 1
+                    self._lag -= 1
+                    self._lag_bytes -= len(msg.data)
+                    if conn is not None and msg.id is not None:
+                        self._ack_when_durable(conn, container_id, msg.producer, msg.id, top)
+                    continue
+                stored += 1
+                top = seq
+                size += len(msg.data)
+                if agents is not None and msg.metadata is not None:
+                    metadatas.append(msg.metadata)
                 if conn is not None and msg.id is not None:
-                    self._ack_when_durable(conn, container_id, msg.producer, msg.id, top)
-                continue
-            stored += 1
-            top = seq
-            size += len(msg.data)
-            if agents is not None and msg.metadata is not None:
-                metadatas.append(msg.metadata)
-            if conn is not None and msg.id is not None:
-                self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
+                    self._ack_when_durable(conn, container_id, msg.producer, msg.id, seq)
         if stored:
             if attention.output(container_id, self._now):
                 changed = True
