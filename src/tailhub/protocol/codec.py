@@ -176,6 +176,23 @@ def validate_container_id(value: str | None, *, pattern: bool = False) -> str:
     return value
 
 
+_CHECKED_IDS: Final[set[str]] = set()
+"""Container IDs that passed :func:`validate_container_id` (not as patterns): a publisher
+sends the same few again and again. Emptied when it reaches :data:`_CHECKED_IDS_MAX`."""
+_CHECKED_IDS_MAX: Final = 4096
+
+
+def _checked_container_id(value: str | None) -> str:
+    """:func:`validate_container_id` for a message's own container, remembered once passed."""
+    if value is not None and value in _CHECKED_IDS:
+        return value
+    checked = validate_container_id(value)
+    if len(_CHECKED_IDS) >= _CHECKED_IDS_MAX:
+        _CHECKED_IDS.clear()
+    _CHECKED_IDS.add(checked)
+    return checked
+
+
 def _decode_data(kind: str, raw: msgspec.Raw, *, optional: bool = False) -> Any:
     if not raw:
         if optional:
@@ -206,7 +223,7 @@ def _publish(kind: str, env: Envelope, token: str | None, spaced: bool) -> Publi
     """``spaced``: the frame holds a line break, which in JSON that decoded can only be
     whitespace: it is dropped from ``data``, so that a stored message is always one line
     (NDJSON and SSE readers split on line breaks)."""
-    container_id = validate_container_id(env.containerID)
+    container_id = _checked_container_id(env.containerID)
     raw = env.data
     if spaced:
         raw = msgspec.Raw(bytes(raw).translate(None, b"\r\n"))
@@ -214,8 +231,8 @@ def _publish(kind: str, env: Envelope, token: str | None, spaced: bool) -> Publi
     if kind == "log":
         log: LogData = _decode_data(kind, raw)
         metadata = log.metadata
-        level = _normalise(log.level, LEVELS, _LEVEL_ALIASES)
-        if level is None:
+        level = log.level
+        if level not in LEVELS and (level := _normalise(level, LEVELS, _LEVEL_ALIASES)) is None:
             raise ProtocolError(
                 ErrorCode.INVALID_MESSAGE,
                 f"log level must be one of {', '.join(LEVELS)}, got {log.level[:32]!r}",
