@@ -432,6 +432,26 @@ class ReopenContract:
             reopened.store.info("a"),
         )
 
+    async def test_a_run_is_kept_as_its_messages_one_by_one(self, harness: Harness) -> None:
+        """append_run keeps what append would for each of its messages in turn: seqs from
+        the first on, the run's time, the counts, and each producer's last id (a message
+        without one leaves its producer's as it was)."""
+        opened = await harness.open()
+        sent = append(opened.store, "a", range(1, 3))
+        opened.store.append_run(
+            "a", 3, 3.0, [b"a:3", b"a:4", b"a:5"], [("p", 7), ("", None), ("p", 9)]
+        )
+        opened.store.append_run("a", 6, 6.0, [b"a:6", b"a:7"])
+        sent += [StoredMessage(seq, 3.0, b"a:%d" % seq) for seq in (3, 4, 5)]
+        sent += [StoredMessage(seq, 6.0, b"a:%d" % seq) for seq in (6, 7)]
+        assert info_of(sent, 7) == opened.store.info("a")
+        reopened = await harness.reopen(opened)
+        assert (sent, {("a", "p"): 9}, info_of(sent, 7)) == (
+            await reopened.store.read("a"),
+            reopened.snapshot.producers,
+            reopened.snapshot.containers["a"],
+        )
+
     async def test_appends_continue_after_reopen(self, harness: Harness) -> None:
         """After a reopen, new appends follow the kept ones in one seq order."""
         opened = await harness.open()
