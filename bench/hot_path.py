@@ -18,7 +18,8 @@ prints the CPU time per message for each payload, interleaved over several round
   person) switched off, to isolate it.
 
 What it shows is the hot path's own cost; sockets and framing on the wire (scenario B) add
-the same amount to every payload. Run it on another checkout's code with
+the same amount to every payload. ``--store sqlite`` puts SQLite history behind the node
+instead of memory (the CPU of the store's writer thread counts too). Run it on another checkout's code with
 ``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare versions (``--payloads
 plain`` for a revision from before the agents package).
 """
@@ -30,6 +31,7 @@ import asyncio
 import gc
 import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,7 @@ from tailhub.protocol import decode_client
 from tailhub.server.app import _tune_gc
 from tailhub.server.wire import text_frame
 from tailhub.store.memory import MemoryStore
+from tailhub.store.sqlite import SqliteStore
 
 try:
     from tailhub.engine.local import LocalEngine
@@ -219,19 +222,26 @@ def _connect(node: Node, remote: str, scoped: bool) -> Any:
     return node.connect(_Peer(), remote=remote, grant=grant)
 
 
-def _node(settings: Settings) -> Node:
-    """A node over memory history, on the engine, or on the store and broker before it."""
+def _node(settings: Settings, store: str, tmp: Path) -> Node:
+    """A node over ``store`` history, on the engine, or on the store and broker before it."""
+    history = MemoryStore() if store == "memory" else SqliteStore(tmp / "history.db")
     if LocalEngine is None:
         from tailhub.broker.memory import MemoryBroker  # type: ignore[import-not-found]
 
-        return Node(settings, MemoryStore(), MemoryBroker(), text_frame)  # type: ignore[call-arg,arg-type]
-    return Node(settings, LocalEngine(MemoryStore(), max_sessions=10**6), text_frame)
+        return Node(settings, history, MemoryBroker(), text_frame)  # type: ignore[call-arg,arg-type]
+    return Node(settings, LocalEngine(history, max_sessions=10**6), text_frame)
 
 
-async def _measure(name: str, batches: int, tmp: Path) -> float:
-    """CPU microseconds per message for one payload on a fresh node."""
-    settings = Settings(history="memory", data_dir=tmp, publish_rate=10**9, max_store_lag=10**9)
-    node = _node(settings)
+async def _measure(name: str, batches: int, store: str) -> float:
+    """CPU microseconds per message for one payload on a fresh node (the process's CPU:
+    the SQLite store's writer thread's too)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return await _measure_in(name, batches, store, Path(tmp))
+
+
+async def _measure_in(name: str, batches: int, store: str, tmp: Path) -> float:
+    settings = Settings(history=store, data_dir=tmp, publish_rate=10**9, max_store_lag=10**9)
+    node = _node(settings, store, tmp)
     await node.start()
     book = getattr(node, "agents", None)  # None: a version without agent summaries
     observe: Callable[..., Any] | None = book.observe if book is not None else None
@@ -240,6 +250,7 @@ async def _measure(name: str, batches: int, tmp: Path) -> float:
     attention = getattr(node, "attention", None)  # None: a version without attention states
     if attention is not None and name == "agent-no-attention":
         attention.observe_agent = lambda *args: False
+    stopped = False
     try:
         publisher = _connect(node, "bench", scoped=name == "plain-scoped")
         cycles = {}
@@ -259,11 +270,14 @@ async def _measure(name: str, batches: int, tmp: Path) -> float:
                 node.publish_many(publisher, run)  # type: ignore[arg-type]
                 total += PER_READ
             await asyncio.sleep(0)
+        stopped = True
+        await node.stop()  # the store's last writes are part of the cost
         spent = time.process_time() - started
     finally:
         if book is not None:
             book.observe = observe
-        await node.stop()
+        if not stopped:
+            await node.stop()
     return spent / total * 1e6
 
 
@@ -281,6 +295,12 @@ async def main() -> None:
         help="comma-separated payloads to measure (default: all; a revision from before the"
         " agents package has only plain and plain-scoped)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("memory", "sqlite"),
+        default="memory",
+        help="the history store (default memory; sqlite: its writer thread's CPU counts too)",
+    )
     args = parser.parse_args()
     _tune_gc()  # as the hub does at start-up
     known = payloads("c0")
@@ -289,14 +309,13 @@ async def main() -> None:
     if missing:
         parser.error(f"no such payload here: {', '.join(missing)}; known: {', '.join(known)}")
     results: dict[str, list[float]] = {name: [] for name in names}
-    tmp = Path("/tmp")
     for round_number in range(args.rounds):
         # Each round in another order, and the heap collected before each run: what ran
         # before must not weigh on what runs next.
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             gc.collect()
-            results[name].append(await _measure(name, args.batches, tmp))
+            results[name].append(await _measure(name, args.batches, args.store))
     medians = {name: statistics.median(values) for name, values in results.items()}
     for name in names:
         size = len(known[name][0])

@@ -8,11 +8,14 @@ Publishing
     process's runs of one container reach Redis in order. All runs of one container in a
     pipeline are one call of one Lua script (:data:`~tailhub.engine.redis_lua.PUBLISH`): it
     gives the ``seq``\\ s (the ``seq`` field of the container's hash), drops repeated
-    ``(producer, id)``, ``XADD``\\ s each message with the entry id ``<seq>-0`` and
-    ``MAXLEN ~`` retention, updates the session, and publishes what it stored, with seqs and
-    epoch, in one message: seq, history and fan-out never disagree. Each message is stored as
-    :func:`tailhub.protocol.encode_published` encodes it; the script joins the two halves
-    :func:`tailhub.protocol.published_parts` gives with the seq.
+    ``(producer, id)``, ``XADD``\\ s each run as one entry with the id of its first seq,
+    ``<seq>-0``, and ``MINID ~`` retention, updates the session, and publishes what it
+    stored, with seqs and epoch, in one message: seq, history and fan-out never disagree.
+    Each message goes as the two halves :func:`tailhub.protocol.published_parts` splits
+    :func:`tailhub.protocol.encode_published`'s encoding into (the stream format is in
+    :mod:`tailhub.engine.redis_lua`): the script does no work per message unless a run
+    repeats an id, and whoever reads a run (this process for its own runs, any process
+    for fan-out and history) joins the halves with each seq.
 
 Acks
     A run is durable (:meth:`EngineHandler.durable`) when the script's reply arrives: Redis
@@ -562,7 +565,7 @@ class RedisEngine:
             if version < (7, 0):
                 raise EngineError(
                     f"Redis at {self.shown} is {info.get('redis_version')}; tailhub needs 7.0"
-                    " or later (sharded Pub/Sub, XADD with explicit ids and MAXLEN ~)"
+                    " or later (sharded Pub/Sub, XADD with explicit ids and MINID ~)"
                 )
             if target.wait_aof and version < (7, 2):
                 raise EngineError(
