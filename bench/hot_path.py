@@ -19,9 +19,9 @@ prints the CPU time per message for each payload, interleaved over several round
 
 What it shows is the hot path's own cost; sockets and framing on the wire (scenario B) add
 the same amount to every payload. ``--store sqlite`` puts SQLite history behind the node
-instead of memory (the CPU of the store's writer thread counts too). Run it on another checkout's code with
-``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare versions (``--payloads
-plain`` for a revision from before the agents package).
+instead of memory (the CPU of the store's writer thread counts too). Run it on another
+checkout's code with ``PYTHONPATH=<checkout>/src python bench/hot_path.py`` to compare
+versions (``--payloads plain`` for a revision from before the agents package).
 """
 
 from __future__ import annotations
