@@ -71,7 +71,9 @@ def text_frame(payload: bytes) -> bytes:
     size = len(payload)
     if size < 126:
         return _SHORT.pack(_FIN_TEXT, size) + payload
-    return _long_frame(_FIN_TEXT, payload)
+    if size < 65536:  # most routed messages: without a second call
+        return _MEDIUM.pack(_FIN_TEXT, 126, size) + payload
+    return _LONG.pack(_FIN_TEXT, 127, size) + payload
 
 
 def binary_frame(payload: bytes) -> bytes:
