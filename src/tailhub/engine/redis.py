@@ -124,7 +124,7 @@ from tailhub.engine.base import (
     SessionPage,
     StoredMessage,
 )
-from tailhub.protocol import TimeFormatter, published_parts
+from tailhub.protocol import TimeFormatter, published_head, published_tail
 
 __all__ = ["RedisEngine", "redact"]
 
@@ -974,65 +974,59 @@ class RedisEngine:
     ) -> tuple[list[Any], list[list[tuple[bytes, bytes]]]]:
         """The PUBLISH script's ARGV for ``runs``, and each entry's (head, tail) per run."""
         keys = self._keys_of(container_id)
-        args: list[Any] = [
-            repr(now),
-            self.retention_messages,
-            secrets.token_hex(8),
-            mode,
-            container_id,
+        seen_epoch, seen_seq = self._seen.get(container_id, ("", 0))
+        fixed = (
+            f"{now!r}\n{self.retention_messages}\n{secrets.token_hex(8)}\n{mode}\n"
+            f"{container_id}".encode(),
             keys.pub,
             self._star,
-            "SPUBLISH",
-            len(runs),
-            *self._seen.get(container_id, ("", 0)),
-        ]
+            f"SPUBLISH\n{seen_epoch}\n{seen_seq}".encode(),
+        )
+        args: list[Any] = [b"\n".join(fixed)]
         parts: list[list[tuple[bytes, bytes]]] = []
+        pack = _LENS.pack
+        no_id = _IDS.pack(0, 0)
         for run in runs:
             status = ""
             exit_code = ""
-            for entry in run.entries:
-                if entry.status is not None:
-                    status = entry.status
-                if entry.exit_code is not None:
-                    exit_code = str(entry.exit_code)
-            if run.kind == "complete" and exit_code == "":
-                exit_code = "0"
+            if run.kind != "log":
+                for entry in run.entries:
+                    if entry.status is not None:
+                        status = entry.status
+                    if entry.exit_code is not None:
+                        exit_code = str(entry.exit_code)
+                if run.kind == "complete" and exit_code == "":
+                    exit_code = "0"
+            stamp = ""  # the hub's timestamp for entries without one, made once
+            heads: dict[str, bytes] = {}  # per timestamp: the head (the same for most)
             previous = b""
             mine: list[tuple[bytes, bytes]] = []
             blob: list[bytes] = []
             ids: list[bytes] = []
             size = 0
-            pack = _LENS.pack
             for entry in run.entries:
-                head, tail = published_parts(
-                    run.kind,
-                    container_id,
-                    entry.timestamp or self._stamp(run.now),
-                    msgspec.Raw(entry.data),
-                )
-                sent = b"" if head == previous else head
+                timestamp = entry.timestamp
+                if timestamp is None:
+                    timestamp = stamp = stamp or self._stamp(run.now)
+                head = heads.get(timestamp)
+                if head is None:
+                    head = heads[timestamp] = published_head(run.kind, container_id, timestamp)
+                tail = published_tail(msgspec.Raw(entry.data))
+                sent = b"" if head is previous else head
                 blob += (pack(len(sent), len(tail)), sent, tail)
                 size += len(head) + len(tail)
                 previous = head
                 mine.append((head, tail))
                 if entry.id is not None:
                     if not ids and len(mine) > 1:
-                        ids = [_IDS.pack(0, 0)] * (len(mine) - 1)
+                        ids = [no_id] * (len(mine) - 1)
                     producer = entry.producer.encode()
                     id = str(entry.id).encode()
                     ids += (_IDS.pack(len(producer), len(id)), producer, id)
                 elif ids:
-                    ids.append(_IDS.pack(0, 0))
-            args += (
-                run.kind,
-                status,
-                exit_code,
-                len(run.entries),
-                repr(run.now),
-                size,
-                b"".join(blob),
-                b"".join(ids),
-            )
+                    ids.append(no_id)
+            fields = (run.kind, status, exit_code, str(len(run.entries)), repr(run.now), str(size))
+            args += ("\n".join(fields).encode(), b"".join(blob), b"".join(ids))
             parts.append(mine)
         return args, parts
 

@@ -46,13 +46,14 @@ __all__ = [
 
 PUBLISH: Final = r"""
 -- KEYS: meta, stream, producers, session, session metadata
--- ARGV: now, maxlen, a new epoch, mode, container, channel, star channel, publish
---       command, run count, the epoch and highest seq the caller has seen of the
---       container ('' and 0: none), then per run: kind, status, exit code, entry count,
---       receive time, payload bytes without seqs, the run's blob (see the module doc), and
---       its ids: per entry the lengths of producer and id (big-endian uint16, uint8), then
---       those two ('': no entry has an id; an empty id: not de-duplicated). A few arguments
---       per run, none per message: the client's cost is per argument, and the script's.
+-- ARGV[1]: lines (split on '\n'): now, maxlen, a new epoch, mode, container, channel, star
+--       channel, publish command, the epoch and highest seq the caller has seen of the
+--       container ('' and 0: none). Then three per run: lines of kind, status, exit code,
+--       entry count, receive time and payload bytes without seqs; the run's blob (see the
+--       module doc); its ids: per entry the lengths of producer and id (big-endian uint16,
+--       uint8), then those two ('': no entry has an id; an empty id: not de-duplicated).
+--       Few arguments, none per message: the client's cost is per argument, and the
+--       script's per message.
 -- mode: '0' the session must be active (else {'admit'}), '1' admitted (may start it),
 --       'e<limit>' end it for inactivity if its last activity is at or before limit
 --       (else {'alive', last} or {'gone', ended}), storing the runs as its last messages.
@@ -60,8 +61,15 @@ PUBLISH: Final = r"""
 -- one XADD per run, the session, then one publication of what was stored, so they never
 -- disagree. Per run the reply has the first seq given (every entry stored, in order) or,
 -- when some were repeats, each entry's seq (0: a repeat, not stored).
+local function lines(text)
+  local out = {}
+  for line in string.gmatch(text .. '\n', '([^\n]*)\n') do out[#out + 1] = line end
+  return out
+end
 local meta, stream, producers, sess, smeta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local mode = ARGV[4]
+local head = lines(ARGV[1])
+local mode = head[4]
+local runs = (#ARGV - 1) / 3
 local active = redis.call('HGET', sess, 'active') == '1'
 local expiring = string.sub(mode, 1, 1) == 'e'
 if expiring then
@@ -77,11 +85,11 @@ local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
 -- seq than Redis has now: Redis lost the last writes (an older snapshot, a failover to a
 -- replica that was behind). Either way the seqs to come would repeat ones already seen:
 -- they go under a new epoch.
-if not epoch or (epoch == ARGV[10] and tonumber(ARGV[11]) > seq) then
-  epoch = ARGV[3]
+if not epoch or (epoch == head[9] and tonumber(head[10]) > seq) then
+  epoch = head[3]
   redis.call('HSET', meta, 'epoch', epoch)
 end
-local maxlen = tonumber(ARGV[2])
+local maxlen = tonumber(head[2])
 local lastids = {}
 local started, ended = 0, 0
 local reply = {'ok', epoch, 0, 0, 0}
@@ -89,15 +97,16 @@ local header = {}
 local bodies = {}
 local stored, stored_bytes = 0, 0
 local last_time = nil
-local i = 12
-for r = 1, tonumber(ARGV[9]) do
-  local kind, status, exitcode = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local count = tonumber(ARGV[i + 3])
-  local now = ARGV[i + 4]
-  local size = tonumber(ARGV[i + 5])
-  local blob = ARGV[i + 6]
-  local ids = ARGV[i + 7]
-  i = i + 8
+local i = 2
+for r = 1, runs do
+  local fields = lines(ARGV[i])
+  local kind, status, exitcode = fields[1], fields[2], fields[3]
+  local count = tonumber(fields[4])
+  local now = fields[5]
+  local size = tonumber(fields[6])
+  local blob = ARGV[i + 1]
+  local ids = ARGV[i + 2]
+  i = i + 3
   local first = seq + 1
   local kept = count
   local seqs = nil
@@ -124,23 +133,23 @@ for r = 1, tonumber(ARGV[9]) do
       -- Rewrite the blob without the repeats (an entry kept after a dropped one whose head
       -- it shared carries the head itself).
       local parts = {}
-      local head, written = '', nil
+      local shared, written = '', nil
       local at = 1
       seqs = {}
       size = 0
       for e = 1, count do
         local hl, tl
         hl, tl, at = struct.unpack('>I4I4', blob, at)
-        if hl > 0 then head = string.sub(blob, at, at + hl - 1) end
+        if hl > 0 then shared = string.sub(blob, at, at + hl - 1) end
         at = at + hl
         local tail = string.sub(blob, at, at + tl - 1)
         at = at + tl
         if keep[e] then
-          local sent = head
-          if written == head then sent = '' end
+          local sent = shared
+          if written == shared then sent = '' end
           parts[#parts + 1] = struct.pack('>I4I4', #sent, #tail) .. sent .. tail
-          written = head
-          size = size + #head + #tail
+          written = shared
+          size = size + #shared + #tail
           seq = seq + 1
           seqs[e] = seq
         else
@@ -190,8 +199,8 @@ for r = 1, tonumber(ARGV[9]) do
 end
 if last_time then redis.call('HSET', sess, 'last', last_time) end
 if expiring then
-  if tonumber(ARGV[9]) == 0 then redis.call('HSET', sess, 'status', 'error') end
-  redis.call('HSET', sess, 'active', '0', 'ended', ARGV[1], 'reason', 'timeout')
+  if runs == 0 then redis.call('HSET', sess, 'status', 'error') end
+  redis.call('HSET', sess, 'active', '0', 'ended', head[1], 'reason', 'timeout')
   ended = 1
 end
 for producer, id in pairs(lastids) do
@@ -204,11 +213,11 @@ if stored > 0 then
   redis.call('HSET', meta, 'seq', string.format('%d', seq))
   redis.call('HINCRBY', meta, 'added', stored)
   redis.call('HINCRBY', meta, 'added_bytes', stored_bytes)
-  local message = epoch .. ' ' .. #header .. ' ' .. ARGV[5] .. '\n' ..
+  local message = epoch .. ' ' .. #header .. ' ' .. head[5] .. '\n' ..
     table.concat(header, '\n') .. '\n' .. table.concat(bodies)
-  redis.call(ARGV[8], ARGV[6], message)
-  if ARGV[7] ~= '' then
-    redis.call('PUBLISH', ARGV[7], message)
+  redis.call(head[8], head[6], message)
+  if head[7] ~= '' then
+    redis.call('PUBLISH', head[7], message)
   end
 end
 return reply

@@ -12,8 +12,10 @@ from tailhub.protocol.codec import (
     encode_published,
     format_time,
     parse_time,
+    published_head,
     published_parts,
     published_seq,
+    published_tail,
     validate_container_id,
 )
 from tailhub.protocol.codes import CloseCode, ErrorCode
@@ -56,7 +58,9 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_head",
     "published_parts",
     "published_seq",
+    "published_tail",
     "validate_container_id",
 ]

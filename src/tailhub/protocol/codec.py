@@ -48,8 +48,10 @@ __all__ = [
     "encode_published",
     "format_time",
     "parse_time",
+    "published_head",
     "published_parts",
     "published_seq",
+    "published_tail",
     "validate_container_id",
 ]
 
@@ -454,13 +456,25 @@ def published_parts(
 
     For every ``seq``, ``head + str(seq).encode() + tail == encode_published(kind,
     container_id, timestamp, seq, data)``: an engine that assigns ``seq`` where Python does
-    not run (a Redis script) joins the three.
+    not run (a Redis script) joins the three. ``head`` is :func:`published_head`, the same for
+    every message of one kind, container and timestamp; ``tail`` is :func:`published_tail`.
     """
+    return published_head(kind, container_id, timestamp), published_tail(data)
+
+
+def published_head(kind: str, container_id: str, timestamp: str) -> bytes:
+    """The bytes of :func:`encode_published` before the ``seq`` digits (see
+    :func:`published_parts`)."""
     encoded = encode_published(kind, container_id, timestamp, 0, _NO_DATA)
     # The fields before seq are JSON strings, in which a quote is always escaped, so the
-    # first occurrence of the mark is the real one; data is written as it came (Raw).
-    at = encoded.index(_SEQ_MARK) + len(b',"seq":')
-    return encoded[:at], b',"data":' + bytes(data) + b"}"
+    # first occurrence of the mark is the real one.
+    return encoded[: encoded.index(_SEQ_MARK) + len(b',"seq":')]
+
+
+def published_tail(data: msgspec.Raw) -> bytes:
+    """The bytes of :func:`encode_published` after the ``seq`` digits: ``data`` is written
+    as it came (see :func:`published_parts`)."""
+    return b',"data":%b}' % data
 
 
 _SEQ_FIELD: Final = re.compile(rb',"seq":(\d+)')
