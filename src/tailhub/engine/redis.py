@@ -100,7 +100,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-import msgspec
 import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import RedisCluster
@@ -1011,7 +1010,7 @@ class RedisEngine:
                 head = heads.get(timestamp)
                 if head is None:
                     head = heads[timestamp] = published_head(run.kind, container_id, timestamp)
-                tail = published_tail(msgspec.Raw(entry.data))
+                tail = published_tail(entry.data)
                 sent = b"" if head is previous else head
                 blob += (pack(len(sent), len(tail)), sent, tail)
                 size += len(head) + len(tail)

@@ -471,7 +471,7 @@ def published_head(kind: str, container_id: str, timestamp: str) -> bytes:
     return encoded[: encoded.index(_SEQ_MARK) + len(b',"seq":')]
 
 
-def published_tail(data: msgspec.Raw) -> bytes:
+def published_tail(data: msgspec.Raw | bytes) -> bytes:
     """The bytes of :func:`encode_published` after the ``seq`` digits: ``data`` is written
     as it came (see :func:`published_parts`)."""
     return b',"data":%b}' % data
