@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from tailhub.paths import HISTORY_FILE
+
 __all__ = ["HISTORY_FILE", "BackupError", "BackupResult", "backup_history"]
 
-HISTORY_FILE: Final = "history.db"
 _BUSY_MS: Final = 10_000
 
 

@@ -1232,3 +1232,40 @@ def backup(path: Path, data_dir: Path | None) -> None:
         f"{_count(result.containers, 'container')}, {_count(result.messages, 'message')}, "
         f"{_count(result.size, 'byte')}"
     )
+
+
+@main.command()
+@click.option(
+    "--redis",
+    "redis_url",
+    required=True,
+    envvar="TAILHUB_REDIS_URL",
+    show_envvar=True,
+    help="The Redis to copy into (redis://host:port/db, rediss://, redis+cluster://).",
+)
+@_data_dir_option
+def migrate(redis_url: str, data_dir: Path | None) -> None:
+    """Copy a stopped hub's SQLite history, sessions and records into an empty Redis.
+
+    Every container keeps its messages, seqs and epoch (viewers resume where they were), its
+    producers' last ids, its session and the session's metadata; revoked tokens and pending
+    notifications come along. Refused, with nothing written, when Redis already holds one of
+    the containers. Stop the hub first: its history is opened as the hub opens it.
+    """
+    from tailhub.engine.migrate import MigrateError
+    from tailhub.engine.migrate import migrate as copy_history
+    from tailhub.engine.redis import redact
+    from tailhub.log import configure_logging
+    from tailhub.paths import default_data_dir
+
+    configure_logging("warn")  # the store's and engine's info lines are not this command's
+    source = data_dir or default_data_dir()
+    try:
+        done = asyncio.run(copy_history(source, redis_url))
+    except MigrateError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"migrated {source} to {redact(redis_url)}: {_count(done.containers, 'container')}, "
+        f"{_count(done.messages, 'message')}, {_count(done.sessions, 'session')}, "
+        f"{_count(done.meta, 'metadata value')}, {_count(done.records, 'record')}"
+    )

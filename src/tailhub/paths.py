@@ -10,6 +10,7 @@ import platformdirs
 
 __all__ = [
     "DATA_DIR_ENV",
+    "HISTORY_FILE",
     "SECRET_FILE",
     "TOKEN_FILE",
     "default_data_dir",
@@ -20,6 +21,8 @@ __all__ = [
 DATA_DIR_ENV: Final = "TAILHUB_DATA_DIR"
 TOKEN_FILE: Final = "token"
 SECRET_FILE: Final = "token-secret"
+HISTORY_FILE: Final = "history.db"
+"""The SQLite history's file in the data directory."""
 
 
 def default_data_dir() -> Path:

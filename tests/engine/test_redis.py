@@ -19,6 +19,7 @@ import pytest
 
 from tailhub.engine.base import DUPLICATE, EngineError, Entry, Published
 from tailhub.engine.redis import RedisEngine, redact
+from tailhub.store.base import SessionRow, StoredMessage
 from tests.engine.redis_servers import RedisCluster, RedisServer
 from tests.helpers import UNIT, wait_for
 
@@ -264,6 +265,42 @@ async def test_entries_of_one_message_are_read_beside_runs(engines: Engines) -> 
     assert [3, 4] == [m.seq for m in await engine.read("c", tail=2)]
     assert [3] == [m.seq for m in await engine.read("c", after=2, limit=1)]
     assert [3, 4] == [m.seq for m in await engine.read("c", since_time=1001.0)]
+
+
+async def test_a_loaded_container_reads_resumes_and_goes_on_as_published(
+    engines: Engines,
+) -> None:
+    """What ``tailhub migrate`` loads (messages, counters, producers, session) is history,
+    position and session as a publish would have left them, on one server and on Cluster."""
+    engine = await engines.open()
+    kept = [
+        StoredMessage(seq, 1000.0 + seq, b'{"type":"log","containerID":"m{1}","seq":%d}' % seq)
+        for seq in range(3, 8)
+    ]
+    assert [] == await engine.occupied(["m{1}", "other"])
+    await engine.load_messages("m{1}", kept[:2])
+    await engine.load_messages("m{1}", kept[2:])
+    session = SessionRow("m{1}", "running", 1003.0, 1007.0)
+    await engine.load_container(
+        "m{1}",
+        epoch="e0",
+        last_seq=9,
+        stored=5,
+        stored_bytes=200,
+        producers={"p": 40},
+        session=session,
+    )
+    assert ["m{1}"] == await engine.occupied(["m{1}", "other"])
+    assert kept == await engine.read("m{1}")
+    assert kept[3:] == await engine.read("m{1}", after=5)
+    assert (9, 3, "e0") == await engine.position("m{1}")
+    info = await engine.session("m{1}")
+    assert info is not None
+    assert ("running", True, 5) == (info.status, info.active, info.messages)
+    listed = await engine.sessions(status="running")
+    assert ["m{1}"] == [s.container_id for s in listed.sessions]
+    done = await publish(engine, "m{1}", [entry("old", "p", 40), entry("new", "p", 41)])
+    assert ([DUPLICATE, 10], "e0") == (done.seqs, done.epoch)
 
 
 async def test_epoch_changes_when_redis_loses_the_data(

@@ -104,6 +104,7 @@ __all__ = [
     "Position",
     "PublishDone",
     "Published",
+    "QuietHandler",
     "SessionInfo",
     "SessionPage",
     "StoredMessage",
@@ -472,3 +473,26 @@ class Engine(Protocol):
     async def claim(self, kind: str, key: str, owner: str, ttl: float) -> bool:
         """Take ``(kind, key)`` for ``owner`` for ``ttl`` seconds; False if another holds it."""
         ...
+
+
+class QuietHandler:
+    """An :class:`EngineHandler` that takes everything and does nothing: for an engine opened
+    only to check that it can be, or to load state into (``tailhub migrate``)."""
+
+    def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
+        return None
+
+    def durable(self, positions: Sequence[tuple[str, int]]) -> None:
+        return None
+
+    def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
+        return None
+
+    def command(self, container_id: str, payload: bytes) -> int:
+        return 0
+
+    def availability(self, available: bool, reason: str) -> None:
+        return None
+
+    def notice(self, container_id: str, payload: bytes) -> None:
+        return None

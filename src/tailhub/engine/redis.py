@@ -95,7 +95,7 @@ import secrets
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -124,6 +124,7 @@ from tailhub.engine.base import (
     StoredMessage,
 )
 from tailhub.protocol import TimeFormatter, published_head, published_tail
+from tailhub.store.base import SessionRow
 
 __all__ = ["RedisEngine", "redact"]
 
@@ -1811,6 +1812,111 @@ class RedisEngine:
 
         self._ops.append((add, _ignore))
         self._kick()
+
+    # -- loading kept state (tailhub migrate) ---------------------------------------------
+
+    async def occupied(self, container_ids: Sequence[str]) -> list[str]:
+        """Those of ``container_ids`` Redis already holds something of (a counter, history or
+        a session), in the order given.
+
+        Raises:
+            EngineError: Redis cannot be reached.
+        """
+        client = self._client
+        found: list[str] = []
+        for start in range(0, len(container_ids), _LIST_BATCH):
+            batch = container_ids[start : start + _LIST_BATCH]
+
+            async def run(batch: Sequence[str] = batch) -> list[Any]:
+                pipe = client.pipeline(transaction=False)
+                for container_id in batch:
+                    keys = self._keys_of(container_id)
+                    pipe.exists(keys.meta, keys.stream, keys.session)
+                return list(await pipe.execute())
+
+            counts = await self._call(run)
+            found += [c for c, n in zip(batch, counts, strict=True) if n]
+        return found
+
+    async def load_messages(self, container_id: str, messages: Sequence[StoredMessage]) -> None:
+        """Append kept messages to the container's history as they are, with their seqs and
+        receive times: one stream entry each. They must come in seq order, above any loaded
+        before; nothing else is written (see :meth:`load_container`).
+
+        Raises:
+            EngineError: Redis cannot be reached, or refused an entry (a seq out of order).
+        """
+        client = self._client
+        stream = self._keys_of(container_id).stream
+
+        async def run() -> None:
+            pipe = client.pipeline(transaction=False)
+            for message in messages:
+                fields = {"t": repr(message.time), "d": message.payload}
+                pipe.xadd(stream, fields, id=f"{message.seq}-0")
+            await pipe.execute()
+
+        if messages:
+            await self._call(run)
+
+    async def load_container(
+        self,
+        container_id: str,
+        *,
+        epoch: str,
+        last_seq: int,
+        stored: int,
+        stored_bytes: int,
+        producers: Mapping[str, int],
+        session: SessionRow | None,
+    ) -> None:
+        """Give a container whose messages were loaded (:meth:`load_messages`) its counters:
+        its epoch and last seq (publishing goes on above it, and a subscriber that resumes
+        with a position of that epoch resumes where it was), how many messages and bytes were
+        stored, each producer's last id (repeats are still dropped), and its session, listed
+        as any other.
+
+        Raises:
+            EngineError: Redis cannot be reached.
+        """
+        client = self._client
+        keys = self._keys_of(container_id)
+
+        async def run() -> None:
+            pipe = client.pipeline(transaction=False)
+            pipe.hset(
+                keys.meta,
+                mapping={
+                    "seq": last_seq,
+                    "epoch": epoch,
+                    "added": stored,
+                    "added_bytes": stored_bytes,
+                },
+            )
+            if producers:
+                pipe.hset(keys.producers, mapping=dict(producers))
+            if session is not None:
+                ended = session.ended_at is not None
+                pipe.hset(
+                    keys.session,
+                    mapping={
+                        "active": "0" if ended else "1",
+                        "status": session.status,
+                        "started": repr(session.started_at),
+                        "last": repr(session.last_activity),
+                        "ended": "" if session.ended_at is None else repr(session.ended_at),
+                        "reason": session.end_reason or "",
+                        "exit": "" if session.exit_code is None else str(session.exit_code),
+                    },
+                )
+                if session.ended_at is not None:
+                    pipe.zadd(self._ended_key, {container_id: session.ended_at})
+                else:
+                    pipe.zadd(self._active_key, {container_id: session.started_at})
+                    pipe.zadd(self._idle_key, {container_id: session.last_activity})
+            await pipe.execute()
+
+        await self._call(run)
 
     # -- sessions -------------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ Container keys (``P`` is the prefix, ``c`` the escaped container ID):
   ``b`` (the run's blob). The blob holds each message as
   :func:`tailhub.protocol.published_parts` splits it around its seq: the lengths of head and
   tail (big-endian uint32 each), then the two; an empty head stands for the previous
-  message's. An entry of an earlier version holds one message, as fields ``t`` and ``d``
-  (the encoded message); readers take both;
+  message's. An entry of one message, with fields ``t`` and ``d`` (the encoded message), is
+  what ``tailhub migrate`` writes (and what earlier versions wrote); readers take both;
 - ``P{c}:p`` hash: producer -> last stored id (de-duplication);
 - ``P{c}:ss`` hash: the session (``active``, ``status``, ``started``, ``last``, ``ended``,
   ``reason``, ``exit``);
@@ -345,12 +345,16 @@ redis.call('HSET', s, 'active', '0', 'ended', ARGV[1], 'reason', ARGV[3])
 return {'ended', ARGV[1]}
 """
 
-INFO: Final = r"""
+INFO: Final = (
+    _ENTRY_FUNCTIONS
+    + r"""
 -- KEYS: meta, stream, producers, session, session metadata, attached connections.
 -- Returns false without a session, else {session fields, {seq, epoch, added, added_bytes},
 -- messages kept, first kept seq, publishing connections, metadata fields}. Each process
 -- keeps its count of the container's connections as "count:expiry ms"; expired counts (of
--- a process that died) are left out.
+-- a process that died) are left out. Messages kept are counted from the first kept seq to
+-- the last, which is exact but across the jump a SQLite hub's unclean stop left in history
+-- that tailhub migrate copied.
 local s = redis.call('HGETALL', KEYS[4])
 if #s == 0 then return false end
 local m = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'added', 'added_bytes')
@@ -358,8 +362,8 @@ local first = 0
 local n = 0
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
 if head then
-  first = tonumber(string.match(head[1], '^(%d+)'))
-  n = tonumber(m[1]) - first + 1
+  first = seq_of(head)
+  n = last_of(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]) - first + 1
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -371,6 +375,7 @@ for _, v in ipairs(counts) do
 end
 return {s, m, n, first, attached, redis.call('HGETALL', KEYS[5])}
 """
+)
 
 ADMIT: Final = r"""
 -- KEYS: active (score: start), idle (score: last activity), ended (score: end).

@@ -8,12 +8,14 @@ default) or in memory (``--history memory``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from tailhub.config import Settings
 from tailhub.engine import Engine
+from tailhub.engine.base import QuietHandler
 from tailhub.engine.local import LocalEngine
 from tailhub.engine.redis import RedisEngine
+from tailhub.paths import HISTORY_FILE
 from tailhub.store.base import HistoryStore, Retention
 from tailhub.store.memory import MemoryStore
 
@@ -41,7 +43,7 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> E
         from tailhub.store.sqlite import SqliteStore
 
         store = SqliteStore(
-            settings.data_dir / "history.db",
+            settings.data_dir / HISTORY_FILE,
             retention,
             on_batch=on_batch,
             check_timeout=settings.startup_check_timeout,
@@ -56,28 +58,6 @@ def make_engine(settings: Settings, on_batch: Callable[[int, float], None]) -> E
     )
 
 
-class _Quiet:
-    """A handler for an engine opened only to see that it can be."""
-
-    def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
-        return None
-
-    def durable(self, positions: Sequence[tuple[str, int]]) -> None:
-        return None
-
-    def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
-        return None
-
-    def command(self, container_id: str, payload: bytes) -> int:
-        return 0
-
-    def availability(self, available: bool, reason: str) -> None:
-        return None
-
-    def notice(self, container_id: str, payload: bytes) -> None:
-        return None
-
-
 async def reach_redis(settings: Settings) -> None:
     """Connect to the configured Redis once and let go (before serving, or forking workers).
 
@@ -88,6 +68,6 @@ async def reach_redis(settings: Settings) -> None:
     if not settings.redis_url:
         return
     engine = RedisEngine(settings.redis_url)
-    await engine.open(_Quiet())
+    await engine.open(QuietHandler())
     with contextlib.suppress(Exception):
         await engine.close()
