@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from tailhub.config import Settings
 from tailhub.engine import Engine, Entry, Published
+from tailhub.engine.base import QuietHandler
 from tailhub.server.engines import make_engine
-
-
-class _Quiet:
-    def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
-        return None
-
-    def durable(self, positions: Sequence[tuple[str, int]]) -> None:
-        return None
-
-    def gap(self, container_id: str, after: int, resumed: int, reason: str) -> None:
-        return None
-
-    def command(self, container_id: str, payload: bytes) -> int:
-        return 0
-
-    def availability(self, available: bool, reason: str) -> None:
-        return None
-
-    def notice(self, container_id: str, payload: bytes) -> None:
-        return None
 
 
 def _ignore(_batch: int, _seconds: float) -> None:
@@ -51,7 +31,7 @@ class TestMakeEngine:
         """An ended session is listed until the history retention age has passed."""
         settings = Settings(history=history, data_dir=tmp_path, retention_age=60.0)
         engine = make_engine(settings, _ignore)
-        await engine.open(_Quiet())
+        await engine.open(QuietHandler())
         try:
             await _complete(engine, "old", 1000.0)
             await _complete(engine, "new", 1050.0)
@@ -64,7 +44,7 @@ class TestMakeEngine:
     async def test_memory_lists_the_last_thousand_ended(self, tmp_path: Path) -> None:
         """In memory, at most 1,000 ended sessions are listed, the newest."""
         engine = make_engine(Settings(history="memory", max_sessions=2000), _ignore)
-        await engine.open(_Quiet())
+        await engine.open(QuietHandler())
         try:
             for i in range(1001):
                 await _complete(engine, f"c{i}", 1000.0 + i)
