@@ -336,8 +336,12 @@ async def test_fanout_reaches_every_listening_process_once_in_order(engines: Eng
     everything.listen("*")
     await listener.position("c")
     await other.position("c")
-    await wait_for(lambda: bool(everything._pubsubs))
-    await asyncio.sleep(0.2)  # the * subscription is confirmed on the Pub/Sub connection
+
+    async def star_in_effect() -> bool:  # a run of another container reaches the * listener
+        await publish(sender, "probe", [entry("p")])
+        return bool(star.seqs("probe"))
+
+    await wait_for(star_in_effect)
     for i in range(20):
         await publish(sender, "c", [entry(f"{i}a"), entry(f"{i}b")])
     await publish(sender, "d", [entry("elsewhere")])
@@ -488,8 +492,12 @@ async def test_a_timed_out_session_ends_exactly_once(engines: Engines) -> None:
     await publish(one, "idle", [entry("x")], now=1000.0)
     await publish(one, "busy", [entry("x")], now=1000.0)
     two.touch("busy", 1250.0)
-    await wait_for(lambda: not two._ops and not two._queues)
-    await asyncio.sleep(0.05)
+
+    async def touched() -> bool:  # the heartbeat reached Redis
+        info = await one.session("busy")
+        return info is not None and info.last_activity == 1250.0
+
+    await wait_for(touched)
     ended = await asyncio.gather(one.expire(1301.0, 300.0), two.expire(1301.0, 300.0))
     names = [s.container_id for batch in ended for s in batch]
     assert ["idle"] == names
