@@ -26,7 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from tailhub.agents.events import AgentEvent, agent_kind
-from tailhub.agents.summary import AgentSummary
+from tailhub.agents.summary import TOKEN_KEYS, AgentSummary
 from tailhub.protocol import STATUSES
 
 __all__ = ["AGENT_KINDS", "AgentBook", "fleet_totals"]
@@ -174,7 +174,7 @@ def fleet_totals(sessions: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     by_status: dict[str, int] = {}
     total = running = agents = 0
     cost = 0.0
-    tokens = {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0}
+    tokens = dict.fromkeys(TOKEN_KEYS, 0)
     for session in sessions:
         total += 1
         status = str(session.get("status"))

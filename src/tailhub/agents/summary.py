@@ -50,7 +50,7 @@ import msgspec
 from tailhub.agents.events import AgentEvent, ApiMessage, CodexItem, Usage
 from tailhub.agents.text import first_line, shell_command, tool_activity
 
-__all__ = ["AgentSummary"]
+__all__ = ["TOKEN_KEYS", "AgentSummary"]
 
 _MEMORY: Final = 512
 _LAST_TEXT: Final = 200
@@ -59,7 +59,8 @@ _NAME: Final = 256
 """Longest model name, session id, result or tool name kept."""
 _TOOLS: Final = 256
 """Most distinct tool names counted per session (calls of further names are not counted)."""
-_TOKEN_KEYS: Final = ("input", "output", "cacheRead", "cacheWrite")
+TOKEN_KEYS: Final = ("input", "output", "cacheRead", "cacheWrite")
+"""The keys of the ``tokens`` object, in the order of :attr:`AgentSummary.tokens`."""
 _CODEX_TOOLS: Final = {
     "command_execution": "shell",
     "file_change": "file_change",
@@ -356,7 +357,7 @@ class AgentSummary:
                     summary._called(name, count)
         tokens = obj.get("tokens")
         if isinstance(tokens, dict):
-            for i, key in enumerate(_TOKEN_KEYS):
+            for i, key in enumerate(TOKEN_KEYS):
                 value = tokens.get(key)
                 summary.tokens[i] = value if isinstance(value, int) and value >= 0 else 0
         cost = obj.get("costUsd")
@@ -384,12 +385,7 @@ class AgentSummary:
             "sessionId": self.session_id,
             "turns": self.turns,
             "toolCalls": dict(self.tool_calls),
-            "tokens": {
-                "input": self.tokens[0],
-                "output": self.tokens[1],
-                "cacheRead": self.tokens[2],
-                "cacheWrite": self.tokens[3],
-            },
+            "tokens": dict(zip(TOKEN_KEYS, self.tokens, strict=True)),
             "costUsd": self.cost_usd,
             "contextPct": self.context_pct,
             "contextWindow": self._window or None,

@@ -271,7 +271,7 @@ class Node:
                 "data": attention.to_json() if attention is not None else None,
             }
         )
-        self.hub.deliver(container_id, [self._frame(payload)], self._clock())
+        self.notice(container_id, payload)
         self.engine.notice(container_id, payload)  # for the subscribers of other processes
         for watcher in self.watchers:
             try:
@@ -578,12 +578,7 @@ class Node:
                 bare = False
         if self.admit(conn, len(messages), size, mono, (container_id,)) is not None:
             return False
-        run = list(messages)
-
-        def published(result: Published) -> None:
-            self._published(conn, run, result, size if bare else None)
-
-        self.engine.publish(container_id, "log", run, now, published)
+        self._submit(conn, list(messages), now, bare_size=size if bare else None)
         return True
 
     def _heartbeat(self, conn: Connection | None, msg: Publish, now: float) -> None:
@@ -611,12 +606,15 @@ class Node:
         run: list[Publish],
         now: float,
         done: Callable[[Published], None] | None = None,
+        *,
+        bare_size: int | None = None,
     ) -> None:
-        """Hand a run of one container's admitted messages of one type to the engine."""
+        """Hand a run of one container's admitted messages of one type to the engine
+        (``bare_size``: see :meth:`_published`)."""
         first = run[0]
 
         def published(result: Published) -> None:
-            self._published(conn, run, result)
+            self._published(conn, run, result, bare_size)
             if done is not None:
                 done(result)
 
@@ -990,7 +988,8 @@ class Node:
         return len(targets)
 
     def notice(self, container_id: str, payload: bytes) -> None:
-        """Another process's notice (a session's attention state): for local subscribers."""
+        """A notice (a session's attention state), this process's or another's: for the
+        local subscribers of the container and of ``*``."""
         self.hub.deliver(container_id, [self._frame(payload)], self._clock())
 
     def availability(self, available: bool, reason: str) -> None:

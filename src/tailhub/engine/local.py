@@ -407,12 +407,9 @@ class LocalEngine:
         while True:
             holding = self._holding.get(container_id)
             if holding is None:
-                info = self.store.info(container_id)
-                return Position(
-                    last,
-                    info.first_seq if info is not None else 0,
-                    self.store.epoch(container_id),
-                )
+                position = self.known_position(container_id)
+                assert position is not None
+                return position._replace(last_seq=last)
             waiter = asyncio.get_running_loop().create_future()
             holding.append(waiter)
             await waiter

@@ -1129,13 +1129,13 @@ class RedisEngine:
                     payloads.append(b"%b%d%b" % (head, seq, tail))
             if not payloads:
                 continue
-            stored = _Fanout(epoch, first, run.kind, len(payloads), payloads=payloads)
-            if feed is None and self._star_on:
-                feed = self._star_feed(container_id, stored)
-            if feed is None:
+            if feed is None and not self._star_on:
                 handler.deliver(container_id, run.kind, payloads)
-            else:
-                feed.queue.append(stored)
+                continue
+            stored = _Fanout(epoch, first, run.kind, len(payloads), payloads=payloads)
+            if feed is None:
+                feed = self._star_feed(container_id, stored)
+            feed.queue.append(stored)
         if feed is not None:
             self._advance(container_id, feed)
 
