@@ -100,6 +100,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import msgspec
 import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import RedisCluster
@@ -142,7 +143,8 @@ _LIST_BATCH: Final = 200
 _COMMAND_ANSWER_TIMEOUT: Final = 1.0
 _ATTACHED_TTL: Final = 30.0
 _LENS: Final = struct.Struct(">II")
-_IDS: Final = struct.Struct(">HB")
+_ENCODE: Final = msgspec.msgpack.Encoder().encode
+"""The PUBLISH script's ARGV[1] (read with Redis's ``cmsgpack``)."""
 _STAR_MARGIN: Final = 2.0
 _FORGET_AFTER: Final = 600.0
 _SEEN_MAX: Final = 1_000_000
@@ -199,6 +201,7 @@ class _Keys:
 
     __slots__ = (
         "attached",
+        "channel",
         "cmd",
         "containers",
         "meta",
@@ -217,7 +220,8 @@ class _Keys:
         self.session = base + "ss"
         self.smeta = base + "md"
         self.attached = base + "a"
-        self.pub = (base + "pub").encode()
+        self.channel = base + "pub"
+        self.pub = self.channel.encode()
         self.cmd = (base + "cmd").encode()
         self.containers = (self.meta, self.stream, self.producers, self.session, self.smeta)
 
@@ -503,8 +507,10 @@ class RedisEngine:
         g = f"{prefix}{{tailhub}}:"
         self._active_key, self._idle_key, self._ended_key = g + "active", g + "idle", g + "ended"
         self._global = (self._active_key, self._idle_key, self._ended_key)
-        self._star = (prefix + "*").encode()
+        self._star_name = prefix + "*"
+        self._star = self._star_name.encode()
         self._id = secrets.token_hex(8)
+        self._epochs = itertools.count(1)
         self._reply = self._reply_channel(self._id)
         self._plain: set[bytes] = set()
         self._reply_on = False
@@ -918,6 +924,7 @@ class RedisEngine:
         ops = self._ops
         self._ops = []
         admissions: list[str] = []
+        batch: list[tuple[str, list[_Run]]] = []
         for container_id, queue in list(self._queues.items()):
             if container_id in self._blocked:
                 continue
@@ -937,7 +944,12 @@ class RedisEngine:
                     break
             if not queue:
                 del self._queues[container_id]
-            ops.append(self._publish_op(container_id, runs))
+            batch.append((container_id, runs))
+            if self._target.cluster:  # one script call touches one hash slot
+                ops.append(self._publish_op(batch))
+                batch = []
+        if batch:
+            ops.append(self._publish_op(batch))
         if not ops:
             return None
         return ops, admissions
@@ -969,23 +981,25 @@ class RedisEngine:
         for run in queue:
             run.done(self._refused(run, "unavailable", f"Redis at {self.shown}: {error}"))
 
-    def _publish_args(
-        self, container_id: str, runs: Sequence[_Run], mode: str, now: float
-    ) -> tuple[list[Any], list[list[tuple[bytes, bytes]]]]:
-        """The PUBLISH script's ARGV for ``runs``, and each entry's (head, tail) per run."""
-        keys = self._keys_of(container_id)
+    def _script_head(self, now: float) -> list[Any]:
+        """The start of the PUBLISH script's ARGV[1] (its container arrays follow)."""
+        star = self._star_name
+        return [repr(now), self.retention_messages, self._new_epoch(), star, "SPUBLISH"]
+
+    def _new_epoch(self) -> str:
+        """An epoch no container had: this process's random ID and a count."""
+        return f"{self._id}{next(self._epochs):x}"
+
+    def _container_args(
+        self, container_id: str, runs: Sequence[_Run], mode: str
+    ) -> tuple[list[Any], list[bytes], list[list[tuple[bytes, bytes]]]]:
+        """A container's array in the PUBLISH script's ARGV[1], its runs' blobs, and each
+        entry's (head, tail) per run."""
         seen_epoch, seen_seq = self._seen.get(container_id, ("", 0))
-        fixed = (
-            f"{now!r}\n{self.retention_messages}\n{secrets.token_hex(8)}\n{mode}\n"
-            f"{container_id}".encode(),
-            keys.pub,
-            self._star,
-            f"SPUBLISH\n{seen_epoch}\n{seen_seq}".encode(),
-        )
-        args: list[Any] = [b"\n".join(fixed)]
+        arrays: list[Any] = []
+        blobs: list[bytes] = []
         parts: list[list[tuple[bytes, bytes]]] = []
         pack = _LENS.pack
-        no_id = _IDS.pack(0, 0)
         for run in runs:
             status = ""
             exit_code = ""
@@ -1002,7 +1016,7 @@ class RedisEngine:
             previous = b""
             mine: list[tuple[bytes, bytes]] = []
             blob: list[bytes] = []
-            ids: list[bytes] = []
+            ids: list[Any] = []
             size = 0
             for entry in run.entries:
                 timestamp = entry.timestamp
@@ -1019,29 +1033,47 @@ class RedisEngine:
                 mine.append((head, tail))
                 if entry.id is not None:
                     if not ids and len(mine) > 1:
-                        ids = [no_id] * (len(mine) - 1)
-                    producer = entry.producer.encode()
-                    id = str(entry.id).encode()
-                    ids += (_IDS.pack(len(producer), len(id)), producer, id)
+                        ids = ["", False] * (len(mine) - 1)
+                    ids += (entry.producer, entry.id)
                 elif ids:
-                    ids.append(no_id)
-            fields = (run.kind, status, exit_code, str(len(run.entries)), repr(run.now), str(size))
-            args += ("\n".join(fields).encode(), b"".join(blob), b"".join(ids))
+                    ids += ("", False)
+            arrays.append(
+                (run.kind, status, exit_code, len(run.entries), repr(run.now), size, ids or "")
+            )
+            blobs.append(b"".join(blob))
             parts.append(mine)
-        return args, parts
+        keys = self._keys_of(container_id)
+        return [mode, container_id, keys.channel, seen_epoch, seen_seq, arrays], blobs, parts
 
     def _publish_op(
-        self, container_id: str, runs: list[_Run]
+        self, batch: list[tuple[str, list[_Run]]]
     ) -> tuple[Callable[[Any], None], Callable[[Any], Any]]:
-        keys = self._keys_of(container_id)
-        admitted = container_id in self._admitted
-        args, parts = self._publish_args(container_id, runs, "1" if admitted else "0", runs[-1].now)
+        """One call of the PUBLISH script for every container of ``batch``, with its runs."""
+        head = self._script_head(batch[-1][1][-1].now)
+        keys: list[str] = []
+        blobs: list[bytes] = []
+        done: list[tuple[str, list[_Run], list[list[tuple[bytes, bytes]]], bool]] = []
+        for container_id, runs in batch:
+            admitted = container_id in self._admitted
+            array, run_blobs, parts = self._container_args(
+                container_id, runs, "1" if admitted else "0"
+            )
+            head.append(array)
+            blobs += run_blobs
+            keys += self._keys_of(container_id).containers
+            done.append((container_id, runs, parts, admitted))
+        args = (_ENCODE(head), *blobs)
 
         def add(pipe: Any) -> None:
-            pipe.evalsha(self._shas["PUBLISH"], 5, *keys.containers, *args)
+            pipe.evalsha(self._shas["PUBLISH"], len(keys), *keys, *args)
 
         def result(reply: Any) -> list[tuple[str, int]]:
-            return self._published(container_id, runs, parts, reply, admitted)
+            durable: list[tuple[str, int]] = []
+            failed = isinstance(reply, Exception)
+            for i, (container_id, runs, parts, admitted) in enumerate(done):
+                answer = reply if failed else reply[i]
+                durable += self._published(container_id, runs, parts, answer, admitted)
+            return durable
 
         return add, result
 
@@ -2042,8 +2074,9 @@ class RedisEngine:
     ) -> SessionInfo | None:
         keys = self._keys_of(container_id)
         runs = [] if final is None else [_Run(container_id, "status", [final], now, _ignore)]
-        args, parts = self._publish_args(container_id, runs, f"e{limit!r}", now)
-        reply = await self._script("PUBLISH", keys.containers, args)
+        array, blobs, parts = self._container_args(container_id, runs, f"e{limit!r}")
+        head = [*self._script_head(now), array]
+        reply = (await self._script("PUBLISH", keys.containers, [_ENCODE(head), *blobs]))[0]
         state = _text(reply[0])
         if state == "alive":
             client = self._client

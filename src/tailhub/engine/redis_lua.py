@@ -45,182 +45,201 @@ __all__ = [
 ]
 
 PUBLISH: Final = r"""
--- KEYS: meta, stream, producers, session, session metadata
--- ARGV[1]: lines (split on '\n'): now, maxlen, a new epoch, mode, container, channel, star
---       channel, publish command, the epoch and highest seq the caller has seen of the
---       container ('' and 0: none). Then three per run: lines of kind, status, exit code,
---       entry count, receive time and payload bytes without seqs; the run's blob (see the
---       module doc); its ids: per entry the lengths of producer and id (big-endian uint16,
---       uint8), then those two ('': no entry has an id; an empty id: not de-duplicated).
---       Few arguments, none per message: the client's cost is per argument, and the
---       script's per message.
+-- KEYS: five per container: meta, stream, producers, session, session metadata.
+-- ARGV[1]: a MessagePack array: now, maxlen, a new epoch, the star channel ('': none), the
+--       publish command, then one array per container, in the order of KEYS: mode,
+--       container, its channel, the epoch and highest seq the caller has seen of it ('' and
+--       0: none), then one array per run: kind, status, exit code, entry count, receive time,
+--       payload bytes without seqs, and its ids: '' when no entry has one, else per entry
+--       its producer and id (false: not de-duplicated). Text and numbers only: Redis's
+--       cmsgpack reads no binary type.
+-- ARGV[2...]: each run's blob (see the module doc), in the order of the runs above.
 -- mode: '0' the session must be active (else {'admit'}), '1' admitted (may start it),
 --       'e<limit>' end it for inactivity if its last activity is at or before limit
 --       (else {'alive', last} or {'gone', ended}), storing the runs as its last messages.
--- One call stores every run of one container of one write round: seq, de-duplication,
--- one XADD per run, the session, then one publication of what was stored, so they never
--- disagree. Per run the reply has the first seq given (every entry stored, in order) or,
--- when some were repeats, each entry's seq (0: a repeat, not stored).
-local function lines(text)
-  local out = {}
-  for line in string.gmatch(text .. '\n', '([^\n]*)\n') do out[#out + 1] = line end
-  return out
-end
-local meta, stream, producers, sess, smeta = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local head = lines(ARGV[1])
-local mode = head[4]
-local runs = (#ARGV - 1) / 3
-local active = redis.call('HGET', sess, 'active') == '1'
-local expiring = string.sub(mode, 1, 1) == 'e'
-if expiring then
-  if not active then return {'gone', redis.call('HGET', sess, 'ended') or ''} end
-  local last = redis.call('HGET', sess, 'last') or '0'
-  if tonumber(last) > tonumber(string.sub(mode, 2)) then return {'alive', last} end
-elseif not active and mode ~= '1' then
-  return {'admit'}
-end
-local epoch = redis.call('HGET', meta, 'epoch')
-local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
--- No epoch: the container is new, or Redis lost it. An epoch the caller saw with a higher
--- seq than Redis has now: Redis lost the last writes (an older snapshot, a failover to a
--- replica that was behind). Either way the seqs to come would repeat ones already seen:
--- they go under a new epoch.
-if not epoch or (epoch == head[9] and tonumber(head[10]) > seq) then
-  epoch = head[3]
-  redis.call('HSET', meta, 'epoch', epoch)
-end
-local maxlen = tonumber(head[2])
-local lastids = {}
-local started, ended = 0, 0
-local reply = {'ok', epoch, 0, 0, 0}
-local header = {}
-local bodies = {}
-local stored, stored_bytes = 0, 0
-local last_time = nil
-local i = 2
-for r = 1, runs do
-  local fields = lines(ARGV[i])
-  local kind, status, exitcode = fields[1], fields[2], fields[3]
-  local count = tonumber(fields[4])
-  local now = fields[5]
-  local size = tonumber(fields[6])
-  local blob = ARGV[i + 1]
-  local ids = ARGV[i + 2]
-  i = i + 3
-  local first = seq + 1
-  local kept = count
-  local seqs = nil
-  if ids ~= '' then
-    local keep = {}
-    local dups = 0
-    local pos = 1
-    for e = 1, count do
-      local pl, il
-      pl, il, pos = struct.unpack('>I2I1', ids, pos)
-      local dup = false
-      if il > 0 then
-        local producer = string.sub(ids, pos, pos + pl - 1)
-        local nid = tonumber(string.sub(ids, pos + pl, pos + pl + il - 1))
-        local last = lastids[producer]
-        if last == nil then last = tonumber(redis.call('HGET', producers, producer) or '0') end
-        if nid <= last then dup = true else lastids[producer] = nid end
-      end
-      pos = pos + pl + il
-      keep[e] = not dup
-      if dup then dups = dups + 1 end
-    end
-    if dups > 0 then
-      -- Rewrite the blob without the repeats (an entry kept after a dropped one whose head
-      -- it shared carries the head itself).
-      local parts = {}
-      local shared, written = '', nil
-      local at = 1
-      seqs = {}
-      size = 0
+-- Each container's runs are stored in order: seq, de-duplication, one XADD per run, the
+-- session, then one publication of what was stored, so they never disagree. The reply has
+-- one answer per container: {'ok', epoch, last seq, started, ended, then per run the first
+-- seq given (every entry stored, in order) or, when some were repeats, each entry's seq (0:
+-- a repeat, not stored)}, or one of the refusals above.
+-- Cheap in Redis's Lua: few redis.call()s (each costs about a microsecond) and few new
+-- strings made from a blob (each costs about as much per kilobyte): a blob is passed on
+-- as it came unless a run repeats an id.
+local head = cmsgpack.unpack(ARGV[1])
+local now, maxlen, new_epoch, star, pubcmd = head[1], head[2], head[3], head[4], head[5]
+
+local function publish(k, c, blob_at)
+  local meta, stream, producers, sess, smeta = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
+    KEYS[k + 4]
+  local mode, container, channel, seen_epoch, seen_seq, runs = c[1], c[2], c[3], c[4], c[5], c[6]
+  local active = redis.call('HGET', sess, 'active') == '1'
+  local expiring = string.sub(mode, 1, 1) == 'e'
+  if expiring then
+    if not active then return {'gone', redis.call('HGET', sess, 'ended') or ''} end
+    local last = redis.call('HGET', sess, 'last') or '0'
+    if tonumber(last) > tonumber(string.sub(mode, 2)) then return {'alive', last} end
+  elseif not active and mode ~= '1' then
+    return {'admit'}
+  end
+  local m = redis.call('HMGET', meta, 'epoch', 'seq', 'added', 'added_bytes')
+  local epoch = m[1]
+  local seq = tonumber(m[2] or '0')
+  -- No epoch: the container is new, or Redis lost it. An epoch the caller saw with a
+  -- higher seq than Redis has now: Redis lost the last writes (an older snapshot, a
+  -- failover to a replica that was behind). Either way the seqs to come would repeat ones
+  -- already seen: they go under a new epoch.
+  if not epoch or (epoch == seen_epoch and seen_seq > seq) then
+    epoch = new_epoch
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
+  local lastids = {}
+  local started, ended = 0, 0
+  local reply = {'ok', epoch, 0, 0, 0}
+  local header = {}
+  local bodies = {}
+  local stored, stored_bytes = 0, 0
+  local session = {}
+  for r = 1, #runs do
+    local run = runs[r]
+    local kind, status, exitcode, count, at, size, ids =
+      run[1], run[2], run[3], run[4], run[5], run[6], run[7]
+    local blob = ARGV[blob_at + r - 1]
+    local first = seq + 1
+    local kept = count
+    local seqs = nil
+    if ids ~= '' then
+      local keep = {}
+      local dups = 0
       for e = 1, count do
-        local hl, tl
-        hl, tl, at = struct.unpack('>I4I4', blob, at)
-        if hl > 0 then shared = string.sub(blob, at, at + hl - 1) end
-        at = at + hl
-        local tail = string.sub(blob, at, at + tl - 1)
-        at = at + tl
-        if keep[e] then
-          local sent = shared
-          if written == shared then sent = '' end
-          parts[#parts + 1] = struct.pack('>I4I4', #sent, #tail) .. sent .. tail
-          written = shared
-          size = size + #shared + #tail
-          seq = seq + 1
-          seqs[e] = seq
-        else
-          seqs[e] = 0
+        local producer, nid = ids[2 * e - 1], ids[2 * e]
+        local dup = false
+        if nid then
+          local last = lastids[producer]
+          if last == nil then last = tonumber(redis.call('HGET', producers, producer) or '0') end
+          if nid <= last then dup = true else lastids[producer] = nid end
         end
+        keep[e] = not dup
+        if dup then dups = dups + 1 end
       end
-      blob = table.concat(parts)
-      kept = count - dups
+      if dups > 0 then
+        -- Rewrite the blob without the repeats (an entry kept after a dropped one whose
+        -- head it shared carries the head itself).
+        local parts = {}
+        local shared, written = '', nil
+        local from = 1
+        seqs = {}
+        size = 0
+        for e = 1, count do
+          local hl, tl
+          hl, tl, from = struct.unpack('>I4I4', blob, from)
+          if hl > 0 then shared = string.sub(blob, from, from + hl - 1) end
+          from = from + hl
+          local tail = string.sub(blob, from, from + tl - 1)
+          from = from + tl
+          if keep[e] then
+            local sent = shared
+            if written == shared then sent = '' end
+            parts[#parts + 1] = struct.pack('>I4I4', #sent, #tail) .. sent .. tail
+            written = shared
+            size = size + #shared + #tail
+            seq = seq + 1
+            seqs[e] = seq
+          else
+            seqs[e] = 0
+          end
+        end
+        blob = table.concat(parts)
+        kept = count - dups
+      end
+    end
+    if seqs == nil then
+      seq = seq + count
+      reply[#reply + 1] = first
+    else
+      reply[#reply + 1] = seqs
+    end
+    if kept > 0 then
+      local digits = #string.format('%d', seq)
+      redis.call('XADD', stream, 'MINID', '~', string.format('%d', math.max(first - maxlen, 1)),
+        string.format('%d', first) .. '-0', 't', at, 'n', string.format('%d', kept), 'b', blob)
+      bodies[#bodies + 1] = blob
+      stored = stored + kept
+      stored_bytes = stored_bytes + size + kept * digits
+      if not active then
+        redis.call('DEL', smeta)
+        session = {'active', '1', 'status', 'running', 'started', at, 'ended', '',
+          'reason', '', 'exit', ''}
+        active = true
+        started = 1
+      end
+      session.last = at
+      if status ~= '' then
+        session.status = status
+      elseif kind == 'error' then
+        session.status = 'error'
+      elseif kind == 'complete' then
+        session.status = 'error'
+        if exitcode == '0' then session.status = 'completed' end
+        session.exit = exitcode
+        session.active = '0'
+        session.ended = at
+        session.reason = 'complete'
+        active = false
+        ended = 1
+      end
+      header[#header + 1] = kind .. ' ' .. string.format('%d', first) .. ' ' ..
+        string.format('%d', kept) .. ' ' .. string.format('%d', #blob)
     end
   end
-  if seqs == nil then
-    seq = seq + count
-    reply[#reply + 1] = first
-  else
-    reply[#reply + 1] = seqs
+  if expiring then
+    if #runs == 0 then session.status = 'error' end
+    session.active = '0'
+    session.ended = now
+    session.reason = 'timeout'
+    ended = 1
   end
-  if kept > 0 then
-    local digits = #string.format('%d', seq)
-    redis.call('XADD', stream, 'MINID', '~', string.format('%d', math.max(first - maxlen, 1)),
-      string.format('%d', first) .. '-0', 't', now, 'n', string.format('%d', kept), 'b', blob)
-    bodies[#bodies + 1] = blob
-    stored = stored + kept
-    stored_bytes = stored_bytes + size + kept * digits
-    if not active then
-      redis.call('DEL', smeta)
-      redis.call('HSET', sess, 'active', '1', 'status', 'running', 'started', now,
-        'last', now, 'ended', '', 'reason', '', 'exit', '')
-      active = true
-      started = 1
+  -- The session's changes in one HSET: the list form (a session started) then the named
+  -- fields, which override it.
+  local fields = {}
+  for i = 1, #session do fields[i] = session[i] end
+  for name, value in pairs(session) do
+    if type(name) == 'string' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
     end
-    last_time = now
-    if status ~= '' then
-      redis.call('HSET', sess, 'status', status)
-    elseif kind == 'error' then
-      redis.call('HSET', sess, 'status', 'error')
-    elseif kind == 'complete' then
-      local done = 'error'
-      if exitcode == '0' then done = 'completed' end
-      redis.call('HSET', sess, 'status', done, 'exit', exitcode, 'active', '0',
-        'ended', now, 'reason', 'complete')
-      active = false
-      ended = 1
-    end
-    header[#header + 1] = kind .. ' ' .. string.format('%d', first) .. ' ' ..
-      string.format('%d', kept) .. ' ' .. string.format('%d', #blob)
   end
-end
-if last_time then redis.call('HSET', sess, 'last', last_time) end
-if expiring then
-  if runs == 0 then redis.call('HSET', sess, 'status', 'error') end
-  redis.call('HSET', sess, 'active', '0', 'ended', head[1], 'reason', 'timeout')
-  ended = 1
-end
-for producer, id in pairs(lastids) do
-  redis.call('HSET', producers, producer, string.format('%d', id))
-end
-reply[3] = seq
-reply[4] = started
-reply[5] = ended
-if stored > 0 then
-  redis.call('HSET', meta, 'seq', string.format('%d', seq))
-  redis.call('HINCRBY', meta, 'added', stored)
-  redis.call('HINCRBY', meta, 'added_bytes', stored_bytes)
-  local message = epoch .. ' ' .. #header .. ' ' .. head[5] .. '\n' ..
-    table.concat(header, '\n') .. '\n' .. table.concat(bodies)
-  redis.call(head[8], head[6], message)
-  if head[7] ~= '' then
-    redis.call('PUBLISH', head[7], message)
+  if #fields > 0 then redis.call('HSET', sess, unpack(fields)) end
+  local setids = {}
+  for producer, id in pairs(lastids) do
+    setids[#setids + 1] = producer
+    setids[#setids + 1] = string.format('%d', id)
   end
+  if #setids > 0 then redis.call('HSET', producers, unpack(setids)) end
+  reply[3] = seq
+  reply[4] = started
+  reply[5] = ended
+  if stored > 0 then
+    redis.call('HSET', meta, 'seq', string.format('%d', seq),
+      'added', string.format('%d', tonumber(m[3] or '0') + stored),
+      'added_bytes', string.format('%d', tonumber(m[4] or '0') + stored_bytes))
+    local body = bodies[1]
+    if #bodies > 1 then body = table.concat(bodies) end
+    local message = epoch .. ' ' .. #header .. ' ' .. container .. '\n' ..
+      table.concat(header, '\n') .. '\n' .. body
+    redis.call(pubcmd, channel, message)
+    if star ~= '' then redis.call('PUBLISH', star, message) end
+  end
+  return reply
 end
-return reply
+
+local out = {}
+local blob_at = 2
+for i = 6, #head do
+  local c = head[i]
+  out[#out + 1] = publish((i - 6) * 5 + 1, c, blob_at)
+  blob_at = blob_at + #c[6]
+end
+return out
 """
 
 POSITION: Final = r"""
