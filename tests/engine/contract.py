@@ -331,6 +331,7 @@ class PublishContract:
     async def test_a_run_of_only_repeats_changes_nothing(self, engines: Harness) -> None:
         """Only duplicates: nothing stored, nothing delivered, seq unchanged."""
         one = await engines.open()
+        one.engine.listen("a")
         await one.logs("a", 2, producer="p", ids=True)
         await one.handler.until_delivered("a", 2)
         again = await one.logs("a", 2, producer="p", ids=True)
@@ -357,6 +358,7 @@ class PublishContract:
     async def test_other_kinds_are_stored_and_delivered_as_sent(self, engines: Harness) -> None:
         """A status run is stored and delivered with its type."""
         one = await engines.open()
+        one.engine.listen("a")
         batch = [Entry(b'{"status":"busy"}', TIMESTAMP, status="busy")]
         published = await one.publish("a", "status", batch)
         got = await one.handler.until_delivered("a", 1)
@@ -434,6 +436,7 @@ class HistoryContract:
         It names what was handed on to listeners: a subscriber reads history up to it and gets
         what follows live."""
         one = await engines.open()
+        one.engine.listen("a")
         empty = await one.engine.position("a")
         published = await one.logs("a", 3)
         await one.handler.until_delivered("a", 3)
@@ -619,6 +622,7 @@ class SessionContract:
         """A given final status is stored as the ended session's last message and delivered;
         the session takes its status and reports its seq."""
         one = await engines.open()
+        one.engine.listen("quiet")
         await one.logs("quiet", 2, now=10.0)
         final = Entry(b'{"status":"stalled","reason":"timeout"}', TIMESTAMP, status="stalled")
         ended = await one.engine.expire(30.0, 10.0, final)

@@ -262,7 +262,11 @@ class EngineHandler(Protocol):
     """What the engine calls back into the node. Every method runs on the event loop."""
 
     def deliver(self, container_id: str, kind: str, payloads: list[bytes]) -> None:
-        """A stored run of ``container_id``, in ``seq`` order, for local subscribers."""
+        """A stored run of ``container_id``, in ``seq`` order, for local subscribers.
+
+        An engine may leave out runs of a container this process does not listen to
+        (:meth:`Engine.listen`, for it or for ``"*"``): nobody here could receive them.
+        """
         ...
 
     def durable(self, positions: Sequence[tuple[str, int]]) -> None:

@@ -994,8 +994,12 @@ class RedisEngine:
         self, container_id: str, runs: Sequence[_Run], mode: str
     ) -> tuple[list[Any], list[bytes], list[list[tuple[bytes, bytes]]]]:
         """A container's array in the PUBLISH script's ARGV[1], its runs' blobs, and each
-        entry's (head, tail) per run."""
+        entry's (head, tail) per run: none when this process has no subscriber the runs
+        could reach (it does not listen to the container or to ``"*"``), whom a subscriber
+        that comes before the runs are sent then finds listed (:meth:`listen` reads its
+        position in the same pipeline, before them)."""
         seen_epoch, seen_seq = self._seen.get(container_id, ("", 0))
+        wanted = self._star_on or container_id in self._feeds
         arrays: list[Any] = []
         blobs: list[bytes] = []
         parts: list[list[tuple[bytes, bytes]]] = []
@@ -1018,7 +1022,7 @@ class RedisEngine:
             blob: list[bytes] = []
             ids: list[Any] = []
             size = 0
-            for entry in run.entries:
+            for n, entry in enumerate(run.entries):
                 timestamp = entry.timestamp
                 if timestamp is None:
                     timestamp = stamp = stamp or self._stamp(run.now)
@@ -1030,10 +1034,11 @@ class RedisEngine:
                 blob += (pack(len(sent), len(tail)), sent, tail)
                 size += len(head) + len(tail)
                 previous = head
-                mine.append((head, tail))
+                if wanted:
+                    mine.append((head, tail))
                 if entry.id is not None:
-                    if not ids and len(mine) > 1:
-                        ids = ["", False] * (len(mine) - 1)
+                    if not ids and n:
+                        ids = ["", False] * n
                     ids += (entry.producer, entry.id)
                 elif ids:
                     ids += ("", False)
@@ -1153,6 +1158,8 @@ class RedisEngine:
             return
         feed = self._feeds.get(container_id)
         for i, run in enumerate(runs):
+            if not parts[i]:
+                continue  # nobody to deliver to when it was sent (see _container_args)
             payloads: list[bytes] = []
             first = 0
             for (head, tail), seq in zip(parts[i], given[i], strict=True):
