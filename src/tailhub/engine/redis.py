@@ -204,6 +204,7 @@ class _Keys:
         "channel",
         "cmd",
         "containers",
+        "encoded",
         "meta",
         "producers",
         "pub",
@@ -224,6 +225,8 @@ class _Keys:
         self.pub = self.channel.encode()
         self.cmd = (base + "cmd").encode()
         self.containers = (self.meta, self.stream, self.producers, self.session, self.smeta)
+        self.encoded = tuple(key.encode() for key in self.containers)
+        """:attr:`containers` as bytes, which redis-py passes on without encoding them."""
 
 
 @dataclass(slots=True)
@@ -1055,7 +1058,7 @@ class RedisEngine:
     ) -> tuple[Callable[[Any], None], Callable[[Any], Any]]:
         """One call of the PUBLISH script for every container of ``batch``, with its runs."""
         head = self._script_head(batch[-1][1][-1].now)
-        keys: list[str] = []
+        keys: list[bytes] = []
         blobs: list[bytes] = []
         done: list[tuple[str, list[_Run], list[list[tuple[bytes, bytes]]], bool]] = []
         for container_id, runs in batch:
@@ -1065,7 +1068,7 @@ class RedisEngine:
             )
             head.append(array)
             blobs += run_blobs
-            keys += self._keys_of(container_id).containers
+            keys += self._keys_of(container_id).encoded
             done.append((container_id, runs, parts, admitted))
         args = (_ENCODE(head), *blobs)
 
