@@ -328,6 +328,42 @@ class PublishContract:
         published = await one.publish("a", "log", batch)
         assert ([1, 2, DUPLICATE, DUPLICATE], 2) == (published.seqs, published.last_seq)
 
+    async def test_runs_of_many_containers_in_one_turn_are_each_stored(
+        self, engines: Harness
+    ) -> None:
+        """Runs of several containers published in one turn (on Redis: one write round, one
+        script call): each container gets its own gapless seqs in publish order and its own
+        messages, its repeats are dropped, and a container beyond the session limit is
+        refused while the others are stored."""
+        one = await engines.open(Options(max_sessions=3))
+        await one.logs("a", 2, producer="p", ids=True)
+        await one.logs("b", 1)
+        await one.logs("c", 1)
+        loop = asyncio.get_running_loop()
+        answers: list[asyncio.Future[Published]] = []
+        for container_id, batch in (
+            ("a", entries(3, start=2, producer="p", ids=True)),
+            ("b", entries(2, start=2)),
+            ("a", entries(1, start=5, producer="p", ids=True)),
+            ("c", entries(1, start=2)),
+            ("d", entries(1)),
+        ):
+            answer: asyncio.Future[Published] = loop.create_future()
+            answers.append(answer)
+            one.engine.publish(container_id, "log", batch, 1000.0, answer.set_result)
+        async with asyncio.timeout(5 * UNIT):
+            got = [await answer for answer in answers]
+        assert [[DUPLICATE, 3, 4], [2, 3], [5], [2]] == [p.seqs for p in got[:4]]
+        assert ("max_sessions", []) == (got[4].refused, got[4].seqs)
+        kept = {c: await one.engine.read(c) for c in "abcd"}
+        assert {"a": 5, "b": 3, "c": 2, "d": 0} == {
+            c: len(messages) for c, messages in kept.items()
+        }
+        for messages in kept.values():
+            assert [(n, n) for n in range(1, len(messages) + 1)] == [
+                (m.seq, msgspec.json.decode(m.payload)["data"]["line"]) for m in messages
+            ]
+
     async def test_a_run_of_only_repeats_changes_nothing(self, engines: Harness) -> None:
         """Only duplicates: nothing stored, nothing delivered, seq unchanged."""
         one = await engines.open()

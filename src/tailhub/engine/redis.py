@@ -1163,6 +1163,13 @@ class RedisEngine:
         for i, run in enumerate(runs):
             if not parts[i]:
                 continue  # nobody to deliver to when it was sent (see _container_args)
+            if (
+                feed is not None
+                and feed.last is not None
+                and feed.epoch == epoch
+                and max(given[i]) <= feed.last
+            ):
+                continue  # its Pub/Sub copy came first and was delivered
             payloads: list[bytes] = []
             first = 0
             for (head, tail), seq in zip(parts[i], given[i], strict=True):
