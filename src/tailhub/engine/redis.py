@@ -5,12 +5,13 @@ It keeps the contract of :mod:`tailhub.engine.base`. How:
 Publishing
     Runs published during one turn of the event loop are sent at the end of the turn as one
     pipeline (one round trip); while it is in flight, new runs wait for the next one, so a
-    process's runs of one container reach Redis in order. All runs of one container in a
-    pipeline are one call of one Lua script (:data:`~tailhub.engine.redis_lua.PUBLISH`): it
-    gives the ``seq``\\ s (the ``seq`` field of the container's hash), drops repeated
-    ``(producer, id)``, ``XADD``\\ s each run as one entry with the id of its first seq,
-    ``<seq>-0``, and ``MINID ~`` retention, updates the session, and publishes what it
-    stored, with seqs and epoch, in one message: seq, history and fan-out never disagree.
+    process's runs of one container reach Redis in order. All runs of a pipeline are one call
+    of one Lua script (:data:`~tailhub.engine.redis_lua.PUBLISH`; on Cluster, one call per
+    container, as a call touches one hash slot): for each container in turn, it gives the
+    ``seq``\\ s (the ``seq`` field of the container's hash), drops repeated ``(producer,
+    id)``, ``XADD``\\ s each run as one entry with the id of its first seq, ``<seq>-0``, and
+    ``MINID ~`` retention, updates the session, and publishes what it stored, with seqs and
+    epoch, in one message: seq, history and fan-out never disagree.
     Each message goes as the two halves :func:`tailhub.protocol.published_parts` splits
     :func:`tailhub.protocol.encode_published`'s encoding into (the stream format is in
     :mod:`tailhub.engine.redis_lua`): the script does no work per message unless a run
@@ -25,7 +26,8 @@ Acks
     it answers, i.e. once the AOF of the master was fsynced.
 
 Epoch
-    Each container's hash holds an ``epoch``, created (at random) when absent. Redis losing
+    Each container's hash holds an ``epoch``, created when absent (the creating process's
+    random ID and a count of the epochs it made, so never one a container had). Redis losing
     the container's keys (``FLUSHALL``, a restart without persistence) loses it, so the next
     publish or :meth:`position` makes a new one, and ``seq`` starts again at 1 under it.
     Each process also passes, with every publish, the highest ``seq`` of the epoch it has
@@ -1413,7 +1415,7 @@ class RedisEngine:
         sha = self._shas["POSITION"]
 
         def add(pipe: Any) -> None:
-            pipe.evalsha(sha, 2, keys.meta, keys.stream, secrets.token_hex(8))
+            pipe.evalsha(sha, 2, keys.meta, keys.stream, self._new_epoch())
 
         return add
 
@@ -1441,7 +1443,7 @@ class RedisEngine:
     async def _reach(self, container_id: str, feed: _Feed) -> None:
         keys = self._keys_of(container_id)
         try:
-            reply = await self._script("POSITION", [keys.meta, keys.stream], [secrets.token_hex(8)])
+            reply = await self._script("POSITION", [keys.meta, keys.stream], [self._new_epoch()])
         except EngineError:
             return  # unavailable: recovery comes back here
         if self._feeds.get(container_id) is not feed or feed.last is None:
@@ -1653,7 +1655,7 @@ class RedisEngine:
         keys = self._keys_of(container_id)
         handler = self._handler
         try:
-            reply = await self._script("POSITION", [keys.meta, keys.stream], [secrets.token_hex(8)])
+            reply = await self._script("POSITION", [keys.meta, keys.stream], [self._new_epoch()])
             epoch = _text(reply[2])
             assert feed.last is not None
             assert handler is not None
