@@ -1008,7 +1008,6 @@ class RedisEngine:
         arrays: list[Any] = []
         blobs: list[bytes] = []
         parts: list[list[tuple[bytes, bytes]]] = []
-        pack = _LENS.pack
         for run in runs:
             status = ""
             exit_code = ""
@@ -1020,40 +1019,50 @@ class RedisEngine:
                         exit_code = str(entry.exit_code)
                 if run.kind == "complete" and exit_code == "":
                     exit_code = "0"
-            stamp = ""  # the hub's timestamp for entries without one, made once
-            heads: dict[str, bytes] = {}  # per timestamp: the head (the same for most)
-            previous = b""
-            mine: list[tuple[bytes, bytes]] = []
-            blob: list[bytes] = []
-            ids: list[Any] = []
-            size = 0
-            for n, entry in enumerate(run.entries):
-                timestamp = entry.timestamp
-                if timestamp is None:
-                    timestamp = stamp = stamp or self._stamp(run.now)
-                head = heads.get(timestamp)
-                if head is None:
-                    head = heads[timestamp] = published_head(run.kind, container_id, timestamp)
-                tail = published_tail(entry.data)
-                sent = b"" if head is previous else head
-                blob += (pack(len(sent), len(tail)), sent, tail)
-                size += len(head) + len(tail)
-                previous = head
-                if wanted:
-                    mine.append((head, tail))
-                if entry.id is not None:
-                    if not ids and n:
-                        ids = ["", False] * n
-                    ids += (entry.producer, entry.id)
-                elif ids:
-                    ids += ("", False)
+            blob, size, ids, mine = self._run_blob(container_id, run, wanted)
             arrays.append(
                 (run.kind, status, exit_code, len(run.entries), repr(run.now), size, ids or "")
             )
-            blobs.append(b"".join(blob))
+            blobs.append(blob)
             parts.append(mine)
         keys = self._keys_of(container_id)
         return [mode, container_id, keys.channel, seen_epoch, seen_seq, arrays], blobs, parts
+
+    def _run_blob(
+        self, container_id: str, run: _Run, wanted: bool
+    ) -> tuple[bytes, int, list[Any], list[tuple[bytes, bytes]]]:
+        """A run's blob (see :mod:`~tailhub.engine.redis_lua`), its payload bytes without
+        seqs, its ids for the PUBLISH script (empty: none has one), and, when ``wanted``,
+        each entry's (head, tail)."""
+        stamp = ""  # the hub's timestamp for entries without one, made once
+        heads: dict[str, bytes] = {}  # per timestamp: the head (the same for most)
+        previous = b""
+        mine: list[tuple[bytes, bytes]] = []
+        blob: list[bytes] = []
+        ids: list[Any] = []
+        size = 0
+        pack = _LENS.pack
+        for n, entry in enumerate(run.entries):
+            timestamp = entry.timestamp
+            if timestamp is None:
+                timestamp = stamp = stamp or self._stamp(run.now)
+            head = heads.get(timestamp)
+            if head is None:
+                head = heads[timestamp] = published_head(run.kind, container_id, timestamp)
+            tail = published_tail(entry.data)
+            sent = b"" if head is previous else head
+            blob += (pack(len(sent), len(tail)), sent, tail)
+            size += len(head) + len(tail)
+            previous = head
+            if wanted:
+                mine.append((head, tail))
+            if entry.id is not None:
+                if not ids and n:
+                    ids = ["", False] * n
+                ids += (entry.producer, entry.id)
+            elif ids:
+                ids += ("", False)
+        return b"".join(blob), size, ids, mine
 
     def _publish_op(
         self, batch: list[tuple[str, list[_Run]]]
