@@ -34,6 +34,8 @@ __all__ = [
     "redis_missing",
     "scheduling_prefix",
     "set_session_priority",
+    "start_redis",
+    "stop_process",
     "tailhub_specs",
 ]
 
@@ -248,7 +250,7 @@ def _ping_redis(port: int) -> bool:
         return False
 
 
-def _start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.Popen[bytes], int]:
+def start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.Popen[bytes], int]:
     """A redis-server on a free port, AOF on (fsync every second), pinned to core 0."""
     port = free_port()
     directory = scratch / "redis"
@@ -285,7 +287,7 @@ def _start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.P
     deadline = time.perf_counter() + timeout
     while not _ping_redis(port):
         if process.poll() is not None or time.perf_counter() > deadline:
-            _stop(process)
+            stop_process(process)
             said = (scratch / "redis.log").read_text(errors="replace").strip()[-500:]
             raise ServerError(f"redis-server did not start: {said}")
         time.sleep(0.05)
@@ -294,7 +296,7 @@ def _start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.P
     return process, port
 
 
-def _stop(process: subprocess.Popen[bytes], name: str = "") -> None:
+def stop_process(process: subprocess.Popen[bytes], name: str = "") -> None:
     """SIGTERM, then SIGKILL after 5 s."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -363,7 +365,7 @@ class RunningServer:
         extra: tuple[str, ...] = ()
         if spec.redis:
             try:
-                redis, redis_port = _start_redis(scratch, nice, timeout)
+                redis, redis_port = start_redis(scratch, nice, timeout)
             except BaseException:
                 shutil.rmtree(scratch, ignore_errors=True)
                 raise
@@ -451,7 +453,7 @@ class RunningServer:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s, the hubs first, then Redis; remove the scratch
         directory."""
-        _stop(self.process, self.spec.name)
+        stop_process(self.process, self.spec.name)
         for companion in reversed(self.companions):
-            _stop(companion)
+            stop_process(companion)
         shutil.rmtree(self.scratch, ignore_errors=True)
