@@ -999,10 +999,11 @@ class RedisEngine:
         self, container_id: str, runs: Sequence[_Run], mode: str
     ) -> tuple[list[Any], list[bytes], list[list[tuple[bytes, bytes]]]]:
         """A container's array in the PUBLISH script's ARGV[1], its runs' blobs, and each
-        entry's (head, tail) per run: none when this process has no subscriber the runs
-        could reach (it does not listen to the container or to ``"*"``), whom a subscriber
-        that comes before the runs are sent then finds listed (:meth:`listen` reads its
-        position in the same pipeline, before them)."""
+        entry's (head, tail) per run, for delivering them here: empty when this process has
+        no subscriber for them (it listens neither to the container nor to ``"*"``). A
+        subscriber that comes before they are sent is listened for by then (:meth:`listen`
+        reads its position in the same pipeline, ahead of them); one that comes later reads
+        them from history."""
         seen_epoch, seen_seq = self._seen.get(container_id, ("", 0))
         wanted = self._star_on or container_id in self._feeds
         arrays: list[Any] = []

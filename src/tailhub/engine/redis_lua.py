@@ -1,8 +1,9 @@
 """The Lua scripts of the Redis engine (:mod:`tailhub.engine.redis`).
 
-Each script touches the keys of one hash slot only, so each runs on Redis Cluster too: the
-container scripts take the keys of one container (all tagged ``{container}``), the session
-scripts the global session index (tagged ``{tailhub}``), the record scripts one record kind.
+Each call of a script touches the keys of one hash slot only on Redis Cluster: the container
+scripts take the keys of one container (all tagged ``{container}``; PUBLISH takes those of
+several on one server, and of one on Cluster), the session scripts the global session index
+(tagged ``{tailhub}``), the record scripts one record kind.
 Keys a script uses are passed in ``KEYS``; every time a script stores is passed in ``ARGV``
 by the caller (the receive time) or read with ``TIME`` (record expiry), so each process stamps
 with the clock it stamps messages with.
@@ -63,8 +64,8 @@ PUBLISH: Final = r"""
 -- seq given (every entry stored, in order) or, when some were repeats, each entry's seq (0:
 -- a repeat, not stored)}, or one of the refusals above.
 -- Cheap in Redis's Lua: few redis.call()s (each costs about a microsecond) and few new
--- strings made from a blob (each costs about as much per kilobyte): a blob is passed on
--- as it came unless a run repeats an id.
+-- strings made from a blob (Redis's Lua hashes every byte of a new string: about a
+-- microsecond per kilobyte): a blob is passed on as it came unless a run repeats an id.
 local head = cmsgpack.unpack(ARGV[1])
 local now, maxlen, new_epoch, star, pubcmd = head[1], head[2], head[3], head[4], head[5]
 
