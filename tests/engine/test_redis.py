@@ -187,6 +187,36 @@ async def test_repeated_producer_ids_are_not_stored_again(engines: Engines) -> N
     assert [1, 2, 3, 4] == [m.seq for m in await engine.read("c")]
 
 
+async def test_a_write_round_redis_refuses_is_refused_whole(tmp_path: Path) -> None:
+    """Redis over its memory limit refuses the script call of a write round: every run of
+    it, of every container, is answered unavailable and nothing of it is stored; with
+    memory again, each container goes on from its own seq."""
+    server = RedisServer(tmp_path / "full").start()
+    engines = Engines(server.url)
+    try:
+        engine = await engines.open()
+        for container_id in ("a", "b"):
+            assert [1] == (await publish(engine, container_id, [entry("first")])).seqs
+        server.command("CONFIG", "SET", "maxmemory", "1")
+        loop = asyncio.get_running_loop()
+        answers: list[asyncio.Future[Published]] = []
+        for container_id in ("a", "b"):
+            answer: asyncio.Future[Published] = loop.create_future()
+            answers.append(answer)
+            batch = [entry("refused"), entry("refused too")]
+            engine.publish(container_id, "log", batch, 1000.0, answer.set_result)
+        got = await asyncio.wait_for(asyncio.gather(*answers), 10 * UNIT)
+        assert [("unavailable", [])] * 2 == [(p.refused, p.seqs) for p in got]
+        assert all("maxmemory" in p.reason for p in got)
+        server.command("CONFIG", "SET", "maxmemory", "0")
+        assert [[1], [1]] == [[m.seq for m in await engine.read(c)] for c in ("a", "b")]
+        for container_id in ("a", "b"):
+            assert [2] == (await publish(engine, container_id, [entry("after")])).seqs
+    finally:
+        await engines.close()
+        server.stop()
+
+
 async def test_two_processes_publishing_one_container_get_gapless_seqs(engines: Engines) -> None:
     one, two = await engines.open(), await engines.open()
     jobs = []
