@@ -162,7 +162,7 @@ local function publish(k, c, blob_at)
     if kept > 0 then
       local digits = #string.format('%d', seq)
       redis.call('XADD', stream, 'MINID', '~', string.format('%d', math.max(first - maxlen, 1)),
-        string.format('%d', first) .. '-0', 't', at, 'n', string.format('%d', kept), 'b', blob)
+        string.format('%d-0', first), 't', at, 'n', kept, 'b', blob)
       bodies[#bodies + 1] = blob
       stored = stored + kept
       stored_bytes = stored_bytes + size + kept * digits
@@ -188,8 +188,7 @@ local function publish(k, c, blob_at)
         active = false
         ended = 1
       end
-      header[#header + 1] = kind .. ' ' .. string.format('%d', first) .. ' ' ..
-        string.format('%d', kept) .. ' ' .. string.format('%d', #blob)
+      header[#header + 1] = string.format('%s %d %d %d', kind, first, kept, #blob)
     end
   end
   if expiring then
@@ -223,10 +222,9 @@ local function publish(k, c, blob_at)
     redis.call('HSET', meta, 'seq', string.format('%d', seq),
       'added', string.format('%d', tonumber(m[3] or '0') + stored),
       'added_bytes', string.format('%d', tonumber(m[4] or '0') + stored_bytes))
-    local body = bodies[1]
-    if #bodies > 1 then body = table.concat(bodies) end
-    local message = epoch .. ' ' .. #header .. ' ' .. container .. '\n' ..
-      table.concat(header, '\n') .. '\n' .. body
+    local body, lines = bodies[1], header[1]
+    if #bodies > 1 then body, lines = table.concat(bodies), table.concat(header, '\n') end
+    local message = epoch .. ' ' .. #header .. ' ' .. container .. '\n' .. lines .. '\n' .. body
     redis.call(pubcmd, channel, message)
     if star ~= '' then redis.call('PUBLISH', star, message) end
   end
