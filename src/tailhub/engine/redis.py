@@ -145,6 +145,7 @@ _LIST_BATCH: Final = 200
 _COMMAND_ANSWER_TIMEOUT: Final = 1.0
 _ATTACHED_TTL: Final = 30.0
 _LENS: Final = struct.Struct(">II")
+_UNSEEN: Final = object()
 _ENCODE: Final = msgspec.msgpack.Encoder().encode
 """The PUBLISH script's ARGV[1] (read with Redis's ``cmsgpack``)."""
 _STAR_MARGIN: Final = 2.0
@@ -1035,26 +1036,29 @@ class RedisEngine:
         """A run's blob (see :mod:`~tailhub.engine.redis_lua`), its payload bytes without
         seqs, its ids for the PUBLISH script (empty: none has one), and, when ``wanted``,
         each entry's (head, tail)."""
-        stamp = ""  # the hub's timestamp for entries without one, made once
-        heads: dict[str, bytes] = {}  # per timestamp: the head (the same for most)
-        previous = b""
+        heads: dict[str | None, bytes] = {}  # per timestamp: the head (None: the hub's)
+        previous: object = _UNSEEN  # the previous entry's timestamp: a change looks a head up
+        head = b""
         mine: list[tuple[bytes, bytes]] = []
         blob: list[bytes] = []
         ids: list[Any] = []
         size = 0
         pack = _LENS.pack
         for n, entry in enumerate(run.entries):
-            timestamp = entry.timestamp
-            if timestamp is None:
-                timestamp = stamp = stamp or self._stamp(run.now)
-            head = heads.get(timestamp)
-            if head is None:
-                head = heads[timestamp] = published_head(run.kind, container_id, timestamp)
             tail = published_tail(entry.data)
-            sent = b"" if head is previous else head
-            blob += (pack(len(sent), len(tail)), sent, tail)
+            timestamp = entry.timestamp
+            if timestamp == previous:
+                blob += (pack(0, len(tail)), tail)
+            else:
+                previous = timestamp
+                known = heads.get(timestamp)
+                if known is None:
+                    stamp = self._stamp(run.now) if timestamp is None else timestamp
+                    known = heads[timestamp] = published_head(run.kind, container_id, stamp)
+                sent = b"" if known is head else known
+                head = known
+                blob += (pack(len(sent), len(tail)), sent, tail)
             size += len(head) + len(tail)
-            previous = head
             if wanted:
                 mine.append((head, tail))
             if entry.id is not None:
