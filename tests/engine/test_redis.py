@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tailhub.engine import redis as redis_engine
 from tailhub.engine.base import DUPLICATE, EngineError, Entry, Published
 from tailhub.engine.redis import RedisEngine, redact
 from tailhub.store.base import SessionRow, StoredMessage
@@ -185,6 +186,36 @@ async def test_repeated_producer_ids_are_not_stored_again(engines: Engines) -> N
     again = await publish(engine, "c", [entry("a", "p", 1), entry("c", "p", 3), entry("x", "q", 1)])
     assert [DUPLICATE, 3, 4] == again.seqs
     assert [1, 2, 3, 4] == [m.seq for m in await engine.read("c")]
+
+
+async def test_a_round_of_many_containers_is_cut_into_several_calls(
+    standalone: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write round of more containers than one script call takes goes as several calls,
+    each container's runs stored as in one."""
+    monkeypatch.setattr(redis_engine, "_CONTAINERS_PER_CALL", 2)
+    engines = Engines(standalone.url)
+    try:
+        engine = await engines.open()
+        names = [f"c{i}" for i in range(5)]
+        for name in names:  # every session active: the round is publishes only
+            assert [1] == (await publish(engine, name, [entry("first")])).seqs
+        standalone.command("CONFIG", "RESETSTAT")
+        loop = asyncio.get_running_loop()
+        answers: list[asyncio.Future[Published]] = []
+        for name in names:
+            answer: asyncio.Future[Published] = loop.create_future()
+            answers.append(answer)
+            engine.publish(name, "log", [entry("a"), entry("b")], 1000.0, answer.set_result)
+        got = await asyncio.wait_for(asyncio.gather(*answers), 10 * UNIT)
+        assert [[2, 3]] * 5 == [p.seqs for p in got]
+        stats = standalone.command("INFO", "commandstats").decode()
+        assert "cmdstat_evalsha:calls=3," in stats
+        for name in names:
+            kept = await engine.read(name)
+            assert ["first", "a", "b"] == [json.loads(m.payload)["data"]["message"] for m in kept]
+    finally:
+        await engines.close()
 
 
 async def test_a_write_round_redis_refuses_is_refused_whole(tmp_path: Path) -> None:
