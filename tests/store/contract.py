@@ -130,8 +130,12 @@ def append(
     messages = []
     for seq in seqs:
         message = StoredMessage(seq, time(seq), f"{container_id}:{seq}".encode())
-        store.append(
-            container_id, seq, message.time, message.payload, producer, seq if pub_id else None
+        store.append_run(
+            container_id,
+            seq,
+            message.time,
+            [message.payload],
+            [(producer, seq)] if pub_id else None,
         )
         messages.append(message)
     return messages
@@ -165,7 +169,7 @@ class AppendContract:
         """append() never fails its caller, not even on a closed store."""
         opened = await harness.open()
         await opened.store.close()
-        opened.store.append("c-1", 1, 1.0, b"late")
+        opened.store.append_run("c-1", 1, 1.0, [b"late"])
 
     async def test_interleaved_containers_each_keep_seq_order(self, harness: Harness) -> None:
         """Appends interleaved across containers read back per container in seq order."""
@@ -249,7 +253,7 @@ class ReadContract:
         """Payload bytes (any bytes) and the receive time come back unchanged."""
         opened = await harness.open()
         payload = bytes(range(256)) + "é✓".encode()
-        opened.store.append("c-1", 1, 1700000000.123456, payload)
+        opened.store.append_run("c-1", 1, 1700000000.123456, [payload])
         assert [StoredMessage(1, 1700000000.123456, payload)] == await opened.store.read("c-1")
 
     async def test_paging_with_after_and_limit_covers_all_once(self, opened: Opened) -> None:
@@ -584,7 +588,9 @@ def _random_walk() -> Callable[..., Awaitable[None]]:
                     clock += gap
                     message = model.append(container_id, clock, payload, producer, with_id)
                     pub_id = message.seq if with_id else None
-                    store.append(container_id, message.seq, clock, payload, producer, pub_id)
+                    store.append_run(
+                        container_id, message.seq, clock, [payload], [(producer, pub_id)]
+                    )
                     assert [message] == await store.read(container_id, tail=1)
                 case Prune(ahead):
                     await store.prune(clock + ahead)

@@ -166,7 +166,7 @@ class TestOpen:
             await store.open(_ignore)
         blocker.unlink()
         await store.open(_ignore)
-        store.append("a", 1, 1.0, b"x")
+        store.append_run("a", 1, 1.0, [b"x"])
         got = await store.read("a")
         await store.close()
         assert [StoredMessage(1, 1.0, b"x")] == got
@@ -193,7 +193,7 @@ class TestLifecycle:
         """After close(), check() and read() raise StoreError; close() again is a no-op."""
         store = SqliteStore(tmp_path / "history.db")
         await store.open(_ignore)
-        store.append("a", 1, 1.0, b"x")
+        store.append_run("a", 1, 1.0, [b"x"])
         await store.close()
         await store.close()
         with pytest.raises(StoreError):
@@ -207,7 +207,7 @@ class TestLifecycle:
         loop = asyncio.new_event_loop()
         loop.run_until_complete(store.open(_ignore))
         loop.close()
-        store.append("a", 1, 1.0, b"x")
+        store.append_run("a", 1, 1.0, [b"x"])
 
     async def test_concurrent_closes_both_return(self, tmp_path: Path) -> None:
         """Two close() calls at once both return once the file is closed."""
@@ -290,10 +290,10 @@ _RESTART_CHILD = textwrap.dedent(
         store = SqliteStore(Path(sys.argv[1]), Retention(max_messages=100, max_age=10.0))
         await store.open(on_durable)
         for seq in range(1, 6):
-            store.append("a", seq, float(seq), b"a:%d" % seq, "p", seq)
+            store.append_run("a", seq, float(seq), [b"a:%d" % seq], [("p", seq)])
         await store.prune(1000.0)  # empties the file: ids start over
         for seq in range(6, 9):
-            store.append("a", seq, 1000.0, b"a:%d" % seq, "p", seq)
+            store.append_run("a", seq, 1000.0, [b"a:%d" % seq], [("p", seq)])
         await committed.wait()  # too soon for the writer's next checkpoint (a read would index)
         print("ready", flush=True)
         await asyncio.sleep(3600)
@@ -387,7 +387,7 @@ class TestWriter:
         await store.open(_ignore)
         with structlog.testing.capture_logs() as logs:
             good = append(store, "a", range(1, 4))
-            store.append("a", 2**70, 4.0, b"seq too large for SQLite")
+            store.append_run("a", 2**70, 4.0, [b"seq too large for SQLite"])
             good += append(store, "a", range(5, 7))
             got = await store.read("a")
         await store.close()
@@ -415,7 +415,7 @@ _CHILD = textwrap.dedent(
         while True:  # a busy publisher, about 100,000 messages a second, that waits on I/O
             for _ in range(100):
                 seq += 1
-                store.append("c", seq, float(seq), b"message %d" % seq, "p", seq)
+                store.append_run("c", seq, float(seq), [b"message %d" % seq], [("p", seq)])
             await asyncio.sleep(0.001)
 
     asyncio.run(main())
@@ -668,7 +668,7 @@ _UNINDEXED_CHILD = textwrap.dedent(
             if seq == 41:
                 await until_durable(40)  # the first commit is checkpointed at once
             for name in "abc":
-                store.append(name, seq, float(seq), b"%s:%d" % (name.encode(), seq))
+                store.append_run(name, seq, float(seq), [b"%s:%d" % (name.encode(), seq)])
         await until_durable(60)  # too soon for the writer's next checkpoint
         print("ready", flush=True)
         await asyncio.sleep(3600)

@@ -9,10 +9,10 @@ How it keeps the contract of :mod:`tailhub.engine.base`:
 
 - **Publishing is synchronous.** :meth:`LocalEngine.publish` assigns the seqs, drops repeated
   ``(producer, id)`` pairs, encodes each stored message once
-  (:func:`~tailhub.protocol.encode_published`), queues it to the store (``append``: a few
-  list appends, no I/O), calls :meth:`EngineHandler.deliver` once for the run and ``done``
-  before it returns. Its per-message work is the node's old per-message work: one seq, one
-  encoding, one append.
+  (:func:`~tailhub.protocol.encode_published`), queues the run to the store
+  (``append_run``: a few list operations, no I/O), calls :meth:`EngineHandler.deliver` once
+  for the run and ``done`` before it returns. Its per-message work is one seq and one
+  encoding.
 - **Fan-out is in process.** ``deliver`` is called for every stored run, whether or not
   :meth:`LocalEngine.listen` was called (``listen``/``unlisten`` are no-ops here): the node
   knows its own subscribers and drops runs nobody wants.

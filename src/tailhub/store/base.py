@@ -5,9 +5,9 @@ were encoded for subscribers, and what it needs to deduplicate publisher ids aft
 
 Guarantees every implementation gives (``tests/store/contract.py`` checks them all):
 
-- ``append`` never blocks the event loop and never fails the caller: it queues the message.
+- ``append_run`` never blocks the event loop and never fails the caller: it queues the messages.
   Appends for one container arrive in ``seq`` order; the store keeps that order.
-- Read your writes: a ``read`` started after an ``append`` returns that message, even while
+- Read your writes: a ``read`` started after an ``append_run`` returns its messages, even while
   it is not yet durable.
 - Durability: after the ``on_durable`` callback has named ``(container_id, seq)``, that
   message and every earlier one of that container survive a crash of the hub process (for the
@@ -150,18 +150,6 @@ class HistoryStore(Protocol):
         """
         ...
 
-    def append(
-        self,
-        container_id: str,
-        seq: int,
-        time: float,
-        payload: bytes,
-        producer: str = "",
-        pub_id: int | None = None,
-    ) -> None:
-        """Queue one message. ``pub_id`` is the publisher's id, kept for deduplication."""
-        ...
-
     def append_run(
         self,
         container_id: str,
@@ -172,7 +160,8 @@ class HistoryStore(Protocol):
     ) -> None:
         """Queue a run of messages received together: ``payloads`` with seqs ``first_seq``,
         ``first_seq + 1``, ...; ``ids`` gives each one's ``(producer, publisher id)`` (None:
-        no message of the run has an id). The same as :meth:`append` for each, in order."""
+        no message of the run has an id; a publisher id of None: not kept for
+        deduplication)."""
         ...
 
     def info(self, container_id: str) -> ContainerInfo | None:

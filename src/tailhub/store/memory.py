@@ -50,19 +50,6 @@ class MemoryStore:
             producers=dict(self._producers),
         )
 
-    def append(
-        self,
-        container_id: str,
-        seq: int,
-        time: float,
-        payload: bytes,
-        producer: str = "",
-        pub_id: int | None = None,
-    ) -> None:
-        self.append_run(
-            container_id, seq, time, (payload,), None if pub_id is None else ((producer, pub_id),)
-        )
-
     def append_run(
         self,
         container_id: str,

@@ -2,10 +2,10 @@
 
 How it works, and why:
 
-- **One writer thread owns the database.** The event loop never touches the disk: ``append``
-  updates in-memory counters (for ``info``) and adds the message to the loop turn's
-  :class:`~tailhub.store.chunks.Batch` (a list per field: four list appends). The turn's
-  first append schedules one ``call_soon`` that puts the whole turn on a
+- **One writer thread owns the database.** The event loop never touches the disk:
+  ``append_run`` updates in-memory counters (for ``info``) and adds the run to the loop
+  turn's :class:`~tailhub.store.chunks.Batch` (a list per field: a few list operations). The
+  turn's first append schedules one ``call_soon`` that puts the whole turn on a
   ``queue.SimpleQueue``. The thread joins the turns queued (a few list joins each), writes
   them in transactions of up to ``batch_max`` messages and :data:`BATCH_BYTES` of payloads,
   then hands ``(container_id, last seq)`` pairs to ``on_durable`` on the loop with
@@ -61,7 +61,7 @@ How it works, and why:
 - **Read your writes by ordering.** Reads, prunes and checks travel through the same queue as
   appends (each first hands off the loop turn's appends, so the queue's order is the order
   of the calls) and run on the writer thread, which first commits everything queued before
-  them. So a ``read`` started after an ``append`` always finds it, with no second copy of
+  them. So a ``read`` started after an ``append_run`` always finds it, with no second copy of
   pending messages to merge. The price is that reads share the writer's time: callers page
   large ranges with ``limit`` and ``after``.
 - **Open is cheap at any size.** Small ``containers`` (last seq, first seq, count, bytes) and
@@ -1508,20 +1508,6 @@ class SqliteStore:
             self._next_cid = max(self._next_cid, cid + 1)
         _log().info("store_opened", path=str(self.path), containers=len(snapshot.containers))
         return snapshot
-
-    def append(
-        self,
-        container_id: str,
-        seq: int,
-        time: float,
-        payload: bytes,
-        producer: str = "",
-        pub_id: int | None = None,
-    ) -> None:
-        """Collect one message for the writer: :meth:`append_run` of one."""
-        self.append_run(
-            container_id, seq, time, (payload,), None if pub_id is None else ((producer, pub_id),)
-        )
 
     def append_run(
         self,
