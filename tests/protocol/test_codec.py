@@ -27,7 +27,8 @@ from tailhub.protocol import (
     encode_published,
     format_time,
     parse_time,
-    published_parts,
+    published_head,
+    published_tail,
 )
 
 
@@ -516,11 +517,12 @@ class TestEncode:
     ],
 )
 @pytest.mark.parametrize("seq", [1, 9, 10, 123456789012345678])
-def test_published_parts_join_around_the_seq(
+def test_published_head_and_tail_join_around_the_seq(
     kind: str, container_id: str, data: bytes, seq: int
 ) -> None:
     stamp = "2024-01-01T00:00:00.000Z"
-    head, tail = published_parts(kind, container_id, stamp, msgspec.Raw(data))
+    head = published_head(kind, container_id, stamp)
+    tail = published_tail(msgspec.Raw(data))
     assert encode_published(kind, container_id, stamp, seq, msgspec.Raw(data)) == (
         head + str(seq).encode() + tail
     )
@@ -533,11 +535,11 @@ def test_published_parts_join_around_the_seq(
     data=st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=4),
     seq=st.integers(min_value=1, max_value=2**63),
 )
-def test_published_parts_join_for_any_fields(
+def test_published_head_and_tail_join_for_any_fields(
     kind: str, container_id: str, stamp: str, data: dict[str, str], seq: int
 ) -> None:
     raw = msgspec.Raw(json.dumps(data).encode())
-    head, tail = published_parts(kind, container_id, stamp, raw)
+    head, tail = published_head(kind, container_id, stamp), published_tail(raw)
     assert encode_published(kind, container_id, stamp, seq, raw) == (
         head + str(seq).encode() + tail
     )

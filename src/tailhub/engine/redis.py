@@ -13,8 +13,9 @@ Publishing
     entry with the id of its first seq, ``<seq>-0``, and ``MINID ~`` retention, updates the
     session, and publishes what it stored, with seqs and epoch, in one message: seq, history
     and fan-out never disagree.
-    Each message goes as the two halves :func:`tailhub.protocol.published_parts` splits
-    :func:`tailhub.protocol.encode_published`'s encoding into (the stream format is in
+    Each message goes as the two halves of :func:`tailhub.protocol.encode_published`'s
+    encoding around its seq (:func:`~tailhub.protocol.published_head` and
+    :func:`~tailhub.protocol.published_tail`; the stream format is in
     :mod:`tailhub.engine.redis_lua`): the script does no work per message unless a run
     repeats an id, and whoever reads a run (this process for its own runs, any process
     for fan-out and history) joins the halves with each seq.

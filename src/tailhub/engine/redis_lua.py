@@ -15,10 +15,11 @@ Container keys (``P`` is the prefix, ``c`` the escaped container ID):
 - ``P{c}:s`` stream: one entry per stored run, id ``<first seq>-0``, fields ``t`` (receive
   time, Unix seconds), ``n`` (how many messages, with seqs ``first .. first + n - 1``) and
   ``b`` (the run's blob). The blob holds each message as
-  :func:`tailhub.protocol.published_parts` splits it around its seq: the lengths of head and
-  tail (big-endian uint32 each), then the two; an empty head stands for the previous
-  message's. An entry of one message, with fields ``t`` and ``d`` (the encoded message), is
-  what ``tailhub migrate`` writes (and what earlier versions wrote); readers take both;
+  :func:`tailhub.protocol.published_head` and ``published_tail`` split it around its seq:
+  the lengths of head and tail (big-endian uint32 each), then the two; an empty head stands
+  for the previous message's. An entry of one message, with fields ``t`` and ``d`` (the
+  encoded message), is what ``tailhub migrate`` writes (and what earlier versions wrote);
+  readers take both;
 - ``P{c}:p`` hash: producer -> last stored id (de-duplication);
 - ``P{c}:ss`` hash: the session (``active``, ``status``, ``started``, ``last``, ``ended``,
   ``reason``, ``exit``);

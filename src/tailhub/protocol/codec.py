@@ -49,7 +49,6 @@ __all__ = [
     "format_time",
     "parse_time",
     "published_head",
-    "published_parts",
     "published_seq",
     "published_tail",
     "validate_container_id",
@@ -449,22 +448,14 @@ _SEQ_MARK: Final = b',"seq":0,"data":'
 _NO_DATA: Final = msgspec.Raw(b"0")
 
 
-def published_parts(
-    kind: str, container_id: str, timestamp: str, data: msgspec.Raw
-) -> tuple[bytes, bytes]:
-    """The bytes of :func:`encode_published` before and after the ``seq`` digits.
-
-    For every ``seq``, ``head + str(seq).encode() + tail == encode_published(kind,
-    container_id, timestamp, seq, data)``: an engine that assigns ``seq`` where Python does
-    not run (a Redis script) joins the three. ``head`` is :func:`published_head`, the same for
-    every message of one kind, container and timestamp; ``tail`` is :func:`published_tail`.
-    """
-    return published_head(kind, container_id, timestamp), published_tail(data)
-
-
 def published_head(kind: str, container_id: str, timestamp: str) -> bytes:
-    """The bytes of :func:`encode_published` before the ``seq`` digits (see
-    :func:`published_parts`)."""
+    """The bytes of :func:`encode_published` before the ``seq`` digits, the same for every
+    message of one kind, container and timestamp.
+
+    For every ``seq``, ``published_head(kind, container_id, timestamp) + str(seq).encode() +
+    published_tail(data) == encode_published(kind, container_id, timestamp, seq, data)``: an
+    engine that assigns ``seq`` where Python does not run (a Redis script) joins the three.
+    """
     encoded = encode_published(kind, container_id, timestamp, 0, _NO_DATA)
     # The fields before seq are JSON strings, in which a quote is always escaped, so the
     # first occurrence of the mark is the real one.
@@ -473,7 +464,7 @@ def published_head(kind: str, container_id: str, timestamp: str) -> bytes:
 
 def published_tail(data: msgspec.Raw | bytes) -> bytes:
     """The bytes of :func:`encode_published` after the ``seq`` digits: ``data`` is written
-    as it came (see :func:`published_parts`)."""
+    as it came (see :func:`published_head`)."""
     return b',"data":%b}' % data
 
 
