@@ -184,9 +184,8 @@ _CHECKED_IDS_MAX: Final = 4096
 
 
 def _checked_container_id(value: str | None) -> str:
-    """:func:`validate_container_id` for a message's own container, remembered once passed."""
-    if value is not None and value in _CHECKED_IDS:
-        return value
+    """:func:`validate_container_id` for a message's own container not in
+    :data:`_CHECKED_IDS`, which it is added to once it passed."""
     checked = validate_container_id(value)
     if len(_CHECKED_IDS) >= _CHECKED_IDS_MAX:
         _CHECKED_IDS.clear()
@@ -224,7 +223,9 @@ def _publish(kind: str, env: Envelope, token: str | None, spaced: bool) -> Publi
     """``spaced``: the frame holds a line break, which in JSON that decoded can only be
     whitespace: it is dropped from ``data``, so that a stored message is always one line
     (NDJSON and SSE readers split on line breaks)."""
-    container_id = _checked_container_id(env.containerID)
+    container_id = env.containerID
+    if container_id is None or container_id not in _CHECKED_IDS:
+        container_id = _checked_container_id(container_id)
     raw = env.data
     if spaced:
         raw = msgspec.Raw(bytes(raw).translate(None, b"\r\n"))
@@ -379,6 +380,8 @@ def decode_client(frame: bytes | str, *, utf8_checked: bool = False) -> ClientMe
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, _TOO_DEEP) from None
     token = env.auth.token if env.auth is not None and env.auth.token else env.token
     try:
+        if env.type in PUBLISH_TYPES:  # the usual message, its type already in lower case
+            return _publish(env.type, env, token, spaced)
         return _dispatch(env, token, spaced)
     except ProtocolError as exc:
         error = exc

@@ -140,11 +140,11 @@ except ImportError:  # pragma: no cover - websockets ships wheels with it for ev
 
 
 def _check_text(payload: bytes) -> None:
-    if not payload.isascii():
-        try:
-            payload.decode()
-        except UnicodeDecodeError:
-            raise FrameError(_INVALID_DATA, "text message is not valid UTF-8") from None
+    """Raise :class:`FrameError` when a text message is not UTF-8 (callers skip ASCII)."""
+    try:
+        payload.decode()
+    except UnicodeDecodeError:
+        raise FrameError(_INVALID_DATA, "text message is not valid UTF-8") from None
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:
@@ -309,7 +309,8 @@ class FrameReader:
                 stop = head + 4 + size
                 if head and stop <= end and size <= self._max:
                     payload = _unmask(data[head + 4 : stop], data[head : head + 4])
-                    _check_text(payload)
+                    if not payload.isascii():
+                        _check_text(payload)
                     out.append((TEXT, payload))
                     pos = stop
                     continue
@@ -356,7 +357,7 @@ class FrameReader:
                 if self._fragments is not None:
                     raise FrameError(_PROTOCOL_ERROR, "new message inside a fragmented one")
                 if first & 0x80:
-                    if opcode == TEXT:
+                    if opcode == TEXT and not payload.isascii():
                         _check_text(payload)
                     out.append((opcode, payload))
                 else:
