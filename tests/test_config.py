@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tailhub.config import ConfigError, build_settings
+from tailhub.config import ConfigError, build_settings, redact_url, url_passwords
 
 
 class TestBuildSettings:
@@ -103,6 +103,32 @@ class TestRedisSettings:
         assert (None, 1) == (build_settings({}).redis_url, build_settings({}).workers)
         cluster = build_settings({"redis_url": ("rediss+cluster://h:7000", False)})
         assert "rediss+cluster://h:7000" == cluster.redis_url
+
+    def test_a_unix_socket_url(self) -> None:
+        """unix:///path?db=N names a Unix socket; without a path there is nothing to reach."""
+        url = "unix:///run/redis/redis.sock?db=2"
+        assert url == build_settings({"redis_url": (url, True)}).redis_url
+        with pytest.raises(ConfigError, match="for a Unix socket"):
+            build_settings({"redis_url": ("unix://", True)})
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("redis://user:pw-secret@h:1/0", "redis://user:***@h:1/0"),
+            ("redis://h:1/0?password=pw-secret&db=1", "redis://h:1/0?password=***&db=1"),
+            ("unix://:pw-secret@/run/r.sock?db=0", "unix://:***@/run/r.sock?db=0"),
+            ("unix:///run/r.sock?db=0&PASSWORD=pw-secret", "unix:///run/r.sock?db=0&PASSWORD=***"),
+            ("redis://h:1/0", "redis://h:1/0"),
+        ],
+    )
+    def test_a_password_is_redacted_wherever_the_url_holds_it(self, url: str, shown: str) -> None:
+        """In the user part or as a ``password`` query parameter (redis-py reads both)."""
+        assert shown == redact_url(url)
+        assert ("pw-secret" in url) == ("pw-secret" in url_passwords(url))
+
+    def test_a_password_is_kept_out_of_logs_as_written_and_decoded(self) -> None:
+        assert ["p w", "p+w"] == url_passwords("redis://h:1/0?password=p+w")
+        assert ["p w", "p%20w"] == url_passwords("redis://:p%20w@h:1/0")
 
     @pytest.mark.parametrize(
         "url", ["http://user:pw-secret@h:1/0", "redis://user:pw-secret@h:port/0", "redis://"]

@@ -1241,7 +1241,8 @@ def backup(path: Path, data_dir: Path | None) -> None:
     required=True,
     envvar="TAILHUB_REDIS_URL",
     show_envvar=True,
-    help="The Redis to copy into (redis://host:port/db, rediss://, redis+cluster://).",
+    help="The Redis to copy into (redis://host:port/db, rediss://, unix:///path?db=N,"
+    " redis+cluster://).",
 )
 @_data_dir_option
 def migrate(redis_url: str, data_dir: Path | None) -> None:

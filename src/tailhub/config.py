@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, unquote, unquote_plus, urlsplit, urlunsplit
 
 from tailhub.paths import default_data_dir
 
@@ -26,6 +26,8 @@ __all__ = [
     "Settings",
     "build_settings",
     "redact_url",
+    "unsplit_url",
+    "url_passwords",
 ]
 
 LOG_LEVELS: Final = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -224,7 +226,8 @@ OPTIONS: Final = (
         None,
         "redis",
         "keep history, sessions and fan-out in Redis (redis://host:port/db, rediss:// for"
-        " TLS, redis+cluster://host:port for Redis Cluster) so many hub processes act as one",
+        " TLS, unix:///path/to/redis.sock?db=N, redis+cluster://host:port for Redis Cluster)"
+        " so many hub processes act as one",
         short_flag="--redis",
     ),
     Option(
@@ -385,21 +388,53 @@ _SIZE_UNITS: Final = {
 }
 
 
-_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster", "rediss+cluster", "unix")
+_REDIS_FORMS: Final = (
+    "redis://host:port/db, rediss://... for TLS, unix:///path/to/redis.sock?db=N for a "
+    "Unix socket, or redis+cluster://host:port for Redis Cluster"
+)
+_PASSWORD_PARAMETER: Final = re.compile(r"(?i)((?:^|&)password=)([^&]*)")
+
+
+def unsplit_url(parts: SplitResult) -> str:
+    """:func:`urllib.parse.urlunsplit`, keeping ``//`` when the authority is empty: a Unix
+    socket's ``unix:///path/to/redis.sock`` stays that, not ``unix:/path/to/redis.sock``."""
+    joined = urlunsplit(parts)
+    if not parts.netloc and parts.scheme and not joined.startswith(f"{parts.scheme}://"):
+        joined = f"{parts.scheme}://{joined.removeprefix(parts.scheme + ':')}"
+    return joined
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: what logs and errors show."""
+    """``url`` with its password replaced by ``***``, in its user part and in any ``password``
+    query parameter (redis-py reads both): what logs and errors show."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        if parts.password is not None:
+            host = parts.hostname or ""
+            if parts.port is not None:
+                host = f"{host}:{parts.port}"
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+        if parts.query:
+            parts = parts._replace(query=_PASSWORD_PARAMETER.sub(r"\1***", parts.query))
+        return unsplit_url(parts)
     except ValueError:
         return "(an unparsable URL)"
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every password ``url`` carries (see :func:`redact_url`), as written and as decoded:
+    what no log line may contain. Empty for a URL that cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    written = [password] if password else []
+    written += [found[2] for found in _PASSWORD_PARAMETER.finditer(parts.query) if found[2]]
+    return sorted(
+        {form for value in written for form in (value, unquote(value), unquote_plus(value))}
+    )
 
 
 def _redis_url(raw: str) -> str | None:
@@ -410,10 +445,9 @@ def _redis_url(raw: str) -> str | None:
         _ = parts.port
     except ValueError as exc:
         raise ValueError(f"is not a URL ({exc})") from None
-    if parts.scheme.lower() not in _REDIS_SCHEMES or not parts.hostname:
-        raise ValueError(
-            "must be redis://host:port/db, rediss://... for TLS, or redis+cluster://host:port"
-        )
+    scheme = parts.scheme.lower()
+    if scheme not in _REDIS_SCHEMES or not (parts.path if scheme == "unix" else parts.hostname):
+        raise ValueError(f"must be {_REDIS_FORMS}")
     return raw.strip()
 
 

@@ -675,6 +675,11 @@ def test_a_bad_url_is_refused_with_words_and_no_password() -> None:
         RedisEngine("redis://user:secret@host:notaport/0")
     assert "secret" not in str(caught.value)
     assert "redis://user:***@host:1/0" == redact("redis://user:secret@host:1/0")
+    with pytest.raises(EngineError, match="for a Unix socket"):
+        RedisEngine("unix://")
+    with pytest.raises(EngineError, match="for a Unix socket"):
+        RedisEngine("unix+cluster:///run/redis.sock")
+    assert "unix:///r.sock?password=***" == redact("unix:///r.sock?password=secret")
 
 
 async def test_an_unreachable_server_stops_open_with_one_line() -> None:

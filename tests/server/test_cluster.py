@@ -388,6 +388,50 @@ async def test_the_redis_password_is_never_logged_and_readyz_tells_redis_is_gone
     assert password not in text
 
 
+async def test_two_processes_on_a_unix_socket_with_the_password_in_the_query(
+    http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``unix:///path?db=N&password=...``: two processes on Redis's Unix socket are one hub,
+    and the password given as a query parameter is in no line of their logs either."""
+    password = "pw-in-the-query"
+    directory = tmp_path_factory.mktemp("unix-redis")
+    socket_path = directory / "redis.sock"
+    redis = RedisServer(
+        directory,
+        extra=(
+            "--requirepass",
+            password,
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+        ),
+    ).start()
+    url = f"unix://{socket_path}?db=0&password={password}"
+    hubs = [
+        HubProcess(tmp_path_factory.mktemp(f"unix-hub{i}"), args=["--redis", url]).start()
+        for i in range(2)
+    ]
+    try:
+        one, two = hubs
+        watcher, _ = await subscribe(http, two, "sock")
+        publisher = await http.ws_connect(one.ws_url())
+        got, _ = await asyncio.gather(
+            collect(watcher, "sock", 50), publish(publisher, "sock", range(1, 51))
+        )
+        assert list(range(1, 51)) == [m["seq"] for m in got]
+        await watcher.close()
+        await publisher.close()
+    finally:
+        for hub in hubs:
+            hub.stop()
+        redis.stop()
+    for hub in hubs:
+        text = hub.log()
+        assert "hub_started" in text
+        assert password not in text
+
+
 async def test_a_timed_out_session_ends_once_across_processes(
     http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -84,9 +84,10 @@ Availability
     message names the server by :func:`redact`.
 
 URLs
-    ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS) for one server;
+    ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS) or
+    ``unix://[user:password@]/path/to/redis.sock?db=N`` for one server;
     ``redis+cluster://host:port`` (``rediss+cluster://``) for Redis Cluster, given any of its
-    nodes.
+    nodes. A password may also be a ``password=`` query parameter; neither form is logged.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -115,7 +116,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tailhub.config import redact_url
+from tailhub.config import redact_url, unsplit_url
 from tailhub.engine import redis_lua as lua
 from tailhub.engine.base import (
     EngineError,
@@ -169,6 +170,7 @@ class _Target:
     cluster: bool
     wait_aof: bool
     shown: str
+    unix: bool = False
 
 
 def _parse_url(url: str) -> _Target:
@@ -181,10 +183,12 @@ def _parse_url(url: str) -> _Target:
     scheme = parts.scheme.lower()
     cluster = scheme.endswith("+cluster")
     base = scheme.removesuffix("+cluster")
-    if base not in ("redis", "rediss") or not parts.hostname:
+    unix = base == "unix" and not cluster
+    if not (unix and parts.path) and (base not in ("redis", "rediss") or not parts.hostname):
         raise EngineError(
             f"cannot use the Redis URL {shown}: expected redis://host:port/db, rediss://... "
-            "for TLS, or redis+cluster://host:port for Redis Cluster"
+            "for TLS, unix:///path/to/redis.sock?db=N for a Unix socket, or "
+            "redis+cluster://host:port for Redis Cluster"
         )
     del port
     query = parse_qs(parts.query)
@@ -194,8 +198,8 @@ def _parse_url(url: str) -> _Target:
             f"cannot use the Redis URL {shown}: waitaof=1 is for one server (on Redis Cluster,"
             " each master's appendfsync decides when a write is on disk)"
         )
-    plain = urlunsplit(parts._replace(scheme=base, query=urlencode(query, doseq=True)))
-    return _Target(plain, cluster, wait_aof, shown)
+    plain = unsplit_url(parts._replace(scheme=base, query=urlencode(query, doseq=True)))
+    return _Target(plain, cluster, wait_aof, shown, unix)
 
 
 def _tag(container_id: str) -> str:
@@ -481,7 +485,8 @@ class RedisEngine:
     """The engine on Redis or Redis Cluster. See the module docstring.
 
     Args:
-        url: ``redis://``, ``rediss://``, ``redis+cluster://`` or ``rediss+cluster://``.
+        url: ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://`` or
+            ``rediss+cluster://`` (see the module docstring).
         max_sessions: most active sessions across every process.
         retention_messages: messages kept per container.
         retention_age: seconds messages are kept.
@@ -565,10 +570,11 @@ class RedisEngine:
             "socket_connect_timeout": _CONNECT_TIMEOUT,
             "socket_timeout": _COMMAND_TIMEOUT,
             "retry": Retry(NoBackoff(), 0),
-            "socket_keepalive": True,
             # The gated requests, the write pipeline and a spare (per node on Cluster).
             "max_connections": self.max_requests + 2,
         }
+        if not target.unix:  # TCP only: a Unix socket has no keepalive
+            options["socket_keepalive"] = True
         try:
             if target.cluster:
                 self._client = RedisCluster.from_url(target.url, **options)

@@ -15,7 +15,6 @@ import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import structlog
 from aiohttp import web
@@ -28,7 +27,7 @@ from tailhub.auth import (
     load_or_create_token,
     load_public_key,
 )
-from tailhub.config import Settings, redact_url
+from tailhub.config import Settings, redact_url, url_passwords
 from tailhub.core.node import Node
 from tailhub.engine import EngineError
 from tailhub.log import LEVEL_NUMBERS, configure_logging
@@ -366,11 +365,7 @@ def _secrets(settings: Settings, token: str, secret: str) -> tuple[str, ...]:
     for index, url in enumerate(settings.notify):
         found += _secret_parts(index, url)
     if settings.redis_url:
-        with contextlib.suppress(ValueError):
-            password = urlsplit(settings.redis_url).password
-            if password:
-                found.append(unquote(password))
-                found.append(password)
+        found += url_passwords(settings.redis_url)
     return tuple(found)
 
 
