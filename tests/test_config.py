@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tailhub.config import ConfigError, build_settings, redact_url, url_passwords
+from tailhub.config import (
+    ConfigError,
+    build_settings,
+    parse_redis_url,
+    redact_url,
+    url_passwords,
+)
 
 
 class TestBuildSettings:
@@ -110,6 +116,20 @@ class TestRedisSettings:
         assert url == build_settings({"redis_url": (url, True)}).redis_url
         with pytest.raises(ConfigError, match="for a Unix socket"):
             build_settings({"redis_url": ("unix://", True)})
+
+    def test_the_engine_is_given_what_redis_py_reads(self) -> None:
+        """One check for settings and engine: waitaof is the hub's, +cluster names Cluster."""
+        target = parse_redis_url("unix:///run/r.sock?db=2&waitaof=1&password=p")
+        assert ("unix:///run/r.sock?db=2&password=p", False, True, True) == (
+            target.url,
+            target.cluster,
+            target.unix,
+            target.wait_aof,
+        )
+        cluster = parse_redis_url("rediss+cluster://:p@h:7000")
+        assert ("rediss://:p@h:7000", True, False) == (cluster.url, cluster.cluster, cluster.unix)
+        with pytest.raises(ConfigError, match="waitaof=1, which is for one server"):
+            build_settings({"redis_url": ("redis+cluster://h:7000?waitaof=1", True)})
 
     @pytest.mark.parametrize(
         ("url", "shown"),

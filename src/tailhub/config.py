@@ -12,7 +12,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import SplitResult, parse_qs, unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    parse_qs,
+    unquote,
+    unquote_plus,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 from tailhub.paths import default_data_dir
 
@@ -23,10 +31,11 @@ __all__ = [
     "OPTIONS",
     "ConfigError",
     "Option",
+    "RedisTarget",
     "Settings",
     "build_settings",
+    "parse_redis_url",
     "redact_url",
-    "unsplit_url",
     "url_passwords",
 ]
 
@@ -388,7 +397,6 @@ _SIZE_UNITS: Final = {
 }
 
 
-_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster", "rediss+cluster", "unix")
 _REDIS_FORMS: Final = (
     "redis://host:port/db, rediss://... for TLS, unix:///path/to/redis.sock?db=N for a "
     "Unix socket, or redis+cluster://host:port for Redis Cluster"
@@ -396,7 +404,7 @@ _REDIS_FORMS: Final = (
 _PASSWORD_PARAMETER: Final = re.compile(r"(?i)((?:^|&)password=)([^&]*)")
 
 
-def unsplit_url(parts: SplitResult) -> str:
+def _unsplit_url(parts: SplitResult) -> str:
     """:func:`urllib.parse.urlunsplit`, keeping ``//`` when the authority is empty: a Unix
     socket's ``unix:///path/to/redis.sock`` stays that, not ``unix:/path/to/redis.sock``."""
     joined = urlunsplit(parts)
@@ -417,7 +425,7 @@ def redact_url(url: str) -> str:
             parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
         if parts.query:
             parts = parts._replace(query=_PASSWORD_PARAMETER.sub(r"\1***", parts.query))
-        return unsplit_url(parts)
+        return _unsplit_url(parts)
     except ValueError:
         return "(an unparsable URL)"
 
@@ -437,17 +445,57 @@ def url_passwords(url: str) -> list[str]:
     )
 
 
-def _redis_url(raw: str) -> str | None:
-    if raw.strip() == "":
-        return None
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A Redis URL, checked (see :func:`parse_redis_url`)."""
+
+    url: str
+    """What redis-py is given: the scheme without ``+cluster``, the query without ``waitaof``."""
+    cluster: bool
+    """``redis+cluster://`` or ``rediss+cluster://``: a Redis Cluster, given any node."""
+    unix: bool
+    """``unix://``: one server, reached over its Unix socket."""
+    wait_aof: bool
+    """``waitaof=1``: a write is acked once the server's AOF has it on disk."""
+
+
+def parse_redis_url(raw: str) -> RedisTarget:
+    """Check a ``--redis`` URL (also what ``tailhub migrate`` is given).
+
+    Takes ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS),
+    ``unix://[user:password@]/path/to/redis.sock?db=N`` and ``redis+cluster://host:port``
+    (``rediss+cluster://``); a password may also be a ``password=`` query parameter, and
+    ``waitaof=1`` (one server only) is the hub's own.
+
+    Raises:
+        ValueError: words saying what is wrong, which never hold the password.
+    """
     try:
-        parts = urlsplit(raw.strip())
+        parts = urlsplit(raw)
         _ = parts.port
     except ValueError as exc:
         raise ValueError(f"is not a URL ({exc})") from None
     scheme = parts.scheme.lower()
-    if scheme not in _REDIS_SCHEMES or not (parts.path if scheme == "unix" else parts.hostname):
+    cluster = scheme.endswith("+cluster")
+    base = scheme.removesuffix("+cluster")
+    unix = base == "unix" and not cluster
+    if not (unix and parts.path) and (base not in ("redis", "rediss") or not parts.hostname):
         raise ValueError(f"must be {_REDIS_FORMS}")
+    query = parse_qs(parts.query)
+    wait_aof = query.pop("waitaof", ["0"])[-1] in ("1", "true", "yes")
+    if wait_aof and cluster:
+        raise ValueError(
+            "has waitaof=1, which is for one server (on Redis Cluster, each master's "
+            "appendfsync decides when a write is on disk)"
+        )
+    url = _unsplit_url(parts._replace(scheme=base, query=urlencode(query, doseq=True)))
+    return RedisTarget(url, cluster, unix, wait_aof)
+
+
+def _redis_url(raw: str) -> str | None:
+    if raw.strip() == "":
+        return None
+    parse_redis_url(raw.strip())
     return raw.strip()
 
 

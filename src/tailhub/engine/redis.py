@@ -84,10 +84,9 @@ Availability
     message names the server by :func:`redact`.
 
 URLs
-    ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS) or
-    ``unix://[user:password@]/path/to/redis.sock?db=N`` for one server;
-    ``redis+cluster://host:port`` (``rediss+cluster://``) for Redis Cluster, given any of its
-    nodes. A password may also be a ``password=`` query parameter; neither form is logged.
+    What :func:`tailhub.config.parse_redis_url` takes: one server over TCP (``redis://``,
+    ``rediss://``) or its Unix socket (``unix://``), or a Redis Cluster (``redis+cluster://``,
+    ``rediss+cluster://``), given any of its nodes.
 """
 
 from __future__ import annotations
@@ -103,7 +102,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -116,7 +114,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tailhub.config import redact_url, unsplit_url
+from tailhub.config import parse_redis_url, redact_url
 from tailhub.engine import redis_lua as lua
 from tailhub.engine.base import (
     EngineError,
@@ -170,36 +168,16 @@ class _Target:
     cluster: bool
     wait_aof: bool
     shown: str
-    unix: bool = False
+    unix: bool
 
 
 def _parse_url(url: str) -> _Target:
     shown = redact(url)
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        target = parse_redis_url(url)
     except ValueError as exc:
-        raise EngineError(f"cannot parse the Redis URL {shown}: {exc}") from None
-    scheme = parts.scheme.lower()
-    cluster = scheme.endswith("+cluster")
-    base = scheme.removesuffix("+cluster")
-    unix = base == "unix" and not cluster
-    if not (unix and parts.path) and (base not in ("redis", "rediss") or not parts.hostname):
-        raise EngineError(
-            f"cannot use the Redis URL {shown}: expected redis://host:port/db, rediss://... "
-            "for TLS, unix:///path/to/redis.sock?db=N for a Unix socket, or "
-            "redis+cluster://host:port for Redis Cluster"
-        )
-    del port
-    query = parse_qs(parts.query)
-    wait_aof = query.pop("waitaof", ["0"])[-1] in ("1", "true", "yes")
-    if wait_aof and cluster:
-        raise EngineError(
-            f"cannot use the Redis URL {shown}: waitaof=1 is for one server (on Redis Cluster,"
-            " each master's appendfsync decides when a write is on disk)"
-        )
-    plain = unsplit_url(parts._replace(scheme=base, query=urlencode(query, doseq=True)))
-    return _Target(plain, cluster, wait_aof, shown, unix)
+        raise EngineError(f"cannot use the Redis URL {shown}: it {exc}") from None
+    return _Target(target.url, target.cluster, target.wait_aof, shown, target.unix)
 
 
 def _tag(container_id: str) -> str:
@@ -485,8 +463,7 @@ class RedisEngine:
     """The engine on Redis or Redis Cluster. See the module docstring.
 
     Args:
-        url: ``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://`` or
-            ``rediss+cluster://`` (see the module docstring).
+        url: a URL :func:`tailhub.config.parse_redis_url` takes.
         max_sessions: most active sessions across every process.
         retention_messages: messages kept per container.
         retention_age: seconds messages are kept.
