@@ -2006,6 +2006,14 @@ class RedisEngine:
     async def sessions(
         self, *, status: str | None = None, limit: int = 100, cursor: str | None = None
     ) -> SessionPage:
+        """See :meth:`Engine.sessions`.
+
+        Walks the active index by start, then the ended index by end, most recent first. A
+        session that has ended but is still in the active index (the process that ended it
+        moves it in its next round trip) is listed among the ended ones, where it is about to
+        be, by any page that walks both indexes. A page that starts among the ended (a later
+        page, or ``status="ended"``) cannot see it until it moved: a few milliseconds.
+        """
         client = self._client
         if client is None:
             raise EngineError(f"Redis at {self.shown} is not connected")
@@ -2021,6 +2029,8 @@ class RedisEngine:
         if status == "ended" and phase == "a":
             phase, score, after = "e", math.inf, ""
         found: list[SessionInfo] = []
+        listed: set[str] = set()
+        moving: list[tuple[float, str, SessionInfo]] = []  # ended, still in the active index
         last_key: tuple[str, float, str] | None = None
         while len(found) < limit:
             if phase == "a":
@@ -2032,35 +2042,54 @@ class RedisEngine:
                     )
                 )
                 rows = [(_text(m), sc) for m, sc in rows if sc > score or _text(m) > after]
+                if not rows:
+                    phase, score, after = "e", math.inf, ""
+                    continue
+                infos = await self._infos([cid for cid, _ in rows])
+                page = [(sc, cid, info) for (cid, sc), info in zip(rows, infos, strict=True)]
             else:
                 if status == "active":
                     break
-                rows = await self._call(
+                fetched = await self._call(
                     lambda s=score: client.zrevrangebyscore(  # type: ignore[misc]
                         self._ended_key, s, "-inf", start=0, num=_LIST_BATCH, withscores=True
                     )
                 )
                 rows = [
                     (_text(m), sc)
-                    for m, sc in rows
+                    for m, sc in fetched
                     if sc < score or (after == "" and sc == score) or _text(m) < after
                 ]
-            if not rows:
-                if phase == "a":
-                    phase, score, after = "e", math.inf, ""
-                    continue
-                break
-            infos = await self._infos([cid for cid, _ in rows])
-            for (cid, sc), info in zip(rows, infos, strict=True):
+                # The moving sessions this batch reaches (all of them after the last batch),
+                # in the index's order: end time, then ID, both descending.
+                floor = (rows[-1][1], rows[-1][0]) if len(fetched) == _LIST_BATCH else None
+                joining = [
+                    row
+                    for row in moving
+                    if (floor is None or (row[0], row[1]) > floor)
+                    and (row[0] < score or (row[0] == score and (after == "" or row[1] < after)))
+                ]
+                if not rows and not joining:
+                    break
+                infos = await self._infos([cid for cid, _ in rows])
+                page = [(sc, cid, info) for (cid, sc), info in zip(rows, infos, strict=True)]
+                page = sorted([*page, *joining], key=lambda row: (row[0], row[1]), reverse=True)
+                moving = [row for row in moving if row not in joining]
+            for sc, cid, info in page:
                 score, after = sc, cid
                 last_key = (phase, sc, cid)
-                if info is None:
+                if info is None or cid in listed:
                     continue
-                if (phase == "a") != info.active:
+                if phase == "a" and not info.active:
+                    assert info.ended_at is not None
+                    moving.append((info.ended_at, cid, info))
+                    continue
+                if phase == "e" and info.active:
                     continue
                 if status not in (None, "active", "ended") and info.status != status:
                     continue
                 found.append(info)
+                listed.add(cid)
                 if len(found) >= limit:
                     break
         next_cursor = None
