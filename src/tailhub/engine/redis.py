@@ -2062,7 +2062,9 @@ class RedisEngine:
                 ]
                 # The moving sessions this batch reaches (all of them after the last batch),
                 # in the index's order: end time, then ID, both descending.
-                floor = (rows[-1][1], rows[-1][0]) if len(fetched) == _LIST_BATCH else None
+                floor = None
+                if len(fetched) == _LIST_BATCH:
+                    floor = (fetched[-1][1], _text(fetched[-1][0]))
                 joining = [
                     row
                     for row in moving
