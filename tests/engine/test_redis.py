@@ -581,6 +581,37 @@ async def test_a_session_ended_but_not_yet_moved_is_listed_once_among_the_ended(
         assert ["c0"] == await ids(status="active")
 
 
+async def test_sessions_that_share_a_start_or_an_end_time_are_all_listed(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions started in one turn of a hub's loop share their start time, sessions timed
+    out in one sweep their end time: more of them than one batch of the index still list."""
+    monkeypatch.setattr(redis_engine, "_LIST_BATCH", 2)
+    one = await engines.open()
+    names = [f"t{i}" for i in range(7)]
+    for name in names:
+        await publish(one, name, [entry("x")], now=1000.0)
+    for name in names[:4]:
+        await publish(one, name, [entry("bye", exit_code=0)], kind="complete", now=1010.0)
+    listed = ["t4", "t5", "t6", "t3", "t2", "t1", "t0"]  # active by ID, then ended by ID, down
+
+    async def complete() -> bool:
+        page = await one.sessions()
+        return listed == [s.container_id for s in page.sessions]
+
+    await wait_for(complete)
+    pages: list[str] = []
+    cursor = None
+    while True:
+        page = await one.sessions(limit=3, cursor=cursor)
+        pages += [s.container_id for s in page.sessions]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert listed == pages
+    assert listed[3:] == [s.container_id for s in (await one.sessions(status="ended")).sessions]
+
+
 async def test_a_timed_out_session_ends_exactly_once(engines: Engines) -> None:
     one, two = await engines.open(), await engines.open()
     await publish(one, "idle", [entry("x")], now=1000.0)

@@ -2036,12 +2036,7 @@ class RedisEngine:
             if phase == "a":
                 if status == "ended":
                     break
-                rows = await self._call(
-                    lambda s=score: client.zrangebyscore(  # type: ignore[misc]
-                        self._active_key, s, "+inf", start=0, num=_LIST_BATCH, withscores=True
-                    )
-                )
-                rows = [(_text(m), sc) for m, sc in rows if sc > score or _text(m) > after]
+                rows, _ = await self._index_batch("a", score, after)
                 if not rows:
                     phase, score, after = "e", math.inf, ""
                     continue
@@ -2050,21 +2045,9 @@ class RedisEngine:
             else:
                 if status == "active":
                     break
-                fetched = await self._call(
-                    lambda s=score: client.zrevrangebyscore(  # type: ignore[misc]
-                        self._ended_key, s, "-inf", start=0, num=_LIST_BATCH, withscores=True
-                    )
-                )
-                rows = [
-                    (_text(m), sc)
-                    for m, sc in fetched
-                    if sc < score or (after == "" and sc == score) or _text(m) < after
-                ]
+                rows, floor = await self._index_batch("e", score, after)
                 # The moving sessions this batch reaches (all of them after the last batch),
                 # in the index's order: end time, then ID, both descending.
-                floor = None
-                if len(fetched) == _LIST_BATCH:
-                    floor = (fetched[-1][1], _text(fetched[-1][0]))
                 joining = [
                     row
                     for row in moving
@@ -2099,6 +2082,45 @@ class RedisEngine:
             p, sc, cid = last_key
             next_cursor = f"{p}:{sc!r}:{cid}"
         return SessionPage(found, next_cursor)
+
+    async def _index_batch(
+        self, phase: str, score: float, after: str
+    ) -> tuple[list[tuple[str, float]], tuple[float, str] | None]:
+        """The next entries ``(container, score)`` of the active index (``phase`` ``"a"``:
+        by start, then ID, ascending) or the ended one (``"e"``: by end, then ID,
+        descending) past the cursor ``(score, after)``, and the last entry read, as
+        ``(score, ID)``, when more may follow (None: the index ends with these).
+
+        At least one entry is returned while any is left: when a whole batch shares the
+        cursor's score (sessions started or ended in one turn of a hub's loop, or timed out in
+        one sweep), a batch twice as large is read, and so on.
+        """
+        client = self._client
+        wanted = _LIST_BATCH
+        while True:
+            if phase == "a":
+                fetched = await self._call(
+                    lambda n=wanted: client.zrangebyscore(  # type: ignore[misc]
+                        self._active_key, score, "+inf", start=0, num=n, withscores=True
+                    )
+                )
+                rows = [(_text(m), sc) for m, sc in fetched if sc > score or _text(m) > after]
+            else:
+                fetched = await self._call(
+                    lambda n=wanted: client.zrevrangebyscore(  # type: ignore[misc]
+                        self._ended_key, score, "-inf", start=0, num=n, withscores=True
+                    )
+                )
+                rows = [
+                    (_text(m), sc)
+                    for m, sc in fetched
+                    if sc < score or (after == "" and sc == score) or _text(m) < after
+                ]
+            if len(fetched) < wanted:
+                return rows, None
+            if rows:
+                return rows, (fetched[-1][1], _text(fetched[-1][0]))
+            wanted *= 2
 
     async def expire(
         self, now: float, timeout: float, final: EntryLike | None = None
