@@ -493,10 +493,11 @@ def parse_redis_url(raw: str) -> RedisTarget:
 
 
 def _redis_url(raw: str) -> str | None:
-    if raw.strip() == "":
+    url = raw.strip()
+    if not url:
         return None
-    parse_redis_url(raw.strip())
-    return raw.strip()
+    parse_redis_url(url)
+    return url
 
 
 def _notify_url(raw: str) -> str:

@@ -162,24 +162,6 @@ def redact(url: str) -> str:
     return redact_url(url)
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    url: str
-    cluster: bool
-    wait_aof: bool
-    shown: str
-    unix: bool
-
-
-def _parse_url(url: str) -> _Target:
-    shown = redact(url)
-    try:
-        target = parse_redis_url(url)
-    except ValueError as exc:
-        raise EngineError(f"cannot use the Redis URL {shown}: it {exc}") from None
-    return _Target(target.url, target.cluster, target.wait_aof, shown, target.unix)
-
-
 def _tag(container_id: str) -> str:
     # Redis hashes a key on what lies between its first "{" and the first "}" after it: a
     # "}" in the ID would cut the tag short, so it is escaped (and "%", to stay one-to-one).
@@ -483,14 +465,17 @@ class RedisEngine:
         prefix: str = "tailhub:",
         max_requests: int = 64,
     ) -> None:
-        self._target = _parse_url(url)
+        self.shown = redact(url)
+        try:
+            self._target = parse_redis_url(url)
+        except ValueError as exc:
+            raise EngineError(f"cannot use the Redis URL {self.shown}: it {exc}") from None
         self.max_requests = max(1, max_requests)
         self._gate = asyncio.Semaphore(self.max_requests)
         """Held by every request outside the write pipeline (:meth:`_call`, :meth:`_script`):
         a burst of them (a reconnecting dashboard's subscribers each read a position) waits
         for a connection instead of running the client's pool dry, which it would report as
         Redis being unreachable."""
-        self.shown = self._target.shown
         self.max_sessions = max_sessions
         self.retention_messages = retention_messages
         self.retention_age = retention_age
@@ -2033,6 +2018,7 @@ class RedisEngine:
         moving: list[tuple[float, str, SessionInfo]] = []  # ended, still in the active index
         last_key: tuple[str, float, str] | None = None
         while len(found) < limit:
+            joining: list[tuple[float, str, SessionInfo | None]] = []
             if phase == "a":
                 if status == "ended":
                     break
@@ -2040,8 +2026,6 @@ class RedisEngine:
                 if not rows:
                     phase, score, after = "e", math.inf, ""
                     continue
-                infos = await self._infos([cid for cid, _ in rows])
-                page = [(sc, cid, info) for (cid, sc), info in zip(rows, infos, strict=True)]
             else:
                 if status == "active":
                     break
@@ -2052,14 +2036,15 @@ class RedisEngine:
                     row
                     for row in moving
                     if (floor is None or (row[0], row[1]) > floor)
-                    and (row[0] < score or (row[0] == score and (after == "" or row[1] < after)))
+                    and _past_ended_cursor(row[0], row[1], score, after)
                 ]
                 if not rows and not joining:
                     break
-                infos = await self._infos([cid for cid, _ in rows])
-                page = [(sc, cid, info) for (cid, sc), info in zip(rows, infos, strict=True)]
-                page = sorted([*page, *joining], key=lambda row: (row[0], row[1]), reverse=True)
                 moving = [row for row in moving if row not in joining]
+            infos = await self._infos([cid for cid, _ in rows])
+            page = [(sc, cid, info) for (cid, sc), info in zip(rows, infos, strict=True)]
+            if joining:
+                page = sorted([*page, *joining], key=lambda row: (row[0], row[1]), reverse=True)
             for sc, cid, info in page:
                 score, after = sc, cid
                 last_key = (phase, sc, cid)
@@ -2112,9 +2097,9 @@ class RedisEngine:
                     )
                 )
                 rows = [
-                    (_text(m), sc)
+                    (cid, sc)
                     for m, sc in fetched
-                    if sc < score or (after == "" and sc == score) or _text(m) < after
+                    if _past_ended_cursor(sc, cid := _text(m), score, after)
                 ]
             if len(fetched) < wanted:
                 return rows, None
@@ -2246,6 +2231,13 @@ class RedisEngine:
             return holder is None or _text(holder) == owner
         reply = await self._script("CLAIM", [name], [owner, max(1, math.ceil(ttl * 1000))])
         return bool(reply == 1)
+
+
+def _past_ended_cursor(score: float, container_id: str, cursor: float, after: str) -> bool:
+    """Whether an entry of the ended index (read from ``cursor`` down) comes after the
+    listing cursor ``(cursor, after)``: ``after`` empty means nothing at ``cursor`` was
+    listed yet."""
+    return score < cursor or (score == cursor and (after == "" or container_id < after))
 
 
 def _ignore(_reply: Any) -> None:

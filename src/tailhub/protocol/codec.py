@@ -184,8 +184,8 @@ _CHECKED_IDS_MAX: Final = 4096
 
 
 def _checked_container_id(value: str | None) -> str:
-    """:func:`validate_container_id` for a message's own container not in
-    :data:`_CHECKED_IDS`, which it is added to once it passed."""
+    """:func:`validate_container_id` for a message's own container that is not in
+    :data:`_CHECKED_IDS` (the caller looks there first); added to it once it passed."""
     checked = validate_container_id(value)
     if len(_CHECKED_IDS) >= _CHECKED_IDS_MAX:
         _CHECKED_IDS.clear()
