@@ -16,17 +16,41 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 
 UNIT = 1.0 * float(os.environ.get("TAILHUB_TEST_TIMEOUT_FACTOR", "1"))
 TOKEN = "test-token-0123456789"
 CANARY_SECRET = "canary-jwt-secret-5f0c1d2e3b4a69788796a5b4c3d2e1f0"
 """Every hub a test starts signs scoped tokens with this secret (unless the test sets its
 own): it must never appear in a hub's log, which :meth:`HubProcess.stop` checks."""
+
+
+def make_token(
+    role: str,
+    *containers: str,
+    ttl: float = 600,
+    secret: str = CANARY_SECRET,
+    **extra: Any,
+) -> str:
+    """A scoped token signed as the test hubs' secret signs them, valid for ``ttl`` seconds
+    (a fresh random ``jti`` unless ``extra`` names one)."""
+    now = int(time.time())
+    claims = {
+        "role": role,
+        "containers": list(containers),
+        "iat": now,
+        "exp": now + ttl,
+        "sub": f"{role}-test",
+        "jti": uuid.uuid4().hex,
+        **extra,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def free_port() -> int:

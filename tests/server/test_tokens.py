@@ -23,29 +23,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.engine.redis_servers import RedisServer
-from tests.helpers import CANARY_SECRET, TOKEN, UNIT, HubProcess, receive_json, receive_type
+from tests.helpers import (
+    CANARY_SECRET,
+    TOKEN,
+    UNIT,
+    HubProcess,
+    make_token,
+    receive_json,
+    receive_type,
+)
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def make_token(
-    role: str,
-    *containers: str,
-    ttl: float = 600,
-    secret: str = CANARY_SECRET,
-    **extra: Any,
-) -> str:
-    now = int(time.time())
-    claims = {
-        "role": role,
-        "containers": list(containers),
-        "iat": now,
-        "exp": now + ttl,
-        "sub": f"{role}-test",
-        "jti": uuid.uuid4().hex,
-        **extra,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def hs256_by_hand(claims: dict[str, Any], key: bytes) -> str:
