@@ -9,12 +9,13 @@ import pytest
 
 from tailhub.client import (
     ConfigurationError,
+    read_token_file,
     resolve_container_id,
     resolve_token,
     resolve_url,
     resolve_urls,
 )
-from tailhub.client._env import display_url
+from tailhub.client._env import display_url, resolve_token_file
 
 
 class TestResolveUrl:
@@ -127,6 +128,42 @@ class TestResolveToken:
         monkeypatch.setenv("TAILHUB_DATA_DIR", str(tmp_path))
         (tmp_path / "token").write_text("generated")
         assert resolve_token(None, {}) == "generated"
+
+    def test_token_file_variable(self, tmp_path: Path) -> None:
+        """TAILHUB_TOKEN_FILE names a file whose token (white space stripped) is used before
+        the hub's token file; an explicit token still wins."""
+        named = tmp_path / "named"
+        named.write_text("  from-named-file\n")
+        hubs = tmp_path / "token"
+        hubs.write_text("from-hub-file")
+        env = {"TAILHUB_TOKEN_FILE": str(named)}
+        assert resolve_token(None, env, hubs) == "from-named-file"
+        assert resolve_token("explicit", env, hubs) == "explicit"
+        assert resolve_token_file(None, env) == named
+        assert resolve_token_file(tmp_path / "other", env) == tmp_path / "other"
+        assert resolve_token_file(None, {}) is None
+
+    def test_token_and_token_file_variables_conflict(self, tmp_path: Path) -> None:
+        """Both TAILHUB_TOKEN and TAILHUB_TOKEN_FILE: which was meant is not guessed."""
+        env = {"TAILHUB_TOKEN": "t", "TAILHUB_TOKEN_FILE": str(tmp_path / "f")}
+        with pytest.raises(ConfigurationError, match="both TAILHUB_TOKEN and TAILHUB_TOKEN_FILE"):
+            resolve_token(None, env)
+        with pytest.raises(ConfigurationError, match="both"):
+            resolve_token_file(None, env)
+
+    def test_unusable_token_files(self, tmp_path: Path) -> None:
+        """A missing, empty or non-UTF-8 token file is an error naming the file."""
+        missing = tmp_path / "missing"
+        with pytest.raises(ConfigurationError, match=f"cannot read the token file {missing}"):
+            read_token_file(missing)
+        with pytest.raises(ConfigurationError, match="cannot read"):
+            resolve_token(None, {"TAILHUB_TOKEN_FILE": str(missing)})
+        (tmp_path / "empty").write_text(" \n")
+        with pytest.raises(ConfigurationError, match="is empty"):
+            read_token_file(tmp_path / "empty")
+        (tmp_path / "binary").write_bytes(b"\xff\xfe")
+        with pytest.raises(ConfigurationError, match="not UTF-8"):
+            read_token_file(tmp_path / "binary")
 
 
 class TestResolveContainerId:

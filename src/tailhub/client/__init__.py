@@ -7,7 +7,8 @@ It depends on :mod:`tailhub.protocol` alone (never on the server side) and on ai
 - :class:`HubClient`: one-off requests (sessions list, commands).
 - ``resolve_urls`` (``resolve_url``: the first), ``resolve_token``, ``resolve_container_id``:
   where the settings come from (explicit value, then ``TAILHUB_URL``/``WS_SERVER``, which may
-  list several hub processes comma-separated, ``TAILHUB_TOKEN``, ``CONTAINER_ID``).
+  list several hub processes comma-separated, ``TAILHUB_TOKEN`` or ``TAILHUB_TOKEN_FILE``,
+  ``CONTAINER_ID``); ``read_token_file`` reads a token file.
 - The exceptions, all under :class:`HubError` (see ``tailhub.client._errors``).
 """
 
@@ -15,6 +16,7 @@ from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._env import (
     DEFAULT_URL,
     display_url,
+    read_token_file,
     resolve_container_id,
     resolve_token,
     resolve_url,
@@ -62,6 +64,7 @@ __all__ = [
     "Subscribed",
     "Subscriber",
     "display_url",
+    "read_token_file",
     "resolve_container_id",
     "resolve_token",
     "resolve_url",

@@ -2,9 +2,10 @@
 
 The order is the same everywhere (SDK and CLI): an explicit argument wins; then the
 environment; then a default. The variables are ``TAILHUB_URL`` (and ``WS_SERVER``, the
-original container wrapper's name), ``TAILHUB_TOKEN`` and ``CONTAINER_ID``. ``TAILHUB_URL``
-may name several processes of one hub, comma-separated: clients move to the next when one
-is down.
+original container wrapper's name), ``TAILHUB_TOKEN`` (or ``TAILHUB_TOKEN_FILE``, a file
+holding it, which a publisher watches for a renewed token) and ``CONTAINER_ID``.
+``TAILHUB_URL`` may name several processes of one hub, comma-separated: clients move to the
+next when one is down.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ __all__ = [
     "CONTAINER_ENV",
     "DEFAULT_URL",
     "TOKEN_ENV",
+    "TOKEN_FILE_ENV",
     "URL_ENVS",
     "display_url",
     "display_url_list",
+    "read_token_file",
     "resolve_container_id",
     "resolve_token",
+    "resolve_token_file",
     "resolve_url",
     "resolve_urls",
 ]
@@ -36,6 +40,7 @@ __all__ = [
 DEFAULT_URL: Final = "ws://localhost:8080"
 URL_ENVS: Final = ("TAILHUB_URL", "WS_SERVER")
 TOKEN_ENV: Final = "TAILHUB_TOKEN"
+TOKEN_FILE_ENV: Final = "TAILHUB_TOKEN_FILE"
 CONTAINER_ENV: Final = "CONTAINER_ID"
 _SCHEMES: Final = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 
@@ -106,15 +111,24 @@ def resolve_token(
     env: Mapping[str, str] | None = None,
     token_file: Path | None = None,
 ) -> str | None:
-    """The token: ``explicit``, else ``$TAILHUB_TOKEN``, else the hub's token file.
+    """The token: ``explicit``, else ``$TAILHUB_TOKEN``, else the file ``$TAILHUB_TOKEN_FILE``
+    names, else the hub's token file.
 
-    The token file is the one a hub on this machine writes when it runs without
-    ``AUTH_TOKEN`` (``tailhub.paths.token_path()``, under ``$TAILHUB_DATA_DIR``). Returns None
-    when there is none; an unreadable file counts as none.
+    The hub's token file is the one a hub on this machine writes when it runs without
+    ``AUTH_TOKEN`` (``token_file``, default ``tailhub.paths.token_path()``, under
+    ``$TAILHUB_DATA_DIR``). Returns None when there is none; an unreadable hub token file
+    counts as none.
+
+    Raises:
+        ConfigurationError: ``$TAILHUB_TOKEN`` and ``$TAILHUB_TOKEN_FILE`` are both set, or
+            the file ``$TAILHUB_TOKEN_FILE`` names cannot be read or is empty.
     """
     if explicit:
         return explicit
     environ = os.environ if env is None else env
+    named = resolve_token_file(None, environ)
+    if named is not None:
+        return read_token_file(named)
     from_env = environ.get(TOKEN_ENV)
     if from_env:
         return from_env
@@ -124,6 +138,47 @@ def resolve_token(
     except (OSError, UnicodeDecodeError):
         return None
     return text or None
+
+
+def resolve_token_file(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The file to read the token from, and to watch for a renewed one: ``explicit``, else
+    ``$TAILHUB_TOKEN_FILE``; None when neither names one.
+
+    Raises:
+        ConfigurationError: ``$TAILHUB_TOKEN_FILE`` and ``$TAILHUB_TOKEN`` are both set (one
+            token, one place: which one was meant cannot be guessed).
+    """
+    if explicit:
+        return Path(explicit)
+    environ = os.environ if env is None else env
+    named = environ.get(TOKEN_FILE_ENV)
+    if not named:
+        return None
+    if environ.get(TOKEN_ENV):
+        raise ConfigurationError(f"both {TOKEN_ENV} and {TOKEN_FILE_ENV} are set; set one of them")
+    return Path(named)
+
+
+def read_token_file(path: Path) -> str:
+    """The token ``path`` holds, without surrounding white space.
+
+    Raises:
+        ConfigurationError: the file cannot be read, is not UTF-8 text, or holds nothing;
+            the message names the file (never its content).
+    """
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the token file {path}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"the token file {path} is not UTF-8 text") from None
+    if not text:
+        raise ConfigurationError(f"the token file {path} is empty")
+    return text
 
 
 def resolve_container_id(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

@@ -13,6 +13,12 @@ A hub that runs as several processes on one engine has several URLs: the publish
 the next one whenever a connection attempt fails or a connection ends (see
 :class:`~tailhub.client.Rotation`), and sends the unacknowledged rest of the spool there,
 where the engine's de-duplication by ``(producer, id)`` drops what was already stored.
+
+A publisher given a token file (``token_file``, ``$TAILHUB_TOKEN_FILE``) reads its token
+from it before every connection attempt and watches it while connected: a new token there is
+sent on the open connection (``{"type": "auth", ...}``), so the connection outlives the old
+token's ``exp``; a token the hub refuses (close 4401, HTTP 401) waits for the file to change
+instead of stopping the publisher, which goes on spooling meanwhile.
 """
 
 from __future__ import annotations
@@ -32,8 +38,16 @@ import msgspec
 
 from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import close_error, error_from_reply, open_websocket, reply_failure
-from tailhub.client._env import resolve_container_id, resolve_token, resolve_urls
+from tailhub.client._env import (
+    read_token_file,
+    resolve_container_id,
+    resolve_token,
+    resolve_token_file,
+    resolve_urls,
+)
 from tailhub.client._errors import (
+    AuthenticationError,
+    ConfigurationError,
     HubError,
     HubUnreachableError,
     MessageTooLargeError,
@@ -85,6 +99,8 @@ class Publisher:
     Connecting happens in the background with exponential backoff and jitter; errors that a
     retry cannot fix (a wrong token, close 4401/4403) stop the publisher: :attr:`failure` is
     set, ``on_error`` is called, and later publishing raises :class:`PublisherClosedError`.
+    With a token file, a refused token (4401, HTTP 401) is reported to ``on_error`` and waited
+    out instead: the publisher connects again once the file holds another token.
 
     Args:
         container_id: the ``containerID`` to publish for; default ``$CONTAINER_ID``, else the
@@ -92,7 +108,12 @@ class Publisher:
         url: the hub; default ``$TAILHUB_URL``, ``$WS_SERVER``, ``ws://localhost:8080``.
             Several processes of one hub: a comma-separated string or a sequence of URLs,
             tried in turn (see :func:`~tailhub.client.resolve_urls`).
-        token: default ``$TAILHUB_TOKEN``, else the token file of a hub on this machine.
+        token: default ``$TAILHUB_TOKEN``, else the token in ``token_file``, else the token
+            file of a hub on this machine.
+        token_file: a file holding the token (default ``$TAILHUB_TOKEN_FILE``), read before
+            every connection attempt and every ``token_check`` seconds while connected; a
+            changed token is sent on the open connection. Not with ``token``.
+        token_check: seconds between two reads of ``token_file``.
         spool_path: also journal the spool to this file, so unacknowledged messages survive a
             restart of this process (and the producer name with them).
         max_pending: most unacknowledged messages kept.
@@ -113,7 +134,9 @@ class Publisher:
         producer: the producer name of a new spool (default: random).
 
     Raises:
-        ConfigurationError: bad URL, unusable spool file.
+        ConfigurationError: bad URL, unusable spool file; a token file that cannot be read
+            or is empty; both ``token`` and ``token_file`` (or both ``$TAILHUB_TOKEN`` and
+            ``$TAILHUB_TOKEN_FILE``).
         ValueError: bad limits, an invalid container ID.
     """
 
@@ -123,6 +146,8 @@ class Publisher:
         *,
         url: str | Sequence[str] | None = None,
         token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        token_check: float = 5.0,
         spool_path: str | os.PathLike[str] | None = None,
         max_pending: int = 10_000,
         max_pending_bytes: int = 64 << 20,
@@ -138,6 +163,8 @@ class Publisher:
     ) -> None:
         if max_pending < 1 or max_pending_bytes < 1 or max_message_size < 1 or max_rate < 0:
             raise ValueError("max_pending, max_pending_bytes and max_message_size must be > 0")
+        if not token_check > 0:
+            raise ValueError("token_check must be > 0")
         if overflow not in ("block", "drop"):
             raise ValueError("overflow must be 'block' or 'drop'")
         self.container_id = resolve_container_id(container_id)
@@ -147,7 +174,17 @@ class Publisher:
             raise ValueError(exc.words) from None
         self.urls = resolve_urls(url)
         """Every URL of the hub, in the order they are tried."""
-        self._token = resolve_token(token)
+        if token and token_file:
+            raise ConfigurationError("pass a token or a token file, not both")
+        self._token_file = None if token else resolve_token_file(token_file)
+        self._token_check = token_check
+        self._token = (
+            read_token_file(self._token_file) if self._token_file else resolve_token(token)
+        )
+        self._granted: str | None = None  # the token the hub holds for this connection
+        self._renewing: str | None = None  # a token sent on it, not answered yet
+        self._auth_frame: bytes | None = None
+        self._token_file_problem = ""  # the last one logged, so that it is logged once
         self._spool = Spool(spool_path, producer)
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
@@ -181,6 +218,8 @@ class Publisher:
         """Messages dropped because the spool was full (``overflow="drop"``)."""
         self.rejected = 0
         """Messages the hub refused for good (invalid, forbidden, too many sessions)."""
+        self.renewals = 0
+        """Tokens from the token file the hub accepted on an open connection."""
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -476,6 +515,8 @@ class Publisher:
         loop = asyncio.get_running_loop()
         rotation = self._rotation
         while not self._closed:
+            self._read_token_file()
+            used = self._token
             try:
                 ws = await open_websocket(
                     self._session, rotation.url, self._token, connect_timeout=self._connect_timeout
@@ -486,10 +527,14 @@ class Publisher:
                 await asyncio.sleep(rotation.failed())
                 continue
             except HubError as exc:
+                if self._waits_out(exc):
+                    await self._new_token(exc, used)
+                    continue
                 self._fail(exc)
                 return
             started = loop.time()
             rotation.connected()
+            self._granted = used
             self._ws = ws
             self._connected.set()
             self._notify()
@@ -503,6 +548,9 @@ class Publisher:
                 self._connected.clear()
                 self._notify()
                 await ws.close()
+            if failure is not None and self._waits_out(failure):
+                await self._new_token(failure, self._granted)
+                continue
             if failure is not None:
                 self._fail(failure)
                 return
@@ -510,19 +558,62 @@ class Publisher:
             # more failed attempt, so a hub that keeps refusing is not hammered.
             await asyncio.sleep(rotation.lost(held=loop.time() - started >= _STABLE))
 
+    def _waits_out(self, error: HubError) -> bool:
+        """Whether ``error`` is a refused token that a new one in the token file can mend."""
+        return self._token_file is not None and isinstance(error, AuthenticationError)
+
+    def _read_token_file(self) -> None:
+        """Hold the token file's token. A file that cannot be read (being replaced, say)
+        keeps the token held; the problem is logged once, until it changes."""
+        if self._token_file is None:
+            return
+        try:
+            self._token = read_token_file(self._token_file)
+        except ConfigurationError as exc:
+            if str(exc) != self._token_file_problem:
+                self._token_file_problem = str(exc)
+                _log.warning("tailhub publisher: %s; keeping the token read before", exc)
+        else:
+            self._token_file_problem = ""
+
+    async def _new_token(self, refused: HubError, token: str | None) -> None:
+        """Report the refused ``token``, then wait until the token file holds another one."""
+        self._report(refused)
+        self._notify()
+        while not self._closed:
+            self._read_token_file()
+            if self._token != token:
+                return
+            await asyncio.sleep(self._token_check)
+
+    async def _watch_token(self) -> None:
+        """While connected: send a token that appears in the token file on the connection."""
+        while True:
+            await asyncio.sleep(self._token_check)
+            self._read_token_file()
+            token = self._token
+            if token is not None and token not in (self._granted, self._renewing):
+                self._renewing = token
+                self._auth_frame = _encoder.encode({"type": "auth", "token": token})
+                self._wake.set()
+
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> HubError | None:
         """Run one connection until it ends; returns the failure to stop on, or None."""
         reader = asyncio.create_task(self._read(ws))
         writer = asyncio.create_task(self._write(ws))
+        tasks = [reader, writer]
+        if self._token_file is not None:
+            tasks.append(asyncio.create_task(self._watch_token()))
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
                 # The writer failed: the connection is going; let the reader see its close code.
                 await asyncio.wait({reader}, timeout=self._connect_timeout)
         finally:
-            for task in (reader, writer):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._auth_frame = self._renewing = None
         if reader.cancelled() or reader.exception() is not None:
             return None
         return reader.result()
@@ -547,6 +638,9 @@ class Publisher:
         with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
             while True:
                 self._wake.clear()
+                auth, self._auth_frame = self._auth_frame, None
+                if auth is not None:
+                    await ws.send_frame(auth, aiohttp.WSMsgType.TEXT)
                 while cursor < self._spool.next_id:
                     frame = self._spool.get(cursor)
                     cursor += 1
@@ -609,6 +703,10 @@ class Publisher:
                 self._dispatch(message)
         elif message.type == "error":
             self._on_error_reply(message)
+        elif message.type == "authenticated":
+            self._granted, self._renewing = self._renewing, None
+            self.renewals += 1
+            self._notify()
 
     def _on_ack(self, message: Message) -> None:
         producer = message.fields.get("producer")
@@ -632,6 +730,12 @@ class Publisher:
     def _on_error_reply(self, message: Message) -> None:
         error = error_from_reply(message)
         if error.id is None or message.container_id not in (None, self.container_id):
+            if (
+                error.code == ErrorCode.UNAUTHORIZED
+                and self._token_file is not None
+                and self._renewing is None
+            ):
+                return  # the token expired or was revoked: the 4401 close that follows says so
             self._report(reply_failure(message, had_token=bool(self._token)))
             return
         retry_in = _RETRY_LATER.get(error.code)
