@@ -349,6 +349,29 @@ class TestFailures:
             f"from the token file {data_dir / 'token'}"
         )
 
+    async def test_named_token_file(self, shared_hub: HubProcess, tmp_path: Path) -> None:
+        """TAILHUB_TOKEN_FILE (or --token-file) gives the token; a refusal names the file;
+        a token and a token file together, or a file that cannot be read, are usage errors."""
+        hub = shared_hub
+        good, stale = tmp_path / "good", tmp_path / "stale"
+        good.write_text(TOKEN + "\n")
+        stale.write_text("stale-token\n")
+        env = cli_env(hub, TAILHUB_TOKEN_FILE=str(good))
+        del env["TAILHUB_TOKEN"]
+        listed = await run_cli(hub, "sessions", "--json", env=env)
+        assert (0, list) == (listed.status, type(json.loads(listed.stdout)))
+        refused = await run_cli(hub, "sessions", "--token-file", str(stale), env=env)
+        assert _one_line_error(refused) == (
+            f"tailhub: the hub refused the token (HTTP 401 from {hub.url}); the token came "
+            f"from --token-file {stale}"
+        )
+        both = await run_cli(hub, "sessions", "--token-file", str(good))
+        assert 2 == both.status
+        assert "not both" in both.stderr
+        missing = await run_cli(hub, "sessions", "--token-file", str(tmp_path / "gone"), env=env)
+        assert 2 == missing.status
+        assert missing.stderr.startswith(f"tailhub: cannot read the token file {tmp_path}/gone: ")
+
     async def test_bad_container_id(self, shared_hub: HubProcess) -> None:
         """An ID the protocol refuses is one line too, for run (125) and the viewers (2)."""
         hub = shared_hub

@@ -7,6 +7,7 @@ import io
 import json
 import signal
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from tailhub.client import Message, Subscriber
 from tailhub.runner import LineSplitter, Runner, RunOptions, exit_status, split_text
 from tests.agents import streams
 from tests.client.procs import cli_env, finish, run_cli, start_cli
-from tests.helpers import TOKEN, UNIT, HubProcess, increasing
+from tests.helpers import TOKEN, UNIT, HubProcess, increasing, make_token
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RUN = ("run", "--reconnect-max", "0.3", "--ack-timeout", str(10 * UNIT))
@@ -366,6 +367,41 @@ class TestRun:
         assert "(the token came from TAILHUB_TOKEN); sh keeps running" in result.stderr
         assert "wrong-token" not in result.stderr
         assert "Traceback" not in result.stderr
+
+    async def test_token_file_refused_then_renewed(
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess, tmp_path: Path
+    ) -> None:
+        """With TAILHUB_TOKEN_FILE, a token revoked mid-run is waited out: the run says so
+        (naming the file), CMD runs on, and once the file holds a new token everything CMD
+        wrote is sent, in order."""
+        hub = shared_hub
+        cid = "r-token-file"
+        file, go = tmp_path / "token", tmp_path / "go"
+        jti = uuid.uuid4().hex
+        file.write_text(make_token("publisher", cid, jti=jti))
+        script = f"echo one; while [ ! -e {go} ]; do sleep 0.02; done; echo two"
+        env = cli_env(hub, TAILHUB_TOKEN_FILE=str(file))
+        del env["TAILHUB_TOKEN"]
+        args = (*RUN, "-q", "--token-check", "0.02", "--container-id", cid)
+        runner = await start_cli(hub, *args, "--", "sh", "-c", script, env=env)
+        await _wait_until(hub, cid, {"message": "one"})
+        async with http.post(f"{hub.http}/api/tokens/revoked", json={"jti": jti}, headers=AUTH):
+            pass
+        assert runner.stderr is not None
+        note = (await asyncio.wait_for(runner.stderr.readline(), 10 * UNIT)).decode()
+        assert note.startswith("tailhub run: the hub closed the connection: not authenticated")
+        assert f"(the token came from TAILHUB_TOKEN_FILE ({file}));" in note
+        assert f"waiting for a new token in {file}; sh runs on" in note
+        renewed = tmp_path / "token.new"
+        renewed.write_text(make_token("publisher", cid))
+        renewed.replace(file)
+        go.touch()
+        result = await finish(runner, 20 * UNIT)
+        assert 0 == result.status, result.stderr
+        history = await _history(hub, cid)
+        assert [("info", "one"), ("info", "two")] == _logs(history)
+        assert ("complete", 0) == (history[-1].type, history[-1].data["exitCode"])
+        assert [m.seq for m in history] == list(range(1, len(history) + 1))
 
     async def test_command_not_found(self, shared_hub: HubProcess) -> None:
         """A command that does not exist: 127, one line, and a complete saying so."""

@@ -9,6 +9,8 @@ non-zero exit status (2 for a usage error), never a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import re
 import sys
@@ -141,13 +143,50 @@ _RUN_FAILED: Final = 125
 
 
 def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--hub URL`` and ``--token T``, from ``TAILHUB_URL``/``WS_SERVER`` and ``TAILHUB_TOKEN``."""
-    func = click.option(
+    """``--hub URL``, ``--token T`` and ``--token-file PATH``, from ``TAILHUB_URL``/``WS_SERVER``,
+    ``TAILHUB_TOKEN`` and ``TAILHUB_TOKEN_FILE``.
+
+    A command that takes a ``token_file`` parameter gets the path (``tailhub run`` watches
+    it); the others get the file's token as ``token``. A token and a token file together
+    are a usage error.
+    """
+    takes_file = "token_file" in inspect.signature(func).parameters
+
+    @functools.wraps(func)
+    def command(*args: Any, token_file: Path | None = None, **kwargs: Any) -> Any:
+        if token_file is not None:
+            if kwargs.get("token"):
+                raise click.UsageError(
+                    "give a token (--token, TAILHUB_TOKEN) or a token file (--token-file, "
+                    "TAILHUB_TOKEN_FILE), not both"
+                )
+            if takes_file:
+                kwargs["token_file"] = token_file
+            else:
+                from tailhub.client import ConfigurationError, read_token_file
+
+                try:
+                    kwargs["token"] = read_token_file(token_file)
+                except ConfigurationError as exc:
+                    _fail(str(exc), 2)
+        elif takes_file:
+            kwargs["token_file"] = None
+        return func(*args, **kwargs)
+
+    wrapped = click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="TAILHUB_TOKEN_FILE",
+        show_envvar=True,
+        help="Read the token from this file (tailhub run reads it again and sends a renewed "
+        "token to the hub).",
+    )(command)
+    wrapped = click.option(
         "--token",
         envvar="TAILHUB_TOKEN",
         show_envvar=True,
         help="Token [default: the token file of a hub on this machine].",
-    )(func)
+    )(wrapped)
     return click.option(
         "--hub",
         "--url",
@@ -156,7 +195,7 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
         show_envvar=True,
         help="Hub URL, or several processes of one hub comma-separated (tried in turn, the "
         "next when one is down) [default: ws://localhost:8080].",
-    )(func)
+    )(wrapped)
 
 
 class _CommandFailedError(Exception):
@@ -174,6 +213,12 @@ def _token_source() -> str:
     from tailhub.paths import token_path
 
     ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.params.get("token_file"):
+        path = ctx.params["token_file"]
+        source = ctx.get_parameter_source("token_file")
+        if source == click.core.ParameterSource.COMMANDLINE:
+            return f"--token-file {path}"
+        return f"TAILHUB_TOKEN_FILE ({path})"
     if ctx is not None and ctx.params.get("token"):
         source = ctx.get_parameter_source("token")
         return "--token" if source == click.core.ParameterSource.COMMANDLINE else "TAILHUB_TOKEN"
@@ -271,6 +316,15 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     help="Do not copy CMD's output to this process's stdout and stderr.",
 )
 @click.option(
+    "--token-check",
+    type=_Seconds(minimum=0.01),
+    default=5.0,
+    show_default=True,
+    envvar="TAILHUB_TOKEN_CHECK",
+    show_envvar=True,
+    help="Seconds between two reads of --token-file.",
+)
+@click.option(
     "--reconnect-max",
     type=_Seconds(minimum=0.01),
     default=10.0,
@@ -294,6 +348,7 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
 def run(
     url: str | None,
     token: str | None,
+    token_file: Path | None,
     container_id: str | None,
     grace: float,
     heartbeat: float,
@@ -301,6 +356,7 @@ def run(
     spool: Path | None,
     stdin_mode: Literal["null", "hub", "inherit", "pipe"],
     quiet: bool,
+    token_check: float,
     reconnect_max: float,
     agent: Literal["auto", "claude", "codex", "none"],
     command: tuple[str, ...],
@@ -318,6 +374,8 @@ def run(
     options = RunOptions(
         url=url,
         token=token,
+        token_file=token_file,
+        token_check=token_check,
         container_id=container_id,
         grace=grace,
         heartbeat=heartbeat,

@@ -104,6 +104,10 @@ class RunOptions:
         url: the hub, or several of its processes comma-separated (default from the
             environment, see :func:`tailhub.client.resolve_urls`).
         token: the token (default from the environment or the hub's token file).
+        token_file: a file holding the token, read again while CMD runs: a renewed token
+            there is sent to the hub (see :class:`tailhub.client.Publisher`). Not with
+            ``token``.
+        token_check: seconds between two reads of ``token_file``.
         container_id: the container ID (default ``$CONTAINER_ID``, else the host name).
         grace: seconds between SIGTERM and SIGKILL after a ``cancel`` command.
         heartbeat: seconds between heartbeats.
@@ -121,11 +125,13 @@ class RunOptions:
         agent: which agent event stream CMD's stdout carries: ``auto`` (recognise either),
             ``claude``, ``codex``, or ``none`` (every line is plain text).
         token_source: where the token came from, in words (``--token``, ``TAILHUB_TOKEN``,
-            the token file's path), said when the hub refuses it.
+            ``--token-file``, the token file's path), said when the hub refuses it.
     """
 
     url: str | None = None
     token: str | None = None
+    token_file: Path | None = None
+    token_check: float = 5.0
     container_id: str | None = None
     grace: float = 10.0
     heartbeat: float = 30.0
@@ -306,6 +312,8 @@ class Runner:
             options.container_id,
             url=options.url,
             token=options.token,
+            token_file=options.token_file,
+            token_check=options.token_check,
             spool_path=options.spool,
             max_pending=options.max_pending,
             max_pending_bytes=max(64 << 20, 4 * options.max_message_size),
@@ -585,6 +593,17 @@ class Runner:
             )
             name = Path(self.argv[0]).name
             self.note(f"{error}{came}; {name} keeps running but its output is not streamed")
+        elif isinstance(error, AuthenticationError) and self.options.token_file is not None:
+            # Not a failure: the publisher waits for a new token in the file.
+            source = self.options.token_source or "the token file"
+            if publisher is not None and publisher.connected:
+                then = "the connection keeps the token it has until then"
+            else:
+                then = f"{Path(self.argv[0]).name} runs on, its output is kept and sent then"
+            self.note(
+                f"{error} (the token came from {source}); waiting for a new token in "
+                f"{self.options.token_file}; {then}"
+            )
         elif isinstance(error, RequestError):
             self.note(f"the hub refused a message: {error}", key=error.code)
         else:
