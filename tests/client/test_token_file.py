@@ -36,6 +36,13 @@ async def _revoke(http: aiohttp.ClientSession, hub: HubProcess, jti: str) -> Non
         assert 200 == r.status, await r.text()
 
 
+def _on_file(hub: HubProcess, cid: str, file: Path, errors: list[HubError]) -> Publisher:
+    """A publisher for ``cid`` on the token file ``file``, telling ``errors`` what it reports."""
+    return Publisher(
+        cid, url=hub.url, token_file=file, token_check=CHECK, backoff=FAST, on_error=errors.append
+    )
+
+
 def _closed_for(hub: HubProcess, jti: str) -> list[str]:
     """The hub's log lines saying it closed a connection because token ``jti`` was revoked
     (written before the revocation's answer)."""
@@ -54,7 +61,7 @@ class TestTokenFile:
         file = tmp_path / "token"
         first, first_jti = _token(cid)
         _write(file, first)
-        pub = Publisher(cid, url=hub.url, token_file=file, token_check=CHECK, backoff=FAST)
+        pub = _on_file(hub, cid, file, [])
         async with pub:
             await pub.log("before")
             assert await pub.flush(timeout=10 * UNIT)
@@ -76,14 +83,7 @@ class TestTokenFile:
         file = tmp_path / "token"
         _write(file, _token(cid)[0])
         errors: list[HubError] = []
-        pub = Publisher(
-            cid,
-            url=hub.url,
-            token_file=file,
-            token_check=CHECK,
-            backoff=FAST,
-            on_error=errors.append,
-        )
+        pub = _on_file(hub, cid, file, errors)
         async with pub:
             await pub.wait_connected(timeout=10 * UNIT)
             _write(file, make_token("publisher", cid, ttl=-5))
@@ -107,14 +107,7 @@ class TestTokenFile:
         first, first_jti = _token(cid)
         _write(file, first)
         errors: list[HubError] = []
-        pub = Publisher(
-            cid,
-            url=hub.url,
-            token_file=file,
-            token_check=CHECK,
-            backoff=FAST,
-            on_error=errors.append,
-        )
+        pub = _on_file(hub, cid, file, errors)
         async with pub:
             await pub.wait_connected(timeout=10 * UNIT)
             await _revoke(http, hub, first_jti)
@@ -135,14 +128,7 @@ class TestTokenFile:
         file = tmp_path / "token"
         _write(file, make_token("publisher", cid, ttl=-5))
         errors: list[HubError] = []
-        pub = Publisher(
-            cid,
-            url=hub.url,
-            token_file=file,
-            token_check=CHECK,
-            backoff=FAST,
-            on_error=errors.append,
-        )
+        pub = _on_file(hub, cid, file, errors)
         async with pub:
             await pub.log("queued")
             await wait_for(lambda: bool(errors))
