@@ -462,7 +462,8 @@ class TestEnvironment:
 
 class TestLocal:
     async def test_token_show(self, tmp_path: Path) -> None:
-        """token show prints the token alone: TAILHUB_TOKEN, else the hub's token file."""
+        """token show prints the token alone: TAILHUB_TOKEN, else the file TAILHUB_TOKEN_FILE
+        names, else the hub's token file; a token file it cannot read is one line."""
         hub = HubProcess(tmp_path / "hub", token=None).start()
         try:
             env = cli_env(hub, TAILHUB_DATA_DIR=str(hub.data_dir))
@@ -473,6 +474,15 @@ class TestLocal:
             hub.stop()
         from_env = await run_cli(None, "token", "show", env=cli_env(None, TAILHUB_TOKEN="abc"))
         assert from_env.stdout == "abc\n"
+        (tmp_path / "named").write_text("from-file\n")
+        named = cli_env(None, TAILHUB_TOKEN_FILE=str(tmp_path / "named"))
+        assert "from-file\n" == (await run_cli(None, "token", "show", env=named)).stdout
+        gone = cli_env(None, TAILHUB_TOKEN_FILE=str(tmp_path / "gone"))
+        unreadable = await run_cli(None, "token", "show", env=gone)
+        assert 2 == unreadable.status
+        assert _one_line_error(unreadable).startswith(
+            f"tailhub: cannot read the token file {tmp_path}/gone: "
+        )
         none = await run_cli(None, "token", "show")
         assert _one_line_error(none) == (
             "tailhub: no token: TAILHUB_TOKEN is not set and there is no token file at "

@@ -984,10 +984,15 @@ def _dashboard_url(url: str | None) -> str:
 
 
 def _local_token(token: str | None, data_dir: Path | None) -> str | None:
-    from tailhub.client import resolve_token
+    """The token the commands use, or the hub's token file under ``data_dir``; a token file
+    named by ``TAILHUB_TOKEN_FILE`` that cannot be used is a usage error."""
+    from tailhub.client import ConfigurationError, resolve_token
     from tailhub.paths import token_path
 
-    return resolve_token(token, token_file=token_path(data_dir))
+    try:
+        return resolve_token(token, token_file=token_path(data_dir))
+    except ConfigurationError as exc:
+        _fail(str(exc), 2)
 
 
 @main.command("open")
@@ -1026,7 +1031,8 @@ def token() -> None:
 @_data_dir_option
 @click.option("--token", envvar="TAILHUB_TOKEN", hidden=True)
 def token_show(data_dir: Path | None, token: str | None) -> None:
-    """Print the token: TAILHUB_TOKEN, else the token file of a hub on this machine.
+    """Print the token: TAILHUB_TOKEN, else the file TAILHUB_TOKEN_FILE names, else the
+    token file of a hub on this machine.
 
     The token alone goes to stdout (for $(tailhub token show)); nothing else is printed.
     """
