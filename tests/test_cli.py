@@ -368,9 +368,16 @@ class TestFailures:
         both = await run_cli(hub, "sessions", "--token-file", str(good))
         assert 2 == both.status
         assert "not both" in both.stderr
-        missing = await run_cli(hub, "sessions", "--token-file", str(tmp_path / "gone"), env=env)
-        assert 2 == missing.status
-        assert missing.stderr.startswith(f"tailhub: cannot read the token file {tmp_path}/gone: ")
+        gone = ("--token-file", str(tmp_path / "gone"))
+        for args in (("sessions", *gone), ("logs", "x", *gone), ("run", *gone, "--", "true")):
+            missing = await run_cli(hub, *args, env=env)
+            assert (125 if args[0] == "run" else 2) == missing.status
+            assert _one_line_error(missing).startswith(
+                f"tailhub: cannot read the token file {tmp_path}/gone: "
+            )
+        await _publish_session(hub, "named-file")
+        shown = await run_cli(hub, "logs", "named-file", "--json", env=env)
+        assert (0, 6) == (shown.status, len(shown.lines))
 
     async def test_bad_container_id(self, shared_hub: HubProcess) -> None:
         """An ID the protocol refuses is one line too, for run (125) and the viewers (2)."""

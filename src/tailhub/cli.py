@@ -163,12 +163,7 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
             if takes_file:
                 kwargs["token_file"] = token_file
             else:
-                from tailhub.client import ConfigurationError, read_token_file
-
-                try:
-                    kwargs["token"] = read_token_file(token_file)
-                except ConfigurationError as exc:
-                    _fail(str(exc), 2)
+                kwargs["token"] = _read_token_file(token_file)
         elif takes_file:
             kwargs["token_file"] = None
         return func(*args, **kwargs)
@@ -178,8 +173,8 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="TAILHUB_TOKEN_FILE",
         show_envvar=True,
-        help="Read the token from this file (tailhub run reads it again and sends a renewed "
-        "token to the hub).",
+        help="Read the token from this file (run and logs -f read it again and renew their "
+        "connection's token).",
     )(command)
     wrapped = click.option(
         "--token",
@@ -196,6 +191,16 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Hub URL, or several processes of one hub comma-separated (tried in turn, the "
         "next when one is down) [default: ws://localhost:8080].",
     )(wrapped)
+
+
+def _read_token_file(path: Path) -> str:
+    """The token in ``path``; one that cannot be read is a usage error (exit 2)."""
+    from tailhub.client import ConfigurationError, read_token_file
+
+    try:
+        return read_token_file(path)
+    except ConfigurationError as exc:
+        _fail(str(exc), 2)
 
 
 class _CommandFailedError(Exception):
@@ -464,6 +469,7 @@ def logs(
     raw: bool,
     url: str | None,
     token: str | None,
+    token_file: Path | None,
 ) -> None:
     """Print a container's messages; with -f keep following until it completes.
 
@@ -480,6 +486,8 @@ def logs(
         raise click.UsageError("give --json or --raw, not both")
     if "*" in container_id and not follow:
         raise click.UsageError("a pattern (with '*') needs --follow: it has no history")
+    if token_file is not None:
+        _read_token_file(token_file)  # read again by the follower, which renews from it
     minimum = _LEVEL_ORDER[level.lower()] if level else 0
     after = since if isinstance(since, float) else None
     printer = _LogPrinter(
@@ -495,7 +503,7 @@ def logs(
     # pattern has no history (live messages only), so the time only filters those.
     from_start = after is not None and "*" not in container_id
     seq = since if isinstance(since, int) else (0 if from_start else None)
-    _run_async(_follow_logs(container_id, follow, tail, seq, printer, url, token))
+    _run_async(_follow_logs(container_id, follow, tail, seq, printer, url, token, token_file))
 
 
 async def _follow_logs(
@@ -506,6 +514,7 @@ async def _follow_logs(
     printer: _LogPrinter,
     url: str | None,
     token: str | None,
+    token_file: Path | None,
 ) -> int:
     from tailhub.client import Subscribed, Subscriber
 
@@ -522,6 +531,7 @@ async def _follow_logs(
         container_id,
         url=url,
         token=token,
+        token_file=token_file,
         tail=tail,
         since=since,
         follow=follow,

@@ -1,15 +1,23 @@
-"""A publisher on a token file against a real hub: a renewed token keeps its connection, a
-refused one waits for the next instead of stopping it."""
+"""Publishers and subscribers on a token file against a real hub: a renewed token keeps
+their connection, a refused one waits for the next instead of stopping them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tailhub.client import AuthenticationError, ConfigurationError, HubError, Publisher
+from tailhub.client import (
+    AuthenticationError,
+    ConfigurationError,
+    HubError,
+    Message,
+    Publisher,
+    Subscriber,
+)
 from tests.client.test_publisher import FAST, _history, _texts
 from tests.helpers import TOKEN, UNIT, HubProcess, make_token, wait_for
 
@@ -162,3 +170,80 @@ class TestTokenFile:
             Publisher("c", url="ws://h:1", token_file=tmp_path / "missing")
         with pytest.raises(ValueError, match="token_check"):
             Publisher("c", url="ws://h:1", token_file=file, token_check=0)
+
+
+class TestSubscriberTokenFile:
+    async def test_renewed_on_the_open_connection(
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess, cid: str, tmp_path: Path
+    ) -> None:
+        """A follower sends a new token from its file on the open connection: revoking the
+        old token then closes nothing, and messages keep coming."""
+        hub = shared_hub
+        file = tmp_path / "token"
+        jti = uuid.uuid4().hex
+        _write(file, make_token("viewer", cid, jti=jti))
+        got: list[Message] = []
+        async with Subscriber(cid, url=hub.url, token_file=file, token_check=CHECK) as sub:
+            await sub.wait_subscribed()
+            reading = asyncio.create_task(_collect(sub, got))
+            _write(file, make_token("viewer", cid))
+            await wait_for(lambda: sub.renewals == 1, 10 * UNIT)
+            await _revoke(http, hub, jti)
+            await _publish(hub, cid, "after the old token")
+            await wait_for(lambda: len(got) == 1, 10 * UNIT)
+            assert (0, False) == (sub.reconnects, reading.done())
+        assert ["after the old token"] == _texts(got)
+        assert [] == _closed_for(hub, jti)
+
+    async def test_revoked_then_resumed(
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess, cid: str, tmp_path: Path
+    ) -> None:
+        """Closed with 4401 (its token revoked), a follower waits for a new token in its
+        file, then resumes where it was: what was published meanwhile comes once, in order."""
+        hub = shared_hub
+        file = tmp_path / "token"
+        jti = uuid.uuid4().hex
+        _write(file, make_token("viewer", cid, jti=jti))
+        await _publish(hub, cid, "one")
+        got: list[Message] = []
+        async with Subscriber(
+            cid, url=hub.url, token_file=file, token_check=CHECK, since=0, backoff=FAST
+        ) as sub:
+            reading = asyncio.create_task(_collect(sub, got))
+            await wait_for(lambda: len(got) == 1, 10 * UNIT)
+            await _revoke(http, hub, jti)
+            assert 1 == len(_closed_for(hub, jti))
+            await _publish(hub, cid, "two")
+            assert not reading.done()
+            _write(file, make_token("viewer", cid))
+            await wait_for(lambda: len(got) == 2, 10 * UNIT)
+            assert (1, False) == (sub.reconnects, reading.done())
+        assert ["one", "two"] == _texts(got)
+        assert [1, 2] == [m.seq for m in got]
+
+    async def test_without_reconnect_a_refusal_ends_it(
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess, cid: str, tmp_path: Path
+    ) -> None:
+        """reconnect=False: a 4401 ends the iteration with AuthenticationError, file or not."""
+        hub = shared_hub
+        file = tmp_path / "token"
+        jti = uuid.uuid4().hex
+        _write(file, make_token("viewer", cid, jti=jti))
+        async with Subscriber(
+            cid, url=hub.url, token_file=file, token_check=CHECK, reconnect=False
+        ) as sub:
+            await sub.wait_subscribed()
+            await _revoke(http, hub, jti)
+            with pytest.raises(AuthenticationError):
+                await asyncio.wait_for(sub.__anext__(), 10 * UNIT)
+
+
+async def _collect(sub: Subscriber, into: list[Message]) -> None:
+    async for message in sub:
+        into.append(message)
+
+
+async def _publish(hub: HubProcess, cid: str, text: str) -> None:
+    async with Publisher(cid, url=hub.url, token=TOKEN, backoff=FAST) as pub:
+        await pub.log(text)
+        assert await pub.flush(timeout=10 * UNIT)

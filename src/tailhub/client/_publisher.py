@@ -39,7 +39,6 @@ import msgspec
 from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import close_error, error_from_reply, open_websocket, reply_failure
 from tailhub.client._env import (
-    read_token_file,
     resolve_container_id,
     resolve_token,
     resolve_token_file,
@@ -55,6 +54,7 @@ from tailhub.client._errors import (
 )
 from tailhub.client._message import Message
 from tailhub.client._spool import Spool
+from tailhub.client._token import TokenFile
 from tailhub.protocol import LEVELS, STATUSES, ErrorCode, format_time, validate_container_id
 from tailhub.protocol import ProtocolError as _ProtocolError
 
@@ -163,8 +163,6 @@ class Publisher:
     ) -> None:
         if max_pending < 1 or max_pending_bytes < 1 or max_message_size < 1 or max_rate < 0:
             raise ValueError("max_pending, max_pending_bytes and max_message_size must be > 0")
-        if not token_check > 0:
-            raise ValueError("token_check must be > 0")
         if overflow not in ("block", "drop"):
             raise ValueError("overflow must be 'block' or 'drop'")
         self.container_id = resolve_container_id(container_id)
@@ -176,15 +174,10 @@ class Publisher:
         """Every URL of the hub, in the order they are tried."""
         if token and token_file:
             raise ConfigurationError("pass a token or a token file, not both")
-        self._token_file = None if token else resolve_token_file(token_file)
-        self._token_check = token_check
-        self._token = (
-            read_token_file(self._token_file) if self._token_file else resolve_token(token)
-        )
-        self._granted: str | None = None  # the token the hub holds for this connection
-        self._renewing: str | None = None  # a token sent on it, not answered yet
+        path = None if token else resolve_token_file(token_file)
+        self._token_file = None if path is None else TokenFile(path, token_check)
+        self._token = self._token_file.token if self._token_file else resolve_token(token)
         self._auth_frame: bytes | None = None
-        self._token_file_problem = ""  # the last one logged, so that it is logged once
         self._spool = Spool(spool_path, producer)
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
@@ -515,7 +508,8 @@ class Publisher:
         loop = asyncio.get_running_loop()
         rotation = self._rotation
         while not self._closed:
-            self._read_token_file()
+            if self._token_file is not None:
+                self._token = self._token_file.read()
             used = self._token
             try:
                 ws = await open_websocket(
@@ -534,7 +528,8 @@ class Publisher:
                 return
             started = loop.time()
             rotation.connected()
-            self._granted = used
+            if self._token_file is not None:
+                self._token_file.connected(used)
             self._ws = ws
             self._connected.set()
             self._notify()
@@ -549,7 +544,8 @@ class Publisher:
                 self._notify()
                 await ws.close()
             if failure is not None and self._waits_out(failure):
-                await self._new_token(failure, self._granted)
+                assert self._token_file is not None
+                await self._new_token(failure, self._token_file.granted)
                 continue
             if failure is not None:
                 self._fail(failure)
@@ -562,40 +558,18 @@ class Publisher:
         """Whether ``error`` is a refused token that a new one in the token file can mend."""
         return self._token_file is not None and isinstance(error, AuthenticationError)
 
-    def _read_token_file(self) -> None:
-        """Hold the token file's token. A file that cannot be read (being replaced, say)
-        keeps the token held; the problem is logged once, until it changes."""
-        if self._token_file is None:
-            return
-        try:
-            self._token = read_token_file(self._token_file)
-        except ConfigurationError as exc:
-            if str(exc) != self._token_file_problem:
-                self._token_file_problem = str(exc)
-                _log.warning("tailhub publisher: %s; keeping the token read before", exc)
-        else:
-            self._token_file_problem = ""
-
     async def _new_token(self, refused: HubError, token: str | None) -> None:
         """Report the refused ``token``, then wait until the token file holds another one."""
+        assert self._token_file is not None
         self._report(refused)
         self._notify()
-        while not self._closed:
-            self._read_token_file()
-            if self._token != token:
-                return
-            await asyncio.sleep(self._token_check)
+        await self._token_file.other_than(token, lambda: self._closed)
+        self._token = self._token_file.token
 
-    async def _watch_token(self) -> None:
-        """While connected: send a token that appears in the token file on the connection."""
-        while True:
-            await asyncio.sleep(self._token_check)
-            self._read_token_file()
-            token = self._token
-            if token is not None and token not in (self._granted, self._renewing):
-                self._renewing = token
-                self._auth_frame = _encoder.encode({"type": "auth", "token": token})
-                self._wake.set()
+    async def _send_auth(self, frame: bytes) -> None:
+        """Have the writer send ``frame`` (an ``auth``) before anything else it sends."""
+        self._auth_frame = frame
+        self._wake.set()
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> HubError | None:
         """Run one connection until it ends; returns the failure to stop on, or None."""
@@ -603,7 +577,7 @@ class Publisher:
         writer = asyncio.create_task(self._write(ws))
         tasks = [reader, writer]
         if self._token_file is not None:
-            tasks.append(asyncio.create_task(self._watch_token()))
+            tasks.append(asyncio.create_task(self._token_file.watch(self._send_auth)))
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
@@ -613,7 +587,7 @@ class Publisher:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._auth_frame = self._renewing = None
+            self._auth_frame = None
         if reader.cancelled() or reader.exception() is not None:
             return None
         return reader.result()
@@ -703,8 +677,8 @@ class Publisher:
                 self._dispatch(message)
         elif message.type == "error":
             self._on_error_reply(message)
-        elif message.type == "authenticated":
-            self._granted, self._renewing = self._renewing, None
+        elif message.type == "authenticated" and self._token_file is not None:
+            self._token_file.accepted()
             self.renewals += 1
             self._notify()
 
@@ -730,12 +704,10 @@ class Publisher:
     def _on_error_reply(self, message: Message) -> None:
         error = error_from_reply(message)
         if error.id is None or message.container_id not in (None, self.container_id):
-            if (
-                error.code == ErrorCode.UNAUTHORIZED
-                and self._token_file is not None
-                and self._renewing is None
-            ):
-                return  # the token expired or was revoked: the 4401 close that follows says so
+            if error.code == ErrorCode.UNAUTHORIZED and self._token_file is not None:
+                if not self._token_file.renewing:
+                    return  # the token expired or was revoked: the 4401 close that follows says so
+                self._token_file.refused()
             self._report(reply_failure(message, had_token=bool(self._token)))
             return
         retry_in = _RETRY_LATER.get(error.code)

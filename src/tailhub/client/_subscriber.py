@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -11,14 +14,21 @@ import aiohttp
 
 from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import Connected, close_error, open_websocket, reply_failure
-from tailhub.client._env import display_url, resolve_token, resolve_urls
-from tailhub.client._errors import HubError, HubUnreachableError
+from tailhub.client._env import display_url, resolve_token, resolve_token_file, resolve_urls
+from tailhub.client._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    HubError,
+    HubUnreachableError,
+)
 from tailhub.client._message import Message, Subscribed
+from tailhub.client._token import TokenFile
 from tailhub.protocol import ROUTED_TYPES, ErrorCode, parse_time, validate_container_id
 from tailhub.protocol import ProtocolError as _ProtocolError
 
 __all__ = ["Subscriber"]
 
+_log = logging.getLogger("tailhub.client")
 _RETRYABLE_REPLIES: Final = {ErrorCode.UNAVAILABLE.value}
 
 
@@ -38,6 +48,12 @@ class Subscriber(Connected):
     what was published while disconnected. Given several URLs (processes of one hub), it
     moves to the next whenever one cannot be reached or a connection is lost.
 
+    Given a token file, it reads the token there before every connection and, while
+    connected, every ``token_check`` seconds: a new token is sent on the connection, so that
+    following outlives the old token's ``exp``; when the hub closes the connection because
+    its token expired or was revoked (4401), it waits for another token in the file, then
+    resumes with ``since`` (nothing within retention is missed).
+
     The iterator yields the stored messages (``log``, ``status``, ``complete``, ``error`` from
     containers, with ``seq``); hub replies are handled inside (``subscribed`` is kept in
     :attr:`subscribed` and passed to ``on_subscribed``; heartbeats are skipped).
@@ -46,7 +62,11 @@ class Subscriber(Connected):
         container_id: one container ID, or a pattern with ``*``.
         url: the hub; default ``$TAILHUB_URL``, ``$WS_SERVER``, ``ws://localhost:8080``.
             Several processes of one hub: a comma-separated string or a sequence of URLs.
-        token: default ``$TAILHUB_TOKEN``, else the token file of a hub on this machine.
+        token: default ``$TAILHUB_TOKEN``, else the token in ``token_file``, else the token
+            file of a hub on this machine.
+        token_file: a file holding the token (default ``$TAILHUB_TOKEN_FILE``), read again
+            and renewed on the connection as described above. Not with ``token``.
+        token_check: seconds between two reads of ``token_file``.
         since: start after this ``seq``.
         tail: start with the last ``tail`` messages.
         from_: start at this RFC 3339 time.
@@ -63,7 +83,8 @@ class Subscriber(Connected):
     Raises:
         ValueError: more than one of since/tail/from_, a bad value, or ``follow=False`` with a
             pattern or with ``from_``.
-        ConfigurationError: a bad URL.
+        ConfigurationError: a bad URL; a token file that cannot be read or is empty; both
+            ``token`` and ``token_file``.
     """
 
     def __init__(
@@ -72,6 +93,8 @@ class Subscriber(Connected):
         *,
         url: str | Sequence[str] | None = None,
         token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        token_check: float = 5.0,
         since: int | None = None,
         tail: int | None = None,
         from_: str | None = None,
@@ -102,7 +125,12 @@ class Subscriber(Connected):
         self.container_id = container_id
         self.urls = resolve_urls(url)
         """Every URL of the hub, in the order they are tried."""
-        self._token = resolve_token(token)
+        if token and token_file:
+            raise ConfigurationError("pass a token or a token file, not both")
+        path = None if token else resolve_token_file(token_file)
+        self._token_file = None if path is None else TokenFile(path, token_check)
+        self._token = self._token_file.token if self._token_file else resolve_token(token)
+        self._watcher: asyncio.Task[None] | None = None
         self._since = since
         self._tail = tail
         self._from = from_
@@ -122,6 +150,8 @@ class Subscriber(Connected):
         """The latest ``subscribed`` reply."""
         self.reconnects = 0
         """How many times the connection was opened again after being lost."""
+        self.renewals = 0
+        """Tokens from the token file the hub accepted on an open connection."""
 
     @property
     def url(self) -> str:
@@ -156,6 +186,7 @@ class Subscriber(Connected):
     async def close(self) -> None:
         """Close the connection; iteration then ends."""
         self._closed = True
+        await self._stop_watching()
         await super().close()
 
     def __aiter__(self) -> Subscriber:
@@ -218,6 +249,14 @@ class Subscriber(Connected):
         if self._closed:
             return None
         failure = close_error(code if isinstance(code, int) else None, had_token=bool(self._token))
+        if (
+            isinstance(failure, AuthenticationError)
+            and self._token_file is not None
+            and self._reconnect
+        ):
+            # Its token expired or was revoked: resume once the file holds another one.
+            await self._token_file.other_than(self._token_file.granted, lambda: self._closed)
+            return None
         if failure is not None:
             raise failure
         if not self._reconnect:
@@ -240,8 +279,17 @@ class Subscriber(Connected):
             if self._end is not None and not self._follow and message.seq >= self._end:
                 self._finished = True
             return message
+        if message.type == "authenticated" and self._token_file is not None:
+            self._token_file.accepted()
+            self.renewals += 1
+            return None
         if message.type == "error":
             failure = reply_failure(message, had_token=bool(self._token))
+            if isinstance(failure, AuthenticationError) and self._token_file is not None:
+                if self._token_file.renewing:
+                    self._token_file.refused()
+                    _log.warning("tailhub subscriber: %s; keeping the token it has", failure)
+                return None  # else the token expired or was revoked: the 4401 close follows
             if getattr(failure, "code", None) in _RETRYABLE_REPLIES and self._reconnect:
                 await self._drop_connection()
                 return None
@@ -295,8 +343,11 @@ class Subscriber(Connected):
 
     async def _open(self) -> None:
         assert self._session is not None
+        if self._token_file is not None:
+            self._token = self._token_file.read()
+        used = self._token
         ws = await open_websocket(
-            self._session, self.url, self._token, connect_timeout=self._connect_timeout
+            self._session, self.url, used, connect_timeout=self._connect_timeout
         )
         try:
             self._awaiting_reply = True
@@ -307,15 +358,25 @@ class Subscriber(Connected):
                 f"lost the connection to {display_url(self.url)}: {exc}"
             ) from None
         self._ws = ws
+        if self._token_file is not None:
+            self._token_file.connected(used)
+            self._watcher = asyncio.create_task(self._token_file.watch(self._send_auth))
 
     async def _reopen(self) -> None:
         delay = self._rotation.lost(held=True)
         while not self._closed:
             await asyncio.sleep(delay)
+            refused = self._token
             try:
                 await self._open()
             except HubUnreachableError:
                 delay = self._rotation.failed()
+                continue
+            except AuthenticationError:
+                if self._token_file is None:
+                    raise
+                await self._token_file.other_than(refused, lambda: self._closed)
+                delay = 0.0
                 continue
             except HubError:
                 raise
@@ -323,6 +384,19 @@ class Subscriber(Connected):
             return
 
     async def _drop_connection(self) -> None:
+        await self._stop_watching()
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
+
+    async def _send_auth(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+                await ws.send_str(frame.decode())
+
+    async def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
