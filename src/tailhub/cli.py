@@ -146,8 +146,8 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--hub URL``, ``--token T`` and ``--token-file PATH``, from ``TAILHUB_URL``/``WS_SERVER``,
     ``TAILHUB_TOKEN`` and ``TAILHUB_TOKEN_FILE``.
 
-    A command that takes a ``token_file`` parameter gets the path (``tailhub run`` watches
-    it); the others get the file's token as ``token``. A token and a token file together
+    A command that takes a ``token_file`` parameter gets the path (``run`` and ``logs``
+    renew from it); the others get the file's token as ``token``. A token and a token file together
     are a usage error.
     """
     takes_file = "token_file" in inspect.signature(func).parameters

@@ -215,6 +215,11 @@ class TestSubscriberTokenFile:
             assert 1 == len(_closed_for(hub, jti))
             await _publish(hub, cid, "two")
             assert not reading.done()
+            # An expired token first: refused at the handshake, waited out the same way.
+            refusals = _handshake_refusals(hub)
+            _write(file, make_token("viewer", cid, ttl=-5))
+            await wait_for(lambda: _handshake_refusals(hub) > refusals, 10 * UNIT)
+            assert (0, False) == (sub.reconnects, reading.done())
             _write(file, make_token("viewer", cid))
             await wait_for(lambda: len(got) == 2, 10 * UNIT)
             assert (1, False) == (sub.reconnects, reading.done())
@@ -236,6 +241,11 @@ class TestSubscriberTokenFile:
             await _revoke(http, hub, jti)
             with pytest.raises(AuthenticationError):
                 await asyncio.wait_for(sub.__anext__(), 10 * UNIT)
+
+
+def _handshake_refusals(hub: HubProcess) -> int:
+    """How many WebSocket handshakes the hub has refused for their token so far."""
+    return sum('"auth_failed"' in line and '"handshake"' in line for line in hub.log().splitlines())
 
 
 async def _collect(sub: Subscriber, into: list[Message]) -> None:

@@ -3,7 +3,7 @@
 The order is the same everywhere (SDK and CLI): an explicit argument wins; then the
 environment; then a default. The variables are ``TAILHUB_URL`` (and ``WS_SERVER``, the
 original container wrapper's name), ``TAILHUB_TOKEN`` (or ``TAILHUB_TOKEN_FILE``, a file
-holding it, which a publisher watches for a renewed token) and ``CONTAINER_ID``.
+holding it, which publishers and subscribers watch for a renewed token) and ``CONTAINER_ID``.
 ``TAILHUB_URL`` may name several processes of one hub, comma-separated: clients move to the
 next when one is down.
 """

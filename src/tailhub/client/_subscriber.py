@@ -366,7 +366,6 @@ class Subscriber(Connected):
         delay = self._rotation.lost(held=True)
         while not self._closed:
             await asyncio.sleep(delay)
-            refused = self._token
             try:
                 await self._open()
             except HubUnreachableError:
@@ -375,7 +374,8 @@ class Subscriber(Connected):
             except AuthenticationError:
                 if self._token_file is None:
                     raise
-                await self._token_file.other_than(refused, lambda: self._closed)
+                # _open took the file's token: that one was refused.
+                await self._token_file.other_than(self._token, lambda: self._closed)
                 delay = 0.0
                 continue
             except HubError:
