@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tailhub.client import Publisher
 from tests.agents import streams
 from tests.client.procs import Result, cli_env, finish, run_cli, start_cli
-from tests.helpers import TOKEN, UNIT, HubProcess
+from tests.helpers import TOKEN, UNIT, HubProcess, make_token
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 async def _publish_session(hub: HubProcess, container_id: str, exit_code: int = 3) -> None:
@@ -128,6 +132,37 @@ class TestLogs:
             lines[-1],
         ]
         assert lines[-1].startswith("── complete, exit code 7 after ")
+
+    async def test_follow_on_a_token_file_through_a_revocation(
+        self, http: aiohttp.ClientSession, shared_hub: HubProcess, tmp_path: Path
+    ) -> None:
+        """logs -f on TAILHUB_TOKEN_FILE: its token revoked, it waits for a new one in the
+        file, then resumes where it was and exits at complete, every line once."""
+        hub = shared_hub
+        file = tmp_path / "token"
+        jti = uuid.uuid4().hex
+        file.write_text(make_token("viewer", "v-file", jti=jti))
+        env = cli_env(hub, TAILHUB_TOKEN_FILE=str(file))
+        del env["TAILHUB_TOKEN"]
+        viewer = await start_cli(hub, "logs", "-f", "v-file", "--token-check", "0.02", env=env)
+        async with Publisher("v-file", url=hub.url, token=TOKEN) as pub:
+            await pub.log("before")
+            assert viewer.stdout is not None
+            line = await asyncio.wait_for(viewer.stdout.readline(), 20 * UNIT)
+            assert "INFO  before" == line.decode().rstrip("\n")
+            revoked = {"jti": jti}
+            async with http.post(f"{hub.http}/api/tokens/revoked", json=revoked, headers=AUTH):
+                pass
+            await pub.log("while revoked")
+            assert await pub.flush(timeout=10 * UNIT)
+            renewed = tmp_path / "token.new"
+            renewed.write_text(make_token("viewer", "v-file"))
+            renewed.replace(file)
+            await pub.complete(4)
+        result = await finish(viewer)
+        assert 4 == result.status, result.stderr
+        assert ["INFO  while revoked"] == result.lines[:1]
+        assert result.lines[1].startswith("── complete, exit code 4")
 
     async def test_follow_finished_container(self, shared_hub: HubProcess) -> None:
         """logs -f of a container that already completed prints it and exits with its code."""

@@ -16,6 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
@@ -147,8 +148,8 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ``TAILHUB_TOKEN`` and ``TAILHUB_TOKEN_FILE``.
 
     A command that takes a ``token_file`` parameter gets the path (``run`` and ``logs``
-    renew from it); the others get the file's token as ``token``. A token and a token file together
-    are a usage error.
+    renew from it) and ``--token-check S`` (``TAILHUB_TOKEN_CHECK``); the others get the
+    file's token as ``token``. A token and a token file together are a usage error.
     """
     takes_file = "token_file" in inspect.signature(func).parameters
 
@@ -168,6 +169,17 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
             kwargs["token_file"] = None
         return func(*args, **kwargs)
 
+    wrapped: Callable[..., Any] = command
+    if takes_file:
+        wrapped = click.option(
+            "--token-check",
+            type=_Seconds(minimum=0.01),
+            default=5.0,
+            show_default=True,
+            envvar="TAILHUB_TOKEN_CHECK",
+            show_envvar=True,
+            help="Seconds between two reads of --token-file.",
+        )(wrapped)
     wrapped = click.option(
         "--token-file",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -175,7 +187,7 @@ def _hub_options(func: Callable[..., Any]) -> Callable[..., Any]:
         show_envvar=True,
         help="Read the token from this file (run and logs -f read it again and renew their "
         "connection's token).",
-    )(command)
+    )(wrapped)
     wrapped = click.option(
         "--token",
         envvar="TAILHUB_TOKEN",
@@ -201,6 +213,16 @@ def _read_token_file(path: Path) -> str:
         return read_token_file(path)
     except ConfigurationError as exc:
         _fail(str(exc), 2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hub:
+    """Where a follower connects, and with what token (or token file to renew from)."""
+
+    url: str | None
+    token: str | None
+    token_file: Path | None
+    token_check: float
 
 
 class _CommandFailedError(Exception):
@@ -321,15 +343,6 @@ def _run_async(coro: Coroutine[Any, Any, int], *, failure_status: int = 1) -> No
     help="Do not copy CMD's output to this process's stdout and stderr.",
 )
 @click.option(
-    "--token-check",
-    type=_Seconds(minimum=0.01),
-    default=5.0,
-    show_default=True,
-    envvar="TAILHUB_TOKEN_CHECK",
-    show_envvar=True,
-    help="Seconds between two reads of --token-file.",
-)
-@click.option(
     "--reconnect-max",
     type=_Seconds(minimum=0.01),
     default=10.0,
@@ -354,6 +367,7 @@ def run(
     url: str | None,
     token: str | None,
     token_file: Path | None,
+    token_check: float,
     container_id: str | None,
     grace: float,
     heartbeat: float,
@@ -361,7 +375,6 @@ def run(
     spool: Path | None,
     stdin_mode: Literal["null", "hub", "inherit", "pipe"],
     quiet: bool,
-    token_check: float,
     reconnect_max: float,
     agent: Literal["auto", "claude", "codex", "none"],
     command: tuple[str, ...],
@@ -470,6 +483,7 @@ def logs(
     url: str | None,
     token: str | None,
     token_file: Path | None,
+    token_check: float,
 ) -> None:
     """Print a container's messages; with -f keep following until it completes.
 
@@ -503,7 +517,8 @@ def logs(
     # pattern has no history (live messages only), so the time only filters those.
     from_start = after is not None and "*" not in container_id
     seq = since if isinstance(since, int) else (0 if from_start else None)
-    _run_async(_follow_logs(container_id, follow, tail, seq, printer, url, token, token_file))
+    hub = _Hub(url, token, token_file, token_check)
+    _run_async(_follow_logs(container_id, follow, tail, seq, printer, hub))
 
 
 async def _follow_logs(
@@ -512,9 +527,7 @@ async def _follow_logs(
     tail: int | None,
     since: int | None,
     printer: _LogPrinter,
-    url: str | None,
-    token: str | None,
-    token_file: Path | None,
+    hub: _Hub,
 ) -> int:
     from tailhub.client import Subscribed, Subscriber
 
@@ -529,9 +542,10 @@ async def _follow_logs(
         since = 0  # like docker logs -f: all the history, then live
     subscriber = Subscriber(
         container_id,
-        url=url,
-        token=token,
-        token_file=token_file,
+        url=hub.url,
+        token=hub.token,
+        token_file=hub.token_file,
+        token_check=hub.token_check,
         tail=tail,
         since=since,
         follow=follow,
