@@ -158,11 +158,13 @@ class Dashboard:
         return path
 
     HUB_DOWN = re.compile(
-        r"WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_REFUSED"
+        r"WebSocket connection to .* failed|Failed to load resource: net::ERR_[A-Z_]+$"
     )
     """What Chromium itself reports while a test has the hub down: the refused WebSocket
     handshakes of the page reconnecting, and a request the page had in flight when the hub
-    died (the fleet totals, asked for with the session list) refused."""
+    was killed (the fleet totals, asked for with the session list), refused or cut short
+    (``net::ERR_CONNECTION_REFUSED``, ``ERR_CONTENT_LENGTH_MISMATCH``, ...). A response with
+    an HTTP error status is still an error."""
 
     def assert_no_errors(self, allowed: re.Pattern[str] | None = None) -> None:
         errors = [e for e in self.errors if not (allowed and allowed.search(e))]
