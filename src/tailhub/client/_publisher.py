@@ -38,15 +38,9 @@ import msgspec
 
 from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import close_error, error_from_reply, open_websocket, reply_failure
-from tailhub.client._env import (
-    resolve_container_id,
-    resolve_token,
-    resolve_token_file,
-    resolve_urls,
-)
+from tailhub.client._env import resolve_container_id, resolve_urls
 from tailhub.client._errors import (
     AuthenticationError,
-    ConfigurationError,
     HubError,
     HubUnreachableError,
     MessageTooLargeError,
@@ -54,7 +48,7 @@ from tailhub.client._errors import (
 )
 from tailhub.client._message import Message
 from tailhub.client._spool import Spool
-from tailhub.client._token import TokenFile
+from tailhub.client._token import token_source
 from tailhub.protocol import LEVELS, STATUSES, ErrorCode, format_time, validate_container_id
 from tailhub.protocol import ProtocolError as _ProtocolError
 
@@ -172,11 +166,7 @@ class Publisher:
             raise ValueError(exc.words) from None
         self.urls = resolve_urls(url)
         """Every URL of the hub, in the order they are tried."""
-        if token and token_file:
-            raise ConfigurationError("pass a token or a token file, not both")
-        path = None if token else resolve_token_file(token_file)
-        self._token_file = None if path is None else TokenFile(path, token_check)
-        self._token = self._token_file.token if self._token_file else resolve_token(token)
+        self._token, self._token_file = token_source(token, token_file, token_check)
         self._auth_frame: bytes | None = None
         self._spool = Spool(spool_path, producer)
         self._max_pending = max_pending
@@ -211,8 +201,6 @@ class Publisher:
         """Messages dropped because the spool was full (``overflow="drop"``)."""
         self.rejected = 0
         """Messages the hub refused for good (invalid, forbidden, too many sessions)."""
-        self.renewals = 0
-        """Tokens from the token file the hub accepted on an open connection."""
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -306,6 +294,11 @@ class Publisher:
     def url(self) -> str:
         """The URL connected to, or to be tried next."""
         return self._rotation.url
+
+    @property
+    def renewals(self) -> int:
+        """Tokens from the token file the hub accepted on an open connection."""
+        return self._token_file.renewals if self._token_file is not None else 0
 
     @property
     def connected(self) -> bool:
@@ -679,7 +672,6 @@ class Publisher:
             self._on_error_reply(message)
         elif message.type == "authenticated" and self._token_file is not None:
             self._token_file.accepted()
-            self.renewals += 1
             self._notify()
 
     def _on_ack(self, message: Message) -> None:
@@ -704,10 +696,12 @@ class Publisher:
     def _on_error_reply(self, message: Message) -> None:
         error = error_from_reply(message)
         if error.id is None or message.container_id not in (None, self.container_id):
-            if error.code == ErrorCode.UNAUTHORIZED and self._token_file is not None:
-                if not self._token_file.renewing:
-                    return  # the token expired or was revoked: the 4401 close that follows says so
-                self._token_file.refused()
+            if (
+                error.code == ErrorCode.UNAUTHORIZED
+                and self._token_file is not None
+                and not self._token_file.refused()
+            ):
+                return  # the token expired or was revoked: the 4401 close that follows says so
             self._report(reply_failure(message, had_token=bool(self._token)))
             return
         retry_in = _RETRY_LATER.get(error.code)

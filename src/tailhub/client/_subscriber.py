@@ -14,15 +14,14 @@ import aiohttp
 
 from tailhub.client._backoff import Backoff, Rotation
 from tailhub.client._connect import Connected, close_error, open_websocket, reply_failure
-from tailhub.client._env import display_url, resolve_token, resolve_token_file, resolve_urls
+from tailhub.client._env import display_url, resolve_urls
 from tailhub.client._errors import (
     AuthenticationError,
-    ConfigurationError,
     HubError,
     HubUnreachableError,
 )
 from tailhub.client._message import Message, Subscribed
-from tailhub.client._token import TokenFile
+from tailhub.client._token import token_source
 from tailhub.protocol import ROUTED_TYPES, ErrorCode, parse_time, validate_container_id
 from tailhub.protocol import ProtocolError as _ProtocolError
 
@@ -125,11 +124,7 @@ class Subscriber(Connected):
         self.container_id = container_id
         self.urls = resolve_urls(url)
         """Every URL of the hub, in the order they are tried."""
-        if token and token_file:
-            raise ConfigurationError("pass a token or a token file, not both")
-        path = None if token else resolve_token_file(token_file)
-        self._token_file = None if path is None else TokenFile(path, token_check)
-        self._token = self._token_file.token if self._token_file else resolve_token(token)
+        self._token, self._token_file = token_source(token, token_file, token_check)
         self._watcher: asyncio.Task[None] | None = None
         self._since = since
         self._tail = tail
@@ -150,13 +145,16 @@ class Subscriber(Connected):
         """The latest ``subscribed`` reply."""
         self.reconnects = 0
         """How many times the connection was opened again after being lost."""
-        self.renewals = 0
-        """Tokens from the token file the hub accepted on an open connection."""
 
     @property
     def url(self) -> str:
         """The URL connected to, or to be tried next."""
         return self._rotation.url
+
+    @property
+    def renewals(self) -> int:
+        """Tokens from the token file the hub accepted on an open connection."""
+        return self._token_file.renewals if self._token_file is not None else 0
 
     @property
     def last_seq(self) -> int | None:
@@ -281,13 +279,11 @@ class Subscriber(Connected):
             return message
         if message.type == "authenticated" and self._token_file is not None:
             self._token_file.accepted()
-            self.renewals += 1
             return None
         if message.type == "error":
             failure = reply_failure(message, had_token=bool(self._token))
             if isinstance(failure, AuthenticationError) and self._token_file is not None:
-                if self._token_file.renewing:
-                    self._token_file.refused()
+                if self._token_file.refused():
                     _log.warning("tailhub subscriber: %s; keeping the token it has", failure)
                 return None  # else the token expired or was revoked: the 4401 close follows
             if getattr(failure, "code", None) in _RETRYABLE_REPLIES and self._reconnect:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
 
-from tailhub.client._env import read_token_file
+from tailhub.client._env import read_token_file, resolve_token, resolve_token_file
 from tailhub.client._errors import ConfigurationError
 
-__all__ = ["TokenFile"]
+__all__ = ["TokenFile", "token_source"]
 
 _log = logging.getLogger("tailhub.client")
 _encode = msgspec.json.Encoder().encode
@@ -48,6 +49,8 @@ class TokenFile:
         """The token read last."""
         self.granted: str | None = None
         """The token the hub holds for the current connection (None: not connected)."""
+        self.renewals = 0
+        """Tokens the hub took on an open connection."""
         self._renewing: str | None = None
         self._refused: str | None = None
         self._problem = ""
@@ -69,20 +72,21 @@ class TokenFile:
         """A connection opened with ``token``."""
         self.granted, self._renewing, self._refused = token, None, None
 
-    @property
-    def renewing(self) -> bool:
-        """True while a token sent on the connection waits for the hub's answer."""
-        return self._renewing is not None
-
     def accepted(self) -> None:
         """The hub answered ``authenticated``: the token sent is the connection's now."""
         if self._renewing is not None:
             self.granted, self._renewing = self._renewing, None
+            self.renewals += 1
 
-    def refused(self) -> None:
-        """The hub refused the token sent: the connection keeps its own, and that token is
-        not sent again."""
+    def refused(self) -> bool:
+        """The hub sent an ``unauthorized`` error that names no message. True when it refuses
+        the token sent (the connection keeps its own, and that token is not sent again);
+        False when it tells that the connection's own token expired or was revoked, and the
+        close (4401) that follows is what to act on."""
+        if self._renewing is None:
+            return False
         self._refused, self._renewing = self._renewing, None
+        return True
 
     def due(self) -> bytes | None:
         """The ``auth`` frame for a token the file holds that was neither granted to the
@@ -109,3 +113,23 @@ class TokenFile:
             if self.read() != token:
                 return
             await asyncio.sleep(self.check)
+
+
+def token_source(
+    token: str | None, token_file: str | os.PathLike[str] | None, check: float
+) -> tuple[str | None, TokenFile | None]:
+    """A client's token and, when it comes from a token file, that file to renew from:
+    ``token``, else ``token_file`` or ``$TAILHUB_TOKEN_FILE``, else :func:`resolve_token`.
+
+    Raises:
+        ConfigurationError: both ``token`` and ``token_file``; as :class:`TokenFile` and
+            :func:`resolve_token_file` do.
+        ValueError: ``check`` is not positive (with a token file).
+    """
+    if token and token_file:
+        raise ConfigurationError("pass a token or a token file, not both")
+    path = None if token else resolve_token_file(token_file)
+    if path is None:
+        return resolve_token(token), None
+    kept = TokenFile(path, check)
+    return kept.token, kept
