@@ -7,6 +7,7 @@ must be what one hub would give them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,28 @@ def pair(
     yield hubs  # type: ignore[misc]
     for hub in hubs:
         hub.stop()
+
+
+@contextlib.contextmanager
+def two_hubs(
+    redis: RedisServer,
+    factory: pytest.TempPathFactory,
+    name: str,
+    *args: str,
+    url: str | None = None,
+) -> Iterator[list[HubProcess]]:
+    """Two hub processes on ``redis`` (reached at ``url``, default its own), given ``args``,
+    each with a data directory of its own; at the end they and ``redis`` are stopped."""
+    hubs: list[HubProcess] = []
+    try:
+        for i in range(2):
+            directory = factory.mktemp(f"{name}{i}")
+            hubs.append(HubProcess(directory, args=["--redis", url or redis.url, *args]).start())
+        yield hubs
+    finally:
+        for hub in hubs:
+            hub.stop()
+        redis.stop()
 
 
 def log(container: str, text: str, **extra: Any) -> str:
@@ -265,13 +288,7 @@ async def test_max_sessions_holds_across_processes(
     http: aiohttp.ClientSession, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     redis = RedisServer(tmp_path_factory.mktemp("limit-redis")).start()
-    hubs = [
-        HubProcess(
-            tmp_path_factory.mktemp(f"limit{i}"), args=["--redis", redis.url, "--max-sessions", "2"]
-        ).start()
-        for i in range(2)
-    ]
-    try:
+    with two_hubs(redis, tmp_path_factory, "limit", "--max-sessions", "2") as hubs:
         one, two = hubs
         for hub, name in ((one, "s1"), (two, "s2")):
             ws = await http.ws_connect(hub.ws_url())
@@ -283,10 +300,6 @@ async def test_max_sessions_holds_across_processes(
             refused = await receive_type(ws, "error")
             assert "max_sessions" == refused["data"]["code"]
             await ws.close()
-    finally:
-        for hub in hubs:
-            hub.stop()
-        redis.stop()
 
 
 async def test_redis_killed_and_restarted_mid_stream_loses_no_acked_line(
@@ -295,11 +308,7 @@ async def test_redis_killed_and_restarted_mid_stream_loses_no_acked_line(
     """AOF on: every acked line is kept once, and the subscriber on the other process gets
     every kept line once, in order, with no gap."""
     redis = RedisServer(tmp_path_factory.mktemp("aof-redis"), appendonly=True).start()
-    hubs = [
-        HubProcess(tmp_path_factory.mktemp(f"aof{i}"), args=["--redis", redis.url]).start()
-        for i in range(2)
-    ]
-    try:
+    with two_hubs(redis, tmp_path_factory, "aof") as hubs:
         one, two = hubs
         watcher, _ = await subscribe(http, two, "crash", since=0)
         publisher = await http.ws_connect(one.ws_url())
@@ -330,10 +339,6 @@ async def test_redis_killed_and_restarted_mid_stream_loses_no_acked_line(
         assert [m["seq"] for m in history] == [m["seq"] for m in got]
         await watcher.close()
         await publisher.close()
-    finally:
-        for hub in hubs:
-            hub.stop()
-        redis.stop()
 
 
 async def answer_to(ws: aiohttp.ClientWebSocketResponse, id: int) -> dict[str, Any]:
@@ -408,11 +413,7 @@ async def test_two_processes_on_a_unix_socket_with_the_password_in_the_query(
         ),
     ).start()
     url = f"unix://{socket_path}?db=0&password={password}"
-    hubs = [
-        HubProcess(tmp_path_factory.mktemp(f"unix-hub{i}"), args=["--redis", url]).start()
-        for i in range(2)
-    ]
-    try:
+    with two_hubs(redis, tmp_path_factory, "unix-hub", url=url) as hubs:
         one, two = hubs
         watcher, _ = await subscribe(http, two, "sock")
         publisher = await http.ws_connect(one.ws_url())
@@ -422,10 +423,6 @@ async def test_two_processes_on_a_unix_socket_with_the_password_in_the_query(
         assert list(range(1, 51)) == [m["seq"] for m in got]
         await watcher.close()
         await publisher.close()
-    finally:
-        for hub in hubs:
-            hub.stop()
-        redis.stop()
     for hub in hubs:
         text = hub.log()
         assert "hub_started" in text
@@ -437,14 +434,7 @@ async def test_a_timed_out_session_ends_once_across_processes(
 ) -> None:
     """Both processes look for timed-out sessions; one ends each, with one final message."""
     redis = RedisServer(tmp_path_factory.mktemp("timeout-redis")).start()
-    hubs = [
-        HubProcess(
-            tmp_path_factory.mktemp(f"timeout{i}"),
-            args=["--redis", redis.url, "--session-timeout", "600"],
-        ).start()
-        for i in range(2)
-    ]
-    try:
+    with two_hubs(redis, tmp_path_factory, "timeout", "--session-timeout", "600") as hubs:
         one, two = hubs
         ws = await http.ws_connect(one.ws_url())
         await publish(ws, "quiet", range(1, 3))
@@ -462,10 +452,6 @@ async def test_a_timed_out_session_ends_once_across_processes(
             history = [json.loads(line) for line in (await response.text()).splitlines()]
         assert ["log", "log", "status"] == [m["type"] for m in history]
         assert [1, 2, 3] == [m["seq"] for m in history]
-    finally:
-        for hub in hubs:
-            hub.stop()
-        redis.stop()
 
 
 async def test_sessions_survive_a_restart_of_every_hub(
