@@ -23,9 +23,16 @@ from bench.report import (
     write_chart,
     write_json,
 )
-from bench.runner import GENERATOR_CORE, Outcome, Settings, machine_info, run_scenario
+from bench.runner import Outcome, Settings, machine_info, run_scenario
 from bench.scenarios import SCENARIOS
-from bench.servers import SERVERS, ServerError, ServerSpec, ensure_node_deps, redis_missing
+from bench.servers import (
+    GENERATOR_CORE,
+    SERVERS,
+    ServerError,
+    ServerSpec,
+    ensure_node_deps,
+    redis_missing,
+)
 
 __all__ = ["main"]
 

@@ -27,8 +27,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from bench.runner import GENERATOR_CORE
-from bench.servers import start_redis, stop_process
+from bench.servers import GENERATOR_CORE, start_redis, stop_process
 from tailhub.engine import Entry, Published
 from tailhub.engine.base import QuietHandler
 from tailhub.engine.redis import RedisEngine

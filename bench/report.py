@@ -371,6 +371,7 @@ _COLOURS = {
     "picows": "#e69138",
     "aiohttp": "#999999",
     "tailhub-redis": "#cc0000",
+    "tailhub-redis-1core": "#b45f06",
     "tailhub-redis-w2": "#e06666",
     "tailhub-redis-pair": "#990000",
 }

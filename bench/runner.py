@@ -24,6 +24,7 @@ from bench.loadgen import Spec
 from bench.scenarios import Scenario
 from bench.servers import (
     BUN,
+    GENERATOR_CORE,
     MEMORY_TWIN,
     ROOT,
     SERVERS,
@@ -34,9 +35,7 @@ from bench.servers import (
     set_session_priority,
 )
 
-__all__ = ["GENERATOR_CORE", "Outcome", "Settings", "machine_info", "run_scenario"]
-
-GENERATOR_CORE = "1"
+__all__ = ["Outcome", "Settings", "machine_info", "run_scenario"]
 
 
 @dataclass(frozen=True, slots=True)

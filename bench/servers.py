@@ -2,7 +2,8 @@
 
 Every server is started by the bench itself on a free loopback port, with its own temporary
 directory, pinned to core 0 with ``taskset`` (the load generator gets core 1), so that each
-one has exactly one core and the numbers compare like with like.
+one has exactly one core and the numbers compare like with like. The redis-server a hub on the
+Redis engine needs runs beside the hub or beside the generator, as its spec says.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "BENCH_DIR",
     "BUN",
+    "GENERATOR_CORE",
     "MEMORY_TWIN",
     "SERVERS",
     "RunningServer",
@@ -44,6 +46,8 @@ ROOT = BENCH_DIR.parent
 BUN = BENCH_DIR / "node_modules" / "@oven" / "bun-linux-x64" / "bin" / "bun"
 """Bun's binary, installed from bench/package-lock.json by :func:`ensure_node_deps`."""
 SERVER_CORE = "0"
+GENERATOR_CORE = "1"
+"""The load generator's core (and the bench's own process, which only waits on it)."""
 
 # tailhub runs with every feature on; only the session cap is raised so that scenario F's
 # 1,000 containers are all allowed to publish.
@@ -65,9 +69,11 @@ class ServerSpec:
     # Put first on the server's PYTHONPATH: a baseline's checkout, whose ``src`` then shadows
     # the working tree's editable install (see bench/baseline.py).
     python_path: Path | None = None
-    # On the Redis engine: a redis-server of its own is started first, on core 0 beside the
-    # hub (the pair has one core, as a hub on SQLite with its writer thread has).
+    # On the Redis engine: a redis-server of its own is started first, pinned to redis_core:
+    # SERVER_CORE (hub and Redis share one core, and Redis's CPU is taken from the hub's) or
+    # the generator's (the hub has its core alone, as with Redis on another machine).
     redis: bool = False
+    redis_core: str = SERVER_CORE
     workers: int = 1  # --workers N (N processes on one port), on Redis only
     pair: bool = False  # two hub processes on the one Redis: publish to one, watch the other
     payload: str | None = None  # what its publishers send, instead of the scenario's
@@ -129,7 +135,10 @@ def tailhub_specs(name: str, label: str, python_path: Path | None = None) -> dic
 REDIS_SPECS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
-        ServerSpec("tailhub-redis", "tailhub (redis)", "tailhub", redis=True),
+        ServerSpec(
+            "tailhub-redis", "tailhub (redis)", "tailhub", redis=True, redis_core=GENERATOR_CORE
+        ),
+        ServerSpec("tailhub-redis-1core", "tailhub (redis, one core)", "tailhub", redis=True),
         ServerSpec(
             "tailhub-redis-w2", "tailhub (redis, 2 workers)", "tailhub", redis=True, workers=2
         ),
@@ -250,8 +259,10 @@ def _ping_redis(port: int) -> bool:
         return False
 
 
-def start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.Popen[bytes], int]:
-    """A redis-server on a free port, AOF on (fsync every second), pinned to core 0."""
+def start_redis(
+    scratch: Path, nice: int, timeout: float, core: str = SERVER_CORE
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server on a free port, AOF on (fsync every second), pinned to ``core``."""
     port = free_port()
     directory = scratch / "redis"
     directory.mkdir()
@@ -259,7 +270,7 @@ def start_redis(scratch: Path, nice: int, timeout: float) -> tuple[subprocess.Po
         *scheduling_prefix(nice, realtime=False),
         "taskset",
         "-c",
-        SERVER_CORE,
+        core,
         "redis-server",
         "--port",
         str(port),
@@ -365,7 +376,7 @@ class RunningServer:
         extra: tuple[str, ...] = ()
         if spec.redis:
             try:
-                redis, redis_port = start_redis(scratch, nice, timeout)
+                redis, redis_port = start_redis(scratch, nice, timeout, spec.redis_core)
             except BaseException:
                 shutil.rmtree(scratch, ignore_errors=True)
                 raise
