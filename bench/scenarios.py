@@ -6,9 +6,9 @@ Every scenario uses small JSON messages shaped like PROTOCOL.md's example (about
 A-B and E measure **throughput** (closed loop, bounded window: see :mod:`bench.loadgen`);
 C and F measure **latency** at a fixed offered rate (open loop); D measures **memory**.
 G and H run tailhub on the Redis engine (a redis-server the bench starts): G is B's load on
-one process on SQLite, one on Redis (with Redis beside the generator, and beside the hub on
-the hub's core), and two workers on Redis; H is C's load published to one hub process and
-watched on another.
+one process on SQLite, one on Redis (its redis-server on the generator's core, and again on
+the hub's), and two workers on Redis; H is C's load published to one hub process and watched
+on another.
 """
 
 from __future__ import annotations
