@@ -389,7 +389,7 @@ class Subscriber(Connected):
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
-                await ws.send_str(frame.decode())
+                await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
 
     async def _stop_watching(self) -> None:
         watcher, self._watcher = self._watcher, None
