@@ -236,7 +236,9 @@ class TestAgentView:
 
 async def _open_with_calls(dash: Any, hub: HubProcess, cid: str, count: int) -> tuple[Any, Any]:
     """Publish ``count`` answered tool calls of ``cid``, open its agent view on ``dash``, and
-    wait until the header counts them; the page and the header's turn count."""
+    wait until the header counts them and the list shows the last one answered (the header
+    may count from the hub's summary before the backlog is in the list); the page and the
+    header's turn count."""
     async with connect_publisher(hub) as pub:
         await publish_calls(pub, cid, 0, count)
         await pub.flush()
@@ -244,6 +246,7 @@ async def _open_with_calls(dash: Any, hub: HubProcess, cid: str, count: int) -> 
     page = dash.page
     turns = page.locator(".agent-turns")
     await expect(turns).to_have_text(f"{count:,} turns · {count:,} tool calls")
+    await expect(step(page, f"call-{count - 1}").locator(".a-state")).to_have_text("exit 0")
     return page, turns
 
 
